@@ -1,0 +1,60 @@
+"""envdoctor: diagnose LLM fine-tuning environments on NVIDIA GPUs without importing torch.
+
+Public API only. Heavy modules load on first use so that ``import envdoctor`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from envdoctor.findings import Category, Finding, Report, Severity
+from envdoctor.snapshot import Snapshot, SnapshotError, load_snapshot, snapshot_from_dict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Category",
+    "Finding",
+    "MatrixError",
+    "ModelError",
+    "ModelInfo",
+    "Report",
+    "Severity",
+    "Snapshot",
+    "SnapshotError",
+    "StackNotFoundError",
+    "check",
+    "inspect_model",
+    "load_matrices",
+    "load_snapshot",
+    "probe",
+    "snapshot_from_dict",
+]
+
+_LAZY = {
+    "probe": ("envdoctor.probe", "probe"),
+    "check": ("envdoctor.check", "run_check"),
+    "load_matrices": ("envdoctor.matrices", "load_matrices"),
+    "MatrixError": ("envdoctor.matrices", "MatrixError"),
+    "StackNotFoundError": ("envdoctor.matrices", "StackNotFoundError"),
+    "inspect_model": ("envdoctor.model", "inspect_model"),
+    "ModelInfo": ("envdoctor.model", "ModelInfo"),
+    "ModelError": ("envdoctor.model", "ModelError"),
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from envdoctor.check import run_check as check
+    from envdoctor.matrices import MatrixError, StackNotFoundError, load_matrices
+    from envdoctor.model import ModelError, ModelInfo, inspect_model
+    from envdoctor.probe import probe
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'envdoctor' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value

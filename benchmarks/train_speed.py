@@ -1,0 +1,458 @@
+"""Trainer speed on the Llama-3.1-8B shape: plain HF+PEFT baseline vs packing and the trainer's fast path.
+
+Random bf16 weights built on the GPU (no hub), LoRA r=16 alpha=32 on q,k,v,o,gate,up,down, AdamW. Two data
+shapes: `var` (seeded log-normal lengths, mean ~344, median ~247, cap 2048, as /work/shared/bench generates them)
+and `fixed` (2,048-token samples). Set-ups run one after the other on one model (LoRA weights reset between them):
+
+  baseline      padded batches of 4, accumulation 2, SDPA, gradient checkpointing (always runs first)
+  packed-sdpa   rows of --row-tokens, restarting position_ids, use_cache=False, SDPA document mask
+  packed-eager  the same with eager attention
+  packed-flex   the same with FlexAttention (block-sparse document mask, fixed row shape: compiled once)
+  trainer       the trainer's default fast path: trainer.packing + attention "auto" + chunked fused CE
+Options append to a packed set-up with "+": fce (chunked fused cross-entropy), compile (torch.compile each
+decoder layer), ckpt (gradient checkpointing), e.g. `packed-flex+fce+compile`.
+
+Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
+       [--row-tokens 4096] [--json-out PATH] [--tiny]   (--tiny: a tiny model on CPU, to test this script)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
+from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
+from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
+
+DEFAULT_SETUPS = "baseline,packed-sdpa,packed-flex,trainer"
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+BASELINE_BATCH, BASELINE_ACCUM = 4, 2
+EPOCH_SAMPLES = 500_000 * 3
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    packed: bool = True
+    attention: str = "sdpa"  # sdpa | eager | flex | auto
+    fused_ce: bool = False
+    compile: bool = False
+    checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What differs between the real run and --tiny: the model, device, dtype and sample lengths."""
+
+    tiny: bool
+    device: str
+    dtype: torch.dtype
+    length_divisor: int
+    fixed_length: int
+    matmul_size: int
+
+
+@dataclass
+class Result:
+    setup: str
+    shape: str
+    status: str = "ok"
+    samples_per_hour: float | None = None
+    useful_tokens_per_s: float | None = None
+    mfu: float | None = None
+    peak_gib: float | None = None
+    hours_500k_x3: float | None = None
+    ratio_to_baseline: float | None = None
+    fill: float | None = None
+    isolation_max_diff: float | None = None
+    measured_steps: int = 0
+    seconds: float = 0.0
+
+
+def parse_setup(name: str) -> Setup:
+    """'packed-flex+fce' -> Setup. Raises ValueError naming the unknown part."""
+    base, *options = name.split("+")
+    bases = {
+        "baseline": Setup(name, packed=False, checkpointing=True),
+        "packed-sdpa": Setup(name), "packed-eager": Setup(name, attention="eager"),
+        "packed-flex": Setup(name, attention="flex"), "trainer": Setup(name, attention="auto", fused_ce=True),
+    }
+    if base not in bases:
+        raise ValueError(f"unknown set-up {base!r} in {name!r}; choose from {', '.join(bases)}")
+    setup = bases[base]
+    for option in options:
+        if option not in ("fce", "compile", "ckpt"):
+            raise ValueError(f"unknown option {option!r} in {name!r}; options: fce, compile, ckpt")
+        setup = replace(setup, **{"fce": {"fused_ce": True}, "compile": {"compile": True},
+                                  "ckpt": {"checkpointing": True}}[option])
+    return setup
+
+
+# ---------------------------------------------------------------- model
+
+
+def model_config(tiny: bool) -> Any:
+    from transformers import LlamaConfig
+
+    if tiny:
+        return LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+                           tie_word_embeddings=False, attn_implementation="sdpa")
+    return LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=131072,
+                       rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=False,
+                       rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+                       attn_implementation="sdpa")
+
+
+def build_lora_model(scale: Scale) -> Any:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    with torch.device(scale.device):
+        model = AutoModelForCausalLM.from_config(model_config(scale.tiny), dtype=scale.dtype)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules=LORA_TARGETS)
+    return get_peft_model(model, lora)
+
+
+def training_flops(config: Any, length: int) -> float:
+    """Model FLOPs to train on one sample of `length` tokens with a frozen base (no recomputation, LoRA ignored):
+    forward, plus backward to the inputs only (1x the matmuls, 2x the attention)."""
+    head_dim = config.hidden_size // config.num_attention_heads
+    q_width, kv_width = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
+    per_layer = config.hidden_size * (2 * q_width + 2 * kv_width) + 3 * config.hidden_size * config.intermediate_size
+    matmul_params = config.num_hidden_layers * per_layer + config.hidden_size * config.vocab_size
+    attention_forward = 2 * length * length * q_width * config.num_hidden_layers
+    return 4 * matmul_params * length + 3 * attention_forward
+
+
+def measure_matmul_peak(scale: Scale) -> float:
+    """FLOP/s of a square matmul of random data in the run's dtype (8192^3 bf16 on the GPU)."""
+    n = scale.matmul_size
+    a, b = (torch.randn(n, n, device=scale.device, dtype=scale.dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    repeats = 10 if scale.device == "cuda" else 2
+    synchronize(scale)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize(scale)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def synchronize(scale: Scale) -> None:
+    if scale.device == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------- data
+
+
+def sample_lengths(count: int, scale: Scale, shape: str) -> list[int]:
+    """The shared bench scripts' lengths: seeded log-normal, sigma 0.8, mean ~350 before clipping to 16..2048."""
+    if shape == "fixed":
+        return [scale.fixed_length] * count
+    rng = np.random.default_rng(0)
+    sigma = 0.8
+    mu = np.log(350) - sigma**2 / 2
+    lengths = np.clip(rng.lognormal(mu, sigma, count).astype(int), 16, 2048)
+    return [max(2, int(n) // scale.length_divisor) for n in lengths]
+
+
+def make_examples(lengths: list[int], vocab: int) -> list[TokenizedExample]:
+    rng = np.random.default_rng(1)
+    examples = []
+    for length in lengths:
+        ids = tuple(rng.integers(4, vocab, length).tolist())
+        examples.append(TokenizedExample(ids, ids))
+    return examples
+
+
+Batch = dict[str, torch.Tensor]
+
+
+def padded_batches(examples: list[TokenizedExample], pad_id: int) -> Iterator[tuple[Batch, list[int]]]:
+    """Plain HF batches: groups of 4 padded to the longest, with an attention mask. Yields (batch, sample lengths)."""
+    for start in range(0, len(examples) - BASELINE_BATCH + 1, BASELINE_BATCH):
+        group = examples[start:start + BASELINE_BATCH]
+        longest = max(len(e) for e in group)
+        ids = [list(e.input_ids) + [pad_id] * (longest - len(e)) for e in group]
+        labels = [list(e.labels) + [IGNORE_INDEX] * (longest - len(e)) for e in group]
+        mask = [[1] * len(e) + [0] * (longest - len(e)) for e in group]
+        yield {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+               "attention_mask": torch.tensor(mask)}, [len(e) for e in group]
+
+
+def packed_batches(examples: list[TokenizedExample], row_tokens: int) -> tuple[Iterator[Any], float]:
+    """The trainer's path: pack the pool, shuffle the rows (seeded), one row per micro-batch.
+
+    Returns (batches yielding (batch, sample lengths), share of row tokens that are real)."""
+    rows = pack_examples(examples, row_tokens)
+    order = np.random.default_rng(0).permutation(len(rows))
+    collate = PackedCollator(row_tokens, pad_token_id=0)
+    return ((collate([rows[i]]), list(rows[i].seq_lens)) for i in order), packing_efficiency(rows, row_tokens)
+
+
+# ---------------------------------------------------------------- one set-up
+
+
+def configure(model: Any, setup: Setup) -> None:
+    base = model.get_base_model()
+    if setup.packed:
+        enable_packed_attention(model, setup.attention)
+    else:  # what a user gets by default: SDPA, the config's use_cache, an attention mask per batch
+        base.config.use_cache = True
+        base.set_attn_implementation("sdpa")
+    if setup.checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    else:
+        model.gradient_checkpointing_disable()
+    for layer in base.get_decoder().layers:
+        if setup.compile:
+            layer.compile(dynamic=False)
+        else:
+            layer._compiled_call_impl = None  # undo a previous set-up's compile
+
+
+def loss_of(model: Any, batch: dict[str, torch.Tensor], setup: Setup) -> torch.Tensor:
+    if setup.fused_ce:
+        return causal_lm_loss(model, batch["input_ids"], batch["labels"], batch.get("position_ids"),
+                              batch.get("attention_mask"))
+    return model(**batch).loss
+
+
+def micro_batches_per_step(setup: Setup) -> int:
+    return 1 if setup.packed else BASELINE_ACCUM
+
+
+def train_steps(model: Any, setup: Setup, batches: Iterator[Any], steps: int, scale: Scale,
+                on_measure_start: Callable[[], None]) -> tuple[list[int], float]:
+    """Runs `steps` optimizer steps; returns the lengths of the samples trained on and the seconds taken."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    accumulation = micro_batches_per_step(setup)
+    on_measure_start()
+    start, lengths = time.perf_counter(), []
+    for _ in range(steps):
+        for _ in range(accumulation):
+            batch, batch_lengths = next(batches)
+            lengths.extend(batch_lengths)
+            batch = {name: tensor.to(scale.device, non_blocking=True) for name, tensor in batch.items()}
+            (loss_of(model, batch, setup) / accumulation).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    synchronize(scale)
+    return lengths, time.perf_counter() - start
+
+
+def isolation_check(model: Any, scale: Scale, row_tokens: int, vocab: int) -> float:
+    """Max |hidden(A after B) - hidden(A after B2)|: 0 when packed samples cannot see each other."""
+    target_len, before_len = max(2, row_tokens // 8), max(2, row_tokens // 4)
+    target, first, second = make_examples([target_len, before_len, before_len], vocab)
+    states = []
+    for before in (first, second):
+        [row] = pack_examples([before, target], row_tokens)
+        batch = {k: v.to(scale.device) for k, v in PackedCollator(row_tokens, 0)([row]).items()}
+        with torch.no_grad():
+            hidden = model.get_base_model().get_decoder()(input_ids=batch["input_ids"],
+                                                          position_ids=batch["position_ids"], use_cache=False)
+        states.append(hidden.last_hidden_state[0, before_len:before_len + target_len].float())
+    return (states[0] - states[1]).abs().max().item()
+
+
+def run_setup(model: Any, setup: Setup, shape: str, args: argparse.Namespace, scale: Scale,
+              peak_flops: float) -> Result:
+    result = Result(setup.name, shape)
+    if setup.attention == "flex" and scale.device != "cuda":
+        result.status = "skipped: FlexAttention is only run on CUDA"
+        return result
+    configure(model, setup)
+    model.train()
+    examples = make_examples(sample_lengths(pool_size(args, scale, shape), scale, shape), model.config.vocab_size)
+    if setup.packed:
+        batches, result.fill = packed_batches(examples, args.row_tokens)
+    else:
+        batches = padded_batches(examples, pad_id=0)
+    train_steps(model, setup, batches, args.warmup, scale, lambda: None)
+    lengths, seconds = train_steps(model, setup, batches, args.steps, scale, lambda: reset_peak_memory(scale))
+    fill_measurements(result, lengths, seconds, model.config, scale, peak_flops)
+    if setup.packed:
+        result.isolation_max_diff = isolation_check(model, scale, args.row_tokens, model.config.vocab_size)
+    result.measured_steps = args.steps
+    return result
+
+
+def pool_size(args: argparse.Namespace, scale: Scale, shape: str) -> int:
+    """Var: the whole --pool (packing needs the spread of lengths). Fixed: just the samples the steps consume."""
+    if shape == "var":
+        return args.pool
+    per_step = max(BASELINE_BATCH * BASELINE_ACCUM, args.row_tokens // scale.fixed_length)
+    return min(args.pool, (args.warmup + args.steps + 1) * per_step)
+
+
+def reset_peak_memory(scale: Scale) -> None:
+    if scale.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def fill_measurements(result: Result, lengths: list[int], seconds: float, config: Any, scale: Scale,
+                      peak_flops: float) -> None:
+    per_second = len(lengths) / seconds
+    result.seconds = seconds
+    result.samples_per_hour = per_second * 3600
+    result.useful_tokens_per_s = sum(lengths) / seconds
+    result.mfu = sum(training_flops(config, n) for n in lengths) / seconds / peak_flops
+    result.hours_500k_x3 = EPOCH_SAMPLES / per_second / 3600
+    if scale.device == "cuda":
+        result.peak_gib = torch.cuda.max_memory_allocated() / 2**30
+
+
+# ---------------------------------------------------------------- driver
+
+
+def reset_lora(model: Any, initial: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in initial:
+                parameter.copy_(initial[name])
+                parameter.grad = None
+
+
+def run_all(args: argparse.Namespace, scale: Scale, setups: list[Setup]) -> dict[str, Any]:
+    peak = measure_matmul_peak(scale)
+    print(f"matmul peak: {peak / 1e12:.4g} TFLOP/s ({scale.matmul_size}^3, {scale.dtype})", flush=True)
+    model = build_lora_model(scale)
+    initial = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    report: dict[str, Any] = {"environment": environment(scale), "peak_tflops": peak / 1e12, "results": []}
+    for shape in ("var", "fixed") if args.shape == "both" else (args.shape,):
+        baseline_rate = None
+        for setup in setups:
+            reset_lora(model, initial)
+            result = guarded_run(model, setup, shape, args, scale, peak)
+            baseline_rate = result.samples_per_hour if setup.name == "baseline" else baseline_rate
+            if baseline_rate and result.samples_per_hour:
+                result.ratio_to_baseline = result.samples_per_hour / baseline_rate
+            print(format_line(result), flush=True)
+            report["results"].append(asdict(result))
+            if args.json_out:
+                write_json_atomically(Path(args.json_out), report)
+    return report
+
+
+def guarded_run(model: Any, setup: Setup, shape: str, args: argparse.Namespace, scale: Scale,
+                peak: float) -> Result:
+    """One set-up; an OOM or a failure becomes the result's status so the other set-ups still run."""
+    try:
+        return run_setup(model, setup, shape, args, scale, peak)
+    except torch.OutOfMemoryError:
+        return Result(setup.name, shape, status="oom")
+    except Exception as error:  # noqa: BLE001 - a benchmark reports a broken set-up and goes on
+        return Result(setup.name, shape, status=f"error: {type(error).__name__}: {str(error)[:200]}")
+    finally:
+        for parameter in model.parameters():
+            parameter.grad = None
+        gc.collect()
+        if scale.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def environment(scale: Scale) -> dict[str, Any]:
+    import peft
+    import transformers
+
+    device = torch.cuda.get_device_name(0) if scale.device == "cuda" else "cpu"
+    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "tiny": scale.tiny}
+
+
+def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(data, stream, indent=2)
+        stream.write("\n")
+    os.replace(temporary, path)
+
+
+def format_number(value: float | None, pattern: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, pattern)
+
+
+def format_line(result: Result) -> str:
+    if result.status != "ok":
+        return f"{result.shape:5} {result.setup:28} {result.status}"
+    return (f"{result.shape:5} {result.setup:28} {format_number(result.samples_per_hour, '>10,.0f')} "
+            f"{format_number(result.useful_tokens_per_s, '>9,.0f')} {format_number(result.mfu, '>6.1%')} "
+            f"{format_number(result.peak_gib, '>6.1f')} {format_number(result.hours_500k_x3, '>8.1f')} "
+            f"{format_number(result.ratio_to_baseline, '>6.2f')}x fill {format_number(result.fill, '.1%')} "
+            f"isolation {format_number(result.isolation_max_diff, '.3g')}")
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"\n{report['environment']}  matmul peak {report['peak_tflops']:.4g} TFLOP/s")
+    columns = ("samples/h", 10), ("tok/s", 9), ("MFU", 6), ("GiB", 6), ("500kx3 h", 8), ("ratio", 7)
+    print(f"{'shape':5} {'set-up':28} " + " ".join(f"{name:>{width}}" for name, width in columns))
+    for row in report["results"]:
+        print(format_line(Result(**row)))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--setups", default=DEFAULT_SETUPS, help=f"comma-separated (default {DEFAULT_SETUPS})")
+    parser.add_argument("--shape", choices=["var", "fixed", "both"], default="both")
+    parser.add_argument("--steps", type=int, default=10, help="measured optimizer steps per set-up")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured steps first (compilation happens here)")
+    parser.add_argument("--row-tokens", type=int, default=None, help="packed row length (default 4096; tiny 512)")
+    parser.add_argument("--pool", type=int, default=4000, help="samples generated, packed and drawn from")
+    parser.add_argument("--json-out", default=None, help="write all results here (atomically, after each set-up)")
+    parser.add_argument("--tiny", action="store_true", help="tiny Llama on CPU, lengths / 8: tests this script")
+    return parser.parse_args(argv)
+
+
+def scale_for(tiny: bool) -> Scale:
+    if tiny:
+        return Scale(True, "cpu", torch.float32, length_divisor=8, fixed_length=256, matmul_size=512)
+    return Scale(False, "cuda", torch.bfloat16, length_divisor=1, fixed_length=2048, matmul_size=8192)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scale = scale_for(args.tiny)
+    args.row_tokens = args.row_tokens or (512 if args.tiny else 4096)
+    try:
+        names = [n.strip() for n in args.setups.split(",") if n.strip()]
+        setups = [parse_setup("baseline")] + [parse_setup(n) for n in names if n != "baseline"]
+    except ValueError as error:
+        print(f"train_speed: --setups: {error}", file=sys.stderr)
+        return 2
+    if scale.device == "cuda" and not torch.cuda.is_available():
+        print("train_speed: no CUDA GPU visible; use --tiny to run on CPU", file=sys.stderr)
+        return 2
+    if args.row_tokens < scale.fixed_length:
+        print(f"train_speed: --row-tokens must be at least {scale.fixed_length} (the longest sample)", file=sys.stderr)
+        return 2
+    print_table(run_all(args, scale, setups))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

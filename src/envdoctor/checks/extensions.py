@@ -1,0 +1,162 @@
+"""Compiled extensions and companions against the installed torch.
+
+torchvision/torchaudio/xformers pin one torch release exactly. When they agree on a torch other than the
+installed one, torch was replaced after they (and any other compiled extension) were installed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from envdoctor.checks import CheckContext
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.rules import fact, matches_specifier, parse_version, torch_variant
+
+COMPANIONS = ("torchvision", "torchaudio")
+WHEEL_TAG = re.compile(r"torch(\d+\.\d+)cxx11abi(TRUE|FALSE)", re.IGNORECASE)
+
+
+def _public(version: str) -> str:
+    parsed = parse_version(version)
+    return parsed.public if parsed else version
+
+
+def companion_torch(ctx: CheckContext) -> dict[str, str]:
+    """Companion package -> the exact torch release it was built for (only those the facts know)."""
+    out = {}
+    for name in COMPANIONS:
+        version = fact(ctx.snapshot, f"packages.{name}")
+        expected = ctx.facts.companion_torch(name, _public(version)) if isinstance(version, str) else None
+        if expected:
+            out[name] = expected
+    xformers = fact(ctx.snapshot, "packages.xformers")
+    spec = ctx.facts.xformers_torch(xformers) if isinstance(xformers, str) else None
+    if spec and spec.startswith("=="):
+        out["xformers"] = spec[2:]
+    return out
+
+
+def check_companions(ctx: CheckContext) -> list[Finding]:
+    torch = fact(ctx.snapshot, "packages.torch")
+    if not isinstance(torch, str):
+        return []
+    findings = []
+    for name, expected in companion_torch(ctx).items():
+        if _public(torch) != expected:
+            findings.append(_companion_mismatch(ctx, name, expected, torch))
+    xformers = fact(ctx.snapshot, "packages.xformers")
+    spec = ctx.facts.xformers_torch(xformers) if isinstance(xformers, str) else None
+    if spec and not spec.startswith("==") and not matches_specifier(torch, spec):
+        findings.append(_companion_mismatch(ctx, "xformers", spec, torch))
+    return findings + _variant_mismatches(ctx, torch)
+
+
+def _companion_mismatch(ctx: CheckContext, name: str, expected: str, torch: str) -> Finding:
+    installed = fact(ctx.snapshot, f"packages.{name}")
+    wanted = expected if expected[0].isdigit() else expected.lstrip("=")
+    return Finding(
+        rule="companion-built-for-other-torch", category=Category.ABI, severity=Severity.FAIL,
+        components=(name, "torch"), sources=("torchvision-compat", "xformers-metadata"),
+        message=f"{name} {installed} is built for torch {wanted}, but torch {torch} is installed: its compiled ops "
+        f"fail to load (e.g. 'operator torchvision::nms does not exist')",
+        fix=f"pip install --force-reinstall --no-deps {name}==<the release built for torch {_public(torch)}>"
+        "   # from the same index as torch",
+    )
+
+
+def _variant_mismatches(ctx: CheckContext, torch: str) -> list[Finding]:
+    variant = torch_variant(ctx.snapshot)
+    out = []
+    for name in COMPANIONS:
+        version = fact(ctx.snapshot, f"packages.{name}")
+        local = parse_version(version).local if isinstance(version, str) and parse_version(version) else None
+        if local and isinstance(variant, str) and variant and local != variant:
+            out.append(Finding(
+                rule="companion-other-cuda-variant", category=Category.CUDA_BUILD, severity=Severity.WARN,
+                components=(name, "torch"), sources=("torchvision-compat",),
+                message=f"{name} {version} is a {local} build but torch {torch} is {variant}",
+                fix=f"reinstall {name} from https://download.pytorch.org/whl/{variant}",
+            ))
+    return out
+
+
+def check_extensions(ctx: CheckContext) -> list[Finding]:
+    """Torch-bound extensions whose build target differs from (or cannot be matched to) the installed torch."""
+    torch = fact(ctx.snapshot, "packages.torch")
+    if not isinstance(torch, str) or ctx.snapshot.packages is None:
+        return []
+    previous = _previous_torch(ctx, torch)
+    findings = []
+    for name in ctx.matrices.policy.torch_extensions:
+        package = ctx.snapshot.packages.get(name)
+        if package is None or name in COMPANIONS or name == "xformers":
+            continue
+        tag = WHEEL_TAG.search(package.direct_url or "")
+        if tag:
+            findings.extend(_from_wheel_tag(ctx, name, package.version, tag, torch))
+        elif previous:
+            findings.append(_torch_swapped(name, package.version, torch, previous))
+        elif name == "flash-attn":
+            findings.extend(_no_release_wheel(ctx, package.version, torch))
+    return findings
+
+
+def _previous_torch(ctx: CheckContext, torch: str) -> tuple[str, list[str]] | None:
+    """(torch release the companions were built for, their names) when they agree and differ from torch."""
+    pinned = companion_torch(ctx)
+    others = {v for v in pinned.values() if v != _public(torch)}
+    if len(others) != 1:
+        return None
+    release = others.pop()
+    return release, sorted(n for n, v in pinned.items() if v == release)
+
+
+def _torch_swapped(name: str, version: str, torch: str, previous: tuple[str, list[str]]) -> Finding:
+    release, witnesses = previous
+    return Finding(
+        rule="extension-torch-replaced", category=Category.ABI, severity=Severity.WARN,
+        components=(name, "torch"), sources=("anchors-failure-modes", "torch-cxx11-abi"),
+        message=f"{name} {version} was installed before torch was replaced: {', '.join(witnesses)} pair with torch "
+        f"{release}, but torch {torch} is installed now. {name}'s build target cannot be confirmed (no wheel "
+        f"name recorded) and is most likely torch {release}, so expect 'undefined symbol' at import",
+        fix=f"pip install --force-reinstall --no-deps --no-build-isolation {name}=={version}"
+        "   # after torch is final; or 'envdoctor plan' for the exact wheel",
+    )
+
+
+def _from_wheel_tag(ctx: CheckContext, name: str, version: str, tag: re.Match[str], torch: str) -> list[Finding]:
+    built_minor, built_abi = tag.group(1), tag.group(2).upper() == "TRUE"
+    installed_minor = ".".join(_public(torch).split(".")[:2])
+    abi = _torch_abi(ctx, torch)
+    if built_minor == installed_minor and (abi is None or abi == built_abi):
+        return []
+    what = f"torch {built_minor}" if built_minor != installed_minor else f"cxx11abi={str(built_abi).upper()}"
+    return [Finding(
+        rule="extension-built-for-other-torch", category=Category.ABI, severity=Severity.FAIL,
+        components=(name, "torch"), sources=("flash-attn-publish", "torch-cxx11-abi"),
+        message=f"{name} {version} was installed from a wheel built for {what}, but torch {torch} "
+        f"(cxx11abi={abi}) is installed: import fails with 'undefined symbol'",
+        fix=f"pip install --force-reinstall --no-deps <the {name} wheel for torch {installed_minor}, "
+        f"cxx11abi{str(abi).upper()}>   # 'envdoctor plan' prints the URL",
+    )]
+
+
+def _torch_abi(ctx: CheckContext, torch: str) -> bool | None:
+    if ctx.snapshot.torch and ctx.snapshot.torch.cxx11abi is not None:
+        return ctx.snapshot.torch.cxx11abi
+    release = ctx.facts.torch(torch)
+    variant = torch_variant(ctx.snapshot)
+    return release.cxx11abi(variant or release.pypi_default) if release and isinstance(variant, str) else None
+
+
+def _no_release_wheel(ctx: CheckContext, version: str, torch: str) -> list[Finding]:
+    release = ctx.facts.flash_attn(version)
+    minor = ".".join(_public(torch).split(".")[:2])
+    if release is None or minor in release.torch_minors:
+        return []
+    return [Finding(
+        rule="flash-attn-no-release-wheel", category=Category.ABI, severity=Severity.INFO,
+        components=("flash-attn", "torch"), sources=("flash-attn-publish", "flash-attn-no-torch29-wheel"),
+        message=f"flash-attn {version} has no official wheel for torch {minor}: it was compiled here or comes "
+        "from a third party; 'envdoctor check --deep' confirms it imports",
+    )]

@@ -1,0 +1,87 @@
+"""``--model``: the base model against the trainer's policy, transformers and the GPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from packaging.version import Version
+
+from envdoctor.checks import CheckContext
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.rules import fact, gpu_ccs, matches_specifier
+
+GIB = 1024**3
+
+
+def check_model(ctx: CheckContext) -> list[Finding]:
+    if not ctx.model:
+        return []
+    from envdoctor.model import ModelError, inspect_model
+
+    try:
+        info = inspect_model(ctx.model)
+    except ModelError as exc:
+        return [_finding("model-unreadable", Category.MODEL, Severity.FAIL, str(exc), None, ())]
+    table = ctx.matrices.table("models")
+    findings = _quantized(info) + _transformers_floor(ctx, info, table)
+    return findings + _bf16(ctx, info, table) + _memory(ctx, info, table)
+
+
+def _finding(rule: str, category: Category, severity: Severity, message: str, fix: str | None,
+             sources: Any) -> Finding:
+    return Finding(rule=rule, category=category, severity=severity, components=("model",), message=message,
+                   fix=fix, sources=tuple(sources))
+
+
+def _quantized(info: Any) -> list[Finding]:
+    if not info.quantized:
+        return []
+    return [_finding("model-quantized", Category.MODEL, Severity.FAIL,
+                     f"{info.name} is a quantized checkpoint ({'; '.join(info.quantization_signals)}); the trainer "
+                     "fine-tunes full-precision (bf16) bases only", "use the original bf16 base model", ())]
+
+
+def _transformers_floor(ctx: CheckContext, info: Any, table: dict[str, Any]) -> list[Finding]:
+    installed = fact(ctx.snapshot, "packages.transformers")
+    wanted = [("architecture", info.architecture, table.get("architectures", {})),
+              ("rope_type", info.rope_type, table.get("rope_types", {}))]
+    findings = []
+    for label, value, known in wanted:
+        entry = known.get(value) if value else None
+        floor = f">={entry['min_transformers']}" if entry else ""
+        if not entry or not isinstance(installed, str) or matches_specifier(installed, floor):
+            continue
+        findings.append(_finding(
+            "model-needs-newer-transformers", Category.VERSION, Severity.FAIL,
+            f"{info.name} uses {label} {value!r}, which transformers supports from {entry['min_transformers']}; "
+            f"transformers {installed} is installed",
+            f"pip install \"transformers>={entry['min_transformers']}\"", entry.get("sources", ())))
+    return findings
+
+
+def _bf16(ctx: CheckContext, info: Any, table: dict[str, Any]) -> list[Finding]:
+    bf16 = table.get("bf16", {})
+    ccs = gpu_ccs(ctx.snapshot)
+    if info.torch_dtype != "bfloat16" or not ccs or "min_compute_capability" not in bf16:
+        return []
+    if min(ccs) >= Version(bf16["min_compute_capability"]):
+        return []
+    return [_finding("model-bf16-gpu", Category.GPU_ARCH, Severity.FAIL,
+                     f"{info.name} is bf16 and bf16 training needs compute capability >= "
+                     f"{bf16['min_compute_capability']}; this GPU is {min(ccs)}", "use an Ampere or newer GPU",
+                     bf16.get("sources", ()))]
+
+
+def _memory(ctx: CheckContext, info: Any, table: dict[str, Any]) -> list[Finding]:
+    estimate = table.get("lora_memory", {})
+    gpus = ctx.snapshot.nvidia.gpus if ctx.snapshot.nvidia else None
+    largest = max((g.memory_mib or 0 for g in gpus or ()), default=0)
+    if not info.num_parameters or not largest or "bytes_per_param" not in estimate:
+        return []
+    need_gib = info.num_parameters * estimate["bytes_per_param"] / GIB + estimate.get("overhead_gib", 0)
+    if need_gib * 1024 <= largest:
+        return []
+    return [_finding("model-gpu-memory", Category.RESOURCES, Severity.WARN,
+                     f"LoRA on {info.name} ({info.num_parameters / 1e9:.1f}B parameters) needs about {need_gib:.0f} "
+                     f"GiB of GPU memory; the largest GPU has {largest / 1024:.0f} GiB",
+                     "use a larger GPU or a smaller base", estimate.get("sources", ()))]

@@ -1,0 +1,218 @@
+"""The ``envdoctor`` command line. Only this module prints or exits.
+
+Exit codes: 0 green (warnings allowed), 1 any failure, 2 bad usage or unreadable input
+(one ``envdoctor: error: ...`` line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from envdoctor.findings import Report
+    from envdoctor.snapshot import Snapshot
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or unreadable input: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser(with_plan=argv[:1] == ["plan"]).parse_args(argv)
+        return args.handler(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if _is_input_error(exc):
+            return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+
+
+def build_parser(with_plan: bool = False) -> argparse.ArgumentParser:
+    """The argument parser; the plan subcommand's options are added only when it runs (keeps startup fast)."""
+    parser = _Parser(prog="envdoctor", description="Diagnose LLM fine-tuning environments without importing torch.")
+    parser.add_argument("--version", action="version", version=f"envdoctor {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,probe,stacks,plan}",
+                                     parser_class=_Parser)
+    _add_check(commands)
+    _add_probe(commands)
+    _add_stacks(commands)
+    _add_plan(commands, with_plan)
+    return parser
+
+
+def _add_check(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser("check", help="probe (or read) an environment and check it against a stack")
+    formats = check.add_mutually_exclusive_group()
+    formats.add_argument("--json", dest="fmt", action="store_const", const="json", help="envdoctor.report/1 JSON")
+    formats.add_argument("--markdown", dest="fmt", action="store_const", const="markdown",
+                         help="compact report to paste into a GitHub issue")
+    check.add_argument("--snapshot", metavar="FILE", help="check this snapshot JSON instead of probing")
+    check.add_argument("--stack", metavar="NAME", help="stack to check against (default: envdoctor.toml or closest)")
+    check.add_argument("--model", metavar="PATH_OR_ID", help="also check this base model (local dir or hub id)")
+    check.add_argument("--deep", action="store_true", help="also import compiled extensions in subprocesses")
+    check.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
+    check.set_defaults(handler=run_check_command, fmt="table")
+
+
+def _add_probe(commands: argparse._SubParsersAction) -> None:
+    probe = commands.add_parser("probe", help="print this environment's snapshot (envdoctor.snapshot/1 JSON)")
+    probe.add_argument("--json", action="store_true", help="JSON output (the only format; accepted for symmetry)")
+    probe.add_argument("--deep", action="store_true", help="also import compiled extensions in subprocesses")
+    probe.add_argument("-o", "--output", metavar="FILE", help="write the snapshot here (atomically)")
+    probe.set_defaults(handler=run_probe_command)
+
+
+def _add_stacks(commands: argparse._SubParsersAction) -> None:
+    stacks = commands.add_parser("stacks", help="list the bundled stacks")
+    stacks.add_argument("--validate", action="store_true", help="lint the matrices; exit 1 on any problem")
+    stacks.add_argument("--json", action="store_true", help="JSON list of {name, summary}")
+    stacks.set_defaults(handler=run_stacks_command)
+
+
+def _add_plan(commands: argparse._SubParsersAction, with_plan: bool) -> None:
+    plan = commands.add_parser("plan", help="write an install script for a stack (see 'envdoctor plan --help')",
+                               add_help=with_plan)
+    if with_plan:
+        from envdoctor.plan import add_arguments
+
+        add_arguments(plan)
+    plan.set_defaults(handler=run_plan_command)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def run_check_command(args: argparse.Namespace) -> int:
+    snapshot = _load_or_probe(args.snapshot, args.deep)
+    from envdoctor.check import run_check
+    from envdoctor.render import render
+
+    report = run_check(snapshot, stack=args.stack, model=args.model, cwd=Path.cwd())
+    color = args.fmt == "table" and _wants_color(args.no_color)
+    sys.stdout.write(render(report, args.fmt, color=color))
+    if not sys.stdout.isatty():
+        print(_summary_line(report), file=sys.stderr)
+    return report.exit_code
+
+
+def run_probe_command(args: argparse.Namespace) -> int:
+    from envdoctor.probe import probe
+
+    text = probe(deep=args.deep).to_json()
+    if args.output:
+        write_atomically(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def run_stacks_command(args: argparse.Namespace) -> int:
+    from envdoctor.matrices import load_matrices
+
+    if args.validate:
+        return _validate_matrices()
+    found = load_matrices().stacks  # the contract says a dict; the engine currently has a method returning a list
+    stacks = sorted(found() if callable(found) else found.values(), key=lambda s: s.name)
+    if args.json:
+        import json
+
+        print(json.dumps([{"name": s.name, "summary": s.summary} for s in stacks], indent=2))
+    else:
+        width = max((len(s.name) for s in stacks), default=0)
+        print("\n".join(f"{s.name:<{width}}  {s.summary}" for s in stacks))
+    return EXIT_OK
+
+
+def run_plan_command(args: argparse.Namespace) -> int:
+    from envdoctor.plan import cli_main
+
+    return int(cli_main(args))
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _validate_matrices() -> int:
+    from envdoctor.matrices import validate_matrices
+
+    problems = validate_matrices()
+    for problem in problems:
+        print(problem)
+    print(f"envdoctor: {len(problems)} problem(s) in the matrices" if problems else "envdoctor: matrices OK",
+          file=sys.stderr)
+    return EXIT_FAIL if problems else EXIT_OK
+
+
+def _load_or_probe(path: str | None, deep: bool) -> Snapshot:
+    if path is None:
+        from envdoctor.probe import probe
+
+        return probe(deep=deep)
+    if deep:
+        raise UsageError("--deep probes this machine; it cannot be combined with --snapshot")
+    from envdoctor.snapshot import load_snapshot
+
+    return load_snapshot(path)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory and a rename."""
+    import tempfile
+
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except OSError as exc:
+        os.unlink(temp)
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _wants_color(no_color: bool) -> bool:
+    return sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
+
+
+def _summary_line(report: Report) -> str:
+    counts = {level: sum(1 for f in report.findings if f.severity.value == level) for level in ("fail", "warn")}
+    return (f"envdoctor: {report.status.value} (score {report.score.percent}/100, "
+            f"{counts['fail']} fail, {counts['warn']} warn)")
+
+
+def _is_input_error(exc: Exception) -> bool:
+    """Errors about the user's input (snapshot, matrices, stack name, model) print as one line."""
+    names = {"SnapshotError", "MatrixError", "StackNotFoundError", "ModelError"}
+    return any(cls.__name__ in names for cls in type(exc).__mro__)
+
+
+def _version() -> str:
+    from envdoctor import __version__
+
+    return __version__
+
+
+def _fail(message: str) -> int:
+    print(f"envdoctor: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+

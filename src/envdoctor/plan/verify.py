@@ -1,0 +1,168 @@
+"""--verify: ask pip's resolver, without installing, whether each step of a plan resolves for the target.
+
+Only sources this machine can reach are asked. PyPI answers for the PyPI steps, and PyPI's torch build of
+the same version stands in for the PyTorch-index build when download.pytorch.org is unreachable. A source
+that cannot be reached is reported as "not verified (offline)": never a failure, never a pretend pass.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from envdoctor.plan.model import Plan, Source, Step, StepKind
+
+PYPI_PROBE_URL = "https://pypi.org/simple/pip/"
+PIP_TIMEOUT_S = 300.0
+REACH_TIMEOUT_S = 8.0
+# pip does not widen --platform to older manylinux tags, so name them all (glibc 2.28 host and older).
+MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_24", "manylinux_2_17", "manylinux2014",
+             "manylinux_2_12", "manylinux2010", "manylinux_2_5", "manylinux1")
+
+
+class Verdict(str, Enum):
+    RESOLVED = "resolved"
+    CONFLICT = "conflict"
+    OFFLINE = "not verified (offline)"
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    step: str
+    verdict: Verdict
+    detail: str
+
+
+Reach = Callable[[str], "int | None"]  # URL -> HTTP status, None when unreachable
+
+
+def reach(url: str) -> int | None:
+    """HTTP status of a HEAD request to ``url``; None when the host cannot be reached."""
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "envdoctor-plan-verify"})
+    try:
+        with urllib.request.urlopen(request, timeout=REACH_TIMEOUT_S) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def verify_plan(plan: Plan, reach_url: Reach = reach) -> tuple[StepCheck, ...]:
+    """One StepCheck per install step, in plan order."""
+    pypi_up = reach_url(PYPI_PROBE_URL) is not None
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="envdoctor-verify-") as tmp:
+        constraints = Path(tmp) / "constraints.txt"
+        constraints.write_text("\n".join(_pypi_constraints(plan)) + "\n", encoding="utf-8")
+        for step in plan.steps:
+            if step.kind is StepKind.INSTALL:
+                checks.append(_verify_step(step, plan, pypi_up, constraints, reach_url))
+    return tuple(checks)
+
+
+def _verify_step(step: Step, plan: Plan, pypi_up: bool, constraints: Path, reach_url: Reach) -> StepCheck:
+    if step.source is Source.URL:
+        return _verify_urls(step, reach_url)
+    if step.source is Source.VCS:
+        return StepCheck(step.id, Verdict.OFFLINE, "git sources are not resolved by --verify")
+    if not pypi_up:
+        return StepCheck(step.id, Verdict.OFFLINE, "PyPI is not reachable from this machine")
+    if step.source is Source.TORCH_INDEX:
+        return _verify_torch(step, plan, constraints, reach_url)
+    requirements = (_public(plan.torch.pin), *step.requirements)
+    return _resolve(step.id, requirements, plan, constraints, note="")
+
+
+def _verify_torch(step: Step, plan: Plan, constraints: Path, reach_url: Reach) -> StepCheck:
+    note = ""
+    if reach_url(step.index_url or "") is None:
+        note = f" (on PyPI: {step.index_url} is not reachable, so the {plan.torch.variant} build is not verified)"
+    requirements = tuple(_public(r) for r in step.requirements)
+    return _resolve(step.id, requirements, plan, constraints, note)
+
+
+def _verify_urls(step: Step, reach_url: Reach) -> StepCheck:
+    url = step.requirements[0].split(" @ ", 1)[-1]
+    status = reach_url(url)
+    if status is None:
+        return StepCheck(step.id, Verdict.OFFLINE, f"{url.split('/')[2]} is not reachable from this machine")
+    if status >= 400:
+        return StepCheck(step.id, Verdict.CONFLICT, f"HTTP {status} for {url}: the release has no such wheel")
+    return StepCheck(step.id, Verdict.RESOLVED, f"wheel exists (HTTP {status})")
+
+
+def _public(requirement: str) -> str:
+    """``torch==2.3.1+cu121`` -> ``torch==2.3.1``: PyPI's build of that version."""
+    return requirement.split("+", 1)[0] if "==" in requirement else requirement
+
+
+def _pypi_constraints(plan: Plan) -> list[str]:
+    return [_public(line) for line in plan.constraints]
+
+
+def _resolve(step_id: str, requirements: tuple[str, ...], plan: Plan, constraints: Path, note: str) -> StepCheck:
+    with tempfile.TemporaryDirectory(prefix="envdoctor-target-") as target_dir:
+        command = _pip_command(plan, constraints, Path(target_dir), requirements)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            return StepCheck(step_id, Verdict.OFFLINE, f"pip did not answer within {PIP_TIMEOUT_S:.0f} s")
+    if done.returncode != 0:
+        return _failure(step_id, done.stderr)
+    return StepCheck(step_id, Verdict.RESOLVED, _resolved_summary(done.stdout, requirements) + note)
+
+
+def _pip_command(plan: Plan, constraints: Path, target_dir: Path, requirements: tuple[str, ...]) -> list[str]:
+    arch = plan.target.platform.split("_", 1)[1]
+    platforms = [arg for tag in MANYLINUX for arg in ("--platform", f"{tag}_{arch}")]
+    return [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
+        "--disable-pip-version-check", "--no-input", "--python-version", plan.target.python, *platforms,
+        "--only-binary=:all:", "--target", str(target_dir), "-c", str(constraints), *requirements,
+    ]
+
+
+def _resolved_summary(report_text: str, requirements: tuple[str, ...]) -> str:
+    try:
+        installs = json.loads(report_text).get("install", [])
+    except json.JSONDecodeError:
+        return "resolved"
+    versions = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in installs}
+    asked = [r.split("==")[0].split("[")[0].lower() for r in requirements]
+    shown = [f"{name}=={versions[name]}" for name in asked if name in versions]
+    return f"resolved {len(installs)} distributions: " + ", ".join(shown)
+
+
+def _failure(step_id: str, stderr: str) -> StepCheck:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if any("Failed to establish a new connection" in line or "NewConnectionError" in line for line in lines):
+        return StepCheck(step_id, Verdict.OFFLINE, "pip could not reach its index")
+    cause = _conflict_block(lines) or [line for line in lines if line.startswith("ERROR:")][:3]
+    return StepCheck(step_id, Verdict.CONFLICT, " | ".join(cause) or "pip failed without an error message")
+
+
+def _conflict_block(lines: list[str]) -> list[str]:
+    """The 'The conflict is caused by:' lines pip prints for ResolutionImpossible."""
+    if "The conflict is caused by:" not in lines:
+        return []
+    start = lines.index("The conflict is caused by:")
+    block = []
+    for line in lines[start + 1:]:
+        if line.startswith(("To fix", "Additionally", "ERROR:")):
+            break
+        block.append(line)
+    return block
+
+
+def render_checks(checks: tuple[StepCheck, ...]) -> str:
+    """One line per step: ``<step>: <verdict>: <detail>``."""
+    return "".join(f"{c.step}: {c.verdict.value}: {c.detail}\n" for c in checks)

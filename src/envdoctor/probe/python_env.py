@@ -1,0 +1,65 @@
+"""The interpreter and the host it runs on: cheap reads of ``sys``, ``os`` and ``/etc/os-release``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+from envdoctor.snapshot import Host, PythonInfo
+
+OS_RELEASE = Path("/etc/os-release")
+
+
+def probe_python() -> PythonInfo:
+    """Version, implementation, executable, and whether it runs in a venv or a conda env."""
+    return PythonInfo(
+        version=platform.python_version(),
+        implementation=sys.implementation.name,
+        executable=sys.executable or None,
+        venv=sys.prefix != sys.base_prefix,
+        conda=_in_conda(),
+    )
+
+
+def probe_host(os_release: Path = OS_RELEASE) -> Host:
+    """OS, CPU architecture, Linux distribution and glibc version; unknown parts are None."""
+    return Host(
+        os=sys.platform if sys.platform != "linux2" else "linux",
+        arch=platform.machine() or None,
+        distro=read_distro(os_release),
+        glibc=_glibc_version(),
+    )
+
+
+def _in_conda() -> bool:
+    return bool(os.environ.get("CONDA_PREFIX")) or (Path(sys.prefix) / "conda-meta").is_dir()
+
+
+def read_distro(os_release: Path) -> str | None:
+    """PRETTY_NAME (or NAME VERSION_ID) from an os-release file; None when absent or unreadable."""
+    try:
+        text = os_release.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip("\"'")
+    if fields.get("PRETTY_NAME"):
+        return fields["PRETTY_NAME"]
+    joined = " ".join(v for v in (fields.get("NAME"), fields.get("VERSION_ID")) if v)
+    return joined or None
+
+
+def _glibc_version() -> str | None:
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION")  # "glibc 2.36"
+    except (AttributeError, ValueError, OSError):
+        text = None
+    if text and text.startswith("glibc "):
+        return text.split()[1]
+    lib, version = platform.libc_ver()
+    return version if lib == "glibc" and version else None

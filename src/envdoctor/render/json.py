@@ -1,0 +1,12 @@
+"""``--json``: the report as ``envdoctor.report/1`` JSON."""
+
+from __future__ import annotations
+
+import json
+
+from envdoctor.findings import Report
+
+
+def render_json(report: Report) -> str:
+    """``Report.to_dict()`` with indent 2 and a trailing newline."""
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"

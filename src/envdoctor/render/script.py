@@ -1,0 +1,104 @@
+"""render_script: a Plan -> a bash install script (deterministic: same plan, same bytes).
+
+Every value from the plan is passed through ``shlex.quote``; nothing is interpolated unquoted.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from envdoctor.plan.model import Plan, Step, StepKind
+
+q = shlex.quote
+
+
+def render_script(plan: Plan) -> str:
+    """The whole script, ending in a newline."""
+    lines = _header(plan) + _python_setup(plan) + _constraints_file(plan)
+    for number, step in enumerate(plan.steps, start=1):
+        lines += ["", f"# Step {number} ({step.id}): {_comment(step.why)}"] + _step_lines(step, plan)
+    lines += ["", "echo 'envdoctor plan: done' >&2"]
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split())  # one line: a newline in data must not end the comment
+
+
+def _header(plan: Plan) -> list[str]:
+    target = plan.target
+    gpu = f"sm_{target.gpu_cc.replace('.', '')}" if target.gpu_cc else "unknown"
+    if target.gpu_name:
+        gpu += f" ({target.gpu_name})"
+    lines = [
+        "#!/usr/bin/env bash",
+        "# Written by 'envdoctor plan'. Re-run 'envdoctor plan' rather than editing by hand.",
+        f"# Stack:  {_comment(plan.stack)}: {_comment(plan.stack_summary)}",
+        f"# Target: driver CUDA {target.cuda}, Python {target.python}, GPU {_comment(gpu)}, {target.platform}",
+        f"# Torch:  {plan.torch.pin} from {plan.torch.index_url}",
+    ]
+    lines += [f"# Note:   {_comment(note)}" for note in plan.notes]
+    return lines + ["set -euo pipefail", ""]
+
+
+def _python_setup(plan: Plan) -> list[str]:
+    want = plan.target.python
+    if plan.venv:
+        lines = [
+            "# A fresh virtual environment for this stack.",
+            f"VENV={q(plan.venv)}",
+            f"python{want} -m venv -- \"$VENV\"",
+            'PY="$VENV/bin/python"',
+        ]
+    else:
+        lines = ["# The interpreter to install into (override with PYTHON=/path/to/python).", 'PY="${PYTHON:-python3}"']
+    major, minor = want.split(".")
+    check = f"import sys; sys.exit(sys.version_info[:2] != ({int(major)}, {int(minor)}))"
+    lines += [
+        f"if ! \"$PY\" -c {q(check)}; then",
+        f"  echo {q(f'envdoctor plan: this plan is for Python {want}; set PYTHON to a Python {want} interpreter')} >&2",
+        "  exit 1",
+        "fi",
+        '"$PY" -m pip --version >/dev/null',
+    ]
+    return lines
+
+
+def _constraints_file(plan: Plan) -> list[str]:
+    body = "\n".join(plan.constraints)
+    return [
+        "",
+        "# Constraints (-c) for every later pip step: no step may upgrade or replace torch, numpy or a pin.",
+        'WORKDIR="$(mktemp -d)"',
+        "trap 'rm -rf -- \"$WORKDIR\"' EXIT",
+        'CONSTRAINTS="$WORKDIR/constraints.txt"',
+        f"printf '%s\\n' {q(body)} > \"$CONSTRAINTS\"",
+    ]
+
+
+def _step_lines(step: Step, plan: Plan) -> list[str]:
+    if step.kind is StepKind.UNINSTALL:
+        return ['"$PY" -m pip uninstall -y ' + " ".join(q(r) for r in step.requirements)]
+    if step.kind is StepKind.CHECK:
+        return _check_lines(step.requirements[0])
+    args = ['"$PY" -m pip install']
+    if step.only_binary:
+        args.append("--only-binary=:all:")
+    if step.index_url:
+        args.append(f"--index-url {q(step.index_url)}")
+    if step.use_constraints:
+        args.append('-c "$CONSTRAINTS"')
+    args += [q(r) for r in step.requirements]
+    return [" \\\n    ".join(args)]
+
+
+def _check_lines(stack: str) -> list[str]:
+    missing = f"envdoctor plan: envdoctor is not installed in this environment; install it, then run: " \
+        f"python -m envdoctor check --stack {stack}"
+    return [
+        "if ! \"$PY\" -c 'import envdoctor' 2>/dev/null; then",
+        f"  echo {q(missing)} >&2",
+        "  exit 1",
+        "fi",
+        f'"$PY" -m envdoctor check --stack {q(stack)}',
+    ]

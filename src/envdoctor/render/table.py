@@ -1,0 +1,47 @@
+"""The default view: a rich table per area (hardware, CUDA, packages, compiled extensions, model)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from envdoctor.findings import Area, Finding, Report, Severity
+from envdoctor.render._summary import findings_by_area, headline
+
+STYLE = {Severity.OK: "green", Severity.INFO: "cyan", Severity.WARN: "yellow", Severity.FAIL: "bold red"}
+WIDTH = 110
+
+
+def render_table(report: Report, color: bool = False, width: int = WIDTH) -> str:
+    """The report as text tables; ANSI colors only when ``color`` (the CLI passes: stdout is a terminal)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, highlight=False, emoji=False)
+    console.print(Text(f"envdoctor check: {headline(report)}", style=STYLE[report.status]))
+    console.print(f"stack: {report.stack or 'none'} ({report.stack_reason})", markup=False)
+    if report.score.explanation:
+        console.print(f"score: {report.score.explanation}", markup=False)
+    for area, findings in findings_by_area(report):
+        console.print(_area_table(area, findings))
+    if not report.findings:
+        console.print("No findings.")
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())  # rich pads titles
+
+
+def _area_table(area: Area, findings: list[Finding]) -> Table:
+    table = Table(title=area.value, title_justify="left", show_lines=False, expand=False)
+    for column in ("severity", "rule", "components", "message", "fix"):
+        table.add_column(column, overflow="fold")
+    for finding in findings:
+        message = finding.message + ("" if finding.verified else " (could not verify)")
+        table.add_row(
+            Text(finding.severity.value.upper(), style=STYLE[finding.severity]),
+            Text(finding.rule),
+            Text(", ".join(finding.components)),
+            Text(message),
+            Text(finding.fix or ""),
+        )
+    return table

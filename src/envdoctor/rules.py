@@ -1,0 +1,239 @@
+"""Evaluate condition rules (data in ``matrices/rules``) against a Snapshot.
+
+Like ``packaging.markers.Marker.evaluate``: facts come from a plain lookup, conditions are strings.
+A fact that is unknown never crashes and is never guessed: the rule says it could not verify.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.findings import Finding, Severity
+from envdoctor.matrices import SPEC_START, Condition, Rule
+from envdoctor.snapshot import Snapshot, normalize_name
+
+
+class _Absent:
+    """A fact known not to exist (a package not installed, no GPU)."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT = _Absent()
+UNKNOWN = None  # the fact is not in the snapshot
+
+
+# --- facts ------------------------------------------------------------------------------------
+
+
+def fact(snapshot: Snapshot, path: str) -> Any:
+    """The value of a fact path: a string/int/bool, ABSENT, or None (unknown)."""
+    section, _, name = path.partition(".")
+    if section == "packages":
+        return _package_fact(snapshot, name)
+    if section == "vcs":
+        return _vcs_fact(snapshot, name)
+    if section == "gpu":
+        return _gpu_fact(snapshot, name)
+    if section == "torch":
+        return _torch_fact(snapshot, name)
+    if section == "nvidia":
+        if snapshot.nvidia is None:
+            return UNKNOWN
+        value = getattr(snapshot.nvidia, name, None)
+        if name == "error":
+            return value if value else ABSENT
+        return value if value is not None else (ABSENT if has_no_gpu(snapshot) else UNKNOWN)
+    if section in ("python", "host"):
+        return getattr(getattr(snapshot, section), name, None)
+    return UNKNOWN
+
+
+def _package_fact(snapshot: Snapshot, name: str) -> Any:
+    if snapshot.packages is None:
+        return UNKNOWN
+    package = snapshot.packages.get(normalize_name(name))
+    return package.version if package else ABSENT
+
+
+def _vcs_fact(snapshot: Snapshot, name: str) -> Any:
+    if snapshot.packages is None:
+        return UNKNOWN
+    package = snapshot.packages.get(normalize_name(name))
+    if package is None:
+        return ABSENT
+    return package.requested_revision or package.vcs_commit or ABSENT
+
+
+def has_no_gpu(snapshot: Snapshot) -> bool:
+    """True when the probe reached a verdict that there is no usable NVIDIA GPU."""
+    nvidia = snapshot.nvidia
+    return nvidia is not None and (bool(nvidia.error) or nvidia.gpus == ())
+
+
+def gpu_ccs(snapshot: Snapshot) -> list[Version]:
+    """Compute capabilities of the GPUs that report one."""
+    out = []
+    for gpu in (snapshot.nvidia.gpus or ()) if snapshot.nvidia else ():
+        if gpu.compute_capability and re.fullmatch(r"\d+\.\d+", gpu.compute_capability.strip()):
+            out.append(Version(gpu.compute_capability.strip()))
+    return out
+
+
+def _gpu_fact(snapshot: Snapshot, name: str) -> Any:
+    if has_no_gpu(snapshot):
+        return 0 if name == "count" else ABSENT
+    if snapshot.nvidia is None or snapshot.nvidia.gpus is None:
+        return UNKNOWN
+    gpus = snapshot.nvidia.gpus
+    if name == "count":
+        return len(gpus)
+    if name == "min_memory_mib":
+        memories = [g.memory_mib for g in gpus if g.memory_mib is not None]
+        return min(memories) if memories else UNKNOWN
+    ccs = gpu_ccs(snapshot)
+    if not ccs:
+        return UNKNOWN
+    return str(min(ccs) if name == "min_cc" else max(ccs))
+
+
+def torch_variant(snapshot: Snapshot) -> Any:
+    """The torch local tag ('cu121', 'cpu'), '' for a plain PyPI build, ABSENT or None."""
+    version = _package_fact(snapshot, "torch")
+    if version is UNKNOWN or version is ABSENT:
+        return version
+    parsed = parse_version(version)
+    return (parsed.local or "") if parsed else UNKNOWN
+
+
+def _torch_fact(snapshot: Snapshot, name: str) -> Any:
+    installed = _package_fact(snapshot, "torch")
+    if installed is ABSENT:
+        return ABSENT
+    if name == "variant":
+        return torch_variant(snapshot)
+    build = snapshot.torch
+    value = getattr(build, name, None) if build else None
+    if name == "cuda" and value is None and torch_variant(snapshot) == "cpu":
+        return ABSENT
+    return value
+
+
+# --- conditions -------------------------------------------------------------------------------
+
+
+def parse_version(text: Any) -> Version | None:
+    if text is None or isinstance(text, (bool, _Absent)):
+        return None
+    try:
+        return Version(str(text))
+    except InvalidVersion:
+        return None
+
+
+def matches_specifier(value: Any, spec: str) -> bool:
+    """``value`` satisfies ``spec``; pre-releases count, a local tag (``+cu121``) is ignored unless named."""
+    version = parse_version(value)
+    if version is None:
+        return False
+    if "+" not in spec and version.local:
+        version = Version(version.public)
+    try:
+        return SpecifierSet(spec).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return False
+
+
+def condition_holds(value: Any, expected: Any) -> bool:
+    """One condition against a known (non-None) fact value."""
+    if isinstance(expected, tuple):
+        return any(condition_holds(value, e) for e in expected)
+    if expected == "absent":
+        return value is ABSENT
+    if expected == "present":
+        return value is not ABSENT
+    if value is ABSENT:
+        return False
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return value is expected
+    if isinstance(expected, str) and expected.startswith(SPEC_START):
+        return matches_specifier(value, expected)
+    return str(value).lower() == str(expected).lower()
+
+
+def _evaluate_condition(snapshot: Snapshot, condition: Condition) -> tuple[bool, list[str]]:
+    """(no known fact contradicts it, unknown fact paths)."""
+    unknown = []
+    for path, expected in condition:
+        value = fact(snapshot, path)
+        if value is UNKNOWN:
+            unknown.append(path)
+        elif not condition_holds(value, expected):
+            return False, []
+    return True, unknown
+
+
+def rule_outcome(rule: Rule, snapshot: Snapshot) -> tuple[bool, list[str]]:
+    """(could fire, unknown facts): fires when True and no unknowns, 'could not verify' when unknowns."""
+    holds, unknown = _evaluate_condition(snapshot, rule.when)
+    if not holds or not rule.any:
+        return holds, unknown
+    group_unknowns: list[str] = []
+    for group in rule.any:
+        group_holds, group_unknown = _evaluate_condition(snapshot, group)
+        if group_holds and not group_unknown:
+            return True, unknown
+        if group_holds:
+            group_unknowns.extend(group_unknown)
+    return (True, unknown + group_unknowns) if group_unknowns else (False, [])
+
+
+def evaluate(rules: Iterable[Rule], snapshot: Snapshot) -> list[Finding]:
+    """Findings for every rule that fires, plus 'could not verify' (info) for rules blocked by unknowns."""
+    findings = []
+    for rule in rules:
+        fires, unknown = rule_outcome(rule, snapshot)
+        if fires and not unknown:
+            findings.append(_finding(rule, snapshot))
+        elif fires:
+            findings.append(_unverified(rule, unknown))
+    return findings
+
+
+def render_message(template: str, snapshot: Snapshot) -> str:
+    def replace(match: re.Match[str]) -> str:
+        value = fact(snapshot, match.group(1))
+        return "unknown" if value is UNKNOWN else str(value)
+
+    return re.sub(r"\{([^{}]+)\}", replace, template)
+
+
+def _finding(rule: Rule, snapshot: Snapshot) -> Finding:
+    return Finding(
+        rule=rule.id,
+        category=rule.category,
+        severity=rule.severity,
+        message=render_message(rule.message, snapshot),
+        components=rule.components,
+        fix=rule.fix,
+        sources=rule.sources,
+    )
+
+
+def _unverified(rule: Rule, unknown: list[str]) -> Finding:
+    facts = ", ".join(sorted(set(unknown)))
+    return Finding(
+        rule=rule.id,
+        category=rule.category,
+        severity=Severity.INFO,
+        message=f"could not verify '{rule.id}': the snapshot does not say {facts}",
+        components=rule.components,
+        sources=rule.sources,
+        verified=False,
+    )

@@ -1,0 +1,90 @@
+"""Trainer callbacks: divergence guard, save-on-Ctrl-C, JSONL metrics with throughput."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops training when the logged loss is NaN/inf or the grad norm is non-finite or above `grad_norm_limit`."""
+
+    def __init__(self, grad_norm_limit: float) -> None:
+        self.grad_norm_limit = grad_norm_limit
+        self.stop_reason: str | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
+        reason = self.check(logs or {}, state.global_step)
+        if reason:
+            self.stop_reason = reason
+            control.should_training_stop = True
+            control.should_save = False  # the weights are suspect: keep the last good checkpoint as the newest
+        return control
+
+    def check(self, logs: dict[str, Any], step: int) -> str | None:
+        loss, grad_norm = logs.get("loss"), logs.get("grad_norm")
+        if isinstance(loss, float) and not math.isfinite(loss):
+            return f"loss became {loss} at step {step}"
+        if isinstance(grad_norm, float) and not math.isfinite(grad_norm):
+            return f"gradient norm became {grad_norm} at step {step}"
+        if isinstance(grad_norm, float) and grad_norm > self.grad_norm_limit:
+            return f"gradient norm {grad_norm:.4g} exceeded --grad_norm_limit {self.grad_norm_limit:g} at step {step}"
+        return None
+
+
+class SaveOnInterrupt(TrainerCallback):
+    """First Ctrl-C (SIGINT): save a checkpoint at the end of the current step and stop. A second one aborts."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return control
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self.interrupted:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return control
+
+
+class MetricsLogger(TrainerCallback):
+    """Appends every log (plus tokens/s) to OUTPUT_DIR/metrics.jsonl on the main process."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.path = output_dir / "metrics.jsonl"
+        self.started = time.perf_counter()
+        self.start_tokens = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.started = time.perf_counter()
+        self.start_tokens = state.num_input_tokens_seen or 0
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
+        if logs is None:
+            return control
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        seen = (state.num_input_tokens_seen or 0) - self.start_tokens
+        logs["tokens_per_s"] = round(seen / elapsed, 1)
+        if state.is_world_process_zero:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+        return control

@@ -1,0 +1,37 @@
+"""Shared test helpers: run the real CLI in a subprocess, find the example snapshots."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOTS = ROOT / "tests" / "data" / "snapshots"
+
+
+def python_env(extra_path: list[Path] | None = None) -> dict[str, str]:
+    """Environment for a child interpreter that imports this checkout's ``src``."""
+    env = dict(os.environ)
+    parts = [str(p) for p in (extra_path or [])] + [str(ROOT / "src")]
+    if env.get("PYTHONPATH"):
+        parts.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    env.pop("NO_COLOR", None)
+    return env
+
+
+def run_envdoctor(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m envdoctor ARGS`` as a real process; stdout/stderr captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "envdoctor", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT, env=python_env(), check=False,
+    )
+
+
+@pytest.fixture
+def snapshots_dir() -> Path:
+    return SNAPSHOTS

@@ -1,0 +1,82 @@
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import python_env
+from envdoctor.probe._background import BackgroundCall
+from envdoctor.probe.nvidia import _read_nvml, cuda_version_from_int, probe_nvidia
+from envdoctor.snapshot import Gpu
+
+
+def test_no_driver_here_is_recorded_not_raised():
+    result = probe_nvidia()  # this machine has no NVIDIA driver: NVML's library is missing
+    assert result.gpus == ()
+    assert result.error and "NVML" in result.error
+    assert result.driver is None
+
+
+def test_cuda_version_from_int():
+    assert cuda_version_from_int(13000) == "13.0"
+    assert cuda_version_from_int(12040) == "12.4"
+    assert cuda_version_from_int(11080) == "11.8"
+
+
+class _FakeMemory:
+    total = 81559 * 1024 * 1024
+
+
+class _FakeNvml:
+    """NVML's call surface with one H100; the real library cannot run on this GPU-less machine."""
+
+    def nvmlSystemGetDriverVersion(self):
+        return b"580.159.04"
+
+    def nvmlSystemGetCudaDriverVersion_v2(self):
+        return 13000
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return ("handle", index)
+
+    def nvmlDeviceGetName(self, handle):
+        return "NVIDIA H100 80GB HBM3"
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle):
+        return (9, 0)
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return _FakeMemory()
+
+
+def test_reads_driver_cuda_and_gpus_from_nvml_answers():
+    result = _read_nvml(_FakeNvml())
+    assert result.driver == "580.159.04"
+    assert result.cuda_driver == "13.0"
+    assert result.error is None
+    assert result.gpus == (Gpu(index=0, name="NVIDIA H100 80GB HBM3", compute_capability="9.0", memory_mib=81559),)
+
+
+def test_background_call_gives_up_after_timeout():
+    call = BackgroundCall(lambda: time.sleep(30) or "late", "sleeper")
+    started = time.monotonic()
+    assert call.result(0.2, lambda: "timed out") == "timed out"
+    assert time.monotonic() - started < 2
+
+
+def test_hung_nvml_cannot_hang_probe(tmp_path):
+    (tmp_path / "pynvml.py").write_text("import time\ndef nvmlInit():\n    time.sleep(60)\n")
+    code = textwrap.dedent("""
+        import time
+        from envdoctor.probe import probe
+        start = time.monotonic()
+        snap = probe(timeout=0.5)
+        print(round(time.monotonic() - start, 1), snap.nvidia.error, len(snap.packages))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env=python_env([tmp_path]), check=True)
+    elapsed, rest = done.stdout.split(" ", 1)
+    assert float(elapsed) < 5
+    assert "did not answer within 0.5 s" in rest

@@ -1,0 +1,42 @@
+import json
+import platform
+import subprocess
+import sys
+
+from conftest import python_env
+from envdoctor import load_snapshot
+from envdoctor.probe.python_env import probe_host, probe_python, read_distro
+
+
+def test_read_distro(tmp_path):
+    path = tmp_path / "os-release"
+    path.write_text('NAME="Ubuntu"\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.3 LTS"\n')
+    assert read_distro(path) == "Ubuntu 22.04.3 LTS"
+    path.write_text('NAME="Alpine Linux"\nVERSION_ID=3.19.1\n')
+    assert read_distro(path) == "Alpine Linux 3.19.1"
+    assert read_distro(tmp_path / "missing") is None
+
+
+def test_this_interpreter_and_host():
+    python = probe_python()
+    assert python.version == platform.python_version()
+    assert python.implementation == "cpython"
+    assert python.venv == (sys.prefix != sys.base_prefix)
+    host = probe_host()
+    assert host.os == sys.platform
+    assert host.arch == platform.machine()
+    if sys.platform == "linux":
+        assert host.glibc and host.glibc[0].isdigit()
+
+
+def test_probe_json_round_trip(tmp_path):
+    """probe -> JSON -> load gives back an equal snapshot (run in a child: a fresh, unmodified sys.path)."""
+    code = "from envdoctor.probe import probe; print(probe().to_json(), end='')"
+    text = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=python_env(), check=True).stdout
+    path = tmp_path / "snap.json"
+    path.write_text(text)
+    snapshot = load_snapshot(path)
+    assert snapshot.to_json() == text
+    assert json.loads(text)["schema"] == "envdoctor.snapshot/1"
+    assert snapshot.packages["pytest"].version

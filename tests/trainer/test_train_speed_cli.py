@@ -1,0 +1,52 @@
+"""benchmarks/train_speed.py runs end to end (--tiny: same code, tiny Llama on CPU) and reports every set-up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "train_speed.py"
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+
+def run_benchmark(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600,
+                          cwd=ROOT, check=False)
+
+
+@pytest.mark.slow
+def test_tiny_run_reports_all_setups(tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    done = run_benchmark("--tiny", "--steps", "2", "--warmup", "1", "--pool", "800", "--json-out", str(out),
+                         "--setups", "packed-sdpa,packed-flex,trainer,packed-eager+fce+ckpt")
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert [(r["shape"], r["setup"]) for r in results] == [
+        (shape, name) for shape in ("var", "fixed")
+        for name in ("baseline", "packed-sdpa", "packed-flex", "trainer", "packed-eager+fce+ckpt")
+    ]
+    for row in results:
+        if row["setup"] == "packed-flex":
+            assert row["status"].startswith("skipped")  # CPU: FlexAttention runs only on CUDA
+            continue
+        assert row["status"] == "ok", row
+        assert row["samples_per_hour"] > 0 and row["mfu"] > 0 and row["useful_tokens_per_s"] > 0
+        if row["setup"] == "baseline":
+            assert row["ratio_to_baseline"] == 1.0 and row["isolation_max_diff"] is None
+        else:
+            assert row["isolation_max_diff"] == 0.0 and row["fill"] > 0.9
+    assert done.stdout.rstrip().splitlines()[-1].startswith("fixed packed-eager+fce+ckpt")  # table last
+
+
+def test_unknown_setup_is_one_line_error() -> None:
+    done = run_benchmark("--tiny", "--setups", "packed-sdpa+turbo")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "train_speed: --setups: unknown option 'turbo' in 'packed-sdpa+turbo'; options: fce, compile, ckpt")

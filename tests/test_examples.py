@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from envdoctor.check import run_check
+from envdoctor.checker import run_check
 from envdoctor.matrices import load_matrices
 from envdoctor.snapshot import load_snapshot
 

@@ -13,6 +13,8 @@ from envdoctor.snapshot import Snapshot, SnapshotError, load_snapshot, snapshot_
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendRule",
+    "backend_rules",
     "Category",
     "Finding",
     "MatrixError",
@@ -33,8 +35,10 @@ __all__ = [
 
 _LAZY = {
     "probe": ("envdoctor.probe", "probe"),
-    "check": ("envdoctor.check", "run_check"),
+    "check": ("envdoctor.checker", "run_check"),
     "load_matrices": ("envdoctor.matrices", "load_matrices"),
+    "backend_rules": ("envdoctor.matrices", "backend_rules"),
+    "BackendRule": ("envdoctor.matrices", "BackendRule"),
     "MatrixError": ("envdoctor.matrices", "MatrixError"),
     "StackNotFoundError": ("envdoctor.matrices", "StackNotFoundError"),
     "inspect_model": ("envdoctor.model", "inspect_model"),
@@ -43,8 +47,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from envdoctor.check import run_check as check
-    from envdoctor.matrices import MatrixError, StackNotFoundError, load_matrices
+    from envdoctor.checker import run_check as check
+    from envdoctor.matrices import BackendRule, MatrixError, StackNotFoundError, backend_rules, load_matrices
     from envdoctor.model import ModelError, ModelInfo, inspect_model
     from envdoctor.probe import probe
 

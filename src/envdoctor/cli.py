@@ -102,7 +102,7 @@ def _add_plan(commands: argparse._SubParsersAction, with_plan: bool) -> None:
 
 def run_check_command(args: argparse.Namespace) -> int:
     snapshot = _load_or_probe(args.snapshot, args.deep)
-    from envdoctor.check import run_check
+    from envdoctor.checker import run_check
     from envdoctor.render import render
 
     report = run_check(snapshot, stack=args.stack, model=args.model, cwd=Path.cwd())

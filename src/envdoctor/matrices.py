@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -71,6 +72,7 @@ class Rule:
     components: tuple[str, ...] = ()
     fix: str | None = None
     sources: tuple[str, ...] = ()
+    supersedes: tuple[str, ...] = ()  # rule ids this finding makes redundant on the same components
     origin: str = ""
 
 
@@ -219,7 +221,9 @@ class _Checker:
 
 # --- rules ------------------------------------------------------------------------------------
 
-RULE_KEYS = {"id", "category", "severity", "components", "when", "any", "message", "fix", "sources", "note"}
+RULE_KEYS = {
+    "id", "category", "severity", "components", "when", "any", "message", "fix", "sources", "note", "supersedes",
+}
 
 
 def parse_rules(path: Path, errors: list[str], seen: dict[str, str]) -> list[Rule]:
@@ -268,6 +272,7 @@ def _parse_rule(check: _Checker, raw: Any, index: int, seen: dict[str, str]) -> 
         components=tuple(normalize_name(c) for c in check.strings(raw, "components", where)),
         fix=check.text(raw, "fix", where),
         sources=check.strings(raw, "sources", where),
+        supersedes=check.strings(raw, "supersedes", where),
         origin=str(check.path),
     )
     return rule if len(check.errors) == before else None
@@ -465,12 +470,13 @@ class Policy:
     requirement_category: dict[str, Category]
     unverified_penalty: int = 0
     torch_extensions: tuple[str, ...] = ()
+    supersedes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check id -> rule ids it makes redundant
 
 
 def parse_policy(path: Path, errors: list[str]) -> Policy:
     data = read_toml(path, errors)
     check = _Checker(path, errors)
-    check.keys(data, {"penalty", "requirement_category", "extensions"}, "")
+    check.keys(data, {"penalty", "requirement_category", "extensions", "supersedes"}, "")
     penalties = {}
     for name, points in _table(check, data, "penalty").items():
         if name == "unverified" or name in {s.value for s in Severity}:
@@ -487,10 +493,92 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
             categories[normalize_name(name)] = category
     unverified = data.get("penalty", {}).get("unverified", 0)
     extensions = check.strings(_table(check, data, "extensions"), "torch_bound", "extensions.")
+    supersedes_table = _table(check, data, "supersedes")
+    supersedes = {rule: check.strings(supersedes_table, rule, "supersedes.") for rule in supersedes_table}
     return Policy(
         penalties, categories, unverified if isinstance(unverified, int) else 0,
-        tuple(normalize_name(e) for e in extensions),
+        tuple(normalize_name(e) for e in extensions), supersedes,
     )
+
+
+# --- declared requirements of releases, backend rules --------------------------------------------
+
+DATA_SHAPES = ("fixed", "packed")
+BACKENDS = ("hf", "unsloth")
+
+
+@dataclass(frozen=True)
+class DeclaredRelease:
+    """The Requires-Dist lines one release of a package declares (copied from its wheel METADATA)."""
+
+    package: str
+    version: str
+    requires: tuple[str, ...]
+    source: str
+    extras: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackendRule:
+    """``--backend auto``: use ``backend`` for ``data_shape`` (only when it is installed, if ``when_installed``)."""
+
+    data_shape: str
+    backend: str
+    when_installed: bool
+    source: str
+    note: str | None = None
+
+
+def parse_declared(path: Path, errors: list[str]) -> list[DeclaredRelease]:
+    """The ``[[release]]`` tables of one ``declared/*.toml`` file; every line must be a PEP 508 requirement."""
+    data = read_toml(path, errors)
+    check = _Checker(path, errors)
+    check.keys(data, {"sources", "release"}, "")
+    out = []
+    for i, raw in enumerate(data.get("release", [])):
+        where = f"release[{i}]."
+        check.keys(raw, {"package", "version", "source", "requires", "extras"}, where,
+                   required={"package", "version", "source", "requires"})
+        requires = _requirements(check, check.strings(raw, "requires", where), f"{where}requires")
+        extras = {name: _requirements(check, check.strings(raw.get("extras", {}), name, f"{where}extras."),
+                                      f"{where}extras.{name}") for name in raw.get("extras", {})}
+        version = check.version(raw.get("version"), f"{where}version")
+        out.append(DeclaredRelease(normalize_name(check.text(raw, "package", where) or ""), version or "",
+                                   requires, check.text(raw, "source", where) or "", extras))
+    return out
+
+
+def _requirements(check: _Checker, lines: tuple[str, ...], where: str) -> tuple[str, ...]:
+    for i, line in enumerate(lines):
+        try:
+            Requirement(line)
+        except InvalidRequirement as exc:
+            check.error(f"{where}[{i}]", f"not a PEP 508 requirement: {exc}")
+    return lines
+
+
+def parse_backends(path: Path, errors: list[str]) -> tuple[BackendRule, ...]:
+    data = read_toml(path, errors)
+    check = _Checker(path, errors)
+    check.keys(data, {"sources", "rule"}, "")
+    out = []
+    for i, raw in enumerate(data.get("rule", [])):
+        where = f"rule[{i}]."
+        check.keys(raw, {"data_shape", "backend", "when_installed", "source", "note"}, where,
+                   required={"data_shape", "backend", "source"})
+        shape, backend = raw.get("data_shape"), raw.get("backend")
+        if shape not in DATA_SHAPES:
+            check.error(f"{where}data_shape", f"{shape!r} is not one of: {', '.join(DATA_SHAPES)}")
+        if backend not in BACKENDS:
+            check.error(f"{where}backend", f"{backend!r} is not one of: {', '.join(BACKENDS)}")
+        out.append(BackendRule(str(shape), str(backend), raw.get("when_installed", False) is True,
+                               check.text(raw, "source", where) or "", check.text(raw, "note", where)))
+    return tuple(out)
+
+
+def backend_rules(root: Path | str | None = None) -> tuple[BackendRule, ...]:
+    """The measured ``--backend auto`` rules (``matrices/backends.toml``), in order. Raises MatrixError."""
+    return load_matrices(root).backends
 
 
 # --- the Matrices object ----------------------------------------------------------------------
@@ -532,6 +620,20 @@ class Matrices:
     @property
     def policy(self) -> Policy:
         return self._load("policy", lambda errors: parse_policy(self.root / "policy.toml", errors))
+
+    @property
+    def declared(self) -> dict[tuple[str, str], DeclaredRelease]:
+        """(normalized package, version) -> the requirements that release declares (``declared/*.toml``)."""
+        def load(errors: list[str]) -> dict[tuple[str, str], DeclaredRelease]:
+            files = sorted((self.root / "declared").glob("*.toml"))
+            return {(r.package, r.version): r for path in files for r in parse_declared(path, errors)}
+
+        return self._load("declared", load)
+
+    @property
+    def backends(self) -> tuple[BackendRule, ...]:
+        path = self.root / "backends.toml"
+        return self._load("backends", lambda errors: parse_backends(path, errors) if path.exists() else ())
 
     def stack_names(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "stacks").glob("*.toml"))
@@ -580,6 +682,10 @@ def validate_matrices(root: Path | str | None = None) -> list[str]:
     for name in ("models",):
         if (path / f"{name}.toml").exists():
             read_toml(path / f"{name}.toml", errors)
+    for declared in sorted((path / "declared").glob("*.toml")):
+        parse_declared(declared, errors)
+    if (path / "backends.toml").exists():
+        parse_backends(path / "backends.toml", errors)
     if sources:
         errors.extend(_unknown_sources(rules, stacks, sources))
     return errors

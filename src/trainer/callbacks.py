@@ -1,4 +1,4 @@
-"""Trainer callbacks: divergence guard, save-on-Ctrl-C, JSONL metrics with throughput."""
+"""Trainer callbacks: divergence guard, save-on-Ctrl-C, JSONL metrics with throughput, progress bar postfix."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 
 class DivergenceGuard(TrainerCallback):
@@ -19,10 +20,27 @@ class DivergenceGuard(TrainerCallback):
         self.grad_norm_limit = grad_norm_limit
         self.stop_reason: str | None = None
 
+    def observe_step_loss(self, loss: float, step: int) -> None:
+        """Every micro-step's loss (the Trainer's logged loss hides NaN steps behind an average)."""
+        if not math.isfinite(loss) and self.stop_reason is None:
+            self.stop_reason = f"loss became {loss} at step {step}"
+
+    def observe_grad_norm(self, grad_norm: float, step: int) -> None:
+        """Every optimizer step's gradient norm (logs only carry the ones at --logging_steps)."""
+        if self.stop_reason is None:
+            self.stop_reason = self.check({"grad_norm": float(grad_norm)}, step)
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self.stop_reason:
+            control.should_training_stop = True
+            control.should_save = False  # runs after DefaultFlowCallback: this step's weights are not saved
+        return control
+
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
         reason = self.check(logs or {}, state.global_step)
-        if reason:
+        if reason and not self.stop_reason:
             self.stop_reason = reason
+        if self.stop_reason:
             control.should_training_stop = True
             control.should_save = False  # the weights are suspect: keep the last good checkpoint as the newest
         return control
@@ -88,3 +106,19 @@ class MetricsLogger(TrainerCallback):
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
         return control
+
+
+class ThroughputProgress(ProgressCallback):
+    """transformers' progress bar (with its ETA) plus loss, learning rate and tokens/s as the postfix."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
+        bar = getattr(self, "training_bar", None)
+        if state.is_world_process_zero and bar is not None and logs and "loss" in logs:
+            bar.set_postfix(progress_postfix(logs), refresh=False)
+        return super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+def progress_postfix(logs: dict[str, Any]) -> dict[str, str]:
+    shown = {"loss": ("loss", "{:.4g}"), "learning_rate": ("lr", "{:.3g}"), "tokens_per_s": ("tok/s", "{:,.0f}")}
+    present = {key: value for key, value in logs.items() if isinstance(value, (int, float))}
+    return {label: form.format(present[key]) for key, (label, form) in shown.items() if key in present}

@@ -131,21 +131,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_train(config: TrainConfig) -> int:
+    """The gate first (on every rank, whatever the backend), then the backend choice, then training."""
+    from trainer.distributed import configure_distributed_env, debug_record, is_main_process, rank
     from trainer.gate import REFUSED_EXIT_CODE, refusals, render_refusals
 
+    configure_distributed_env()
     found = refusals(config.model_name, config.stack, config.load_in_4bit, config.load_in_8bit, config.revision)
+    debug_record("gate", [f"rank {rank()}: {'refused' if found else 'passed'}"])
     if found:
-        from trainer.recipe import is_main_process
-
         if is_main_process():
             print(render_refusals(found), file=sys.stderr)
         return REFUSED_EXIT_CODE
     from trainer.recipe import run_training
 
-    outcome = run_training(config)
+    outcome = run_training(config, choose_backend(config))
     if outcome.message:
         print(outcome.message, file=sys.stderr if outcome.exit_code else sys.stdout)
     return outcome.exit_code
+
+
+def choose_backend(config: TrainConfig) -> Any:
+    """trainer.backends' choice (made before transformers is imported, as Unsloth requires); raises BackendError."""
+    from trainer.backends import select_backend
+    from trainer.distributed import is_main_process
+
+    choice = select_backend(config.backend, config.packing)
+    if is_main_process():
+        print(f"[trainer] backend {choice.name}: {choice.reason}", file=sys.stderr, flush=True)
+    return choice
 
 
 def run_pretokenize(config: DataConfig) -> int:

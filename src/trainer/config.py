@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DATASET_FORMATS = ("auto", "chat", "alpaca", "prompt_completion", "text")
 DEFAULT_STACK = "phase1a-2.0"
+BACKENDS = ("hf", "unsloth", "auto")
+FUSED_CE_CHOICES = ("auto", "on", "off")
 
 
 @dataclass
@@ -49,7 +51,10 @@ class TrainConfig(DataConfig):
     eval_steps: int | None = None
     gradient_checkpointing: bool = False
     packing: bool = False
+    fused_ce: str = field(default="auto", metadata={"help": "auto|on|off: chunked fused cross-entropy (auto: on with "
+                                                            "--packing, one process, no --torch_compile)"})
     torch_compile: bool = False
+    backend: str = field(default="hf", metadata={"help": "hf|unsloth|auto: library that loads and trains the model"})
     report_to: str = field(default="jsonl", metadata={"help": "jsonl|tensorboard (JSONL metrics are always written)"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "PATH or 'auto' (newest complete)"})
     lora_r: int = 16
@@ -58,3 +63,6 @@ class TrainConfig(DataConfig):
     target_modules: list[str] = field(default_factory=lambda: list(LLAMA_PROJECTIONS))
     merge: bool = field(default=False, metadata={"help": "merge the adapter into the base after training"})
     validate: bool = field(default=False, metadata={"help": "validate the merged model after merging"})
+    validate_test_set: str | None = field(default=None, metadata={
+        "help": "JSONL for --validate (default: --eval_dataset_path, else the held-out --eval_split rows)"})
+    max_perplexity: float = field(default=10.0, metadata={"help": "--validate fails at or above this perplexity"})

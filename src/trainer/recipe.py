@@ -13,11 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.config import TrainConfig
+from trainer.config import BACKENDS, FUSED_CE_CHOICES, TrainConfig
+from trainer.distributed import RecordingCollator, debug_enabled, debug_record, is_main_process, world_size
 from trainer.types import IGNORE_INDEX, TokenizedExample
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 4, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+VALIDATION_SET_FILE = "validation_set.jsonl"
 
 
 class TrainerInputError(ValueError):
@@ -28,10 +31,6 @@ class TrainerInputError(ValueError):
 class Outcome:
     exit_code: int
     message: str
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def log(message: str) -> None:
@@ -59,9 +58,10 @@ class PadCollator:
 
 
 class LoRARecipe:
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, backend: Any = None) -> None:
         check_config(config)
         self.config = config
+        self.backend = backend  # trainer.backends.BackendChoice; None = the plain transformers + peft path
         self.output_dir = Path(config.output_dir).expanduser()
         self.trainer: Any = None
         self.guard: Any = None
@@ -75,19 +75,26 @@ class LoRARecipe:
         from trainer.callbacks import DivergenceGuard, MetricsLogger, SaveOnInterrupt
         from trainer.checkpoint import CompleteMarkerCallback
 
+        args = training_arguments(self.config, has_eval=bool(self.config.eval_split or self.config.eval_dataset_path))
         set_seed(self.config.seed)  # before the LoRA weights are initialised, so runs (and resumes) repeat exactly
         self.output_dir.mkdir(parents=True, exist_ok=True)
         tokenizer = load_tokenizer(self.config)
-        self.data = load_data(self.config, tokenizer)
-        model = load_lora_model(self.config)
+        with args.main_process_first(desc="tokenized data cache"):  # rank 0 builds it, the others then reuse it
+            self.data = load_data(self.config, tokenizer)
+        model = load_model_for(self.backend, self.config)
         train_set, collator = self._train_set_and_collator(model, tokenizer)
         self.guard, self.interrupt = DivergenceGuard(self.config.grad_norm_limit), SaveOnInterrupt()
         callbacks = [CompleteMarkerCallback(), self.guard, self.interrupt, MetricsLogger(self.output_dir)]
-        self.trainer = build_trainer(self.config, model, tokenizer, train_set, self.data.eval, collator, callbacks)
+        fused = use_fused_ce(self.config)
+        log(f"loss: {'chunked fused cross-entropy' if fused else 'transformers cross-entropy'} (--fused_ce "
+            f"{self.config.fused_ce})")
+        self.trainer = build_trainer(args, model, tokenizer, (train_set, self.data.eval), collator, callbacks,
+                                     fused_ce=fused, guard=self.guard)
 
     def _train_set_and_collator(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
         if not self.config.packing:
-            return self.data.train, PadCollator(tokenizer.pad_token_id)
+            collator = PadCollator(tokenizer.pad_token_id)
+            return self.data.train, RecordingCollator(collator) if debug_enabled() else collator
         from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency
 
         examples = [TokenizedExample(tuple(r["input_ids"]), tuple(r["labels"])) for r in self.data.train]
@@ -108,6 +115,8 @@ class LoRARecipe:
         log(f"resuming from {resume}" if resume else "starting from step 0")
         started = time.perf_counter()
         self.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        debug_record("setup", [f"world_size {self.trainer.args.world_size}, model wrapped in "
+                               f"{type(self.trainer.model_wrapped).__name__}, resumed from {resume}"])
         return time.perf_counter() - started, self.trainer.state
 
     # ---- cleanup -------------------------------------------------------------------------------------------
@@ -172,10 +181,41 @@ def check_config(config: TrainConfig) -> None:
         problems.append("--on_bad_row must be fail or skip")
     if not 0 <= config.eval_split < 1:
         problems.append("--eval_split must be in [0, 1)")
-    if config.validate and not config.merge:
-        problems.append("--validate needs --merge (it validates the merged model)")
+    problems += _training_flag_problems(config)
     if problems:
         raise TrainerInputError("; ".join(problems))
+
+
+def _training_flag_problems(config: TrainConfig) -> list[str]:
+    problems = []
+    if not 0 <= config.warmup_ratio < 1:
+        problems.append(f"--warmup_ratio {config.warmup_ratio}: must be a fraction of the steps in [0, 1)")
+    if config.backend not in BACKENDS:
+        problems.append(f"--backend must be one of {', '.join(BACKENDS)}")
+    if config.fused_ce not in FUSED_CE_CHOICES:
+        problems.append(f"--fused_ce must be one of {', '.join(FUSED_CE_CHOICES)}")
+    if config.fused_ce == "on" and config.torch_compile:
+        problems.append("--fused_ce on computes the loss outside the compiled model; drop it or --torch_compile")
+    if config.fused_ce == "on" and world_size() > 1:
+        problems.append("--fused_ce on bypasses DistributedDataParallel's gradient sync; use auto or off with "
+                        "several processes")
+    if config.validate and not config.merge:
+        problems.append("--validate needs --merge (it validates the merged model)")
+    if config.validate and not (config.validate_test_set or config.eval_dataset_path or config.eval_split > 0):
+        problems.append("--validate needs a test set: pass --validate_test_set PATH, --eval_dataset_path PATH or "
+                        "--eval_split 0.01")
+    if config.validate_test_set and not Path(config.validate_test_set).is_file():
+        problems.append(f"--validate_test_set {config.validate_test_set!r}: no such file; pass a JSONL file")
+    return problems
+
+
+def use_fused_ce(config: TrainConfig) -> bool:
+    """--fused_ce auto: on with --packing (fixed long rows, where the full logits cost the most memory), with one
+    process (the fused loss calls the decoder directly, outside DDP) and without --torch_compile (it would bypass
+    the compiled module)."""
+    if config.fused_ce != "auto":
+        return config.fused_ce == "on"
+    return config.packing and world_size() == 1 and not config.torch_compile
 
 
 def load_tokenizer(config: Any) -> Any:
@@ -211,84 +251,128 @@ def load_data(config: Any, tokenizer: Any) -> Any:
         log(data.eval_stats.describe("eval"))
     for bad in data.train_stats.bad_rows[:5]:
         log(f"skipped line {bad.line}: {bad.reason}")
-    data.train = data.train.remove_columns(["line"])
-    data.eval = data.eval.remove_columns(["line"]) if data.eval is not None else None
-    return data
+    return data  # the 'line' column stays: collators ignore it, the debug trace and --validate use it
 
 
-def load_lora_model(config: TrainConfig) -> Any:
-    """The base in bf16 (fp32 on CPU), never quantized, with LoRA adapters on the target modules."""
+def load_model_for(backend: Any, config: TrainConfig) -> Any:
+    """The LoRA-wrapped base from the chosen backend (trainer.backends); None means the default hf path."""
+    from trainer.backends import BackendChoice, load_lora_model_for
+
+    return load_lora_model_for(backend or BackendChoice("hf", "default"), config)
+
+
+def training_arguments(config: TrainConfig, has_eval: bool) -> Any:
+    """transformers.TrainingArguments whose every value comes from the flag of the same meaning."""
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from transformers import TrainingArguments
 
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    try:
-        model = AutoModelForCausalLM.from_pretrained(config.model_name, dtype=dtype, revision=config.revision,
-                                                     trust_remote_code=config.trust_remote_code)
-    except (OSError, ValueError) as error:
-        raise TrainerInputError(f"cannot load {config.model_name}: {_first_line(error)}") from None
-    model.config.use_cache = False
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
-    trainable, total = model.get_nb_trainable_parameters()
-    log(f"base {config.model_name} in {dtype}, LoRA r={config.lora_r}: {trainable:,} of {total:,} parameters train")
-    return model
-
-
-def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_set: Any, eval_set: Any, collator: Any,
-                  callbacks: list[Any]) -> Any:
-    import torch
-    from transformers import Trainer, TrainingArguments
-
-    has_eval = eval_set is not None
-    args = TrainingArguments(
+    on_cuda = torch.cuda.is_available()
+    return TrainingArguments(
         output_dir=str(config.output_dir), num_train_epochs=config.num_train_epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio, lr_scheduler_type=config.lr_scheduler_type,
+        **warmup_argument(TrainingArguments, config.warmup_ratio), lr_scheduler_type=config.lr_scheduler_type,
         weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, logging_steps=config.logging_steps,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or config.save_steps,
-        bf16=torch.cuda.is_available(), dataloader_num_workers=config.dataloader_num_workers, seed=config.seed,
+        bf16=on_cuda, dataloader_num_workers=config.dataloader_num_workers, seed=config.seed,
         data_seed=config.seed, torch_compile=config.torch_compile, gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         report_to=["tensorboard"] if config.report_to == "tensorboard" else "none",
         include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
-        disable_tqdm=not is_main_process(),
+        disable_tqdm=not is_main_process(), ddp_backend=None if on_cuda or world_size() == 1 else "gloo",
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
     )
-    return Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
-                   processing_class=tokenizer, callbacks=callbacks)
 
 
-def run_training(config: TrainConfig) -> Outcome:
+def warmup_argument(arguments_class: type, ratio: float) -> dict[str, float]:
+    """transformers 4.x has warmup_ratio; 5.x dropped it and reads a warmup_steps below 1 as a fraction."""
+    from dataclasses import fields
+
+    if "warmup_ratio" in {item.name for item in fields(arguments_class)}:
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": ratio}  # check_config keeps it in [0, 1), so it is read as a fraction of the steps
+
+
+def build_trainer(args: Any, model: Any, tokenizer: Any, datasets: tuple[Any, Any], collator: Any,
+                  callbacks: list[Any], fused_ce: bool = False, guard: Any = None) -> Any:
+    from transformers.trainer_callback import ProgressCallback
+
+    from trainer.callbacks import ThroughputProgress
+    from trainer.hf_trainer import LoRATrainer
+
+    trainer = LoRATrainer(model=model, args=args, train_dataset=datasets[0], eval_dataset=datasets[1],
+                          data_collator=collator, processing_class=tokenizer, callbacks=callbacks, fused_ce=fused_ce,
+                          guard=guard)
+    if not args.disable_tqdm:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(ThroughputProgress())  # after MetricsLogger, which adds tokens/s to the logs
+    return trainer
+
+
+def run_training(config: TrainConfig, backend: Any = None) -> Outcome:
     """init -> setup -> train -> cleanup, then --merge/--validate. Raises TrainerInputError, DataError."""
-    recipe = LoRARecipe(config)
+    recipe = LoRARecipe(config, backend)
     log("settings: " + ", ".join(f"{k}={v}" for k, v in asdict(config).items() if v not in (None, False, "")))
     recipe.setup()
     wall, state = recipe.train()
     outcome = recipe.cleanup(wall, state)
     if outcome.exit_code == EXIT_OK and config.merge and is_main_process():
-        return merge_and_validate(config, recipe.output_dir / ADAPTER_DIR)
+        test_set = validation_test_set(config, recipe.data) if config.validate else None
+        return merge_and_validate(config, recipe.output_dir / ADAPTER_DIR, test_set)
     return outcome
 
 
-def merge_and_validate(config: TrainConfig, adapter: Path) -> Outcome:
+def validation_test_set(config: TrainConfig, data: Any) -> Path:
+    """--validate_test_set, else --eval_dataset_path, else the held-out rows copied (verbatim) into a JSONL file."""
+    if config.validate_test_set:
+        return Path(config.validate_test_set)
+    if config.eval_dataset_path:
+        return Path(config.eval_dataset_path)
+    held_out = set(data.eval["line"])
+    lines = Path(config.dataset_path).read_text(encoding="utf-8").splitlines()
+    target = Path(config.output_dir) / VALIDATION_SET_FILE
+    from trainer.checkpoint import write_atomically
+
+    write_atomically(target, "".join(f"{lines[n - 1]}\n" for n in sorted(held_out)))
+    log(f"validation set: the {len(held_out)} held-out rows, written to {target}")
+    return target
+
+
+def merge_and_validate(config: TrainConfig, adapter: Path, test_set: Path | None) -> Outcome:
+    """Merge the adapter into OUTPUT_DIR/merged (replacing an older merge of this run), then validate it."""
     from trainer import merge
 
-    merged_dir = Path(config.output_dir) / "merged"
-    result = merge.merge_adapter(config.model_name, adapter, merged_dir, overwrite=True, revision=config.revision,
-                                 log=log)
+    merged_dir = Path(config.output_dir) / MERGED_DIR
+    try:
+        result = merge.merge_adapter(config.model_name, adapter, merged_dir, overwrite=True, revision=config.revision,
+                                     log=log)
+    except merge.MergeInputError as error:
+        return Outcome(EXIT_BAD_INPUT, f"merge: {error}")
+    except merge.MergeRefused as error:
+        return Outcome(EXIT_REFUSED, f"merge refused: {error}")
+    except merge.MergeCheckError as error:
+        return Outcome(EXIT_FAILED, f"merge failed: {error}")
     log(merge.render_result(result))
-    if not config.validate:
+    if test_set is None:
         return Outcome(EXIT_OK, f"done: adapter in {adapter}, merged model in {merged_dir}")
-    from trainer import validate
+    return validate_merged(config, merged_dir, test_set)
 
-    report = validate.validate_model(str(merged_dir))
-    code = getattr(report, "exit_code", 0)
-    return Outcome(code, f"done: merged model in {merged_dir}; validation: {report}")
+
+def validate_merged(config: TrainConfig, merged_dir: Path, test_set: Path) -> Outcome:
+    from trainer import validate
+    from trainer.data import DataError
+
+    try:
+        result = validate.validate_model(merged_dir, test_set, max_perplexity=config.max_perplexity,
+                                         max_seq_length=config.max_seq_length,
+                                         dataset_format=config.dataset_format, log=log)
+    except (validate.ValidationInputError, DataError) as error:
+        return Outcome(EXIT_BAD_INPUT, f"validate: {error}")
+    summary = validate.render_summary(result)
+    verdict = "passed" if result.passed else "FAILED"
+    return Outcome(result.exit_code, f"{summary}\nvalidation {verdict}: merged model in {merged_dir}")
 
 
 def peak_gpu_memory_gib() -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envdoctor.check import run_check
+from envdoctor.checker import run_check
 
 from .synth import snapshot
 
@@ -53,11 +53,34 @@ def test_cu130_torch_needs_driver_580(tmp_path: Path) -> None:
 
 
 def test_declared_requirement_conflict_like_pip_check(tmp_path: Path) -> None:
-    trl = {"version": "0.9.6", "requires": ["numpy<2.0.0,>=1.18.2", "bitsandbytes<=0.41.1; extra == 'quantization'"]}
+    trl = {"version": "0.9.4", "requires": ["numpy<2.0.0,>=1.18.2", "bitsandbytes<=0.41.1; extra == 'quantization'"]}
     bad = snapshot({"trl": trl, "numpy": "2.0.1", "bitsandbytes": "0.43.1"})
     report = run_check(bad, stack="phase1a-2.0", cwd=tmp_path)
     conflicts = [f for f in report.findings if f.rule == "declared-requirement-conflict"]
     assert [(f.components, f.category.value) for f in conflicts] == [(("numpy", "trl"), "numpy")]
+
+
+def test_conflicts_outside_the_stack_warn_once_per_package(tmp_path: Path) -> None:
+    # Seen on the device image: NumPy 1.26.4 carried for the trainer, while jax/cupy (unused by the stack)
+    # declare numpy>=2. They break only themselves: one warning, not a refusal of the training stack.
+    trl = {"version": "1.16.0", "requires": ["numpy>=1.26.0", "datasets>=4.7.0"]}
+    datasets = {"version": "5.2.0", "requires": ["numpy>=1.17", "pyarrow>=24.0.0"]}
+    jax = {"version": "0.11.2", "requires": ["numpy>=2.1"]}
+    cupy = {"version": "14.2.0", "requires": ["numpy<2.6,>=2.0"]}
+    snap = snapshot({"torch": "2.11.0+cu130", "trl": trl, "datasets": datasets, "numpy": "1.26.4",
+                     "pyarrow": "25.0.1", "jax": jax, "cupy-cuda13x": cupy}, torch={"cuda": "13.0"})
+    report = run_check(snap, stack="lora-cu130-2026.11", cwd=tmp_path)
+    rules = [(f.rule, f.severity.value) for f in report.findings if "requirement-conflict" in f.rule]
+    assert rules == [("declared-requirement-conflict-outside-stack", "warn")]
+    outside = next(f for f in report.findings if f.rule == "declared-requirement-conflict-outside-stack")
+    assert "cupy-cuda13x 14.2.0" in outside.message and "jax 0.11.2" in outside.message
+    # The same conflict on a package the stack uses (through trl -> datasets) fails.
+    datasets_bad = {"version": "5.2.0", "requires": ["numpy>=2"]}
+    snap = snapshot({"torch": "2.11.0+cu130", "trl": trl, "datasets": datasets_bad, "numpy": "1.26.4",
+                     "pyarrow": "25.0.1"}, torch={"cuda": "13.0"})
+    report = run_check(snap, stack="lora-cu130-2026.11", cwd=tmp_path)
+    failed = [f.components for f in report.findings if f.rule == "declared-requirement-conflict"]
+    assert failed == [("numpy", "datasets")]
 
 
 def test_smoke_error_is_classified(tmp_path: Path) -> None:
@@ -88,7 +111,7 @@ def test_check_imports_no_heavy_modules() -> None:
     import subprocess
     import sys
 
-    code = "import sys, envdoctor.check; print(sorted({'torch', 'rich', 'numpy'} & set(sys.modules)))"
+    code = "import sys, envdoctor.checker; print(sorted({'torch', 'rich', 'numpy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(Path(__file__).parents[2] / "src")})
     assert out.stdout.strip() == "[]"

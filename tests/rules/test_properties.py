@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from envdoctor.check import run_check
+from envdoctor.checker import run_check
 from envdoctor.matrices import load_matrices
 from envdoctor.snapshot import SnapshotError, snapshot_from_dict
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_STACK = "cpu-test"
@@ -52,3 +54,37 @@ def subprocess_env() -> dict[str, str]:
 def run_trainer(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(trainer_command(args), env=subprocess_env(), capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
+
+
+def train_args(model: Path, data: Path, output: Path, *extra: str) -> list[str]:
+    return ["--model_name", str(model), "--dataset_path", str(data), "--output_dir", str(output), *FAST_FLAGS, *extra]
+
+
+def logged(output: Path, key: str) -> list[tuple[int, Any]]:
+    """(step, value) for every metrics.jsonl row that has key."""
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return [(row["step"], row[key]) for row in rows if key in row]
+
+
+def greedy_answers(model_dir: Path, adapter: Path | None = None) -> dict[str, str]:
+    """The one-token greedy answer to every synthetic question (base + adapter, or a merged model dir)."""
+    import torch
+    from tiny import KEY_WORDS, question_for
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter or model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    answers = {}
+    for key in KEY_WORDS:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": question_for(key)}], tokenize=False,
+                                             add_generation_prompt=True)
+        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, max_new_tokens=1, do_sample=False, pad_token_id=0)
+        answers[key] = tokenizer.decode(out[0, ids.shape[1]:]).strip()
+    return answers

@@ -3,43 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from helpers import FAST_FLAGS, REPO, run_trainer, subprocess_env, trainer_command
-from tiny import ANSWER_OF, KEY_WORDS, question_for
+from helpers import REPO, greedy_answers, logged, run_trainer, subprocess_env, train_args, trainer_command
+from tiny import ANSWER_OF
 
 pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
-
-
-def train_args(model: Path, data: Path, output: Path, *extra: str) -> list[str]:
-    return ["--model_name", str(model), "--dataset_path", str(data), "--output_dir", str(output), *FAST_FLAGS, *extra]
-
-
-def logged(output: Path, key: str) -> list[tuple[int, float]]:
-    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
-    return [(row["step"], row[key]) for row in rows if key in row]
-
-
-def greedy_answers(model_dir: Path, adapter: Path) -> dict[str, str]:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(model_dir)), str(adapter)).eval()
-    answers = {}
-    for key in KEY_WORDS:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": question_for(key)}], tokenize=False,
-                                             add_generation_prompt=True)
-        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
-        with torch.no_grad():
-            out = model.generate(input_ids=ids, max_new_tokens=1, do_sample=False, pad_token_id=0)
-        answers[key] = tokenizer.decode(out[0, ids.shape[1]:]).strip()
-    return answers
 
 
 def test_training_lowers_loss_and_learns_the_mapping(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
@@ -49,10 +24,15 @@ def test_training_lowers_loss_and_learns_the_mapping(tiny_model: Path, chat_data
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [loss for _step, loss in logged(output, "loss")]
     assert losses[0] > 1.0 and losses[-1] < 0.2 * losses[0], losses
-    assert logged(output, "eval_loss")[-1][1] < 0.5
+    eval_loss = logged(output, "eval_loss")
+    assert eval_loss[-1][1] < 0.5
+    assert logged(output, "eval_perplexity") == [(step, pytest.approx(math.exp(loss))) for step, loss in eval_loss]
     assert greedy_answers(tiny_model, output / "adapter") == ANSWER_OF
     summary = json.loads((output / "summary.json").read_text())
     assert summary["steps"] == 40 and summary["tokens_per_second"] > 0 and summary["samples_per_hour"] > 0
+    assert summary["wall_seconds"] > 0 and summary["peak_gpu_memory_gib"] is None  # CPU: no GPU memory to report
+    assert "samples/h" in result.stderr and "tokens/s" in result.stderr and "peak GPU memory" in result.stderr
+    assert all(f"{field}=" in result.stderr for field in ("loss", "lr", "tok/s"))  # the progress bar's postfix
     assert (output / "loss.png").stat().st_size > 0
     assert all((output / f"checkpoint-{step}" / "COMPLETE").is_file() for step in (20, 40))
     assert "Traceback" not in result.stderr

@@ -36,7 +36,8 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     checks: list[Check] = [
         gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
         gpu.check_bitsandbytes_arch, driver.check_driver, extensions.check_companions,
-        extensions.check_extensions, requirements.check_declared, stack.check_stack, smoke.check_smoke,
+        extensions.check_extensions, requirements.check_declared, requirements.check_recorded, stack.check_stack,
+        smoke.check_smoke,
         model.check_model,
     ]
     return [finding for check in checks for finding in check(ctx)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import torch_install, torch_target
 from envdoctor.facts import cuda_major_minor, cuda_of_variant
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import fact, parse_version, torch_variant
@@ -53,8 +54,22 @@ def _too_old(ctx: CheckContext, cuda: str, driver: str, floor: str) -> Finding:
         message=f"torch {fact(ctx.snapshot, 'packages.torch')} is built for CUDA {cuda}, which needs NVIDIA driver >= "
         f"{floor}; this driver is {driver} (supports CUDA {supports} at most): 'CUDA driver version is "
         "insufficient for CUDA runtime version'",
-        fix=f"upgrade the NVIDIA driver to >= {floor}, or install a torch built for CUDA {supports} or older",
+        fix=_older_cuda_fix(ctx, driver, floor, supports),
     )
+
+
+def _older_cuda_fix(ctx: CheckContext, driver: str, floor: str, supports: object) -> str:
+    """The same torch release built for a CUDA this driver runs (newest first); else the driver upgrade."""
+    upgrade = f"upgrade the NVIDIA driver to >= {floor}"
+    version = fact(ctx.snapshot, "packages.torch")
+    release = ctx.facts.torch(version) if isinstance(version, str) else None
+    for variant in sorted(release.variants if release else (), key=cuda_major_minor, reverse=True):
+        family_floor = ctx.facts.cuda_family_min_driver(cuda_major_minor(variant)[0])
+        if family_floor and parse_version(driver) >= parse_version(family_floor):
+            target = torch_target(ctx, release.version, variant)
+            if target:
+                return f"{torch_install(ctx, target, force=True)}   # runs on driver {driver}; or {upgrade}"
+    return f"{upgrade} (this driver supports CUDA {supports} at most and no torch {version} build runs on it)"
 
 
 def _minor_compat(cuda: str, driver: str, toolkit_driver: str) -> Finding:

@@ -9,10 +9,24 @@ from __future__ import annotations
 import re
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import (
+    companion_install,
+    flash_attn_install,
+    installed_wheel_target,
+    plan_command,
+    requirement_install,
+)
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import fact, matches_specifier, parse_version, torch_variant
 
 COMPANIONS = ("torchvision", "torchaudio")
+# What each companion's load failure looks like (anchors-envdoctor.md (d) 2 and 11).
+LOAD_ERROR = {
+    "torchvision": "its compiled ops fail to load (e.g. 'operator torchvision::nms does not exist')",
+    "torchaudio": "its compiled extension fails to load ('libtorchaudio.so: undefined symbol ...' at import)",
+    "xformers": "its compiled ops fail to load (xformers warns 'xFormers can't load C++/CUDA extensions', "
+    "then memory_efficient_attention raises)",
+}
 WHEEL_TAG = re.compile(r"torch(\d+\.\d+)cxx11abi(TRUE|FALSE)", re.IGNORECASE)
 
 
@@ -57,11 +71,15 @@ def _companion_mismatch(ctx: CheckContext, name: str, expected: str, torch: str)
     return Finding(
         rule="companion-built-for-other-torch", category=Category.ABI, severity=Severity.FAIL,
         components=(name, "torch"), sources=("torchvision-compat", "xformers-metadata"),
-        message=f"{name} {installed} is built for torch {wanted}, but torch {torch} is installed: its compiled ops "
-        f"fail to load (e.g. 'operator torchvision::nms does not exist')",
-        fix=f"pip install --force-reinstall --no-deps {name}==<the release built for torch {_public(torch)}>"
-        "   # from the same index as torch",
+        message=f"{name} {installed} is built for torch {wanted}, but torch {torch} is installed: {LOAD_ERROR[name]}",
+        fix=_companion_fix(ctx, name, torch),
     )
+
+
+def _companion_fix(ctx: CheckContext, name: str, torch: str) -> str:
+    if name in COMPANIONS:
+        return companion_install(ctx, name, torch)
+    return f"{plan_command(ctx)}   # no xformers release pinned to torch {_public(torch)} is recorded"
 
 
 def _variant_mismatches(ctx: CheckContext, torch: str) -> list[Finding]:
@@ -75,7 +93,7 @@ def _variant_mismatches(ctx: CheckContext, torch: str) -> list[Finding]:
                 rule="companion-other-cuda-variant", category=Category.CUDA_BUILD, severity=Severity.WARN,
                 components=(name, "torch"), sources=("torchvision-compat",),
                 message=f"{name} {version} is a {local} build but torch {torch} is {variant}",
-                fix=f"reinstall {name} from https://download.pytorch.org/whl/{variant}",
+                fix=companion_install(ctx, name, torch),
             ))
     return out
 
@@ -95,7 +113,7 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
         if tag:
             findings.extend(_from_wheel_tag(ctx, name, package.version, tag, torch))
         elif previous:
-            findings.append(_torch_swapped(name, package.version, torch, previous))
+            findings.append(_torch_swapped(ctx, name, package.version, torch, previous))
         elif name == "flash-attn":
             findings.extend(_no_release_wheel(ctx, package.version, torch))
     return findings
@@ -111,7 +129,7 @@ def _previous_torch(ctx: CheckContext, torch: str) -> tuple[str, list[str]] | No
     return release, sorted(n for n, v in pinned.items() if v == release)
 
 
-def _torch_swapped(name: str, version: str, torch: str, previous: tuple[str, list[str]]) -> Finding:
+def _torch_swapped(ctx: CheckContext, name: str, version: str, torch: str, previous: tuple[str, list[str]]) -> Finding:
     release, witnesses = previous
     return Finding(
         rule="extension-torch-replaced", category=Category.ABI, severity=Severity.WARN,
@@ -119,8 +137,7 @@ def _torch_swapped(name: str, version: str, torch: str, previous: tuple[str, lis
         message=f"{name} {version} was installed before torch was replaced: {', '.join(witnesses)} pair with torch "
         f"{release}, but torch {torch} is installed now. {name}'s build target cannot be confirmed (no wheel "
         f"name recorded) and is most likely torch {release}, so expect 'undefined symbol' at import",
-        fix=f"pip install --force-reinstall --no-deps --no-build-isolation {name}=={version}"
-        "   # after torch is final; or 'envdoctor plan' for the exact wheel",
+        fix=_rebuild_fix(ctx, name, version),
     )
 
 
@@ -136,9 +153,15 @@ def _from_wheel_tag(ctx: CheckContext, name: str, version: str, tag: re.Match[st
         components=(name, "torch"), sources=("flash-attn-publish", "torch-cxx11-abi"),
         message=f"{name} {version} was installed from a wheel built for {what}, but torch {torch} "
         f"(cxx11abi={abi}) is installed: import fails with 'undefined symbol'",
-        fix=f"pip install --force-reinstall --no-deps <the {name} wheel for torch {installed_minor}, "
-        f"cxx11abi{str(abi).upper()}>   # 'envdoctor plan' prints the URL",
+        fix=_rebuild_fix(ctx, name, version),
     )]
+
+
+def _rebuild_fix(ctx: CheckContext, name: str, version: str) -> str:
+    """The exact flash-attn wheel for the installed torch; other extensions are reinstalled against it."""
+    if name == "flash-attn":
+        return flash_attn_install(ctx, version, installed_wheel_target(ctx), force=True)
+    return f"{requirement_install(ctx, name, '==' + version)} --force-reinstall --no-deps --no-cache-dir"
 
 
 def _torch_abi(ctx: CheckContext, torch: str) -> bool | None:
@@ -159,4 +182,5 @@ def _no_release_wheel(ctx: CheckContext, version: str, torch: str) -> list[Findi
         components=("flash-attn", "torch"), sources=("flash-attn-publish", "flash-attn-no-torch29-wheel"),
         message=f"flash-attn {version} has no official wheel for torch {minor}: it was compiled here or comes "
         "from a third party; 'envdoctor check --deep' confirms it imports",
+        fix=flash_attn_install(ctx, version, installed_wheel_target(ctx), force=True),
     )]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from packaging.version import Version
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import plan_command, stack_torch_target, torch_install, torch_target
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import ABSENT, fact, gpu_ccs, has_no_gpu, torch_variant
@@ -40,11 +41,15 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
 
 
 def _torch_fix(ctx: CheckContext) -> str:
-    variant = ctx.stack.variants[0] if ctx.stack and ctx.stack.variants else None
-    if variant is None or variant.cuda == "cpu":
-        return "pip install --force-reinstall torch --index-url https://download.pytorch.org/whl/<cuXYZ>"
-    return (f"pip install --force-reinstall \"torch=={variant.torch}\" "
-            f"--index-url https://download.pytorch.org/whl/{variant.cuda}")
+    """The stack's CUDA build of torch (else the same release's PyPI CUDA build), forced over the CPU one."""
+    target = stack_torch_target(ctx)
+    version = fact(ctx.snapshot, "packages.torch")
+    if target is None and isinstance(version, str):
+        release = ctx.facts.torch(version)
+        target = torch_target(ctx, version, release.pypi_default) if release else None
+    if target is None or not target.variant.startswith("cu"):
+        return plan_command(ctx)
+    return torch_install(ctx, target, force=True)
 
 
 def _torch_archs(ctx: CheckContext) -> tuple[tuple[str, ...] | None, str]:
@@ -70,7 +75,7 @@ def check_torch_archs(ctx: CheckContext) -> list[Finding]:
         rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.FAIL, components=("torch",),
         message=f"GPU compute capability {', '.join(missing)} is not among the archs {origin} "
         f"({' '.join(archs)}): 'no kernel image is available for execution on the device'",
-        fix="install a torch variant whose wheels include this GPU (see 'envdoctor plan'); Blackwell needs cu128+",
+        fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU (Blackwell needs cu128+)",
         sources=("torch-archs", "anchors-failure-modes"),
     )]
 
@@ -114,7 +119,7 @@ def check_stack_gpu(ctx: CheckContext) -> list[Finding]:
             rule="stack-gpu-too-old", category=Category.GPU_ARCH, severity=Severity.FAIL, components=("gpu",),
             message=f"{stack.name} trains in bf16 with FlashAttention-2-class kernels and needs compute capability "
             f">= {stack.min_compute_capability}; this GPU is {min(ccs)} (bf16 needs Ampere, sm_80)",
-            fix="use an Ampere or newer GPU (A100, L4, A10, H100 ...)", sources=("nvidia-bf16",),
+            fix="run on a GPU of compute capability 8.0 or newer (A100, A10, L4, L40S, H100)", sources=("nvidia-bf16",),
         ))
     memory = fact(ctx.snapshot, "gpu.min_memory_mib")
     largest = max((g.memory_mib or 0 for g in ctx.snapshot.nvidia.gpus or ()), default=0)

@@ -11,6 +11,8 @@ from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import fact, gpu_ccs, matches_specifier
 
 GIB = 1024**3
+QUANT_FIX = "point --model at the original bf16 base (the repository the quantized one was made from)"
+BF16_FIX = "run on a GPU of compute capability 8.0 or newer (A100, A10, L4, L40S, H100)"
 
 
 def check_model(ctx: CheckContext) -> list[Finding]:
@@ -38,7 +40,8 @@ def _quantized(info: Any) -> list[Finding]:
         return []
     return [_finding("model-quantized", Category.MODEL, Severity.FAIL,
                      f"{info.name} is a quantized checkpoint ({'; '.join(info.quantization_signals)}); the trainer "
-                     "fine-tunes full-precision (bf16) bases only", "use the original bf16 base model", ())]
+                     "fine-tunes full-precision (bf16) bases only", QUANT_FIX,
+                     ())]
 
 
 def _transformers_floor(ctx: CheckContext, info: Any, table: dict[str, Any]) -> list[Finding]:
@@ -55,8 +58,16 @@ def _transformers_floor(ctx: CheckContext, info: Any, table: dict[str, Any]) -> 
             "model-needs-newer-transformers", Category.VERSION, Severity.FAIL,
             f"{info.name} uses {label} {value!r}, which transformers supports from {entry['min_transformers']}; "
             f"transformers {installed} is installed",
-            f"pip install \"transformers>={entry['min_transformers']}\"", entry.get("sources", ())))
+            _transformers_fix(ctx, entry["min_transformers"]), entry.get("sources", ())))
     return findings
+
+
+def _transformers_fix(ctx: CheckContext, floor: str) -> str:
+    """The stack's transformers pin when it meets the floor, else the floor itself."""
+    pin = ctx.stack.pins.get("transformers") if ctx.stack else None
+    if pin and matches_specifier(pin, f">={floor}"):
+        return f'pip install "transformers=={pin}"'
+    return f'pip install "transformers>={floor}"'
 
 
 def _bf16(ctx: CheckContext, info: Any, table: dict[str, Any]) -> list[Finding]:
@@ -68,7 +79,7 @@ def _bf16(ctx: CheckContext, info: Any, table: dict[str, Any]) -> list[Finding]:
         return []
     return [_finding("model-bf16-gpu", Category.GPU_ARCH, Severity.FAIL,
                      f"{info.name} is bf16 and bf16 training needs compute capability >= "
-                     f"{bf16['min_compute_capability']}; this GPU is {min(ccs)}", "use an Ampere or newer GPU",
+                     f"{bf16['min_compute_capability']}; this GPU is {min(ccs)}", BF16_FIX,
                      bf16.get("sources", ()))]
 
 
@@ -81,7 +92,10 @@ def _memory(ctx: CheckContext, info: Any, table: dict[str, Any]) -> list[Finding
     need_gib = info.num_parameters * estimate["bytes_per_param"] / GIB + estimate.get("overhead_gib", 0)
     if need_gib * 1024 <= largest:
         return []
+    how = (f"estimated as {info.num_parameters / 1e9:.1f}B parameters (safetensors headers) x "
+           f"{estimate['bytes_per_param']} bytes of bf16 weights + {estimate.get('overhead_gib', 0)} GiB measured "
+           "LoRA working set (r=16, batch 4 x 2048, gradient checkpointing)")
     return [_finding("model-gpu-memory", Category.RESOURCES, Severity.WARN,
-                     f"LoRA on {info.name} ({info.num_parameters / 1e9:.1f}B parameters) needs about {need_gib:.0f} "
-                     f"GiB of GPU memory; the largest GPU has {largest / 1024:.0f} GiB",
-                     "use a larger GPU or a smaller base", estimate.get("sources", ()))]
+                     f"LoRA on {info.name} needs about {need_gib:.1f} GiB of GPU memory ({how}); the largest GPU "
+                     f"has {largest / 1024:.1f} GiB", "run on a GPU with more memory, or choose a smaller base model",
+                     estimate.get("sources", ()))]

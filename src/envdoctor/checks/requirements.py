@@ -8,6 +8,7 @@ from packaging.markers import InvalidMarker, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import requirement_install
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import Snapshot, normalize_name
@@ -41,20 +42,106 @@ def _applies(requirement: Requirement, environment: dict[str, str]) -> bool:
 
 
 def check_declared(ctx: CheckContext) -> list[Finding]:
+    """Requires-Dist conflicts, as pip check finds them. A conflict that breaks a package the stack uses (its
+    dependency closure) fails; conflicts of packages outside it are one warning per required package, since
+    they break only those packages (e.g. jax wanting NumPy 2 beside a NumPy-1 training stack)."""
     packages = ctx.snapshot.packages or {}
     environment = marker_environment(ctx.snapshot)
-    findings = []
+    used = stack_closure(ctx, environment)
+    findings, outside = [], {}
     for owner, package in sorted(packages.items()):
-        for line in package.requires or ():
-            if EXTRA_MARKER.search(line):  # optional extras are not installed requirements; skip parsing them
-                continue
-            try:
-                requirement = Requirement(line)
-            except InvalidRequirement:
-                continue
+        for requirement in applicable_requirements(package.requires or (), environment):
+            for finding in _judge(ctx, owner, package.version, requirement):
+                if used is None or owner in used or finding.rule != "declared-requirement-conflict":
+                    findings.append(finding)
+                else:
+                    outside.setdefault(finding.components[0], []).append(f"{owner} {package.version}")
+    return findings + [_outside_conflicts(ctx, name, owners) for name, owners in sorted(outside.items())]
+
+
+def applicable_requirements(lines: tuple[str, ...], environment: dict[str, str]) -> list[Requirement]:
+    """The Requires-Dist lines that apply here: no optional extras, markers evaluated."""
+    found = []
+    for line in lines:
+        if EXTRA_MARKER.search(line):  # optional extras are not installed requirements; skip parsing them
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if _applies(requirement, environment):
+            found.append(requirement)
+    return found
+
+
+def stack_closure(ctx: CheckContext, environment: dict[str, str]) -> set[str] | None:
+    """Installed packages the stack uses: its pins, requires and variant packages plus everything they need.
+    None when there is no stack (then every conflict counts)."""
+    if ctx.stack is None:
+        return None
+    stack = ctx.stack
+    names = set(stack.pins) | set(stack.requires) | set(stack.vcs) | {"torch"}
+    for variant in stack.variants:
+        names |= set(variant.pins())
+    packages = ctx.snapshot.packages or {}
+    todo, seen = [normalize_name(n) for n in names], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in packages:
+            continue
+        seen.add(name)
+        todo.extend(normalize_name(r.name) for r in applicable_requirements(packages[name].requires or (),
+                                                                             environment))
+    return seen
+
+
+def _outside_conflicts(ctx: CheckContext, name: str, owners: list[str]) -> Finding:
+    installed = (ctx.snapshot.packages or {})[name].version
+    stack = ctx.stack.name if ctx.stack else "the stack"
+    return Finding(
+        rule="declared-requirement-conflict-outside-stack", category=Category.VERSION, severity=Severity.WARN,
+        components=(name,), sources=("pip-check",),
+        message=f"{len(owners)} installed package(s) outside {stack} declare a {name} other than {installed}: "
+        f"{', '.join(owners)}. They will fail to import here; {stack} itself does not use them",
+        fix=f"pip uninstall -y {' '.join(o.split()[0] for o in owners)}   # if unused; or keep them in a separate "
+        "venv",
+    )
+
+
+def check_recorded(ctx: CheckContext) -> list[Finding]:
+    """Installed releases whose requirements the matrices record (``declared/*.toml``), when the snapshot
+    does not carry their Requires-Dist itself: every requirement on an installed package must hold."""
+    environment = marker_environment(ctx.snapshot)
+    findings = []
+    for owner, package in sorted((ctx.snapshot.packages or {}).items()):
+        release = ctx.matrices.declared.get((owner, _public(package.version))) if package.requires is None else None
+        for line in release.requires if release else ():
+            requirement = Requirement(line)
             if _applies(requirement, environment):
-                findings.extend(_judge(ctx, owner, package.version, requirement))
+                findings.extend(_recorded_conflict(ctx, owner, package.version, requirement, release.source))
     return findings
+
+
+def _public(version: str) -> str:
+    return version.split("+")[0]
+
+
+def _recorded_conflict(ctx: CheckContext, owner: str, owner_version: str, requirement: Requirement,
+                       source: str) -> list[Finding]:
+    name = normalize_name(requirement.name)
+    installed = (ctx.snapshot.packages or {}).get(name)
+    spec = str(requirement.specifier)
+    if installed is None or not spec or matches_specifier(installed.version, spec):
+        return []
+    return [Finding(
+        rule="recorded-requirement-conflict", category=ctx.matrices.policy.requirement_category.get(
+            name, Category.VERSION), severity=Severity.FAIL, components=(name, owner),
+        sources=("unsloth-wheel-metadata",) if owner.startswith("unsloth") else (),
+        message=f"{owner} {owner_version} requires {requirement.name}{spec} ({source}), but {name} "
+        f"{installed.version} is installed: {owner} refuses or breaks with it",
+        fix=f"{requirement_install(ctx, name, spec)}   # or install the {owner} release made for {name} "
+        f"{installed.version}",
+    )]
 
 
 def _judge(ctx: CheckContext, owner: str, owner_version: str, requirement: Requirement) -> list[Finding]:
@@ -66,7 +153,7 @@ def _judge(ctx: CheckContext, owner: str, owner_version: str, requirement: Requi
             rule="declared-requirement-missing", category=Category.MISSING, severity=Severity.WARN,
             components=(name, owner), sources=("pip-check",),
             message=f"{owner} {owner_version} requires {requirement.name}{spec}, which is not installed",
-            fix=f"pip install \"{requirement.name}{spec}\"",
+            fix=requirement_install(ctx, name, spec),
         )]
     if not spec or matches_specifier(installed.version, spec):
         return []
@@ -75,5 +162,5 @@ def _judge(ctx: CheckContext, owner: str, owner_version: str, requirement: Requi
         rule="declared-requirement-conflict", category=category, severity=Severity.FAIL,
         components=(name, owner), sources=("pip-check",),
         message=f"{owner} {owner_version} requires {requirement.name}{spec}, but {installed.version} is installed",
-        fix=f"pip install \"{requirement.name}{spec}\"",
+        fix=requirement_install(ctx, name, spec),
     )]

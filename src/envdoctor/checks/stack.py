@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import (
+    flash_attn_install,
+    pip_install,
+    plan_command,
+    quoted,
+    stack_torch_target,
+    stack_wheel_target,
+    torch_install,
+)
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Stack, StackVariant
 from envdoctor.rules import ABSENT, UNKNOWN, fact, matches_specifier, parse_version, torch_variant
@@ -26,8 +35,8 @@ def check_stack(ctx: CheckContext) -> list[Finding]:
                          "could not verify the stack: the snapshot has no package list", None, verified=False)]
     failed: set[str] = set()
     findings = _check_python(ctx) + _check_requires(ctx, failed)
-    findings += _check_pins(ctx, failed) + _check_variant(ctx) + _check_vcs(ctx)
-    return findings
+    findings += _check_pins(ctx, failed)
+    return findings + ([] if "torch" in failed else _check_variant(ctx)) + _check_vcs(ctx)
 
 
 def skipped_for_no_gpu(ctx: CheckContext) -> list[Finding]:
@@ -50,7 +59,14 @@ def _check_python(ctx: CheckContext) -> list[Finding]:
         return []
     return [_finding(ctx, "stack-python", Category.PYTHON, Severity.FAIL, ("python",),
                      f"{ctx.stack.name} needs Python {spec}; this is Python {version}",
-                     f"create the environment with a Python matching {spec} (e.g. uv venv --python 3.11)")]
+                     f"uv venv --python {_python_for(spec)}   # then reinstall the stack into it: "
+                     f"{plan_command(ctx)}")]
+
+
+def _python_for(spec: str) -> str:
+    """The newest CPython minor (3.9 to 3.14) that ``spec`` allows."""
+    allowed = [f"3.{minor}" for minor in range(14, 8, -1) if matches_specifier(f"3.{minor}.0", spec)]
+    return allowed[0] if allowed else "3.11"
 
 
 def _check_requires(ctx: CheckContext, failed: set[str]) -> list[Finding]:
@@ -66,14 +82,28 @@ def _check_requires(ctx: CheckContext, failed: set[str]) -> list[Finding]:
             findings.append(_finding(
                 ctx, "stack-requires", categories.get(name, Category.VERSION), Severity.FAIL, (name,),
                 f"{ctx.stack.name} requires {name}{spec}, but {name} {installed} is installed",
-                f"pip install \"{name}{ctx.stack.pins.get(name) and '==' + ctx.stack.pins[name] or spec}\""))
+                _install(ctx, name, ctx.stack.pins.get(name), spec)))
     return findings
 
 
 def _missing(ctx: CheckContext, name: str, wanted: str) -> Finding:
-    shown = wanted if wanted[0] in "<>=!~" else f"=={wanted}"
+    pin = None if wanted[0] in "<>=!~ " else wanted
+    shown = f"=={pin}" if pin else wanted
+    needs = name if shown.strip() in (">=0", "") else f"{name}{shown}"
     return _finding(ctx, "stack-missing", Category.MISSING, Severity.FAIL, (name,),
-                    f"{name} is not installed; {ctx.stack.name} needs {name}{shown}", f"pip install \"{name}{shown}\"")
+                    f"{name} is not installed; {ctx.stack.name} needs {needs}", _install(ctx, name, pin, wanted))
+
+
+def _install(ctx: CheckContext, name: str, pin: str | None, spec: str) -> str:
+    """The command that installs ``name`` as the stack wants it: exact wheels for torch and flash-attn."""
+    if name == "torch":
+        target = stack_torch_target(ctx)
+        return torch_install(ctx, target, force=True) if target else plan_command(ctx)
+    if name == "flash-attn" and pin:
+        return flash_attn_install(ctx, pin, stack_wheel_target(ctx))
+    if spec.startswith(" @ "):
+        return f"pip install {quoted(name, spec)}"
+    return pip_install(name, f"=={pin}" if pin else spec)
 
 
 def _check_pins(ctx: CheckContext, failed: set[str]) -> list[Finding]:
@@ -87,9 +117,14 @@ def _check_pins(ctx: CheckContext, failed: set[str]) -> list[Finding]:
         elif parse_version(installed) is None or parse_version(installed).public != parse_version(pin).public:
             findings.append(_finding(
                 ctx, "stack-pin", Category.PIN, Severity.WARN, (name,),
-                f"{name} {installed} is installed; {ctx.stack.name} pins {name}=={pin}",
-                f"pip install \"{name}=={pin}\""))
+                f"{name} {installed} is installed; {ctx.stack.name} pins {name}=={pin}{_variants_note(ctx, name)}",
+                _install(ctx, name, pin, f"=={pin}")))
+            failed.add(name)
     return findings
+
+
+def _variants_note(ctx: CheckContext, name: str) -> str:
+    return f" ({' or '.join('+' + v.cuda for v in ctx.stack.variants)})" if name == "torch" else ""
 
 
 def _check_variant(ctx: CheckContext) -> list[Finding]:
@@ -99,7 +134,7 @@ def _check_variant(ctx: CheckContext) -> list[Finding]:
         return []
     return [_finding(ctx, "stack-torch-variant", Category.CUDA_BUILD, Severity.WARN, ("torch",),
                      f"torch is a {variant} build; {ctx.stack.name} supports {', '.join(known)}",
-                     f"reinstall torch from https://download.pytorch.org/whl/{known[0]}")]
+                     _install(ctx, "torch", None, ""))]
 
 
 def _check_vcs(ctx: CheckContext) -> list[Finding]:

@@ -40,7 +40,8 @@ def run_check(
     matrices = matrices or load_matrices()
     chosen, reason = choose_stack(snapshot, matrices, stack, cwd)
     ctx = CheckContext(snapshot=snapshot, matrices=matrices, facts=Facts(matrices.root), stack=chosen, model=model)
-    findings = _ordered(evaluate(matrices.rules, snapshot) + run_checks(ctx))
+    supersedes = {**matrices.policy.supersedes, **{r.id: r.supersedes for r in matrices.rules if r.supersedes}}
+    findings = _ordered(drop_superseded(evaluate(matrices.rules, snapshot) + run_checks(ctx), supersedes))
     return Report(
         stack=chosen.name if chosen else None,
         stack_reason=reason,
@@ -48,6 +49,22 @@ def run_check(
         score=score_findings(findings, matrices.policy),
         snapshot=snapshot.to_dict(),
     )
+
+
+def drop_superseded(findings: list[Finding], supersedes: dict[str, tuple[str, ...]]) -> list[Finding]:
+    """One cause, one finding: drop a finding that a verified finding at least as severe supersedes.
+
+    ``supersedes`` maps a rule id to the rule ids it makes redundant when the redundant finding's components
+    are all among its own (trl-undeclared-rich on (trl, rich) supersedes stack-missing on (rich)).
+    """
+    def redundant(finding: Finding) -> bool:
+        return any(
+            finding.rule in supersedes.get(other.rule, ()) and other.verified
+            and other.severity.rank >= finding.severity.rank and set(finding.components) <= set(other.components)
+            for other in findings if other is not finding
+        )
+
+    return [f for f in findings if not redundant(f)]
 
 
 def _ordered(findings: list[Finding]) -> list[Finding]:

@@ -1,0 +1,198 @@
+"""Exact, paste-able fix commands built from the facts: pins with local tags and index URLs, wheel URLs.
+
+A fix never holds a placeholder. When no exact command exists, it names the ``envdoctor plan`` call that
+writes one, with the real stack and CUDA filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envdoctor.checks import CheckContext
+from envdoctor.facts import cuda_of_variant
+from envdoctor.rules import fact, parse_version, torch_variant
+
+TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
+ANY_VERSION = ("", ">=0")
+
+
+@dataclass(frozen=True)
+class TorchTarget:
+    """A torch release and CUDA variant to install (``2.3.1``, ``cu121``) and whether it needs the PyTorch index."""
+
+    version: str
+    variant: str
+    use_index: bool
+
+
+def public(version: str) -> str:
+    parsed = parse_version(version)
+    return parsed.public if parsed else version
+
+
+def quoted(name: str, spec: str) -> str:
+    """``"numpy<2"``, or a bare name when any version will do (``rich``)."""
+    return name if spec.strip() in ANY_VERSION else f'"{name}{spec}"'
+
+
+def pip_install(name: str, spec: str = "") -> str:
+    return f"pip install {quoted(name, spec)}"
+
+
+def installed_local_tag(ctx: CheckContext) -> bool:
+    variant = torch_variant(ctx.snapshot)
+    return isinstance(variant, str) and bool(variant)
+
+
+def torch_target(ctx: CheckContext, version: str, variant: str | None = None) -> TorchTarget | None:
+    """The variant to install ``version`` as: ``variant``, else the installed one, else PyPI's default."""
+    release = ctx.facts.torch(version)
+    if release is None:
+        return None
+    installed = torch_variant(ctx.snapshot)
+    wanted = variant or (installed if installed in release.variants else release.pypi_default)
+    if wanted not in (*release.variants, "cpu"):
+        return None
+    use_index = installed_local_tag(ctx) or wanted != release.pypi_default
+    return TorchTarget(release.version, wanted, use_index)
+
+
+def stack_torch_target(ctx: CheckContext) -> TorchTarget | None:
+    """The torch the chosen stack installs for this machine (the variant matching the installed torch)."""
+    if ctx.stack is None or not ctx.stack.variants:
+        return None
+    installed = torch_variant(ctx.snapshot)
+    variant = ctx.stack.variant(installed if isinstance(installed, str) else None)
+    return torch_target(ctx, variant.torch, variant.cuda) if variant else None
+
+
+def _spec(name: str, version: str, target: TorchTarget) -> str:
+    tag = f"+{target.variant}" if target.use_index else ""
+    return f'"{name}=={version}{tag}"'
+
+
+def _index(ctx: CheckContext, target: TorchTarget) -> str:
+    return f" --index-url {ctx.facts.torch_index_url(target.variant)}" if target.use_index else ""
+
+
+def torch_install(ctx: CheckContext, target: TorchTarget, force: bool = False) -> str:
+    """torch (with the installed companions re-paired) from the right index: one command."""
+    specs = [_spec("torch", target.version, target)]
+    companions = ctx.facts.companions_of(target.version)
+    for name in ("torchvision", "torchaudio"):
+        if isinstance(fact(ctx.snapshot, f"packages.{name}"), str) and name in companions:
+            specs.append(_spec(name, companions[name], target))
+    flag = "--force-reinstall " if force else ""
+    return f"pip install {flag}{' '.join(specs)}{_index(ctx, target)}"
+
+
+def companion_install(ctx: CheckContext, name: str, torch_version: str) -> str:
+    """The companion release built for ``torch_version``, from the same index as that torch."""
+    wanted = ctx.facts.companions_of(torch_version).get(name)
+    target = torch_target(ctx, torch_version)
+    if wanted is None or target is None:
+        return f"pip uninstall -y {name}   # no {name} release built for torch {public(torch_version)} is known"
+    return f"pip install --force-reinstall --no-deps {_spec(name, wanted, target)}{_index(ctx, target)}"
+
+
+def requirement_install(ctx: CheckContext, name: str, spec: str) -> str:
+    """``pip install "name<spec>"``; torch-family packages keep the installed CUDA variant's index."""
+    variant = torch_variant(ctx.snapshot)
+    if name in TORCH_FAMILY and isinstance(variant, str) and variant:
+        return f"{pip_install(name, spec)} --index-url {ctx.facts.torch_index_url(variant)}"
+    return pip_install(name, spec)
+
+
+def plan_command(ctx: CheckContext, cuda: str | None = None) -> str:
+    """``envdoctor plan --stack NAME --cuda X.Y > install.sh`` with this machine's values."""
+    cuda = cuda or _driver_cuda(ctx)
+    parts = ["envdoctor plan"]
+    if ctx.stack is not None:
+        parts.append(f"--stack {ctx.stack.name}")
+    if cuda:
+        parts.append(f"--cuda {cuda}")
+    return " ".join(parts) + " > install.sh"
+
+
+def _driver_cuda(ctx: CheckContext) -> str | None:
+    supports = fact(ctx.snapshot, "nvidia.cuda_driver")
+    if isinstance(supports, str):
+        return supports
+    target = stack_torch_target(ctx)
+    return cuda_of_variant(target.variant) if target and target.variant.startswith("cu") else None
+
+
+# --- flash-attn -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WheelTarget:
+    """What a flash-attn wheel must match: torch release, CUDA, C++ ABI, CPython."""
+
+    torch: str
+    cuda: str
+    cxx11abi: bool
+    python: str
+
+    def describe(self) -> str:
+        return f"torch {public(self.torch)}, CUDA {self.cuda}, cxx11abi={str(self.cxx11abi).upper()}, cp{self.python}"
+
+
+def installed_wheel_target(ctx: CheckContext) -> WheelTarget | None:
+    """The wheel target of the installed torch (the probe's ABI and CUDA first, then the facts)."""
+    version = fact(ctx.snapshot, "packages.torch")
+    if not isinstance(version, str):
+        return None
+    build = ctx.snapshot.torch
+    target = torch_target(ctx, version)
+    cuda = (build.cuda if build and build.cuda else None) or _variant_cuda(target)
+    abi = build.cxx11abi if build and build.cxx11abi is not None else _facts_abi(ctx, target)
+    return _wheel_target(ctx, version, cuda, abi)
+
+
+def stack_wheel_target(ctx: CheckContext) -> WheelTarget | None:
+    """The wheel target of the torch the stack installs."""
+    target = stack_torch_target(ctx)
+    if target is None:
+        return None
+    return _wheel_target(ctx, target.version, _variant_cuda(target), _facts_abi(ctx, target))
+
+
+def _wheel_target(ctx: CheckContext, torch: str, cuda: str | None, abi: bool | None) -> WheelTarget | None:
+    python = ctx.snapshot.python.version
+    if cuda is None or abi is None or not python:
+        return None
+    return WheelTarget(torch, cuda, abi, "".join(python.split(".")[:2]))
+
+
+def _variant_cuda(target: TorchTarget | None) -> str | None:
+    return cuda_of_variant(target.variant) if target and target.variant.startswith("cu") else None
+
+
+def _facts_abi(ctx: CheckContext, target: TorchTarget | None) -> bool | None:
+    release = ctx.facts.torch(target.version) if target else None
+    return release.cxx11abi(target.variant) if release and target else None
+
+
+def flash_attn_wheel_url(ctx: CheckContext, version: str, target: WheelTarget) -> str | None:
+    python = f"{target.python[0]}.{target.python[1:]}"
+    name = ctx.facts.flash_attn_wheel(version, target.torch, target.cuda, target.cxx11abi, python)
+    release = ctx.facts.flash_attn(version) if name else None
+    return release.url(name) if release and name else None
+
+
+def flash_attn_install(ctx: CheckContext, version: str, target: WheelTarget | None, force: bool = False) -> str:
+    """The exact release wheel of flash-attn ``version`` for ``target``; else the newest release that has one."""
+    if target is None:
+        return f"{plan_command(ctx)}   # prints the flash-attn wheel URL for this machine"
+    flag = "--force-reinstall " if force else ""
+    url = flash_attn_wheel_url(ctx, version, target)
+    if url:
+        return f"pip install {flag}--no-deps {url}"
+    for other in reversed(ctx.facts.flash_attn_versions()):
+        url = flash_attn_wheel_url(ctx, other, target)
+        if url:
+            return (f"pip install {flag}--no-deps {url}   # flash-attn {version} has no prebuilt wheel for "
+                    f"{target.describe()}; {other} has")
+    return (f"pip uninstall -y flash-attn   # no flash-attn release has a prebuilt wheel for {target.describe()}: "
+            f"use attn_implementation=\"sdpa\", or run '{plan_command(ctx)}' for a torch that has one")

@@ -46,6 +46,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seq", type=int, default=2048)
     parser.add_argument("--layers", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1e-3, help="high enough that the adapter moves the loss")
     parser.add_argument("--workdir", default="/tmp/unsloth_backend")
     parser.add_argument("--no-merge", action="store_true")
     return parser.parse_args(argv)
@@ -109,7 +110,7 @@ def batch_loss(model: Any, args: argparse.Namespace) -> float:
 def train_steps(model: Any, args: argparse.Namespace) -> dict[str, float]:
     import torch
 
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     torch.cuda.reset_peak_memory_stats()
     model.train()
     started = 0.0
@@ -185,7 +186,8 @@ def run_backend(args: argparse.Namespace) -> dict[str, Any]:
 def stage(args: argparse.Namespace, *extra: str) -> dict[str, Any] | None:
     """Run this script's stage in a fresh process; returns the JSON line it prints last (None for build)."""
     base = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch), "--seq",
-            str(args.seq), "--layers", str(args.layers), "--seed", str(args.seed), "--workdir", args.workdir]
+            str(args.seq), "--layers", str(args.layers), "--seed", str(args.seed), "--lr", str(args.lr),
+            "--workdir", args.workdir]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, __file__, *extra, *base], env=env, capture_output=True, text=True,
                           check=False)
@@ -209,6 +211,9 @@ def loss_checks(hf: dict[str, Any], unsloth: dict[str, Any], hf_with_unsloth: di
         "unsloth adapter: its loss in unsloth vs loaded into hf": (unsloth["loss_after"],
                                                                    hf_with_unsloth["loss_with_other_adapter"]),
     }
+    for result in (hf, unsloth):  # a cross-load check only means something when the adapter changes the loss
+        moved = result['loss_after'] - result['loss_before']
+        print(f"[{result['backend']}] its adapter moves the loss by {moved:+.5f}")
     failed = []
     for name, (a, b) in checks.items():
         verdict = "ok" if close(a, b) else f"FAIL (rtol {LOSS_RTOL})"

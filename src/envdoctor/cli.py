@@ -101,10 +101,11 @@ def _add_plan(commands: argparse._SubParsersAction, with_plan: bool) -> None:
 
 
 def run_check_command(args: argparse.Namespace) -> int:
-    snapshot = _load_or_probe(args.snapshot, args.deep)
-    from envdoctor.checker import run_check
+    pending = _start_probe(args.snapshot, args.deep)
+    from envdoctor.checker import run_check  # imported while the NVML child process runs
     from envdoctor.render import render
 
+    snapshot = pending.finish() if pending else _load_or_probe(args.snapshot, args.deep)
     report = run_check(snapshot, stack=args.stack, model=args.model, cwd=Path.cwd())
     color = args.fmt == "table" and _wants_color(args.no_color)
     sys.stdout.write(render(report, args.fmt, color=color))
@@ -159,6 +160,14 @@ def _validate_matrices() -> int:
     print(f"envdoctor: {len(problems)} problem(s) in the matrices" if problems else "envdoctor: matrices OK",
           file=sys.stderr)
     return EXIT_FAIL if problems else EXIT_OK
+
+
+def _start_probe(path: str | None, deep: bool):  # -> PendingProbe | None
+    if path is not None:
+        return None
+    from envdoctor.probe import start_probe
+
+    return start_probe(deep=deep)
 
 
 def _load_or_probe(path: str | None, deep: bool) -> Snapshot:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -549,6 +548,8 @@ def parse_declared(path: Path, errors: list[str]) -> list[DeclaredRelease]:
 
 
 def _requirements(check: _Checker, lines: tuple[str, ...], where: str) -> tuple[str, ...]:
+    from packaging.requirements import InvalidRequirement, Requirement  # only when declared/*.toml is read
+
     for i, line in enumerate(lines):
         try:
             Requirement(line)

@@ -37,10 +37,9 @@ class BackendChoice:
 def auto_rules(matrices: Any = None) -> tuple[Any, ...]:
     """The measured `--backend auto` rules (matrices/backends.toml), in order. Raises BackendError."""
     import envdoctor
-    from envdoctor.matrices import backend_rules
 
     try:
-        return tuple(matrices.backends if matrices is not None else backend_rules())
+        return tuple(matrices.backends if matrices is not None else envdoctor.backend_rules())
     except envdoctor.MatrixError as error:
         raise BackendError(f"cannot read the backend rules (matrices/backends.toml): {_first_line(error)}") from None
 

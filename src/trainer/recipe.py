@@ -277,8 +277,8 @@ def training_arguments(config: TrainConfig, has_eval: bool) -> Any:
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or config.save_steps,
         bf16=on_cuda, dataloader_num_workers=config.dataloader_num_workers, seed=config.seed,
-        data_seed=config.seed, torch_compile=config.torch_compile, gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        data_seed=config.seed, torch_compile=config.torch_compile,
+        **checkpointing_arguments(TrainingArguments, config.gradient_checkpointing),
         report_to=["tensorboard"] if config.report_to == "tensorboard" else "none",
         include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
         disable_tqdm=not is_main_process(), ddp_backend=None if on_cuda or world_size() == 1 else "gloo",
@@ -293,6 +293,15 @@ def warmup_argument(arguments_class: type, ratio: float) -> dict[str, float]:
     if "warmup_ratio" in {item.name for item in fields(arguments_class)}:
         return {"warmup_ratio": ratio}
     return {"warmup_steps": ratio}  # check_config keeps it in [0, 1), so it is read as a fraction of the steps
+
+
+def checkpointing_arguments(arguments_class: type, enabled: bool) -> dict[str, Any]:
+    """--gradient_checkpointing: transformers 5.x calls it activation_checkpointing (the old name is deprecated)."""
+    from dataclasses import fields
+
+    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(arguments_class)} \
+        else "gradient_checkpointing"
+    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False} if enabled else None}
 
 
 def build_trainer(args: Any, model: Any, tokenizer: Any, datasets: tuple[Any, Any], collator: Any,

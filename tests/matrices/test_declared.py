@@ -115,3 +115,12 @@ def test_backend_rules_are_the_measured_ones() -> None:
     for rule in rules:
         first.setdefault((rule.data_shape, rule.when_installed), rule.backend)
     assert first[("fixed", True)] == "unsloth" and first[("packed", False)] == "hf"
+
+
+def test_recorded_conflict_fails_only_inside_the_stack(tmp_path: Path) -> None:
+    bad = _unsloth(transformers="5.23.0")
+    outside = run_check(bad, stack="lora-cu130-2026.11", cwd=tmp_path, matrices=MATRICES)
+    severities = {f.severity.value for f in outside.findings if f.rule == "recorded-requirement-conflict"}
+    assert severities == {"warn"}  # unsloth is installed but not part of this stack: --backend hf still runs
+    no_stack = run_check(bad, stack="phase1a-2.0", cwd=tmp_path, matrices=MATRICES)  # phase1a carries unsloth
+    assert "fail" in {f.severity.value for f in no_stack.findings if f.rule == "recorded-requirement-conflict"}

@@ -5,7 +5,8 @@ import time
 
 from conftest import python_env
 from envdoctor.probe._background import BackgroundCall
-from envdoctor.probe.nvidia import _read_nvml, cuda_version_from_int, probe_nvidia
+from envdoctor.probe._nvml_child import query
+from envdoctor.probe.nvidia import cuda_version_from_int, nvidia_from_dict, probe_nvidia
 from envdoctor.snapshot import Gpu
 
 
@@ -52,7 +53,7 @@ class _FakeNvml:
 
 
 def test_reads_driver_cuda_and_gpus_from_nvml_answers():
-    result = _read_nvml(_FakeNvml())
+    result = nvidia_from_dict(query(_FakeNvml()))
     assert result.driver == "580.159.04"
     assert result.cuda_driver == "13.0"
     assert result.error is None

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 
-from packaging.markers import InvalidMarker, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
+from envdoctor.checks.declared import Declared, marker_applies, parse_declared
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import Snapshot, normalize_name
@@ -32,15 +30,6 @@ def marker_environment(snapshot: Snapshot) -> dict[str, str]:
     }
 
 
-def _applies(requirement: Requirement, environment: dict[str, str]) -> bool:
-    if requirement.marker is None:
-        return True
-    try:
-        return requirement.marker.evaluate(environment)
-    except (UndefinedEnvironmentName, InvalidMarker):
-        return False
-
-
 def check_declared(ctx: CheckContext) -> list[Finding]:
     """Requires-Dist conflicts, as pip check finds them. A conflict that breaks a package the stack uses (its
     dependency closure) fails; conflicts of packages outside it are one warning per required package, since
@@ -59,17 +48,14 @@ def check_declared(ctx: CheckContext) -> list[Finding]:
     return findings + [_outside_conflicts(ctx, name, owners) for name, owners in sorted(outside.items())]
 
 
-def applicable_requirements(lines: tuple[str, ...], environment: dict[str, str]) -> list[Requirement]:
+def applicable_requirements(lines: tuple[str, ...], environment: dict[str, str]) -> list[Declared]:
     """The Requires-Dist lines that apply here: no optional extras, markers evaluated."""
     found = []
     for line in lines:
         if EXTRA_MARKER.search(line):  # optional extras are not installed requirements; skip parsing them
             continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            continue
-        if _applies(requirement, environment):
+        requirement = parse_declared(line)
+        if requirement is not None and marker_applies(requirement.marker, environment):
             found.append(requirement)
     return found
 
@@ -110,15 +96,16 @@ def _outside_conflicts(ctx: CheckContext, name: str, owners: list[str]) -> Findi
 
 def check_recorded(ctx: CheckContext) -> list[Finding]:
     """Installed releases whose requirements the matrices record (``declared/*.toml``), when the snapshot
-    does not carry their Requires-Dist itself: every requirement on an installed package must hold."""
+    does not carry their Requires-Dist itself: every requirement on an installed package must hold. As for
+    declared conflicts, a package outside the stack's dependency closure only warns."""
     environment = marker_environment(ctx.snapshot)
+    used = stack_closure(ctx, environment)
     findings = []
     for owner, package in sorted((ctx.snapshot.packages or {}).items()):
         release = ctx.matrices.declared.get((owner, _public(package.version))) if package.requires is None else None
-        for line in release.requires if release else ():
-            requirement = Requirement(line)
-            if _applies(requirement, environment):
-                findings.extend(_recorded_conflict(ctx, owner, package.version, requirement, release.source))
+        severity = Severity.FAIL if used is None or owner in used else Severity.WARN
+        for requirement in applicable_requirements(release.requires if release else (), environment):
+            findings.extend(_recorded_conflict(ctx, owner, package.version, requirement, release.source, severity))
     return findings
 
 
@@ -126,16 +113,16 @@ def _public(version: str) -> str:
     return version.split("+")[0]
 
 
-def _recorded_conflict(ctx: CheckContext, owner: str, owner_version: str, requirement: Requirement,
-                       source: str) -> list[Finding]:
+def _recorded_conflict(ctx: CheckContext, owner: str, owner_version: str, requirement: Declared,
+                       source: str, severity: Severity) -> list[Finding]:
     name = normalize_name(requirement.name)
     installed = (ctx.snapshot.packages or {}).get(name)
-    spec = str(requirement.specifier)
+    spec = requirement.specifier
     if installed is None or not spec or matches_specifier(installed.version, spec):
         return []
     return [Finding(
         rule="recorded-requirement-conflict", category=ctx.matrices.policy.requirement_category.get(
-            name, Category.VERSION), severity=Severity.FAIL, components=(name, owner),
+            name, Category.VERSION), severity=severity, components=(name, owner),
         sources=("unsloth-wheel-metadata",) if owner.startswith("unsloth") else (),
         message=f"{owner} {owner_version} requires {requirement.name}{spec} ({source}), but {name} "
         f"{installed.version} is installed: {owner} refuses or breaks with it",
@@ -144,10 +131,10 @@ def _recorded_conflict(ctx: CheckContext, owner: str, owner_version: str, requir
     )]
 
 
-def _judge(ctx: CheckContext, owner: str, owner_version: str, requirement: Requirement) -> list[Finding]:
+def _judge(ctx: CheckContext, owner: str, owner_version: str, requirement: Declared) -> list[Finding]:
     name = normalize_name(requirement.name)
     installed = (ctx.snapshot.packages or {}).get(name)
-    spec = str(requirement.specifier)
+    spec = requirement.specifier
     if installed is None:
         return [Finding(
             rule="declared-requirement-missing", category=Category.MISSING, severity=Severity.WARN,

@@ -1,80 +1,67 @@
 """Driver and GPU facts through NVML (``nvidia-ml-py``), never by scraping ``nvidia-smi``.
 
-Every failure (no library, no driver, no GPU, no permission, a hung driver) becomes
-``Nvidia(error=..., gpus=())`` so the checker can say why it could not verify GPU points.
+NVML runs in a child process (``_nvml_child.py``) started first, so it overlaps with the rest of the probe and
+the checker's imports, and a hung driver is killed after ``timeout`` seconds. Every failure (no library, no
+driver, no GPU, no permission, a hung driver) becomes ``Nvidia(error=..., gpus=())``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import subprocess
+import sys
+from pathlib import Path
 
-from envdoctor.probe._background import BackgroundCall
+from envdoctor.probe._nvml_child import cuda_version_from_int, describe
 from envdoctor.snapshot import Gpu, Nvidia
 
+__all__ = ["NvidiaProbe", "cuda_version_from_int", "nvidia_from_dict", "probe_nvidia", "start_nvidia_probe"]
 
-def start_nvidia_probe() -> BackgroundCall[Nvidia]:
-    """Start the NVML probe in a daemon thread; collect it with ``.result(timeout, on_timeout)``."""
-    return BackgroundCall(probe_nvidia, "nvml")
+_CHILD = Path(__file__).with_name("_nvml_child.py")
+
+
+class NvidiaProbe:
+    """The NVML child process; ``result(timeout)`` collects it or kills it."""
+
+    def __init__(self) -> None:
+        try:
+            self._child: subprocess.Popen[str] | None = subprocess.Popen(
+                [sys.executable, str(_CHILD)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self._error = None
+        except OSError as exc:
+            self._child, self._error = None, f"could not start the NVML probe: {describe(exc)}"
+
+    def result(self, timeout: float) -> Nvidia:
+        if self._child is None:
+            return Nvidia(error=self._error, gpus=())
+        try:
+            out, err = self._child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.communicate()
+            return nvidia_timed_out(timeout)
+        if self._child.returncode != 0:
+            last = (err.strip().splitlines() or [f"exit code {self._child.returncode}"])[-1]
+            return Nvidia(error=f"NVML probe crashed: {last}", gpus=())
+        try:
+            return nvidia_from_dict(json.loads(out))
+        except (ValueError, TypeError, KeyError) as exc:
+            return Nvidia(error=f"NVML probe gave unreadable output: {describe(exc)}", gpus=())
+
+
+def start_nvidia_probe() -> NvidiaProbe:
+    return NvidiaProbe()
+
+
+def probe_nvidia(timeout: float = 10.0) -> Nvidia:
+    """Driver version, the highest CUDA the driver supports, and every GPU. Never raises."""
+    return start_nvidia_probe().result(timeout)
 
 
 def nvidia_timed_out(timeout: float) -> Nvidia:
     return Nvidia(error=f"NVML did not answer within {timeout:g} s (hung driver?)", gpus=())
 
 
-def probe_nvidia() -> Nvidia:
-    """Driver version, the highest CUDA the driver supports, and every GPU. Never raises."""
-    try:
-        import pynvml
-    except ImportError:
-        return Nvidia(error="nvidia-ml-py (pynvml) is not installed: pip install nvidia-ml-py", gpus=())
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, _DriverNotLoaded, _NoPermission, OSError...
-        return Nvidia(error=f"NVML unavailable: {_describe(exc)}", gpus=())
-    try:
-        return _read_nvml(pynvml)
-    except Exception as exc:
-        return Nvidia(error=f"NVML query failed: {_describe(exc)}", gpus=())
-    finally:
-        _shutdown(pynvml)
-
-
-def _read_nvml(nvml: Any) -> Nvidia:
-    driver = _text(nvml.nvmlSystemGetDriverVersion())
-    cuda_driver = cuda_version_from_int(nvml.nvmlSystemGetCudaDriverVersion_v2())
-    gpus = tuple(_read_gpu(nvml, index) for index in range(nvml.nvmlDeviceGetCount()))
-    error = None if gpus else "NVML found no GPU"
-    return Nvidia(driver=driver, cuda_driver=cuda_driver, error=error, gpus=gpus)
-
-
-def _read_gpu(nvml: Any, index: int) -> Gpu:
-    handle = nvml.nvmlDeviceGetHandleByIndex(index)
-    major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
-    total_bytes = nvml.nvmlDeviceGetMemoryInfo(handle).total
-    return Gpu(
-        index=index,
-        name=_text(nvml.nvmlDeviceGetName(handle)),
-        compute_capability=f"{major}.{minor}",
-        memory_mib=int(total_bytes) // (1024 * 1024),
-    )
-
-
-def cuda_version_from_int(value: int) -> str:
-    """NVML's integer CUDA version to text: 13000 -> "13.0", 12040 -> "12.4"."""
-    return f"{value // 1000}.{(value % 1000) // 10}"
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _shutdown(nvml: Any) -> None:
-    try:
-        nvml.nvmlShutdown()
-    except Exception:  # shutting down a half-initialised NVML has nothing useful to report
-        pass
+def nvidia_from_dict(data: dict) -> Nvidia:
+    gpus = tuple(Gpu(**gpu) for gpu in data.get("gpus") or ())
+    return Nvidia(driver=data.get("driver"), cuda_driver=data.get("cuda_driver"), error=data.get("error"), gpus=gpus)

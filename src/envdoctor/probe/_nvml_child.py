@@ -1,0 +1,71 @@
+"""Run as a script in a child process: query NVML (``nvidia-ml-py``) and print the answers as JSON.
+
+A child process (as conda does for libcuda) gives a hard timeout (a hung driver is killed) and runs in parallel
+with the parent's own imports and package scan. It imports nothing from envdoctor, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def query(nvml: Any) -> dict[str, Any]:
+    """Driver version, the highest CUDA the driver supports, and every GPU, from an initialised NVML."""
+    count = nvml.nvmlDeviceGetCount()
+    return {
+        "driver": _text(nvml.nvmlSystemGetDriverVersion()),
+        "cuda_driver": cuda_version_from_int(nvml.nvmlSystemGetCudaDriverVersion_v2()),
+        "error": None if count else "NVML found no GPU",
+        "gpus": [_gpu(nvml, index) for index in range(count)],
+    }
+
+
+def _gpu(nvml: Any, index: int) -> dict[str, Any]:
+    handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+    return {
+        "index": index,
+        "name": _text(nvml.nvmlDeviceGetName(handle)),
+        "compute_capability": f"{major}.{minor}",
+        "memory_mib": int(nvml.nvmlDeviceGetMemoryInfo(handle).total) // (1024 * 1024),
+    }
+
+
+def cuda_version_from_int(value: int) -> str:
+    """NVML's integer CUDA version to text: 13000 -> "13.0", 12040 -> "12.4"."""
+    return f"{value // 1000}.{(value % 1000) // 10}"
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def probe() -> dict[str, Any]:
+    """Never raises: a missing library, driver or permission becomes ``error`` with no GPUs."""
+    try:
+        import pynvml
+    except ImportError:
+        return {"error": "nvidia-ml-py (pynvml) is not installed: pip install nvidia-ml-py", "gpus": []}
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, _DriverNotLoaded, _NoPermission, OSError...
+        return {"error": f"NVML unavailable: {describe(exc)}", "gpus": []}
+    try:
+        return query(pynvml)
+    except Exception as exc:
+        return {"error": f"NVML query failed: {describe(exc)}", "gpus": []}
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # shutting down a half-initialised NVML has nothing useful to report
+            pass
+
+
+if __name__ == "__main__":
+    print(json.dumps(probe()))

@@ -1,0 +1,242 @@
+"""Flags mean what they say, train -> merge -> validate in one command, packing with the fused loss, the guard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import greedy_answers, logged, run_trainer, train_args
+from tiny import ANSWER_OF, synthetic_chat_rows, write_jsonl
+
+from trainer.cli import build_config, build_parser, normalize_argv
+from trainer.config import TrainConfig
+from trainer.recipe import TrainerInputError, check_config, merge_and_validate, training_arguments, use_fused_ce
+
+torch = pytest.importorskip("torch")
+
+SEED_COMMAND = (
+    "--model_name meta-llama/Meta-Llama-3.1-8B-Instruct --dataset_path /tmp/dataset.jsonl "
+    "--output_dir ./checkpoints/phase1a_v2 --num_train_epochs 3 --per_device_train_batch_size 4 "
+    "--gradient_accumulation_steps 2 --dataloader_num_workers 4 --save_steps 2000 --torch_compile"
+).split()
+
+
+def parse(argv: list[str]) -> TrainConfig:
+    return build_config(TrainConfig, build_parser().parse_args(normalize_argv(argv)))
+
+
+# ---- every seed flag reaches TrainingArguments with its meaning ----------------------------------------------
+
+def test_seed_command_line_sets_the_training_arguments_it_names() -> None:
+    args = training_arguments(parse(SEED_COMMAND), has_eval=False)
+    assert args.num_train_epochs == 3 and args.max_steps == -1
+    assert args.per_device_train_batch_size == 4 and args.gradient_accumulation_steps == 2
+    assert args.dataloader_num_workers == 4
+    assert args.save_strategy == "steps" and args.save_steps == 2000
+    assert args.torch_compile is True and args.torch_compile_backend == "inductor"
+    assert args.output_dir.endswith("checkpoints/phase1a_v2")
+    assert args.learning_rate == 2e-4 and args.lr_scheduler_type == "cosine" and args.seed == 42
+    assert args.get_warmup_steps(1000) == 30  # the default --warmup_ratio 0.03 is 3% of the steps, not 0.03 steps
+    assert not args.gradient_checkpointing
+    with_checkpointing = training_arguments(parse([*SEED_COMMAND, "--gradient_checkpointing"]), has_eval=False)
+    assert with_checkpointing.gradient_checkpointing
+
+
+@pytest.mark.parametrize(("ratio", "steps"), [(0.0, 0), (0.1, 100), (0.5, 500)])
+def test_warmup_ratio_is_a_fraction_of_the_steps(ratio: float, steps: int) -> None:
+    args = training_arguments(parse([*SEED_COMMAND, "--warmup_ratio", str(ratio)]), has_eval=False)
+    assert args.get_warmup_steps(1000) == steps
+
+
+def test_warmup_ratio_outside_zero_one_is_refused(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
+    with pytest.raises(TrainerInputError, match=r"--warmup_ratio 2.0: must be a fraction"):
+        check_config(parse(["--model_name", "m", "--dataset_path", str(data), "--warmup_ratio", "2"]))
+
+
+def tiny_trainer(model_dir: Path, tmp_path: Path, fused_ce: bool = False, **arguments: Any) -> Any:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    from trainer.hf_trainer import LoRATrainer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    model.config.use_cache = False
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "down_proj"],
+                      init_lora_weights=False, task_type="CAUSAL_LM")  # random B too: the adapter changes the loss
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", **arguments)
+    return LoRATrainer(model=get_peft_model(model, lora), args=args, fused_ce=fused_ce)
+
+
+def test_torch_compile_flag_compiles_the_model(tiny_model: Path, tmp_path: Path) -> None:
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    compiled = tiny_trainer(tiny_model, tmp_path, torch_compile=True)
+    assert isinstance(compiled.accelerator.prepare_model(compiled.model), OptimizedModule)
+    plain = tiny_trainer(tiny_model, tmp_path, torch_compile=False)
+    assert not isinstance(plain.accelerator.prepare_model(plain.model), OptimizedModule)
+
+
+# ---- fused chunked cross-entropy -----------------------------------------------------------------------------
+
+def packed_batch(vocab: int) -> dict[str, Any]:
+    from trainer.packing import PackedCollator, pack_examples
+    from trainer.types import TokenizedExample
+
+    generator = torch.Generator().manual_seed(3)
+    examples = []
+    for length in (9, 5, 12, 7, 3, 11):
+        ids = tuple(torch.randint(3, vocab, (length,), generator=generator).tolist())
+        examples.append(TokenizedExample(ids, (-100, -100, *ids[2:])))
+    return PackedCollator(24, 0)(pack_examples(examples, 24))
+
+
+@pytest.mark.parametrize("num_items", [None, 37])
+def test_fused_loss_equals_the_plain_loss_on_the_same_batch(tiny_model: Path, tmp_path: Path,
+                                                            num_items: int | None) -> None:
+    from trainer.packing import enable_packed_attention
+
+    trainer = tiny_trainer(tiny_model, tmp_path)
+    enable_packed_attention(trainer.model, "sdpa")
+    trainer.model.train()
+    batch = packed_batch(trainer.model.config.vocab_size)
+    trainer.fused_ce = False
+    plain = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=num_items)
+    plain_grads = torch.autograd.grad(plain, [p for p in trainer.model.parameters() if p.requires_grad])
+    trainer.fused_ce = True
+    fused = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=num_items)
+    fused_grads = torch.autograd.grad(fused, [p for p in trainer.model.parameters() if p.requires_grad])
+    assert plain.item() > 1.0
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+    for got, want in zip(fused_grads, plain_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_ce_auto_follows_packing_and_is_refused_with_compile(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
+    base = ["--model_name", "m", "--dataset_path", str(data)]
+    assert use_fused_ce(parse([*base, "--packing"])) and not use_fused_ce(parse(base))
+    assert not use_fused_ce(parse([*base, "--packing", "--torch_compile"]))
+    assert not use_fused_ce(parse([*base, "--packing", "--fused_ce", "off"]))
+    with pytest.raises(TrainerInputError, match="--fused_ce on computes the loss outside the compiled model"):
+        check_config(parse([*base, "--fused_ce", "on", "--torch_compile"]))
+
+
+# ---- train --merge --validate --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pipeline_run(tiny_model: Path, chat_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    output = tmp_path_factory.mktemp("pipeline") / "run"
+    result = run_trainer(train_args(tiny_model, chat_data, output, "--max_steps", "40", "--save_steps", "40",
+                                    "--eval_split", "0.1", "--merge", "--validate"))
+    return output, result
+
+
+@pytest.mark.slow
+def test_train_merge_validate_in_one_command(pipeline_run: tuple[Path, Any], tiny_model: Path,
+                                             chat_data: Path) -> None:
+    output, result = pipeline_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend hf:" in result.stderr and "validation passed" in result.stdout
+    merged = output / "merged"
+    assert greedy_answers(merged) == ANSWER_OF  # transformers loads the merged dir directly, and it learned
+    report = json.loads((merged / "validation_report.json").read_text())
+    assert report["passed"] is True
+    held_out = (output / "validation_set.jsonl").read_text().splitlines()
+    training_rows = set(chat_data.read_text().splitlines())
+    assert len(held_out) == 16 and set(held_out) <= training_rows  # the 10% eval split, verbatim
+    assert "Traceback" not in result.stderr
+
+
+def config_for(tiny_model: Path, chat_data: Path, output: Path, **overrides: Any) -> TrainConfig:
+    return TrainConfig(model_name=str(tiny_model), dataset_path=str(chat_data), output_dir=str(output),
+                       merge=True, **overrides)
+
+
+@pytest.mark.slow
+def test_merge_and_validate_exit_codes(pipeline_run: tuple[Path, Any], tiny_model: Path, chat_data: Path,
+                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer import merge
+
+    run_dir, _result = pipeline_run
+    adapter = shutil.copytree(run_dir / "adapter", tmp_path / "adapter")
+    config = config_for(tiny_model, chat_data, tmp_path / "out")
+    assert merge_and_validate(config, tmp_path / "no-adapter", None).exit_code == 2  # MergeInputError
+    bad_rows = write_jsonl(tmp_path / "bad.jsonl", ['{"messages": "not a list"}'])
+    assert merge_and_validate(config, adapter, bad_rows).exit_code == 2  # validation input error
+    assert merge_and_validate(config_for(tiny_model, chat_data, tmp_path / "o2", max_perplexity=1.0), adapter,
+                              run_dir / "validation_set.jsonl").exit_code == 1  # perplexity ~1.01 >= 1.0
+    monkeypatch.setitem(merge.RELATIVE_TOLERANCE, "float32", -1.0)  # no merge can pass: MergeCheckError
+    outcome = merge_and_validate(config_for(tiny_model, chat_data, tmp_path / "o3"), adapter, None)
+    assert outcome.exit_code == 1 and not (tmp_path / "o3" / "merged").exists()
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    settings["quantization_config"] = {"load_in_4bit": True, "quant_method": "bitsandbytes"}
+    (adapter / "adapter_config.json").write_text(json.dumps(settings))
+    assert merge_and_validate(config, adapter, None).exit_code == 3  # MergeRefused
+
+
+def test_validate_without_a_test_set_is_refused_early(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
+    with pytest.raises(TrainerInputError, match="--validate needs a test set"):
+        check_config(parse(["--model_name", "m", "--dataset_path", str(data), "--merge", "--validate"]))
+
+
+# ---- packing, the guard, the backend flag (end to end) -------------------------------------------------------
+
+@pytest.mark.slow
+def test_packing_trains_with_the_fused_loss_and_learns(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "packed"
+    result = run_trainer(train_args(tiny_model, chat_data, output, "--packing", "--max_steps", "40",
+                                    "--per_device_train_batch_size", "4", "--save_steps", "40"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "packing: 160 samples ->" in result.stderr and "chunked fused cross-entropy" in result.stderr
+    losses = [loss for _step, loss in logged(output, "loss")]
+    assert losses[0] > 1.0 and losses[-1] < 0.2 * losses[0], losses
+    assert greedy_answers(tiny_model, output / "adapter") == ANSWER_OF
+
+
+@pytest.mark.slow
+def test_exploding_gradients_stop_with_exit_4_and_keep_the_last_good_checkpoint(
+        tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "diverged"
+    result = run_trainer(train_args(tiny_model, chat_data, output, "--learning_rate", "1e4", "--max_grad_norm", "0",
+                                    "--grad_norm_limit", "100", "--logging_steps", "1", "--save_steps", "1",
+                                    "--max_steps", "30"))
+    assert result.returncode == 4, result.stderr[-3000:]
+    assert "training stopped: gradient norm" in result.stderr and "exceeded --grad_norm_limit 100" in result.stderr
+    assert "the last good checkpoint is" in result.stderr and "Traceback" not in result.stderr
+    assert (output / "checkpoint-1" / "COMPLETE").is_file()
+    assert not (output / "checkpoint-2").exists() and not (output / "adapter").exists()
+
+
+def test_nan_loss_on_any_step_stops_and_skips_that_save() -> None:
+    from transformers import TrainerControl
+
+    from trainer.callbacks import DivergenceGuard
+
+    guard = DivergenceGuard(grad_norm_limit=1e4)
+    control = TrainerControl(should_save=True)
+    guard.observe_step_loss(2.0, step=4)
+    assert not guard.on_step_end(None, None, control).should_training_stop
+    guard.observe_step_loss(float("nan"), step=5)
+    control = guard.on_step_end(None, None, control)
+    assert guard.stop_reason == "loss became nan at step 5"
+    assert control.should_training_stop and not control.should_save
+
+
+@pytest.mark.slow
+def test_backend_unsloth_without_unsloth_is_one_line_exit_2(tiny_model: Path, chat_data: Path,
+                                                            tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("unsloth") is not None:
+        pytest.skip("unsloth is installed here")
+    result = run_trainer(train_args(tiny_model, chat_data, tmp_path / "u", "--backend", "unsloth"))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "pip install" in errors[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "u").exists()  # refused before anything was written

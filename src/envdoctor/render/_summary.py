@@ -36,7 +36,7 @@ def environment_lines(snapshot: dict[str, Any]) -> list[tuple[str, str]]:
         ("CUDA toolkit", _value((snapshot.get("cuda_toolkit") or {}).get("nvcc"), "nvcc ")),
         ("Python", _python(snapshot.get("python") or {})),
         ("Host", _host(snapshot.get("host") or {})),
-        ("torch build", _torch(snapshot.get("torch"))),
+        ("torch build", _torch(snapshot.get("torch"), (snapshot.get("packages") or {}).get("torch"))),
         ("Key packages", _packages(snapshot.get("packages") or {})),
     ]
 
@@ -74,9 +74,11 @@ def _host(host: dict[str, Any]) -> str:
     return ", ".join(p for p in (*parts, glibc) if p) or "unknown"
 
 
-def _torch(torch: dict[str, Any] | None) -> str:
+def _torch(torch: dict[str, Any] | None, package: Any = None) -> str:
     if not torch:
-        return "not installed"
+        return "not installed" if package is None else f"{_version(package)} (build facts unknown)"
+    if not torch.get("version") and package is not None:
+        torch = {**torch, "version": _version(package)}
     abi = {True: "cxx11abi=1", False: "cxx11abi=0", None: "cxx11abi unknown"}[torch.get("cxx11abi")]
     archs = " ".join(torch.get("archs") or []) or "archs unknown"
     return f"{_value(torch.get('version'))}, CUDA {torch.get('cuda') or 'none (CPU build)'}, {abi}, {archs}"

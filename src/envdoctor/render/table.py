@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from envdoctor.findings import Area, Finding, Report, Severity
-from envdoctor.render._summary import findings_by_area, headline
+from envdoctor.render._summary import environment_lines, findings_by_area, headline
 
 STYLE = {Severity.OK: "green", Severity.INFO: "cyan", Severity.WARN: "yellow", Severity.FAIL: "bold red"}
 WIDTH = 110
@@ -24,8 +24,14 @@ def render_table(report: Report, color: bool = False, width: int = WIDTH) -> str
     console.print(f"stack: {report.stack or 'none'} ({report.stack_reason})", markup=False)
     if report.score.explanation:
         console.print(f"score: {report.score.explanation}", markup=False)
+    for label, value in environment_lines(report.snapshot)[:-1]:
+        console.print(f"{label.lower()}: {value}", markup=False, soft_wrap=True)
     for area, findings in findings_by_area(report):
         console.print(_area_table(area, findings))
+        for finding in findings:  # whole lines, never wrapped, so a command copies and pastes as one
+            if finding.fix:
+                component = finding.components[0] if finding.components else finding.rule
+                console.print(f"  fix {component} ({finding.rule}): {finding.fix}", markup=False, soft_wrap=True)
     if not report.findings:
         console.print("No findings.")
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())  # rich pads titles
@@ -33,7 +39,7 @@ def render_table(report: Report, color: bool = False, width: int = WIDTH) -> str
 
 def _area_table(area: Area, findings: list[Finding]) -> Table:
     table = Table(title=area.value, title_justify="left", show_lines=False, expand=False)
-    for column in ("severity", "rule", "components", "message", "fix"):
+    for column in ("severity", "rule", "components", "message"):
         table.add_column(column, overflow="fold")
     for finding in findings:
         message = finding.message + ("" if finding.verified else " (could not verify)")
@@ -42,6 +48,5 @@ def _area_table(area: Area, findings: list[Finding]) -> Table:
             Text(finding.rule),
             Text(", ".join(finding.components)),
             Text(message),
-            Text(finding.fix or ""),
         )
     return table

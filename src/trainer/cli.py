@@ -1,7 +1,8 @@
 """`python -m trainer [train|pretokenize|merge|validate] ...`: flags from the config dataclasses, --config YAML.
 
 Precedence: dataclass defaults < YAML (--config) < command-line flags. Only this module prints and exits.
-Exit codes: 0 ok, 2 bad input, 3 refused by the gate, 4 training diverged, 130 interrupted (checkpoint saved).
+Exit codes: 0 ok, 1 --merge check or --validate failed, 2 bad input, 3 refused (gate, or merge of a quantized base),
+4 training diverged, 130 interrupted (checkpoint saved).
 """
 
 from __future__ import annotations

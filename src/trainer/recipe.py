@@ -38,16 +38,20 @@ def log(message: str) -> None:
         print(f"[trainer] {message}", file=sys.stderr, flush=True)
 
 
-class PadCollator:
-    """Pads input_ids/labels to the longest sample in the batch and adds the attention mask."""
+COMPILE_PAD_MULTIPLE = 256  # under --torch_compile: at most max_seq_length/256 batch shapes, so few recompiles
 
-    def __init__(self, pad_token_id: int) -> None:
+
+class PadCollator:
+    """Pads input_ids/labels to the longest sample in the batch (rounded up to a multiple) and adds the mask."""
+
+    def __init__(self, pad_token_id: int, multiple: int = 8) -> None:
         self.pad_token_id = pad_token_id
+        self.multiple = multiple
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        longest = max(len(row["input_ids"]) for row in rows)
+        longest = -(-max(len(row["input_ids"]) for row in rows) // self.multiple) * self.multiple
         batch: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "attention_mask": []}
         for row in rows:
             missing = longest - len(row["input_ids"])
@@ -93,7 +97,8 @@ class LoRARecipe:
 
     def _train_set_and_collator(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
         if not self.config.packing:
-            collator = PadCollator(tokenizer.pad_token_id)
+            multiple = COMPILE_PAD_MULTIPLE if self.config.torch_compile else 8
+            collator = PadCollator(tokenizer.pad_token_id, multiple)
             return self.data.train, RecordingCollator(collator) if debug_enabled() else collator
         from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency
 
@@ -121,7 +126,7 @@ class LoRARecipe:
 
     # ---- cleanup -------------------------------------------------------------------------------------------
     def cleanup(self, wall: float, state: Any) -> Outcome:
-        from trainer.summary import build_summary, plot_loss, read_metrics, write_summary
+        from trainer.summary import PlotUnavailable, build_summary, plot_loss, read_metrics, write_summary
 
         stopped = self.guard.stop_reason or ("interrupted (Ctrl-C)" if self.interrupt.interrupted else None)
         if not self.guard.stop_reason and not self.interrupt.interrupted:
@@ -132,7 +137,11 @@ class LoRARecipe:
         summary = build_summary(state.global_step, wall, self._samples_seen(state), state.num_input_tokens_seen,
                                 peak_gpu_memory_gib(), metrics, stopped)
         write_summary(self.output_dir, summary)
-        plot_loss(self.output_dir, metrics)
+        try:
+            plot_loss(self.output_dir, metrics)
+        except PlotUnavailable as error:
+            log(f"loss.png not written: matplotlib cannot be imported here ({error}); the metrics are in "
+                f"{self.output_dir / 'metrics.jsonl'}; fix: pip install matplotlib built for this NumPy")
         log(summary.describe())
         return self._outcome()
 
@@ -281,7 +290,8 @@ def training_arguments(config: TrainConfig, has_eval: bool) -> Any:
         **checkpointing_arguments(TrainingArguments, config.gradient_checkpointing),
         report_to=["tensorboard"] if config.report_to == "tensorboard" else "none",
         include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
-        disable_tqdm=not is_main_process(), ddp_backend=None if on_cuda or world_size() == 1 else "gloo",
+        disable_tqdm=not is_main_process(), use_cpu=not on_cuda,  # use_cpu: accelerate's multi-CPU (gloo) DDP
+        ddp_backend=None if on_cuda or world_size() == 1 else "gloo",
         ddp_find_unused_parameters=False if world_size() > 1 else None,
     )
 

@@ -52,12 +52,22 @@ def write_summary(output_dir: Path, summary: RunSummary) -> Path:
     return path
 
 
-def plot_loss(output_dir: Path, metrics: list[dict]) -> Path | None:
-    """loss.png: training loss (and eval loss when present) over steps; None when nothing was logged."""
-    import matplotlib
+class PlotUnavailable(RuntimeError):
+    """matplotlib is missing or cannot import (a wheel built for another NumPy): the run goes on without a plot."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_loss(output_dir: Path, metrics: list[dict]) -> Path | None:
+    """loss.png: training loss (and eval loss when present) over steps; None when nothing was logged.
+
+    Raises PlotUnavailable when matplotlib cannot be imported.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except (ImportError, AttributeError) as error:  # a NumPy-2 build of matplotlib under NumPy 1 fails either way
+        raise PlotUnavailable(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
 
     train = [(row["step"], row["loss"]) for row in metrics if "loss" in row]
     evaluation = [(row["step"], row["eval_loss"]) for row in metrics if "eval_loss" in row]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,20 @@ def test_resume_auto_skips_incomplete_checkpoints(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="incomplete"):
         resolve_resume(str(tmp_path / "checkpoint-30"), tmp_path)
     assert resolve_resume("auto", tmp_path / "nothing-yet") is None
+
+
+def test_distributed_launch_sets_the_nccl_multicast_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer.distributed import DISTRIBUTED_ENV_DEFAULTS, configure_distributed_env
+
+    for name in DISTRIBUTED_ENV_DEFAULTS:
+        monkeypatch.setenv(name, "unset-marker")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    configure_distributed_env()
+    assert not any(name in os.environ for name in DISTRIBUTED_ENV_DEFAULTS)  # one process: nothing changes
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")  # what the user exported wins
+    configure_distributed_env()
+    assert os.environ["NCCL_NVLS_ENABLE"] == "1"
+    assert os.environ["TORCH_SYMM_MEM_DISABLE_MULTICAST"] == "1" and os.environ["NVSHMEM_DISABLE_NVLS"] == "1"

@@ -27,14 +27,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def torchrun(args: list[str], debug_dir: Path, processes: int = 2) -> subprocess.CompletedProcess:
+def torchrun(args: list[str], debug_dir: Path, processes: int = 2, *launcher_flags: str) -> subprocess.CompletedProcess:
     """Run the trainer under torchrun; on a timeout the whole process group (torchrun and its workers) is killed."""
     launcher = str(TORCHRUN) if TORCHRUN.exists() else shutil.which("torchrun")
     if launcher is None:
         pytest.skip("torchrun is not installed")
     env = {**subprocess_env(), "TRAINER_DEBUG_DIR": str(debug_dir)}
     command = [launcher, "--nproc_per_node", str(processes), "--master_addr", "127.0.0.1",
-               "--master_port", str(free_port()), "-m", "trainer", *args]
+               "--master_port", str(free_port()), *launcher_flags, "-m", "trainer", *args]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                                start_new_session=True)
     try:
@@ -98,7 +98,9 @@ def test_the_gate_refuses_on_every_rank_and_rank_zero_says_why(tiny_model: Path,
                                                                tmp_path: Path) -> None:
     quantized = shutil.copytree(tiny_model, tmp_path / "tiny-llama-bnb-4bit")
     debug = tmp_path / "debug"
-    result = torchrun(train_args(quantized, chat_data, tmp_path / "out", "--max_steps", "2"), debug)
+    # torchrun stops the other workers as soon as one fails: poll slowly so that both finish their gate first
+    result = torchrun(train_args(quantized, chat_data, tmp_path / "out", "--max_steps", "2"), debug, 2,
+                      "--monitor-interval", "8")
     assert result.returncode != 0
     assert [trace(debug, "gate", rank) for rank in (0, 1)] == [["rank 0: refused"], ["rank 1: refused"]]
     assert (result.stdout + result.stderr).count("REFUSED: the base model") == 1

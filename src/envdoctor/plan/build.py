@@ -12,13 +12,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from envdoctor.facts import Facts, TorchRelease, cuda_major_minor, cuda_of_variant, default_facts, gpu_runs_archs
-from envdoctor.matrices import Stack, StackVariant
+from envdoctor.matrices import Stack, StackVariant, VcsPackage
 from envdoctor.plan.model import Plan, PlanError, Source, Step, StepKind, Target, TorchChoice
 
 MINOR_COMPAT_NOTE = "minor-version compatibility: limited feature set, no PTX JIT"
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 INSTALLED_APART = (*TORCH_FAMILY, "flash-attn")
 CONFLICTING = ("torch", "torchvision", "torchaudio", "triton", "flash-attn", "xformers")
+ENVDOCTOR_MIN_PYTHON = "3.10"  # pyproject requires-python: the check step runs envdoctor in the target interpreter
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _build(stack: Stack, target: Target, facts: Facts, venv: str | None) -> Plan
     steps = [_uninstall_step(), _torch_step(pins, torch)]
     steps += [flash_step] if flash_step else []
     steps += _package_steps(stack, pins)
-    steps.append(_check_step(stack))
+    steps.append(_check_step(stack, target))
     return Plan(
         stack=stack.name,
         stack_summary=stack.summary,
@@ -83,7 +84,7 @@ def _build(stack: Stack, target: Target, facts: Facts, venv: str | None) -> Plan
         torch=torch,
         steps=tuple(steps),
         constraints=_constraints(stack, pins, torch),
-        notes=_notes(stack, torch, facts, pins),
+        notes=_notes(stack, target, torch, facts, pins),
         venv=venv,
     )
 
@@ -285,7 +286,7 @@ def _package_steps(stack: Stack, pins: dict[str, str]) -> list[Step]:
     requirements = [f"{name}=={pins[name]}" for name in names]
     # a package the stack requires but does not pin (rich for trl 0.9.6) is installed within its bound
     unpinned = sorted(n for n in stack.requires if n not in pins and n not in TORCH_FAMILY)
-    requirements += [f"{name}{stack.requires[name]}" for name in unpinned]
+    requirements += [_bounded(name, stack.requires[name]) for name in unpinned]
     steps = []
     if requirements:
         steps.append(
@@ -299,14 +300,12 @@ def _package_steps(stack: Stack, pins: dict[str, str]) -> list[Step]:
     for name, vcs in sorted(stack.vcs.items()):
         if vcs.optional:
             continue
-        extras = f"[{','.join(vcs.extras)}]" if vcs.extras else ""
-        url = vcs.url if vcs.url.startswith("git+") else f"git+{vcs.url}"
         steps.append(
             Step(
                 id=f"vcs-{name}",
                 kind=StepKind.INSTALL,
                 why=f"{name} from git at the ref the stack names ({vcs.ref}); not on PyPI in that version",
-                requirements=(f"{name}{extras} @ {url}@{vcs.ref}",),
+                requirements=(_vcs_requirement(name, vcs),),
                 source=Source.VCS,
                 only_binary=False,
             )
@@ -314,16 +313,26 @@ def _package_steps(stack: Stack, pins: dict[str, str]) -> list[Step]:
     return steps
 
 
-def _check_step(stack: Stack) -> Step:
-    return Step(
-        id="check",
-        kind=StepKind.CHECK,
-        why="envdoctor check against the stack: the script fails here if the result is red",
-        requirements=(stack.name,),
-        source=Source.NONE,
-        only_binary=False,
-        use_constraints=False,
-    )
+def _vcs_requirement(name: str, vcs: VcsPackage) -> str:
+    extras = f"[{','.join(vcs.extras)}]" if vcs.extras else ""
+    url = vcs.url if vcs.url.startswith("git+") else f"git+{vcs.url}"
+    return f"{name}{extras} @ {url}@{vcs.ref}"
+
+
+def _bounded(name: str, spec: str) -> str:
+    """``rich`` for a stack's ``rich = ">=0"`` (any version), else ``name<spec>``."""
+    return name if spec.strip() in ("", ">=0") else f"{name}{spec}"
+
+
+def _check_step(stack: Stack, target: Target) -> Step:
+    if Version(target.python) < Version(ENVDOCTOR_MIN_PYTHON):
+        why = (f"envdoctor needs Python >= {ENVDOCTOR_MIN_PYTHON}, so it cannot check this Python {target.python}"
+               f" environment; check it by hand against stack {stack.name}")
+        requirements: tuple[str, ...] = ()
+    else:
+        why = "envdoctor check against the stack, run by the target interpreter: the script fails here if it is red"
+        requirements = (stack.name,)
+    return Step("check", StepKind.CHECK, why, requirements, Source.NONE, only_binary=False, use_constraints=False)
 
 
 # --- constraints and notes ----------------------------------------------------------------------
@@ -338,12 +347,12 @@ def _constraints(stack: Stack, pins: dict[str, str], torch: TorchChoice) -> tupl
         if name != "flash-attn":  # installed from its wheel URL, which pip refuses to constrain to a version
             lines.setdefault(name, f"{name}=={version}")
     for name, spec in stack.requires.items():
-        lines.setdefault(name, f"{name}{spec}")
+        lines.setdefault(name, _bounded(name, spec))
     return tuple(lines[name] for name in sorted(lines))
 
 
-def _notes(stack: Stack, torch: TorchChoice, facts: Facts, pins: dict[str, str]) -> tuple[str, ...]:
-    notes = []
+def _notes(stack: Stack, target: Target, torch: TorchChoice, facts: Facts, pins: dict[str, str]) -> tuple[str, ...]:
+    notes = [] if target.gpu_cc or stack.cpu_ok else [_unknown_gpu_note(stack, torch, facts, pins.get("flash-attn"))]
     if torch.minor_compat:
         family = facts.cuda_family_min_driver(cuda_major_minor(torch.variant)[0])
         notes.append(
@@ -353,9 +362,25 @@ def _notes(stack: Stack, torch: TorchChoice, facts: Facts, pins: dict[str, str])
     if torch.archs is None:
         notes.append(f"the GPU architectures of torch {torch.version}+{torch.variant} are not known; not checked")
     if "flash-attn" in pins:
-        notes.append("flash-attn wheel lists come from the release CI matrix; that every asset uploaded is unverified")
-    skipped = [name for name, vcs in sorted(stack.vcs.items()) if vcs.optional]
-    if skipped:
-        notes.append(f"optional VCS packages not installed: {', '.join(skipped)}")
+        notes.append(
+            "flash-attn wheel names come from the release's CI build matrix; that this exact asset was uploaded"
+            " is not checked here (envdoctor plan --verify asks GitHub)"
+        )
+    for name, vcs in sorted(stack.vcs.items()):
+        if vcs.optional:
+            how = f": {vcs.note}" if vcs.note else ""
+            notes.append(f"optional, not installed by this script: '{_vcs_requirement(name, vcs)}'{how}")
     notes += list(stack.notes)
     return tuple(notes)
+
+
+def _unknown_gpu_note(stack: Stack, torch: TorchChoice, facts: Facts, flash_attn: str | None) -> str:
+    parts = ["the target GPU is not known (pass --gpu-arch or --from-probe), so it is not checked here"]
+    if stack.min_compute_capability:
+        parts.append(f"the stack needs compute capability >= {stack.min_compute_capability}")
+    if torch.archs:
+        parts.append(f"torch {torch.version}+{torch.variant} has kernels for {' '.join(torch.archs)}")
+    release = facts.flash_attn(flash_attn) if flash_attn else None
+    if release and release.sass:
+        parts.append(f"flash-attn {flash_attn} has kernels for {' '.join(release.sass)} only and no PTX")
+    return "; ".join(parts)

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from envdoctor.plan.model import Plan, PlanError, Target
@@ -19,6 +20,7 @@ _PATTERNS = {
     "python": (re.compile(r"^3\.\d{1,2}$"), "a Python version like 3.10"),
     "gpu_arch": (re.compile(r"^\d{1,2}\.\d$"), "a compute capability like 8.0"),
     "stack": (re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$"), "a stack name like phase1a-2.0"),
+    "steps": (re.compile(r"^[a-z0-9-]{1,40}(,[a-z0-9-]{1,40}){0,20}$"), "step ids like torch,packages"),
 }
 
 
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venv", help="create this virtual environment and install into it")
     parser.add_argument("--verify", action="store_true",
                         help="resolve every step with pip (no install) for the target; report per step")
+    parser.add_argument("--steps", help="only these step ids, comma-separated (e.g. packages); see --format json")
     parser.add_argument("--matrices", help=argparse.SUPPRESS)
 
 
@@ -47,7 +50,7 @@ def cli_main(args: argparse.Namespace) -> int:
     """Run ``envdoctor plan``; returns the exit code (0 ok, 1 no working plan or a conflict, 2 bad input)."""
     try:
         target, stack_name = _target_from_args(args)
-        plan = _make_plan(args, target, stack_name)
+        plan = _selected_steps(_make_plan(args, target, stack_name), _validated("steps", args.steps))
     except PlanInputError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except PlanError as exc:
@@ -97,7 +100,10 @@ def _from_probe(cuda: str | None, python: str | None, gpu_cc: str | None) -> tup
     probed_cuda = nvidia.cuda_driver if nvidia else None
     if cuda is None and probed_cuda is None:
         why = (nvidia.error if nvidia else None) or "no NVIDIA driver found"
-        raise PlanInputError(f"--from-probe: the probe could not read the driver's CUDA version ({why}); pass --cuda")
+        raise PlanInputError(
+            f"--from-probe: this machine has no usable NVIDIA driver ({why}), so there is no CUDA version to plan"
+            " for; pass --cuda X.Y (and --gpu-arch) of the machine the plan is for"
+        )
     gpus = [g for g in ((nvidia.gpus if nvidia else None) or ()) if g.compute_capability]
     weakest = min(gpus, key=lambda g: tuple(int(p) for p in g.compute_capability.split(".")), default=None)
     probed_python = ".".join((snapshot.python.version or "").split(".")[:2]) or None
@@ -107,6 +113,17 @@ def _from_probe(cuda: str | None, python: str | None, gpu_cc: str | None) -> tup
         gpu_cc or (weakest.compute_capability if weakest else None),
         weakest.name if weakest and not gpu_cc else None,
     )
+
+
+def _selected_steps(plan: Plan, steps: str | None) -> Plan:
+    if steps is None:
+        return plan
+    wanted = tuple(steps.split(","))
+    known = [step.id for step in plan.steps]
+    unknown = [step for step in wanted if step not in known]
+    if unknown:
+        raise PlanInputError(f"--steps: no step {', '.join(unknown)} in this plan; its steps are {','.join(known)}")
+    return plan.only_steps(wanted)
 
 
 def _make_plan(args: argparse.Namespace, target: Target, stack_name: str | None) -> Plan:
@@ -123,7 +140,10 @@ def _make_plan(args: argparse.Namespace, target: Target, stack_name: str | None)
         raise PlanInputError(str(exc)) from None
     except MatrixError as exc:
         raise PlanInputError(str(exc).splitlines()[0]) from None
-    return build_plan(stack, target, venv=args.venv, other_stacks=others)
+    from envdoctor.plan.source import envdoctor_source
+
+    plan = build_plan(stack, target, venv=args.venv, other_stacks=others)
+    return replace(plan, envdoctor_source=envdoctor_source())
 
 
 def _render(plan: Plan, args: argparse.Namespace) -> str:

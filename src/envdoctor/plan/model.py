@@ -5,7 +5,7 @@ Renderers (bash script, requirements + constraints, JSON) and ``--verify`` read 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -95,6 +95,11 @@ class Plan:
     constraints: tuple[str, ...]  # lines of the constraints file (-c), torch and numpy included
     notes: tuple[str, ...] = field(default_factory=tuple)
     venv: str | None = None
+    envdoctor_source: str | None = None  # what the check step installs when the target lacks envdoctor
+
+    def only_steps(self, ids: tuple[str, ...]) -> Plan:
+        """The same plan limited to the steps named in ``ids`` (plan order kept)."""
+        return replace(self, steps=tuple(step for step in self.steps if step.id in ids))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +122,7 @@ class Plan:
                 "cxx11abi": self.torch.cxx11abi,
             },
             "venv": self.venv,
+            "envdoctor_source": self.envdoctor_source,
             "constraints": list(self.constraints),
             "notes": list(self.notes),
             "steps": [step.to_dict() for step in self.steps],

@@ -14,7 +14,8 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -57,37 +58,75 @@ def reach(url: str) -> int | None:
 
 
 def verify_plan(plan: Plan, reach_url: Reach = reach) -> tuple[StepCheck, ...]:
-    """One StepCheck per install step, in plan order."""
-    pypi_up = reach_url(PYPI_PROBE_URL) is not None
-    checks = []
+    """One StepCheck per install step, in plan order.
+
+    All PyPI-answerable steps (the torch step through PyPI's build, the packages step) are resolved together
+    in one pip call, which also proves they resolve with each other. Only when that call fails is each step
+    resolved on its own, to say which step the conflict is in.
+    """
+    installs = [step for step in plan.steps if step.kind is StepKind.INSTALL]
+    pypi_steps = tuple(step for step in installs if step.source in (Source.PYPI, Source.TORCH_INDEX))
+    pypi_up = bool(pypi_steps) and reach_url(PYPI_PROBE_URL) is not None
     with tempfile.TemporaryDirectory(prefix="envdoctor-verify-") as tmp:
         constraints = Path(tmp) / "constraints.txt"
         constraints.write_text("\n".join(_pypi_constraints(plan)) + "\n", encoding="utf-8")
-        for step in plan.steps:
-            if step.kind is StepKind.INSTALL:
-                checks.append(_verify_step(step, plan, pypi_up, constraints, reach_url))
-    return tuple(checks)
+        resolved = _resolve_steps(pypi_steps, plan, constraints, reach_url) if pypi_up else {}
+    return tuple(_verify_step(step, resolved, pypi_up, reach_url) for step in installs)
 
 
-def _verify_step(step: Step, plan: Plan, pypi_up: bool, constraints: Path, reach_url: Reach) -> StepCheck:
+def _verify_step(step: Step, resolved: dict[str, StepCheck], pypi_up: bool, reach_url: Reach) -> StepCheck:
     if step.source is Source.URL:
         return _verify_urls(step, reach_url)
     if step.source is Source.VCS:
         return StepCheck(step.id, Verdict.OFFLINE, "git sources are not resolved by --verify")
     if not pypi_up:
         return StepCheck(step.id, Verdict.OFFLINE, "PyPI is not reachable from this machine")
+    return resolved[step.id]
+
+
+def _resolve_steps(steps: tuple[Step, ...], plan: Plan, constraints: Path, reach_url: Reach) -> dict[str, StepCheck]:
+    """StepCheck per step id: one pip call for all steps; one call per step only to place a conflict."""
+    asked = {step.id: _public_requirements(step, plan) for step in steps}
+    together = tuple(dict.fromkeys(r for requirements in asked.values() for r in requirements))
+    done = _run_pip(together, plan, constraints)
+    if isinstance(done, StepCheck):  # pip did not answer: asking again per step would not help
+        return {step.id: replace(done, step=step.id) for step in steps}
+    if done.returncode == 0:
+        return {step.id: _resolved(step, asked[step.id], done.report, plan, reach_url) for step in steps}
+    joint = _failure("", done.output)
+    if len(steps) == 1 or joint.verdict is Verdict.OFFLINE:
+        return {step.id: replace(joint, step=step.id) for step in steps}
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:  # pip waits on the network: ask in parallel
+        futures = {s.id: pool.submit(_resolve_one, s, asked[s.id], plan, constraints, reach_url) for s in steps}
+        alone = {step_id: future.result() for step_id, future in futures.items()}
+    if any(check.verdict is not Verdict.RESOLVED for check in alone.values()):
+        return alone
+    others = ", ".join(alone)  # each resolves alone, not together: the steps conflict with each other
+    return {sid: replace(joint, step=sid, detail=f"only together with {others}: {joint.detail}") for sid in alone}
+
+
+def _public_requirements(step: Step, plan: Plan) -> tuple[str, ...]:
     if step.source is Source.TORCH_INDEX:
-        return _verify_torch(step, plan, constraints, reach_url)
-    requirements = (_public(plan.torch.pin), *step.requirements)
-    return _resolve(step.id, requirements, plan, constraints, note="")
+        return tuple(_public(r) for r in step.requirements)
+    return (_public(plan.torch.pin), *step.requirements)
 
 
-def _verify_torch(step: Step, plan: Plan, constraints: Path, reach_url: Reach) -> StepCheck:
+def _resolve_one(
+    step: Step, requirements: tuple[str, ...], plan: Plan, constraints: Path, reach_url: Reach
+) -> StepCheck:
+    done = _run_pip(requirements, plan, constraints)
+    if isinstance(done, StepCheck):
+        return StepCheck(step.id, done.verdict, done.detail)
+    if done.returncode != 0:
+        return _failure(step.id, done.output)
+    return _resolved(step, requirements, done.report, plan, reach_url)
+
+
+def _resolved(step: Step, requirements: tuple[str, ...], report: str, plan: Plan, reach_url: Reach) -> StepCheck:
     note = ""
-    if reach_url(step.index_url or "") is None:
+    if step.source is Source.TORCH_INDEX and reach_url(step.index_url or "") is None:
         note = f" (on PyPI: {step.index_url} is not reachable, so the {plan.torch.variant} build is not verified)"
-    requirements = tuple(_public(r) for r in step.requirements)
-    return _resolve(step.id, requirements, plan, constraints, note)
+    return StepCheck(step.id, Verdict.RESOLVED, _resolved_summary(report, requirements) + note)
 
 
 def _verify_urls(step: Step, reach_url: Reach) -> StepCheck:
@@ -109,23 +148,38 @@ def _pypi_constraints(plan: Plan) -> list[str]:
     return [_public(line) for line in plan.constraints]
 
 
-def _resolve(step_id: str, requirements: tuple[str, ...], plan: Plan, constraints: Path, note: str) -> StepCheck:
-    with tempfile.TemporaryDirectory(prefix="envdoctor-target-") as target_dir:
-        command = _pip_command(plan, constraints, Path(target_dir), requirements)
+@dataclass(frozen=True)
+class PipRun:
+    """One dry-run resolution: pip's exit status, its JSON report (on success) and everything it printed."""
+
+    returncode: int
+    report: str
+    output: str
+
+
+def _run_pip(requirements: tuple[str, ...], plan: Plan, constraints: Path) -> PipRun | StepCheck:
+    """pip's dry-run resolution, or an OFFLINE StepCheck when pip does not answer in time.
+
+    Not --quiet: pip prints the cause of a conflict ("The conflict is caused by: ...") at info level.
+    """
+    with tempfile.TemporaryDirectory(prefix="envdoctor-target-") as work_dir:
+        report = Path(work_dir) / "report.json"
+        command = _pip_command(plan, constraints, Path(work_dir) / "target", report, requirements)
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
-            return StepCheck(step_id, Verdict.OFFLINE, f"pip did not answer within {PIP_TIMEOUT_S:.0f} s")
-    if done.returncode != 0:
-        return _failure(step_id, done.stderr)
-    return StepCheck(step_id, Verdict.RESOLVED, _resolved_summary(done.stdout, requirements) + note)
+            return StepCheck("", Verdict.OFFLINE, f"pip did not answer within {PIP_TIMEOUT_S:.0f} s")
+        report_text = report.read_text(encoding="utf-8") if report.is_file() else ""
+        return PipRun(done.returncode, report_text, done.stdout + "\n" + done.stderr)
 
 
-def _pip_command(plan: Plan, constraints: Path, target_dir: Path, requirements: tuple[str, ...]) -> list[str]:
+def _pip_command(
+    plan: Plan, constraints: Path, target_dir: Path, report: Path, requirements: tuple[str, ...]
+) -> list[str]:
     arch = plan.target.platform.split("_", 1)[1]
     platforms = [arg for tag in MANYLINUX for arg in ("--platform", f"{tag}_{arch}")]
     return [
-        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", str(report), "--no-color",
         "--disable-pip-version-check", "--no-input", "--python-version", plan.target.python, *platforms,
         "--only-binary=:all:", "--target", str(target_dir), "-c", str(constraints), *requirements,
     ]
@@ -142,8 +196,8 @@ def _resolved_summary(report_text: str, requirements: tuple[str, ...]) -> str:
     return f"resolved {len(installs)} distributions: " + ", ".join(shown)
 
 
-def _failure(step_id: str, stderr: str) -> StepCheck:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+def _failure(step_id: str, output: str) -> StepCheck:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
     if any("Failed to establish a new connection" in line or "NewConnectionError" in line for line in lines):
         return StepCheck(step_id, Verdict.OFFLINE, "pip could not reach its index")
     cause = _conflict_block(lines) or [line for line in lines if line.startswith("ERROR:")][:3]

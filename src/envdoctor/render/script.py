@@ -59,7 +59,10 @@ def _python_setup(plan: Plan) -> list[str]:
         f"  echo {q(f'envdoctor plan: this plan is for Python {want}; set PYTHON to a Python {want} interpreter')} >&2",
         "  exit 1",
         "fi",
-        '"$PY" -m pip --version >/dev/null',
+        'if ! "$PY" -m pip --version >/dev/null 2>&1; then',
+        f"  echo {q('envdoctor plan: pip is missing for this interpreter; run: PYTHON -m ensurepip --upgrade')} >&2",
+        "  exit 1",
+        "fi",
     ]
     return lines
 
@@ -80,7 +83,7 @@ def _step_lines(step: Step, plan: Plan) -> list[str]:
     if step.kind is StepKind.UNINSTALL:
         return ['"$PY" -m pip uninstall -y ' + " ".join(q(r) for r in step.requirements)]
     if step.kind is StepKind.CHECK:
-        return _check_lines(step.requirements[0])
+        return _check_lines(step, plan)
     args = ['"$PY" -m pip install']
     if step.only_binary:
         args.append("--only-binary=:all:")
@@ -92,13 +95,20 @@ def _step_lines(step: Step, plan: Plan) -> list[str]:
     return [" \\\n    ".join(args)]
 
 
-def _check_lines(stack: str) -> list[str]:
-    missing = f"envdoctor plan: envdoctor is not installed in this environment; install it, then run: " \
-        f"python -m envdoctor check --stack {stack}"
+def _check_lines(step: Step, plan: Plan) -> list[str]:
+    if not step.requirements:  # the target Python is too old for envdoctor itself
+        return [f"echo {q('envdoctor plan: ' + _comment(step.why))} >&2"]
+    stack = step.requirements[0]
+    source = plan.envdoctor_source or "envdoctor"
     return [
+        "# envdoctor checks the interpreter it runs in, so it runs as $PY, not from the venv you ran 'plan' in.",
+        "# If $PY lacks it, it is installed there from ENVDOCTOR_SOURCE: by default where the envdoctor that wrote",
+        "# this plan came from (a checkout, a wheel or name==version); set ENVDOCTOR_SOURCE to a checkout path, a",
+        "# wheel or a pip requirement to override. The constraints keep torch, numpy and the pins as installed.",
+        f'if [ -z "${{ENVDOCTOR_SOURCE:-}}" ]; then ENVDOCTOR_SOURCE={q(source)}; fi',
         "if ! \"$PY\" -c 'import envdoctor' 2>/dev/null; then",
-        f"  echo {q(missing)} >&2",
-        "  exit 1",
+        '  "$PY" -m pip install -c "$CONSTRAINTS" "$ENVDOCTOR_SOURCE"',
         "fi",
         f'"$PY" -m envdoctor check --stack {q(stack)}',
     ]
+

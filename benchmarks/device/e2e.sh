@@ -55,16 +55,16 @@ if want train; then
     step "NumPy 1 carried: envdoctor check --stack lora-cu130-2026.11"
     python3 -m envdoctor check --stack lora-cu130-2026.11 --no-color; echo "exit=$?"
     step "trainer, the seed's flags without --torch_compile, $STEPS steps"
-    logged train 240 python3 -m trainer "${SEED[@]}" --output_dir /tmp/ck --max_steps "$STEPS"
+    logged train 110 python3 -m trainer "${SEED[@]}" --output_dir /tmp/ck --max_steps "$STEPS"
     cp /tmp/ck/summary.json "$OUT/train-summary.json" 2>/dev/null
     cp /tmp/ck/loss.png "$OUT/train-loss.png" 2>/dev/null
 fi
 if want merge; then
     step "merge (GPU, bf16)"
-    logged merge 200 python3 -m trainer merge --base_model /tmp/llama8b --adapter_path /tmp/ck/adapter \
+    logged merge 130 python3 -m trainer merge --base_model /tmp/llama8b --adapter_path /tmp/ck/adapter \
         --output_dir /tmp/ck/merged --device cuda --overwrite
     step "validate"
-    logged validate 200 python3 -m trainer validate --model_path /tmp/ck/merged --test_set /tmp/val.jsonl \
+    logged validate 100 python3 -m trainer validate --model_path /tmp/ck/merged --test_set /tmp/val.jsonl \
         --base_model /tmp/llama8b
     cp /tmp/ck/merged/validation_report.json /tmp/ck/merged/validation_report.md "$OUT/" 2>/dev/null
 fi

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import torch
+from dataset_words import WORDS, sentence
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-from dataset_words import WORDS, sentence
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}"
@@ -63,7 +62,8 @@ def main() -> None:
         model = LlamaForCausalLM(llama31_8b_config(args.layers)).to(torch.bfloat16)
     model.save_pretrained(str(args.out), safe_serialization=True)
     params = sum(p.numel() for p in model.parameters())
-    print(f"saved {params / 1e9:.2f}B-parameter Llama-3.1-8B-shaped model to {args.out} in {time.time() - started:.0f}s")
+    print(f"saved {params / 1e9:.2f}B-parameter Llama-3.1-8B-shaped model to {args.out} "
+          f"in {time.time() - started:.0f}s")
 
 
 if __name__ == "__main__":

@@ -341,8 +341,10 @@ def build_checks(result: ValidationResult) -> list[Check]:
     merge_check = (result.merge_info or {}).get("check")
     if isinstance(merge_check, dict):
         checks.append(Check("merge_logits", bool(merge_check.get("passed")),
-                            f"{MERGE_INFO_FILE}: merged vs base + adapter max logit diff "
-                            f"{float(merge_check.get('relative_diff', math.nan)):.3%} of max logit"))
+                            f"{MERGE_INFO_FILE}: merged vs float32 base + adapter max logit diff "
+                            f"{float(merge_check.get('max_abs_diff', math.nan)):.3g} "
+                            f"({float(merge_check.get('relative_diff', math.nan)):.3%} of max logit; allowed "
+                            f"{float(merge_check.get('allowed', math.nan)):.3g})"))
     return checks
 
 

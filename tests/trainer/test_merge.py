@@ -88,7 +88,7 @@ def test_fp32_merge_matches_base_plus_adapter_and_is_loadable(tiny, tmp_path, ca
     out = tmp_path / "merged"
     assert run_cli("--base_model", str(base), "--adapter_path", str(adapter), "--output_dir", str(out)) == 0
     printed = capsys.readouterr().out
-    assert "parameters:" in printed and "size on disk:" in printed and "max |diff|" in printed
+    assert "parameters:" in printed and "size on disk:" in printed and "max |logit diff|" in printed
     for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "merge_info.json"):
         assert (out / name).is_file(), name
     assert not list(out.glob("*.bin")) and not (out / merge.ADAPTER_CONFIG).exists()
@@ -111,11 +111,13 @@ def test_result_reports_parameters_and_size(tiny, tmp_path):
     assert result.check.prompts == len(merge.CHECK_PROMPTS) and result.check.tokens > 0
 
 
-def test_bf16_merge_uses_the_looser_bf16_tolerance(tiny, tmp_path):
+def test_bf16_merge_is_held_to_the_bf16_noise_floor(tiny, tmp_path):
     base, adapter = tiny
     result = merge.merge_adapter(str(base), adapter, tmp_path / "merged", dtype="bfloat16")
-    assert result.dtype == "bfloat16" and result.check.tolerance == merge.RELATIVE_TOLERANCE["bfloat16"]
-    assert result.check.passed
+    check = result.check
+    assert result.dtype == "bfloat16" and check.passed
+    assert check.noise_floor > 0 and check.allowed == merge.NOISE_FLOOR_FACTOR * check.noise_floor
+    assert check.max_abs_diff > check.tolerance * check.logit_scale  # bf16 cannot meet the float32 bound
     config = json.loads((result.output_dir / "config.json").read_text())
     assert (config.get("dtype") or config.get("torch_dtype")) == "bfloat16"
 
@@ -158,6 +160,14 @@ def test_corrupted_merge_is_caught_in_bf16_too(tiny, tmp_path, monkeypatch):
     with pytest.raises(merge.MergeCheckError):
         merge.merge_adapter(str(base), adapter, tmp_path / "merged", dtype="bfloat16")
     assert not (tmp_path / "merged").exists()
+
+
+def test_a_merge_that_drops_the_adapter_is_caught_in_bf16(tiny, tmp_path, monkeypatch):
+    """The bf16 allowance is the unmerged model's own rounding noise: losing the adapter's delta exceeds it."""
+    base, adapter = tiny
+    monkeypatch.setattr(merge, "merge_weights", lambda adapted: adapted.unload())  # base weights, adapter gone
+    with pytest.raises(merge.MergeCheckError, match="unmerged in the same dtype"):
+        merge.merge_adapter(str(base), adapter, tmp_path / "merged", dtype="bfloat16")
 
 
 def test_refuses_a_quantized_base(tiny, tmp_path, capsys):

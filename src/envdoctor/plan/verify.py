@@ -179,8 +179,8 @@ def _pip_command(
     arch = plan.target.platform.split("_", 1)[1]
     platforms = [arg for tag in MANYLINUX for arg in ("--platform", f"{tag}_{arch}")]
     return [
-        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", str(report), "--no-color",
-        "--disable-pip-version-check", "--no-input", "--python-version", plan.target.python, *platforms,
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", str(report),
+        "--no-color", "--disable-pip-version-check", "--no-input", "--python-version", plan.target.python, *platforms,
         "--only-binary=:all:", "--target", str(target_dir), "-c", str(constraints), *requirements,
     ]
 

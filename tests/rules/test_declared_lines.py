@@ -51,3 +51,17 @@ def test_python_version_comparisons_are_versions_not_strings(python: str) -> Non
     env = {**ENV, "python_version": python, "python_full_version": f"{python}.1"}
     for marker in ("python_version < '3.10'", "python_version >= '3.9'", "python_full_version > '3.10.0'"):
         assert marker_applies(marker, env) is Marker(marker).evaluate(env)
+
+
+@pytest.mark.parametrize("marker", ["sys_platform != 'emscripten'", 'platform_system == "Windows"',
+                                    "sys_platform == 'emscripten' and python_version >= '3.12'",
+                                    'platform_machine == "x86_64" or platform_machine == "aarch64"'])
+def test_flat_markers_take_the_fast_path(marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """String comparisons (== and !=) never fall back to packaging.markers, whose import costs the check ~50 ms."""
+    from envdoctor.checks import declared
+
+    def fallback(marker: str, environment: dict[str, str]) -> bool:
+        raise AssertionError(f"fell back to packaging for {marker!r}")
+
+    monkeypatch.setattr(declared, "_packaging_applies", fallback)
+    assert marker_applies(marker, ENV) is Marker(marker).evaluate(ENV)

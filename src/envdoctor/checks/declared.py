@@ -85,7 +85,9 @@ def _term(term: re.Match[str], environment: dict[str, str]) -> bool:
         return (left in right) == (op == "in")
     if variable in _VERSION_VARS and op not in ("==", "!=") or op == "~=":
         return _compare_versions(left, op, right)
-    return {"==": left == right, "!=": left != right}.get(op, _compare_versions(left, op, right))
+    if op in ("==", "!="):  # a string comparison (PEP 508), never a version parse
+        return (left == right) == (op == "==")
+    return _compare_versions(left, op, right)
 
 
 def _compare_versions(left: str, op: str, right: str) -> bool:

@@ -31,10 +31,12 @@ __all__ = [
     "load_snapshot",
     "probe",
     "snapshot_from_dict",
+    "write_atomic",
 ]
 
 _LAZY = {
     "probe": ("envdoctor.probe", "probe"),
+    "write_atomic": ("envdoctor.atomic", "write_atomic"),
     "check": ("envdoctor.checker", "run_check"),
     "load_matrices": ("envdoctor.matrices", "load_matrices"),
     "backend_rules": ("envdoctor.matrices", "backend_rules"),

@@ -183,19 +183,12 @@ def _load_or_probe(path: str | None, deep: bool) -> Snapshot:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and a rename."""
-    import tempfile
+    """Write ``text`` to ``path`` atomically; an unwritable path is a UsageError (exit 2), not a traceback."""
+    from envdoctor.atomic import write_atomic
 
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+        write_atomic(path, text)
     except OSError as exc:
-        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except OSError as exc:
-        os.unlink(temp)
         raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 

@@ -6,12 +6,13 @@ trainer_state.json) `CompleteMarkerCallback` adds `COMPLETE`. Resuming only ever
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 
 from transformers import TrainerCallback
+
+from envdoctor import write_atomic
 
 COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -19,12 +20,6 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 class CheckpointError(ValueError):
     """--resume_from_checkpoint names something that is not a complete checkpoint."""
-
-
-def write_atomically(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)
 
 
 def is_complete(checkpoint: Path) -> bool:
@@ -74,5 +69,5 @@ class CompleteMarkerCallback(TrainerCallback):
         if state.is_world_process_zero:
             checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if checkpoint.is_dir():
-                write_atomically(checkpoint / COMPLETE_MARKER, f"step {state.global_step}\n")
+                write_atomic(checkpoint / COMPLETE_MARKER, f"step {state.global_step}\n")
         return control

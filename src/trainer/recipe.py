@@ -370,9 +370,9 @@ def validation_test_set(config: TrainConfig, data: Any) -> Path:
     held_out = set(data.eval["line"])
     lines = Path(config.dataset_path).read_text(encoding="utf-8").splitlines()
     target = Path(config.output_dir) / VALIDATION_SET_FILE
-    from trainer.checkpoint import write_atomically
+    from envdoctor import write_atomic
 
-    write_atomically(target, "".join(f"{lines[n - 1]}\n" for n in sorted(held_out)))
+    write_atomic(target, "".join(f"{lines[n - 1]}\n" for n in sorted(held_out)))
     log(f"validation set: the {len(held_out)} held-out rows, written to {target}")
     return target
 

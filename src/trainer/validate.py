@@ -13,14 +13,13 @@ import argparse
 import gc
 import json
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envdoctor import write_atomic
 from trainer.types import IGNORE_INDEX
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -421,17 +420,6 @@ def write_reports(result: ValidationResult) -> tuple[Path, Path]:
     write_atomic(json_path, json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n")
     write_atomic(md_path, render_markdown(result))
     return json_path, md_path
-
-
-def write_atomic(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 # ---- CLI ----

@@ -89,3 +89,11 @@ def test_requirements_format_writes_constraints(tmp_path):
     assert "flash-attn @ https://github.com/Dao-AILab/flash-attention/releases/download/v2.5.8/" in done.stdout
     constraints = (tmp_path / "c.txt").read_text()
     assert "numpy==1.26.4" in constraints.splitlines() and "torch==2.3.1+cu121" in constraints.splitlines()
+
+
+def test_unwritable_constraints_path_is_a_one_line_error(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    done = run_envdoctor("plan", "--cuda", "12.4", "--python", "3.10", "--format", "requirements",
+                         "--constraints", str(tmp_path / "a-file" / "c.txt"), cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "cannot write" in done.stderr, done.stderr

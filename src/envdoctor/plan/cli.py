@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from envdoctor.atomic import write_atomic
 from envdoctor.plan.model import Plan, PlanError, Target
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -57,7 +56,11 @@ def cli_main(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_FAIL)
     if args.verify:
         return _run_verify(plan)
-    sys.stdout.write(_render(plan, args))
+    try:
+        sys.stdout.write(_render(plan, args))
+    except OSError as exc:  # --constraints names a path that cannot be written
+        return _fail(f"{exc.filename or args.constraints}: cannot write ({exc.strerror or exc}); pass --constraints "
+                     "with a writable path", EXIT_USAGE)
     return EXIT_OK
 
 
@@ -153,6 +156,7 @@ def _render(plan: Plan, args: argparse.Namespace) -> str:
         return render_plan_json(plan)
     if args.plan_format == "requirements":
         path = Path(args.constraints)
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, render_constraints(plan))
         return render_requirements(plan, constraints_name=path.name if path.parent == Path(".") else str(path))
     from envdoctor.render.script import render_script
@@ -166,16 +170,3 @@ def _run_verify(plan: Plan) -> int:
     checks = verify_plan(plan)
     sys.stdout.write(render_checks(checks))
     return EXIT_FAIL if any(c.verdict is Verdict.CONFLICT for c in checks) else EXIT_OK
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

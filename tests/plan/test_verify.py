@@ -16,7 +16,7 @@ from envdoctor.plan.build import build_plan
 from envdoctor.plan.model import Plan, Source, Step, StepKind, Target
 from envdoctor.plan.verify import PYPI_PROBE_URL, StepCheck, Verdict, reach, verify_plan
 
-RESOLVING = [("phase1a-2.0", "12.4", "3.10"), ("phase1a-2.0", "11.8", "3.11"), ("lora-cu128-2026.11", "12.8", "3.11")]
+RESOLVING = [("phase1a-2.0", "12.4", "3.10"), ("lora-cu128-2026.11", "12.8", "3.11")]  # cu118: offline goldens
 
 
 def _plan(stack: str, cuda: str, python: str) -> Plan:

@@ -54,6 +54,8 @@ class TrainConfig(DataConfig):
     fused_ce: str = field(default="auto", metadata={"help": "auto|on|off: chunked fused cross-entropy (auto: on with "
                                                             "--packing, one process, no --torch_compile)"})
     torch_compile: bool = False
+    torch_compile_backend: str = field(default="inductor", metadata={
+        "help": "torch.compile backend for --torch_compile (inductor; aot_eager/eager to debug)"})
     backend: str = field(default="hf", metadata={"help": "hf|unsloth|auto: library that loads and trains the model"})
     report_to: str = field(default="jsonl", metadata={"help": "jsonl|tensorboard (JSONL metrics are always written)"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "PATH or 'auto' (newest complete)"})

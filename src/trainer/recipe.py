@@ -87,7 +87,7 @@ class LoRARecipe:
             self.data = load_data(self.config, tokenizer)
         model = load_model_for(self.backend, self.config)
         if self.config.torch_compile:
-            log(f"--torch_compile: {compile_decoder_layers(model)}")
+            log(f"--torch_compile: {compile_decoder_layers(model, self.config.torch_compile_backend)}")
         train_set, collator = self._train_set_and_collator(model, tokenizer)
         self.guard, self.interrupt = DivergenceGuard(self.config.grad_norm_limit), SaveOnInterrupt()
         callbacks = [CompleteMarkerCallback(), self.guard, self.interrupt, MetricsLogger(self.output_dir)]
@@ -272,20 +272,26 @@ def load_model_for(backend: Any, config: TrainConfig) -> Any:
     return load_lora_model_for(backend or BackendChoice("hf", "default"), config)
 
 
-def compile_decoder_layers(model: Any) -> str:
+def compile_decoder_layers(model: Any, backend: str = "inductor") -> str:
     """torch.compile each decoder layer in place (regional compilation); says what was compiled.
 
     All layers run the same code, so Dynamo compiles one graph and reuses it 32 times: minutes faster than compiling
     the whole model (transformers' torch_compile=True), which on an 8B Llama ran past 150 s without finishing its
     first step on the device. Batch shapes are kept few by padding to COMPILE_PAD_MULTIPLE (or packing).
     """
+    import torch
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in known:
+        raise TrainerInputError(f"--torch_compile_backend {backend!r}: not a torch.compile backend; use one of "
+                                f"{', '.join(sorted(known))}")
     layers = [module for module in model.modules() if type(module).__name__.endswith("DecoderLayer")]
     if not layers:
-        model.compile()
-        return "no decoder layers found, so the whole model was compiled"
+        model.compile(backend=backend)
+        return f"no decoder layers found, so the whole model was compiled ({backend})"
     for layer in layers:
-        layer.compile()
-    return f"{len(layers)} {type(layers[0]).__name__} modules compiled (one graph, reused by each)"
+        layer.compile(backend=backend)
+    return f"{len(layers)} {type(layers[0]).__name__} modules compiled with {backend} (one graph, reused by each)"
 
 
 def training_arguments(config: TrainConfig, has_eval: bool) -> Any:

@@ -79,7 +79,9 @@ def test_torch_compile_flag_compiles_every_decoder_layer_and_trains(tiny_model: 
                                                                     tmp_path: Path) -> None:
     from trainer.recipe import LoRARecipe
 
-    recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / "out", torch_compile=True, max_steps=2))
+    # aot_eager: Dynamo traces and AOTAutograd splits forward/backward as with inductor, minus the C++ build
+    recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / "out", torch_compile=True, max_steps=2,
+                                   torch_compile_backend="aot_eager"))
     recipe.setup()
     layers = [m for m in recipe.trainer.model.modules() if type(m).__name__.endswith("DecoderLayer")]
     assert layers and all(layer._compiled_call_impl is not None for layer in layers)
@@ -249,3 +251,10 @@ def test_backend_unsloth_without_unsloth_is_one_line_exit_2(tiny_model: Path, ch
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "pip install" in errors[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "u").exists()  # refused before anything was written
+
+
+def test_unknown_compile_backend_is_one_line_naming_the_choices() -> None:
+    from trainer.recipe import compile_decoder_layers
+
+    with pytest.raises(TrainerInputError, match="'nope': not a torch.compile backend.*inductor"):
+        compile_decoder_layers(torch.nn.Linear(2, 2), "nope")

@@ -1,12 +1,16 @@
+import ctypes
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
+
+import pytest
 
 from conftest import python_env
 from envdoctor.probe._background import BackgroundCall
 from envdoctor.probe._nvml_child import query
-from envdoctor.probe.nvidia import cuda_version_from_int, nvidia_from_dict, probe_nvidia
+from envdoctor.probe.nvidia import NvidiaProbe, cuda_version_from_int, nvidia_from_dict, probe_nvidia
 from envdoctor.snapshot import Gpu
 
 
@@ -67,6 +71,43 @@ def test_background_call_gives_up_after_timeout():
     assert time.monotonic() - started < 2
 
 
+def loaded_library_path(name: str) -> Path:
+    """Where the dynamic loader finds ``name`` for this process (read from /proc/self/maps)."""
+    ctypes.CDLL(name)
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        if line.rstrip().endswith(name):
+            return Path(line.split()[-1])
+    pytest.skip(f"{name} is not in /proc/self/maps")
+
+
+def fake_driver_library(folder: Path) -> dict:
+    """An environment in which ``libnvidia-ml.so.1`` loads (it is libm under that name) but has no NVML in it."""
+    (folder / "libnvidia-ml.so.1").symlink_to(loaded_library_path("libm.so.6"))
+    return {"LD_LIBRARY_PATH": str(folder)}
+
+
+def test_no_driver_library_starts_no_child():
+    probe = NvidiaProbe()  # no libnvidia-ml.so.1 on this machine
+    assert probe._child is None
+    result = probe.result(5)
+    assert result.error.startswith("NVML unavailable: NVML Shared Library Not Found (libnvidia-ml.so.1")
+
+
+def test_the_child_imports_pynvml_without_ctypes_util_until_asked():
+    code = textwrap.dedent("""
+        import sys
+        from _nvml_child import _import_pynvml  # as the child runs it: a script, no envdoctor imported
+        pynvml = _import_pynvml()
+        deferred = "shutil" not in sys.modules
+        import ctypes.util
+        print(deferred, bool(ctypes.util.find_library("c")), pynvml.__name__)
+    """)
+    child_dir = Path(__file__).resolve().parents[2] / "src" / "envdoctor" / "probe"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env=python_env([child_dir]), check=True)
+    assert done.stdout.split() == ["True", "True", "pynvml"]
+
+
 def test_hung_nvml_cannot_hang_probe(tmp_path):
     (tmp_path / "pynvml.py").write_text("import time\ndef nvmlInit():\n    time.sleep(60)\n")
     code = textwrap.dedent("""
@@ -77,7 +118,7 @@ def test_hung_nvml_cannot_hang_probe(tmp_path):
         print(round(time.monotonic() - start, 1), snap.nvidia.error, len(snap.packages))
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
-                          env=python_env([tmp_path]), check=True)
+                          env={**python_env([tmp_path]), **fake_driver_library(tmp_path)}, check=True)
     elapsed, rest = done.stdout.split(" ", 1)
     assert float(elapsed) < 5
     assert "did not answer within 0.5 s" in rest

@@ -7,6 +7,7 @@ with the parent's own imports and package scan. It imports nothing from envdocto
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 
@@ -46,10 +47,36 @@ def describe(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def _import_pynvml() -> Any:
+    """``import pynvml`` without paying for ``ctypes.util`` up front.
+
+    pynvml imports ``ctypes.util.find_library`` at module level but calls it only on Windows; importing
+    ``ctypes.util`` (shutil, subprocess, re) is about half of this child's run time. A stand-in module defers that
+    import to the first ``find_library`` call, which then gets the real function: behaviour is unchanged.
+    """
+    if "ctypes.util" not in sys.modules:
+        import ctypes
+        import types
+
+        def find_library(name: str) -> str | None:
+            del sys.modules["ctypes.util"]
+            import ctypes.util as real
+
+            return real.find_library(name)
+
+        stand_in = types.ModuleType("ctypes.util")
+        stand_in.find_library = find_library  # type: ignore[attr-defined]
+        sys.modules["ctypes.util"] = stand_in
+        ctypes.util = stand_in  # type: ignore[attr-defined]
+    import pynvml
+
+    return pynvml
+
+
 def probe() -> dict[str, Any]:
     """Never raises: a missing library, driver or permission becomes ``error`` with no GPUs."""
     try:
-        import pynvml
+        pynvml = _import_pynvml()
     except ImportError:
         return {"error": "nvidia-ml-py (pynvml) is not installed: pip install nvidia-ml-py", "gpus": []}
     try:

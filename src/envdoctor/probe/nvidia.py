@@ -24,6 +24,10 @@ class NvidiaProbe:
     """The NVML child process; ``result(timeout)`` collects it or kills it."""
 
     def __init__(self) -> None:
+        missing = nvml_library_missing()
+        if missing:  # no driver library: nothing a child could find, so start none
+            self._child, self._error = None, f"NVML unavailable: NVML Shared Library Not Found ({missing})"
+            return
         try:
             self._child: subprocess.Popen[str] | None = subprocess.Popen(
                 [sys.executable, str(_CHILD)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -47,6 +51,23 @@ class NvidiaProbe:
             return nvidia_from_dict(json.loads(out))
         except (ValueError, TypeError, KeyError) as exc:
             return Nvidia(error=f"NVML probe gave unreadable output: {describe(exc)}", gpus=())
+
+
+def nvml_library_missing() -> str | None:
+    """Why ``libnvidia-ml.so.1`` cannot be loaded (pynvml's own name for it on Linux), or None when it can.
+
+    Loading the library runs no driver code (``nvmlInit``, which can hang, is left to the child); elsewhere than
+    Linux the child decides.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError as exc:
+        return describe(exc)
+    return None
 
 
 def start_nvidia_probe() -> NvidiaProbe:

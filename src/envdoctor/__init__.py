@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from envdoctor.findings import Category, Finding, Report, Severity
-from envdoctor.snapshot import Snapshot, SnapshotError, load_snapshot, snapshot_from_dict
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -34,7 +31,15 @@ __all__ = [
     "write_atomic",
 ]
 
-_LAZY = {
+_LAZY = {  # every public name loads on first use: `envdoctor check` starts its NVML child before any of them
+    "Category": ("envdoctor.findings", "Category"),
+    "Finding": ("envdoctor.findings", "Finding"),
+    "Report": ("envdoctor.findings", "Report"),
+    "Severity": ("envdoctor.findings", "Severity"),
+    "Snapshot": ("envdoctor.snapshot", "Snapshot"),
+    "SnapshotError": ("envdoctor.snapshot", "SnapshotError"),
+    "load_snapshot": ("envdoctor.snapshot", "load_snapshot"),
+    "snapshot_from_dict": ("envdoctor.snapshot", "snapshot_from_dict"),
     "probe": ("envdoctor.probe", "probe"),
     "write_atomic": ("envdoctor.atomic", "write_atomic"),
     "check": ("envdoctor.checker", "run_check"),
@@ -50,9 +55,11 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from envdoctor.checker import run_check as check
+    from envdoctor.findings import Category, Finding, Report, Severity
     from envdoctor.matrices import BackendRule, MatrixError, StackNotFoundError, backend_rules, load_matrices
     from envdoctor.model import ModelError, ModelInfo, inspect_model
     from envdoctor.probe import probe
+    from envdoctor.snapshot import Snapshot, SnapshotError, load_snapshot, snapshot_from_dict
 
 
 def __getattr__(name: str) -> Any:

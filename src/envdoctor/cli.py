@@ -32,6 +32,10 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if _probes_this_machine(argv):
+        from envdoctor.nvml_launch import launch_early
+
+        launch_early()  # NVML's child process runs while the parser, the probe and the checker load
     try:
         args = build_parser(with_plan=argv[:1] == ["plan"]).parse_args(argv)
         return args.handler(args)
@@ -43,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _is_input_error(exc):
             return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
+
+
+def _probes_this_machine(argv: list[str]) -> bool:
+    """``check`` or ``probe`` that will query NVML here (not ``--snapshot FILE``, not ``--help``)."""
+    if argv[:1] not in (["check"], ["probe"]):
+        return False
+    return not any(arg in ("-h", "--help") or arg.startswith("--snapshot") for arg in argv[1:])
 
 
 def build_parser(with_plan: bool = False) -> argparse.ArgumentParser:

@@ -122,3 +122,38 @@ def test_hung_nvml_cannot_hang_probe(tmp_path):
     elapsed, rest = done.stdout.split(" ", 1)
     assert float(elapsed) < 5
     assert "did not answer within 0.5 s" in rest
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Live processes whose environment holds ``marker`` (zombies excluded)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker.encode() in (proc / "environ").read_bytes() and "zombie" not in (proc / "status").read_text():
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_check_launches_nvml_first_and_a_bad_command_line_leaves_no_child(tmp_path):
+    """`envdoctor check` starts the NVML child before parsing; when nothing claims it (here: a bad flag), the child
+    is killed at exit instead of hanging on in a stuck driver."""
+    (tmp_path / "pynvml.py").write_text("import time\ndef nvmlInit():\n    time.sleep(60)\n")
+    marker = f"ENVDOCTOR_TEST_MARKER={time.time_ns()}"
+    env = {**python_env([tmp_path]), **fake_driver_library(tmp_path), "ENVDOCTOR_TEST_MARKER": marker.split("=")[1]}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "envdoctor", "check", "--no-such-flag"], capture_output=True,
+                          text=True, timeout=30, env=env)
+    assert done.returncode == 2 and time.monotonic() - started < 10
+    time.sleep(0.3)
+    assert processes_with_marker(marker) == []
+
+
+def test_only_commands_that_probe_here_launch_early():
+    from envdoctor.cli import _probes_this_machine
+
+    assert _probes_this_machine(["check"]) and _probes_this_machine(["probe", "--json"])
+    assert not _probes_this_machine(["check", "--snapshot", "x.json"])
+    assert not _probes_this_machine(["check", "--snapshot=x.json"]) and not _probes_this_machine(["check", "-h"])
+    assert not _probes_this_machine(["plan", "--cuda", "12.4"]) and not _probes_this_machine([])

@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
+from envdoctor.nvml_launch import claim
 from envdoctor.probe._nvml_child import cuda_version_from_int, describe
 from envdoctor.snapshot import Gpu, Nvidia
 
 __all__ = ["NvidiaProbe", "cuda_version_from_int", "nvidia_from_dict", "probe_nvidia", "start_nvidia_probe"]
 
-_CHILD = Path(__file__).with_name("_nvml_child.py")
-
-
 class NvidiaProbe:
     """The NVML child process; ``result(timeout)`` collects it or kills it."""
 
     def __init__(self) -> None:
-        missing = nvml_library_missing()
-        if missing:  # no driver library: nothing a child could find, so start none
-            self._child, self._error = None, f"NVML unavailable: NVML Shared Library Not Found ({missing})"
-            return
-        try:
-            self._child: subprocess.Popen[str] | None = subprocess.Popen(
-                [sys.executable, str(_CHILD)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            self._error = None
-        except OSError as exc:
-            self._child, self._error = None, f"could not start the NVML probe: {describe(exc)}"
+        launched = claim()  # started by `envdoctor check` before its imports, or now
+        self._child, self._error = launched.child, launched.error
 
     def result(self, timeout: float) -> Nvidia:
         if self._child is None:
@@ -51,23 +39,6 @@ class NvidiaProbe:
             return nvidia_from_dict(json.loads(out))
         except (ValueError, TypeError, KeyError) as exc:
             return Nvidia(error=f"NVML probe gave unreadable output: {describe(exc)}", gpus=())
-
-
-def nvml_library_missing() -> str | None:
-    """Why ``libnvidia-ml.so.1`` cannot be loaded (pynvml's own name for it on Linux), or None when it can.
-
-    Loading the library runs no driver code (``nvmlInit``, which can hang, is left to the child); elsewhere than
-    Linux the child decides.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError as exc:
-        return describe(exc)
-    return None
 
 
 def start_nvidia_probe() -> NvidiaProbe:

@@ -38,13 +38,14 @@ def log(message: str) -> None:
         print(f"[trainer] {message}", file=sys.stderr, flush=True)
 
 
+PAD_MULTIPLE = 8  # padded batch lengths: a multiple of 8 suits tensor cores
 COMPILE_PAD_MULTIPLE = 256  # under --torch_compile: at most max_seq_length/256 batch shapes, so few recompiles
 
 
 class PadCollator:
     """Pads input_ids/labels to the longest sample in the batch (rounded up to a multiple) and adds the mask."""
 
-    def __init__(self, pad_token_id: int, multiple: int = 8) -> None:
+    def __init__(self, pad_token_id: int, multiple: int = PAD_MULTIPLE) -> None:
         self.pad_token_id = pad_token_id
         self.multiple = multiple
 
@@ -99,7 +100,7 @@ class LoRARecipe:
 
     def _train_set_and_collator(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
         if not self.config.packing:
-            multiple = COMPILE_PAD_MULTIPLE if self.config.torch_compile else 8
+            multiple = COMPILE_PAD_MULTIPLE if self.config.torch_compile else PAD_MULTIPLE
             collator = PadCollator(tokenizer.pad_token_id, multiple)
             return self.data.train, RecordingCollator(collator) if debug_enabled() else collator
         from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from envdoctor import write_atomic
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -46,9 +48,7 @@ def read_metrics(output_dir: Path) -> list[dict]:
 
 def write_summary(output_dir: Path, summary: RunSummary) -> Path:
     path = output_dir / "summary.json"
-    staging = output_dir / f".summary.json.tmp-{os.getpid()}"
-    staging.write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
-    os.replace(staging, path)
+    write_atomic(path, json.dumps(asdict(summary), indent=2) + "\n")
     return path
 
 

@@ -57,10 +57,11 @@ def cli_main(args: argparse.Namespace) -> int:
     if args.verify:
         return _run_verify(plan)
     try:
-        sys.stdout.write(_render(plan, args))
+        text = _render(plan, args)
     except OSError as exc:  # --constraints names a path that cannot be written
         return _fail(f"{exc.filename or args.constraints}: cannot write ({exc.strerror or exc}); pass --constraints "
                      "with a writable path", EXIT_USAGE)
+    sys.stdout.write(text)
     return EXIT_OK
 
 

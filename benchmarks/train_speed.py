@@ -13,7 +13,8 @@ Options append to a packed set-up with "+": fce (chunked fused cross-entropy), c
 decoder layer), ckpt (gradient checkpointing), e.g. `packed-flex+fce+compile`.
 
 Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
-       [--row-tokens 4096] [--json-out PATH] [--tiny]   (--tiny: a tiny model on CPU, to test this script)
+       [--row-tokens 4096] [--json-out PATH] [--profile SETUPS [--profile-steps 3]] [--tiny]
+       (--tiny: a tiny model on CPU, to test this script; --profile: where the time goes, see profile_breakdown.py)
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ import argparse
 import gc
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -32,10 +31,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from profile_breakdown import Breakdown, breakdown  # noqa: E402
 
+from envdoctor import write_atomic  # noqa: E402
 from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
 from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
@@ -43,6 +45,7 @@ from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
 DEFAULT_SETUPS = "baseline,packed-sdpa,packed-flex,trainer"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BASELINE_BATCH, BASELINE_ACCUM = 4, 2
+LORA_RANK = 16
 EPOCH_SAMPLES = 500_000 * 3
 
 
@@ -129,7 +132,8 @@ def build_lora_model(scale: Scale) -> Any:
     torch.manual_seed(0)
     with torch.device(scale.device):
         model = AutoModelForCausalLM.from_config(model_config(scale.tiny), dtype=scale.dtype)
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules=LORA_TARGETS)
+    lora = LoraConfig(r=LORA_RANK, lora_alpha=2 * LORA_RANK, lora_dropout=0.0, task_type="CAUSAL_LM",
+                      target_modules=LORA_TARGETS)
     return get_peft_model(model, lora)
 
 
@@ -245,23 +249,32 @@ def micro_batches_per_step(setup: Setup) -> int:
     return 1 if setup.packed else BASELINE_ACCUM
 
 
+@dataclass
+class StepTimes:
+    lengths: list[int]
+    seconds: float
+    data_seconds: float  # host time spent taking the next batch and copying it to the device
+
+
 def train_steps(model: Any, setup: Setup, batches: Iterator[Any], steps: int, scale: Scale,
-                on_measure_start: Callable[[], None]) -> tuple[list[int], float]:
+                on_measure_start: Callable[[], None]) -> StepTimes:
     """Runs `steps` optimizer steps; returns the lengths of the samples trained on and the seconds taken."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     accumulation = micro_batches_per_step(setup)
     on_measure_start()
-    start, lengths = time.perf_counter(), []
+    start, lengths, data_seconds = time.perf_counter(), [], 0.0
     for _ in range(steps):
         for _ in range(accumulation):
+            fetch_started = time.perf_counter()
             batch, batch_lengths = next(batches)
             lengths.extend(batch_lengths)
             batch = {name: tensor.to(scale.device, non_blocking=True) for name, tensor in batch.items()}
+            data_seconds += time.perf_counter() - fetch_started
             (loss_of(model, batch, setup) / accumulation).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     synchronize(scale)
-    return lengths, time.perf_counter() - start
+    return StepTimes(lengths, time.perf_counter() - start, data_seconds)
 
 
 def isolation_check(model: Any, scale: Scale, row_tokens: int, vocab: int) -> float:
@@ -285,20 +298,39 @@ def run_setup(model: Any, setup: Setup, shape: str, args: argparse.Namespace, sc
     if setup.attention == "flex" and scale.device != "cuda":
         result.status = "skipped: FlexAttention is only run on CUDA"
         return result
-    configure(model, setup)
-    model.train()
-    examples = make_examples(sample_lengths(pool_size(args, scale, shape), scale, shape), model.config.vocab_size)
-    if setup.packed:
-        batches, result.fill = packed_batches(examples, args.row_tokens)
-    else:
-        batches = padded_batches(examples, pad_id=0)
+    batches, result.fill = prepared_batches(model, setup, shape, args, scale)
     train_steps(model, setup, batches, args.warmup, scale, lambda: None)
-    lengths, seconds = train_steps(model, setup, batches, args.steps, scale, lambda: reset_peak_memory(scale))
-    fill_measurements(result, lengths, seconds, model.config, scale, peak_flops)
+    measured = train_steps(model, setup, batches, args.steps, scale, lambda: reset_peak_memory(scale))
+    fill_measurements(result, measured.lengths, measured.seconds, model.config, scale, peak_flops)
     if setup.packed:
         result.isolation_max_diff = isolation_check(model, scale, args.row_tokens, model.config.vocab_size)
     result.measured_steps = args.steps
     return result
+
+
+def prepared_batches(model: Any, setup: Setup, shape: str, args: argparse.Namespace,
+                     scale: Scale) -> tuple[Iterator[Any], float | None]:
+    """Configure the model for the set-up; returns its batches and (packed) the row fill."""
+    configure(model, setup)
+    model.train()
+    examples = make_examples(sample_lengths(pool_size(args, scale, shape), scale, shape), model.config.vocab_size)
+    if setup.packed:
+        return packed_batches(examples, args.row_tokens)
+    return padded_batches(examples, pad_id=0), None
+
+
+def profile_run(model: Any, setup: Setup, shape: str, args: argparse.Namespace, scale: Scale) -> Breakdown:
+    """--profile: warm up, then profile --profile-steps steps of one set-up and sort the time into categories."""
+    from torch.profiler import ProfilerActivity, profile
+
+    batches, _ = prepared_batches(model, setup, shape, args, scale)
+    train_steps(model, setup, batches, args.warmup, scale, lambda: None)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if scale.device == "cuda" else [])
+    with profile(activities=activities, record_shapes=True) as profiler:
+        measured = train_steps(model, setup, batches, args.profile_steps, scale, lambda: None)
+    events = profiler.key_averages(group_by_input_shape=True)
+    return breakdown(events, measured.seconds, measured.data_seconds, args.profile_steps, LORA_RANK,
+                     on_gpu=scale.device == "cuda")
 
 
 def pool_size(args: argparse.Namespace, scale: Scale, shape: str) -> int:
@@ -337,7 +369,7 @@ def reset_lora(model: Any, initial: dict[str, torch.Tensor]) -> None:
                 parameter.grad = None
 
 
-def run_all(args: argparse.Namespace, scale: Scale, setups: list[Setup]) -> dict[str, Any]:
+def run_all(args: argparse.Namespace, scale: Scale, setups: list[Setup], profiled: list[Setup]) -> dict[str, Any]:
     peak = measure_matmul_peak(scale)
     print(f"matmul peak: {peak / 1e12:.4g} TFLOP/s ({scale.matmul_size}^3, {scale.dtype})", flush=True)
     model = build_lora_model(scale)
@@ -355,7 +387,29 @@ def run_all(args: argparse.Namespace, scale: Scale, setups: list[Setup]) -> dict
             report["results"].append(asdict(result))
             if args.json_out:
                 write_json_atomically(Path(args.json_out), report)
+        for setup in profiled:
+            report.setdefault("profiles", []).append(guarded_profile(model, initial, setup, shape, args, scale))
+            if args.json_out:
+                write_json_atomically(Path(args.json_out), report)
     return report
+
+
+def guarded_profile(model: Any, initial: dict[str, torch.Tensor], setup: Setup, shape: str,
+                    args: argparse.Namespace, scale: Scale) -> dict[str, Any]:
+    reset_lora(model, initial)
+    entry: dict[str, Any] = {"setup": setup.name, "shape": shape}
+    try:
+        found = profile_run(model, setup, shape, args, scale)
+    except torch.OutOfMemoryError:
+        entry["status"] = "oom"
+    except Exception as error:  # noqa: BLE001 - a benchmark reports a broken profile and goes on
+        entry["status"] = f"error: {type(error).__name__}: {str(error)[:200]}"
+    else:
+        entry.update(status="ok", **found.as_dict())
+        print(f"\nprofile {shape} {setup.name}", *found.lines(), sep="\n", flush=True)
+    finally:
+        release_memory(model, scale)
+    return entry
 
 
 def guarded_run(model: Any, setup: Setup, shape: str, args: argparse.Namespace, scale: Scale,
@@ -368,11 +422,15 @@ def guarded_run(model: Any, setup: Setup, shape: str, args: argparse.Namespace, 
     except Exception as error:  # noqa: BLE001 - a benchmark reports a broken set-up and goes on
         return Result(setup.name, shape, status=f"error: {type(error).__name__}: {str(error)[:200]}")
     finally:
-        for parameter in model.parameters():
-            parameter.grad = None
-        gc.collect()
-        if scale.device == "cuda":
-            torch.cuda.empty_cache()
+        release_memory(model, scale)
+
+
+def release_memory(model: Any, scale: Scale) -> None:
+    for parameter in model.parameters():
+        parameter.grad = None
+    gc.collect()
+    if scale.device == "cuda":
+        torch.cuda.empty_cache()
 
 
 def environment(scale: Scale) -> dict[str, Any]:
@@ -386,11 +444,7 @@ def environment(scale: Scale) -> dict[str, Any]:
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=2)
-        stream.write("\n")
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def format_number(value: float | None, pattern: str) -> str:
@@ -424,6 +478,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--row-tokens", type=int, default=None, help="packed row length (default 4096; tiny 512)")
     parser.add_argument("--pool", type=int, default=4000, help="samples generated, packed and drawn from")
     parser.add_argument("--json-out", default=None, help="write all results here (atomically, after each set-up)")
+    parser.add_argument("--profile", default="", help="comma-separated set-ups to profile after the table's runs "
+                        "(per shape): where the step time goes, by category")
+    parser.add_argument("--profile-steps", type=int, default=3, help="steps recorded by --profile")
     parser.add_argument("--tiny", action="store_true", help="tiny Llama on CPU, lengths / 8: tests this script")
     return parser.parse_args(argv)
 
@@ -441,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         names = [n.strip() for n in args.setups.split(",") if n.strip()]
         setups = [parse_setup("baseline")] + [parse_setup(n) for n in names if n != "baseline"]
+        profiled = [parse_setup(n.strip()) for n in args.profile.split(",") if n.strip()]
     except ValueError as error:
         print(f"train_speed: --setups: {error}", file=sys.stderr)
         return 2
@@ -450,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.row_tokens < scale.fixed_length:
         print(f"train_speed: --row-tokens must be at least {scale.fixed_length} (the longest sample)", file=sys.stderr)
         return 2
-    print_table(run_all(args, scale, setups))
+    print_table(run_all(args, scale, setups, profiled))
     return 0
 
 

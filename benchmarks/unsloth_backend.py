@@ -156,6 +156,10 @@ def run_backend(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.workdir)
     choice = select_backend(args.backend, packing=False)  # imports Unsloth first when it is the backend
     print(f"[{args.backend}] {choice.describe()}", flush=True)
+    if args.backend == "unsloth":  # what --backend auto picks here, Unsloth installed and imported, per data shape
+        for packing in (False, True):
+            print(f"[auto, {'--packing' if packing else 'no --packing'}] "
+                  f"{select_backend('auto', packing=packing).describe()}", flush=True)
     config = trainer_config(args, work / "base", args.backend)
     if args.backend == "unsloth":
         check_unsloth_signature(config)

@@ -7,6 +7,7 @@
 #            (without --torch_compile) on a Llama-3.1-8B-shaped model with random bf16 weights
 #   merge    merge the adapter into the base on the GPU (logit-equivalence proof), then validate
 #   compile  the seed's flags with --torch_compile, a few steps, recompiles logged
+# COMPILE_LIMIT: seconds for the compile phase (default 150).
 # Every phase has its own time limit and its full log goes to $OUT; a phase that overruns does not stop the rest.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -70,7 +71,7 @@ if want merge; then
 fi
 if want compile; then
     step "trainer, the seed's flags with --torch_compile, 4 steps (recompiles logged)"
-    TORCH_LOGS=recompiles logged compile 150 python3 -m trainer "${SEED[@]}" --torch_compile --output_dir /tmp/ck-compiled \
+    TORCH_LOGS=recompiles logged compile "${COMPILE_LIMIT:-150}" python3 -m trainer "${SEED[@]}" --torch_compile --output_dir /tmp/ck-compiled \
         --max_steps 4
 fi
 exit 0

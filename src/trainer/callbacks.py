@@ -84,7 +84,8 @@ class SaveOnInterrupt(TrainerCallback):
 
 
 class MetricsLogger(TrainerCallback):
-    """Appends every log (plus tokens/s) to OUTPUT_DIR/metrics.jsonl on the main process."""
+    """Appends every log (plus tokens/s, seconds and tokens since training began) to OUTPUT_DIR/metrics.jsonl on the
+    main process."""
 
     def __init__(self, output_dir: Path) -> None:
         self.path = output_dir / "metrics.jsonl"
@@ -102,9 +103,10 @@ class MetricsLogger(TrainerCallback):
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         seen = (state.num_input_tokens_seen or 0) - self.start_tokens
         logs["tokens_per_s"] = round(seen / elapsed, 1)
-        if state.is_world_process_zero:
+        if state.is_world_process_zero:  # elapsed_s/tokens_seen: rates between any two rows (benchmarks/scaling.py)
+            record = {"step": state.global_step, **logs, "elapsed_s": round(elapsed, 3), "tokens_seen": seen}
             with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+                handle.write(json.dumps(record) + "\n")
         return control
 
 

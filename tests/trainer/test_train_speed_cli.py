@@ -25,9 +25,11 @@ def run_benchmark(*args: str) -> subprocess.CompletedProcess[str]:
 def test_tiny_run_reports_all_setups(tmp_path: Path) -> None:
     out = tmp_path / "speed.json"
     done = run_benchmark("--tiny", "--steps", "2", "--warmup", "1", "--pool", "800", "--json-out", str(out),
-                         "--setups", "packed-sdpa,packed-flex,trainer,packed-eager+fce+ckpt")
+                         "--setups", "packed-sdpa,packed-flex,trainer,packed-eager+fce+ckpt", "--profile", "trainer",
+                         "--profile-steps", "2")
     assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads(out.read_text())["results"]
+    report = json.loads(out.read_text())
+    results = report["results"]
     assert [(r["shape"], r["setup"]) for r in results] == [
         (shape, name) for shape in ("var", "fixed")
         for name in ("baseline", "packed-sdpa", "packed-flex", "trainer", "packed-eager+fce+ckpt")
@@ -43,6 +45,12 @@ def test_tiny_run_reports_all_setups(tmp_path: Path) -> None:
         else:
             assert row["isolation_max_diff"] == 0.0 and row["fill"] > 0.9
     assert done.stdout.rstrip().splitlines()[-1].startswith("fixed packed-eager+fce+ckpt")  # table last
+    assert [(p["shape"], p["setup"], p["status"]) for p in report["profiles"]] == [
+        ("var", "trainer", "ok"), ("fixed", "trainer", "ok")]
+    for profile in report["profiles"]:
+        parts = profile["ms_per_step"]
+        assert parts["matmul (LoRA)"] > 0 and parts["matmul (base + lm head)"] > 0 and parts["attention"] > 0
+        assert sum(parts.values()) == pytest.approx(profile["wall_ms_per_step"])  # idle is the remainder
 
 
 def test_unknown_setup_is_one_line_error() -> None:

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# One device machine session for the speed (12), Unsloth backend (13) and 2-GPU (8) issues, in three calls made back
+# to back on the same warm nvidia-h200-x2 machine (/tmp survives between them; the wheel sets together exceed what
+# one call may carry). Each part writes its logs and JSON to $OUT and keeps inside its own time limit.
+#
+#   bash benchmarks/device/session.sh speed     # carry .whl (NumPy-1 stack)
+#       GPU 0: train_speed.py (baseline beside the trainer's set-ups, both shapes, profile of the trainer's path)
+#       GPU 1: the Llama-3.1-8B-shaped model + data, the seed's flags with --torch_compile (e2e.sh compile), then
+#              unsloth_backend.py's base model (for the third call)
+#   bash benchmarks/device/session.sh scaling   # carry .whl-peers (installed into /tmp/peers for the third call)
+#       GPUs 0+1: scaling.py: the trainer under torchrun on 1 and 2 GPUs (fixed 2,048-token samples), then the
+#                 2-GPU checkpoint resumed on 1 GPU
+#   bash benchmarks/device/session.sh backends  # no carry
+#       GPU 0: peers.sh (baseline, packing + FlexAttention + Liger, Unsloth) on the image's NumPy 2, then the trainer
+#              CLI with --backend auto on fixed rows (Unsloth chosen) and its checkpoint resumed with --backend hf
+#       GPU 1: unsloth_backend.py: both backends on the same batch, adapters across, a merge from each
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false UNSLOTH_DISABLE_STATISTICS=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+STACK=lora-cu130-2026.11
+START=$SECONDS
+elapsed() { echo $((SECONDS - START)); }
+install() {  # install DIR WHEEL...: unpacked with --target, no index
+    local target=$1; shift
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$target" "$@"
+}
+
+speed() {
+    nvidia-smi -L
+    install /tmp/site .whl/*.whl || exit 1
+    install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
+    (
+        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
+        timeout -s INT -k 15 "${SPEED_LIMIT:-520}" python3 benchmarks/train_speed.py --steps 8 --warmup 3 \
+            --setups packed-sdpa,packed-flex,trainer,trainer+compile,trainer+ckpt --profile trainer \
+            --json-out "$OUT/train_speed.json" > "$OUT/train_speed.log" 2>&1
+        echo "train_speed exit=$? at $(elapsed) s" >> "$OUT/train_speed.log"
+    ) &
+    (
+        export CUDA_VISIBLE_DEVICES=1
+        COMPILE_LIMIT=240 bash benchmarks/device/e2e.sh 4 compile
+        echo "e2e compile done at $(elapsed) s"
+        PYTHONPATH=$REPO/src timeout 170 python3 benchmarks/unsloth_backend.py build
+        echo "unsloth_backend build exit=$? at $(elapsed) s"
+    ) > "$OUT/gpu1.log" 2>&1 &
+    wait
+    tail -n 60 "$OUT/gpu1.log"
+    tr '\r' '\n' < "$OUT/train_speed.log" | grep -v -E 'it/s\]$|^\s*$' | tail -n 60
+}
+
+scaling() {
+    nvidia-smi -L
+    (install /tmp/peers .whl-peers/*.whl && echo "peer wheels installed at $(elapsed) s") &
+    local flags=(--model /tmp/llama8b --stack "$STACK" --gpus 1,2 --steps 14 --warmup-steps 4 --resume
+                 --resume-steps 3 --workdir /tmp/scaling --json-out "$OUT/scaling.json" --run-timeout 150)
+    PYTHONPATH=/tmp/site:$REPO/src timeout -k 15 "${SCALING_LIMIT:-330}" python3 benchmarks/scaling.py "${flags[@]}"
+    echo "scaling exit=$? at $(elapsed) s"
+    if grep -q "out of memory" /tmp/scaling/gpus-1.log 2>/dev/null && [ "$(elapsed)" -lt 120 ]; then
+        echo "1-GPU run out of memory: again with --gradient_checkpointing"
+        PYTHONPATH=/tmp/site:$REPO/src timeout -k 15 240 python3 benchmarks/scaling.py "${flags[@]}" \
+            --trainer-arg=--gradient_checkpointing
+        echo "scaling (checkpointing) exit=$? at $(elapsed) s"
+    fi
+    for log in /tmp/scaling/*.log; do tr '\r' '\n' < "$log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/$(basename "$log")"; done
+    tail -n 25 "$OUT/resume-2-on-1.log" 2>/dev/null
+    wait
+}
+
+backends() {
+    nvidia-smi -L
+    [ -f /tmp/unsloth_backend/base/config.json ] || { echo "no /tmp/unsloth_backend/base: run the speed part first"; exit 1; }
+    rm -rf /tmp/llama8b && ln -s /tmp/unsloth_backend/base /tmp/llama8b  # the peers' model: same build, reused
+    (
+        export CUDA_VISIBLE_DEVICES=0
+        PEERS_REUSE_MODEL=1 PEER_TIMEOUT=100 timeout -k 10 "${PEERS_LIMIT:-380}" bash benchmarks/device/peers.sh 20
+        echo "peers done at $(elapsed) s"
+        local left=$(( ${BACKENDS_LIMIT:-540} - $(elapsed) ))
+        if [ "$left" -gt 120 ]; then cli_backends "$left"; else echo "no time left for the trainer CLI runs"; fi
+    ) > "$OUT/gpu0.log" 2>&1 &
+    (
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/np1:/tmp/peers:$REPO/src
+        timeout -k 15 "${BACKENDS_LIMIT:-540}" python3 benchmarks/unsloth_backend.py --steps 10
+        echo "unsloth_backend exit=$? at $(elapsed) s"
+    ) > "$OUT/unsloth_backend.log" 2>&1 &
+    wait
+    cat "$OUT/gpu0.log" | tr '\r' '\n' | grep -v -E 'it/s\]$|s/it\]$|^\s*$' | tail -n 70
+    grep -v -E 'it/s\]$' "$OUT/unsloth_backend.log" | tail -n 40
+}
+
+cli_backends() {  # cli_backends SECONDS: the trainer CLI with --backend auto (fixed rows), resumed with --backend hf
+    export PYTHONPATH=/tmp/np1:/tmp/peers:$REPO/src
+    python3 - <<'PY'
+import json, random
+rng = random.Random(0)
+with open("/tmp/fixed_t.jsonl", "w") as f:
+    for _ in range(64):
+        f.write(json.dumps({"text": " ".join(f"t{rng.randrange(4, 128256)}" for _ in range(2100))}) + "\n")
+PY
+    local common=(--model_name /tmp/unsloth_backend/base --dataset_path /tmp/fixed_t.jsonl --dataset_format text
+                  --max_seq_length 2048 --truncate_long_rows --per_device_train_batch_size 4
+                  --gradient_accumulation_steps 2 --logging_steps 1 --save_steps 4 --stack "$STACK"
+                  --output_dir /tmp/ck-backend)
+    rm -rf /tmp/ck-backend
+    echo "=== python -m trainer --backend auto (fixed rows, no --packing), 4 steps"
+    timeout -k 10 $(( $1 / 2 )) python3 -m trainer "${common[@]}" --backend auto --max_steps 4
+    echo "exit=$? at $(elapsed) s"
+    echo "=== the same run continued with --backend hf from checkpoint-4, to step 6"
+    timeout -k 10 $(( $1 / 2 - 10 )) python3 -m trainer "${common[@]}" --backend hf --max_steps 6 \
+        --resume_from_checkpoint /tmp/ck-backend/checkpoint-4
+    echo "exit=$? at $(elapsed) s"
+    cp /tmp/ck-backend/summary.json "$OUT/backend-summary.json" 2>/dev/null
+}
+
+case "${1:-}" in
+    speed|scaling|backends) "$1" ;;
+    *) echo "usage: session.sh speed|scaling|backends"; exit 2 ;;
+esac

@@ -1,0 +1,58 @@
+"""benchmarks/profile_breakdown.py: the profiler's events sorted into the speed issue's categories."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from profile_breakdown import breakdown, category_of, is_lora_matmul  # noqa: E402
+
+
+@dataclass
+class Event:  # the fields of torch.profiler's FunctionEventAvg that the breakdown reads
+    key: str
+    self_device_time_total: float = 0.0
+    self_cpu_time_total: float = 0.0
+    input_shapes: list = field(default_factory=list)
+    device_type: str = "DeviceType.CPU"
+
+
+@pytest.mark.parametrize(("name", "category"), [
+    ("nvjet_tst_128x256_64x4_2x1_v_bz_coopB_TNT", "matmul (base + lm head)"),
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "matmul (base + lm head)"),
+    ("triton_tem_fused_flex_attention_0", "attention"),
+    ("flash_fwd_kernel", "attention"),
+    ("void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float>", "norm, RoPE, SwiGLU, casts, other"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::silu_kernel>", "norm, RoPE, SwiGLU, casts, other"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>", "optimizer (AdamW)"),
+    ("aten::_log_softmax", "loss (cross-entropy)"),
+])
+def test_kernel_names_fall_in_their_category(name: str, category: str) -> None:
+    assert category_of(name) == category
+
+
+def test_lora_matmuls_are_told_by_the_rank_in_their_shapes() -> None:
+    assert is_lora_matmul("aten::mm", [[8192, 4096], [4096, 16]], rank=16)
+    assert not is_lora_matmul("aten::mm", [[8192, 4096], [4096, 4096]], rank=16)
+    assert not is_lora_matmul("aten::add", [[8192, 16]], rank=16)
+
+
+def test_gpu_breakdown_splits_lora_out_of_the_matmul_kernels_and_idle_is_the_rest() -> None:
+    events = [
+        Event("nvjet_gemm_kernel", self_device_time_total=900.0, device_type="DeviceType.CUDA"),
+        Event("triton_tem_fused_0", self_device_time_total=300.0, device_type="DeviceType.CUDA"),
+        Event("multi_tensor_apply_kernel", self_device_time_total=50.0, device_type="DeviceType.CUDA"),
+        Event("aten::mm", self_device_time_total=120.0, input_shapes=[[4096, 4096], [4096, 16]]),  # LoRA's launcher
+        Event("aten::mm", self_device_time_total=780.0, input_shapes=[[4096, 4096], [4096, 4096]]),
+    ]
+    result = breakdown(events, wall_seconds=0.002, data_seconds=0.0001, steps=2, lora_rank=16, on_gpu=True)
+    assert result.micros["matmul (LoRA)"] == 120.0
+    assert result.micros["matmul (base + lm head)"] == 780.0
+    assert result.micros["attention"] == 300.0 and result.micros["optimizer (AdamW)"] == 50.0
+    assert result.micros["idle (waiting on the host: Python, launches)"] == pytest.approx(2000 - 1250)
+    assert result.as_dict()["wall_ms_per_step"] == pytest.approx(1.0)

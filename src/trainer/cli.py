@@ -133,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_train(config: TrainConfig) -> int:
     """The gate first (on every rank, whatever the backend), then the backend choice, then training."""
-    from trainer.distributed import configure_distributed_env, debug_record, is_main_process, rank
+    from trainer.distributed import (
+        configure_distributed_env,
+        debug_record,
+        is_main_process,
+        rank,
+        shutdown_process_group,
+    )
     from trainer.gate import REFUSED_EXIT_CODE, refusals, render_refusals
 
     configure_distributed_env()
@@ -145,7 +151,10 @@ def run_train(config: TrainConfig) -> int:
         return REFUSED_EXIT_CODE
     from trainer.recipe import run_training
 
-    outcome = run_training(config, choose_backend(config))
+    try:
+        outcome = run_training(config, choose_backend(config))
+    finally:
+        shutdown_process_group()
     if outcome.message:
         print(outcome.message, file=sys.stderr if outcome.exit_code else sys.stdout)
     return outcome.exit_code

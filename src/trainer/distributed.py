@@ -45,6 +45,15 @@ def configure_distributed_env() -> None:
         warnings.simplefilter("ignore")
 
 
+def shutdown_process_group() -> None:
+    """Destroy the process group the run initialised (torch warns of leaked NCCL resources otherwise)."""
+    import sys
+
+    distributed = sys.modules.get("torch.distributed")  # never imports torch itself
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
+
+
 def debug_record(kind: str, lines: list[str]) -> None:
     """Append lines to TRAINER_DEBUG_DIR/<kind>-rank<R>.txt; does nothing unless the variable is set."""
     directory = os.environ.get(DEBUG_DIR_VARIABLE)

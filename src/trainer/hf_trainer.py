@@ -24,6 +24,7 @@ class LoRATrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.fused_ce = fused_ce
         self.guard = guard
+        self.samples_trained = 0  # this process's samples since this run started (a packed row holds several)
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -40,6 +41,9 @@ class LoRATrainer(Trainer):
         return loss
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        from trainer.packing import samples_in_batch
+
+        self.samples_trained += samples_in_batch(inputs, getattr(self.processing_class, "pad_token_id", None))
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.guard is not None:
             self.guard.observe_step_loss(float(loss), self.state.global_step + 1)

@@ -173,3 +173,15 @@ def _auto_backend(model: Any) -> str:
 def packing_efficiency(rows: Sequence[PackedRow], row_tokens: int) -> float:
     """Share of the padded rows' tokens that are real tokens (1.0 = no padding)."""
     return sum(len(row) for row in rows) / (len(rows) * row_tokens) if rows else 0.0
+
+
+def samples_in_batch(batch: dict[str, Any], pad_token_id: int | None) -> int:
+    """How many training samples a collated batch holds: its rows, or for packed rows (position_ids, no attention
+    mask) the segments that restart at position 0, less the padding segments (they start with the pad token)."""
+    input_ids = batch["input_ids"]
+    if "position_ids" not in batch or "attention_mask" in batch:
+        return int(input_ids.shape[0])
+    starts = batch["position_ids"] == 0
+    if pad_token_id is not None:
+        starts = starts & (input_ids != pad_token_id)
+    return int(starts.sum())

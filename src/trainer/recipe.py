@@ -72,6 +72,7 @@ class LoRARecipe:
         self.guard: Any = None
         self.interrupt: Any = None
         self.data: Any = None
+        self.metrics: Any = None
 
     # ---- setup ---------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -91,7 +92,8 @@ class LoRARecipe:
             log(f"--torch_compile: {compile_decoder_layers(model, self.config.torch_compile_backend)}")
         train_set, collator = self._train_set_and_collator(model, tokenizer)
         self.guard, self.interrupt = DivergenceGuard(self.config.grad_norm_limit), SaveOnInterrupt()
-        callbacks = [CompleteMarkerCallback(), self.guard, self.interrupt, MetricsLogger(self.output_dir)]
+        self.metrics = MetricsLogger(self.output_dir)
+        callbacks = [CompleteMarkerCallback(), self.guard, self.interrupt, self.metrics]
         fused = use_fused_ce(self.config)
         log(f"loss: {'chunked fused cross-entropy' if fused else 'transformers cross-entropy'} (--fused_ce "
             f"{self.config.fused_ce})")
@@ -134,11 +136,12 @@ class LoRARecipe:
         stopped = self.guard.stop_reason or ("interrupted (Ctrl-C)" if self.interrupt.interrupted else None)
         if not self.guard.stop_reason and not self.interrupt.interrupted:
             self._save_adapter()
+        samples = self._samples_trained()  # every rank takes part in the sum
         if not self.trainer.is_world_process_zero():
             return Outcome(EXIT_OK, "")
         metrics = read_metrics(self.output_dir)
-        summary = build_summary(state.global_step, wall, self._samples_seen(state), state.num_input_tokens_seen,
-                                peak_gpu_memory_gib(), metrics, stopped)
+        tokens = (state.num_input_tokens_seen or 0) - self.metrics.start_tokens  # this run's, not the resumed ones
+        summary = build_summary(state.global_step, wall, samples, tokens, peak_gpu_memory_gib(), metrics, stopped)
         write_summary(self.output_dir, summary)
         try:
             plot_loss(self.output_dir, metrics)
@@ -148,10 +151,15 @@ class LoRARecipe:
         log(summary.describe())
         return self._outcome()
 
-    def _samples_seen(self, state: Any) -> int:
-        args = self.trainer.args
-        return state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps * \
-            args.world_size
+    def _samples_trained(self) -> int:
+        """Samples trained in this run on all ranks (packed rows counted by the samples in them)."""
+        import torch
+
+        count = self.trainer.samples_trained
+        if self.trainer.args.world_size <= 1:
+            return count
+        total = self.trainer.accelerator.reduce(torch.tensor([count], device=self.trainer.args.device), "sum")
+        return int(total.item())
 
     def _save_adapter(self) -> None:
         target = self.output_dir / ADAPTER_DIR
@@ -206,8 +214,6 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
         problems.append(f"--backend must be one of {', '.join(BACKENDS)}")
     if config.fused_ce not in FUSED_CE_CHOICES:
         problems.append(f"--fused_ce must be one of {', '.join(FUSED_CE_CHOICES)}")
-    if config.fused_ce == "on" and config.torch_compile:
-        problems.append("--fused_ce on computes the loss outside the compiled model; drop it or --torch_compile")
     if config.fused_ce == "on" and world_size() > 1:
         problems.append("--fused_ce on bypasses DistributedDataParallel's gradient sync; use auto or off with "
                         "several processes")
@@ -222,12 +228,12 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
 
 
 def use_fused_ce(config: TrainConfig) -> bool:
-    """--fused_ce auto: on with --packing (fixed long rows, where the full logits cost the most memory), with one
-    process (the fused loss calls the decoder directly, outside DDP) and without --torch_compile (it would bypass
-    the compiled module)."""
+    """--fused_ce auto: on with --packing (fixed long rows, where the full logits cost the most memory) and one
+    process (the fused loss calls the decoder directly, outside DDP). --torch_compile compiles the decoder layers in
+    place, so the fused loss runs them compiled too (benchmarks/train_speed.py `trainer+compile`)."""
     if config.fused_ce != "auto":
         return config.fused_ce == "on"
-    return config.packing and world_size() == 1 and not config.torch_compile
+    return config.packing and world_size() == 1
 
 
 def load_tokenizer(config: Any) -> Any:

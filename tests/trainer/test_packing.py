@@ -171,3 +171,14 @@ def test_best_fit_never_leaves_two_rows_that_could_merge(lengths: list[int]) -> 
     assert len(sizes) < 2 or sizes[0] + sizes[1] > ROW
     if rows:
         assert packing_efficiency(rows, ROW) == sum(lengths) / (len(rows) * ROW)
+
+
+def test_samples_in_batch_counts_the_samples_of_packed_rows_and_the_rows_of_padded_batches() -> None:
+    from trainer.packing import samples_in_batch
+
+    examples = [TokenizedExample(tuple(range(5, 5 + n)), tuple(range(5, 5 + n))) for n in (4, 3, 6, 2, 5)]
+    rows = pack_examples(examples, 10)
+    packed = PackedCollator(10, pad_token_id=0)(rows)
+    assert samples_in_batch(packed, pad_token_id=0) == 5  # the padding segments are not samples
+    padded = {"input_ids": torch.zeros(3, 8, dtype=torch.long), "attention_mask": torch.ones(3, 8)}
+    assert samples_in_batch(padded, pad_token_id=0) == 3

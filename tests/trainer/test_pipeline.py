@@ -127,14 +127,33 @@ def test_fused_loss_equals_the_plain_loss_on_the_same_batch(tiny_model: Path, tm
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
-def test_fused_ce_auto_follows_packing_and_is_refused_with_compile(tmp_path: Path) -> None:
+def test_fused_ce_auto_follows_packing_also_with_compile(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
     base = ["--model_name", "m", "--dataset_path", str(data)]
     assert use_fused_ce(parse([*base, "--packing"])) and not use_fused_ce(parse(base))
-    assert not use_fused_ce(parse([*base, "--packing", "--torch_compile"]))
+    assert use_fused_ce(parse([*base, "--packing", "--torch_compile"]))  # the layers are compiled in place
     assert not use_fused_ce(parse([*base, "--packing", "--fused_ce", "off"]))
-    with pytest.raises(TrainerInputError, match="--fused_ce on computes the loss outside the compiled model"):
-        check_config(parse([*base, "--fused_ce", "on", "--torch_compile"]))
+    check_config(parse([*base, "--fused_ce", "on", "--torch_compile"]))  # accepted
+
+
+def test_fused_loss_runs_the_compiled_layers(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
+    from torch._dynamo.utils import counters
+
+    from trainer.recipe import LoRARecipe
+
+    recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / "out", torch_compile=True, packing=True,
+                                   max_seq_length=64, max_steps=1, torch_compile_backend="aot_eager"))
+    recipe.setup()
+    trainer = recipe.trainer
+    assert trainer.fused_ce
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    trainer.model.train()
+    counters.clear()
+    fused = trainer.compute_loss(trainer.model, dict(batch))
+    assert counters["stats"]["calls_captured"] > 0  # Dynamo ran: the fused loss went through the compiled layers
+    trainer.fused_ce = False
+    plain = trainer.compute_loss(trainer.model, dict(batch))
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
 
 
 # ---- train --merge --validate --------------------------------------------------------------------------------
@@ -208,6 +227,8 @@ def test_packing_trains_with_the_fused_loss_and_learns(tiny_model: Path, chat_da
     losses = [loss for _step, loss in logged(output, "loss")]
     assert losses[0] > 1.0 and losses[-1] < 0.2 * losses[0], losses
     assert greedy_answers(tiny_model, output / "adapter") == ANSWER_OF
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["samples"] > 40 * 4  # the samples in the 160 packed rows trained, not the rows
 
 
 @pytest.mark.slow

@@ -8,6 +8,10 @@ compilation excluded), and printed as samples/h, useful tok/s, the speed-up over
 --resume then continues the largest run's final checkpoint on 1 GPU for a few steps (a checkpoint written by N
 processes resumed by one).
 
+samples/h = the rate of real (non-padding) tokens / the run's tokens per sample (summary.json), so packed rows count
+the samples in them. --dataset trains on a JSONL of your own (e.g. var-length chat rows) instead; --trainer-arg adds
+trainer flags (e.g. --trainer-arg=--packing --trainer-arg=--torch_compile: the trainer's fast path).
+
 Usage (device, NumPy-1 stack, a model from benchmarks/device/make_llama8b.py):
   python benchmarks/scaling.py --model /tmp/llama8b --stack lora-cu130-2026.11 --gpus 1,2 --steps 16 --resume
 Tiny CPU run (gloo; what tests/trainer/test_scaling_cli.py runs):
@@ -59,6 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--words", type=int, default=2300, help="words per generated row (must exceed --seq tokens)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--accum", type=int, default=2)
+    parser.add_argument("--dataset", default=None, help="train on this JSONL (format detected) instead of the "
+                        "generated fixed-length rows, e.g. benchmarks/device/dataset_words.py's var-length chat rows")
+    parser.add_argument("--launcher", choices=("torchrun", "python"), default="torchrun",
+                        help="python: plain `python -m trainer` (one process only), as a single-GPU user runs it")
     parser.add_argument("--resume", action="store_true", help="resume the largest run's checkpoint on 1 process")
     parser.add_argument("--resume-steps", type=int, default=4)
     parser.add_argument("--workdir", default="/tmp/scaling")
@@ -72,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--gpus: expected comma-separated numbers, got {args.gpus!r}")
     if not args.gpu_counts or args.gpu_counts[0] < 1:
         parser.error("--gpus: give at least one count of 1 or more")
+    if args.launcher == "python" and args.gpu_counts != [1]:
+        parser.error("--launcher python runs one process: use --gpus 1")
     if args.steps <= args.warmup_steps + 1:
         parser.error("--steps must exceed --warmup-steps by at least 2")
     return args
@@ -87,19 +97,20 @@ def write_rows(path: Path, count: int, words: int) -> None:
 
 
 def trainer_flags(args: argparse.Namespace, data: Path, output: Path, max_steps: int) -> list[str]:
+    data_flags = ["--dataset_format", "text", "--truncate_long_rows"] if args.dataset is None else []
     return ["--model_name", args.model, "--dataset_path", str(data), "--output_dir", str(output),
-            "--stack", args.stack, "--dataset_format", "text", "--max_seq_length", str(args.seq),
-            "--truncate_long_rows", "--per_device_train_batch_size", str(args.batch),
+            "--stack", args.stack, *data_flags, "--max_seq_length", str(args.seq), "--per_device_train_batch_size",
+            str(args.batch),
             "--gradient_accumulation_steps", str(args.accum), "--dataloader_num_workers", "4",
             "--num_train_epochs", "100", "--max_steps", str(max_steps), "--save_steps", str(args.steps),
             "--logging_steps", "1", "--warmup_ratio", "0.0", *args.trainer_arg]
 
 
-def launch(processes: int, flags: list[str], log: Path, timeout: float) -> int:
+def launch(processes: int, flags: list[str], log: Path, timeout: float, launcher: str = "torchrun") -> int:
     """torchrun --nproc_per_node P -m trainer FLAGS, its output to `log`. The launcher runs in a session of its own,
     so on a timeout, Ctrl-C or SIGTERM its whole group (torchrun and the trainers) is killed before this returns."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-               "-m", "trainer", *flags]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    command = [sys.executable, *(torchrun if launcher == "torchrun" else []), "-m", "trainer", *flags]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
                NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1",
                HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -135,12 +146,16 @@ def measure(args: argparse.Namespace, processes: int, output: Path) -> ScalingRo
         return ScalingRow(processes, f"too few logged steps after the warm-up ({len(after_warmup)})")
     first, last = after_warmup[0], after_warmup[-1]
     seconds = last["elapsed_s"] - first["elapsed_s"]
-    steps = last["step"] - first["step"]
-    samples = steps * args.batch * args.accum * processes
-    summary = output / "summary.json"
-    peak = json.loads(summary.read_text()).get("peak_gpu_memory_gib") if summary.is_file() else None
-    return ScalingRow(processes, "ok", samples * 3600 / seconds, (last["tokens_seen"] - first["tokens_seen"]) / seconds,
-                      steps, peak_gib=peak)
+    tokens_per_second = (last["tokens_seen"] - first["tokens_seen"]) / seconds
+    summary_path = output / "summary.json"
+    if not summary_path.is_file():
+        return ScalingRow(processes, f"no {summary_path}")
+    summary = json.loads(summary_path.read_text())
+    if not summary.get("samples") or not summary.get("tokens"):
+        return ScalingRow(processes, f"{summary_path} counts no samples or tokens")
+    tokens_per_sample = summary["tokens"] / summary["samples"]  # packed rows hold several samples each
+    return ScalingRow(processes, "ok", tokens_per_second * 3600 / tokens_per_sample, tokens_per_second,
+                      last["step"] - first["step"], peak_gib=summary.get("peak_gpu_memory_gib"))
 
 
 def run_scaling(args: argparse.Namespace, data: Path, work: Path) -> list[ScalingRow]:
@@ -149,7 +164,7 @@ def run_scaling(args: argparse.Namespace, data: Path, work: Path) -> list[Scalin
         output = work / f"gpus-{processes}"
         shutil.rmtree(output, ignore_errors=True)
         code = launch(processes, trainer_flags(args, data, output, args.steps), work / f"gpus-{processes}.log",
-                      args.run_timeout)
+                      args.run_timeout, args.launcher)
         row = measure(args, processes, output) if code == 0 else ScalingRow(processes, f"exit {code}")
         rows.append(row)
         print(format_row(row), flush=True)
@@ -205,11 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    data = work / "fixed.jsonl"
     largest = args.gpu_counts[-1]
-    write_rows(data, (args.steps + args.resume_steps + 2) * args.batch * args.accum * largest, args.words)
+    if args.dataset is not None:
+        data = Path(args.dataset)
+        if not data.is_file():
+            print(f"scaling: --dataset {data}: no such file; pass a JSONL file", file=sys.stderr)
+            return 2
+    else:
+        data = work / "fixed.jsonl"
+        write_rows(data, (args.steps + args.resume_steps + 2) * args.batch * args.accum * largest, args.words)
     rows = run_scaling(args, data, work)
-    print(f"\nshape: {args.seq}-token samples, batch {args.batch} x accumulation {args.accum} per GPU")
+    shape = f"{args.dataset} (rows of {args.seq} tokens)" if args.dataset else f"{args.seq}-token samples"
+    print(f"\nshape: {shape}, batch {args.batch} x accumulation {args.accum} per GPU")
     for row in rows:
         print(format_row(row))
     report: dict = {"rows": [asdict(row) for row in rows]}

@@ -14,6 +14,14 @@
 #       GPU 0: peers.sh (baseline, packing + FlexAttention + Liger, Unsloth) on the image's NumPy 2, then the trainer
 #              CLI with --backend auto on fixed rows (Unsloth chosen) and its checkpoint resumed with --backend hf
 #       GPU 1: unsloth_backend.py: both backends on the same batch, adapters across, a merge from each
+# A second machine session, two calls back to back:
+#   bash benchmarks/device/session.sh trainer      # carry .whl
+#       GPU 0: the trainer CLI (scaling.py --launcher python) at the seed's flags on var-length chat rows and on fixed
+#              2,048-token samples, with --packing --torch_compile, and the seed's flags as they are
+#       GPU 1: train_speed.py trainer+compile with its profile; unsloth_backend.py's base model for the next call
+#   bash benchmarks/device/session.sh unsloth_cli  # carry .whl-peers (with fsspec 2026.2.0, which datasets 4.8.5 needs)
+#       envdoctor check with Unsloth's stack beside NumPy 1; the trainer CLI with --backend auto on fixed rows
+#       (Unsloth chosen), its checkpoint resumed with --backend hf
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -90,6 +98,50 @@ backends() {
     grep -v -E 'it/s\]$' "$OUT/unsloth_backend.log" | tail -n 40
 }
 
+trainer() {  # the trainer CLI itself at the seed's flags: its fast path (--packing --torch_compile) and default path
+    nvidia-smi -L
+    install /tmp/site .whl/*.whl || exit 1
+    install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
+    (
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
+        timeout -s INT -k 15 240 python3 benchmarks/train_speed.py --steps 8 --warmup 3 --setups trainer+compile \
+            --profile trainer+compile --json-out "$OUT/train_speed_compile.json"
+        echo "train_speed exit=$? at $(elapsed) s"
+        PYTHONPATH=$REPO/src timeout 120 python3 benchmarks/unsloth_backend.py build
+        echo "unsloth_backend build exit=$? at $(elapsed) s"
+    ) > "$OUT/gpu1.log" 2>&1 &
+    (
+        export CUDA_VISIBLE_DEVICES=0
+        python3 benchmarks/device/make_llama8b.py /tmp/llama8b 2>&1 | grep -v "it/s\]"
+        python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
+        export PYTHONPATH=/tmp/site:$REPO/src
+        local common=(--model /tmp/llama8b --stack "$STACK" --gpus 1 --launcher python --run-timeout 170)
+        echo "=== var-length chat rows, the seed's flags + --packing --torch_compile"
+        python3 benchmarks/scaling.py "${common[@]}" --dataset /tmp/train.jsonl --steps 24 --warmup-steps 6 \
+            --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/cli-var --json-out "$OUT/cli_var.json"
+        echo "=== fixed 2,048-token samples, the seed's flags + --packing --torch_compile"
+        python3 benchmarks/scaling.py "${common[@]}" --steps 16 --warmup-steps 6 --trainer-arg=--packing \
+            --trainer-arg=--torch_compile --workdir /tmp/cli-fixed --json-out "$OUT/cli_fixed.json"
+        echo "=== var-length chat rows, the seed's flags as they are (--torch_compile, no --packing)"
+        python3 benchmarks/scaling.py "${common[@]}" --dataset /tmp/train.jsonl --steps 16 --warmup-steps 6 \
+            --trainer-arg=--torch_compile --workdir /tmp/cli-default --json-out "$OUT/cli_default.json"
+        echo "trainer CLI runs done at $(elapsed) s"
+    ) > "$OUT/gpu0.log" 2>&1 &
+    wait
+    grep -E "^===|GPU\(s\)|exit|done at" "$OUT/gpu0.log"
+    grep -h -E "packing:|loss:|compiled|GiB" /tmp/cli-*/gpus-1.log 2>/dev/null | grep "\[trainer\]" | head -20
+    tr '\r' '\n' < "$OUT/gpu1.log" | grep -v -E 'it/s\]$|^\s*$' | tail -n 40
+}
+
+unsloth_cli() {  # carry .whl-peers (fsspec 2026.2.0 included); after `trainer` on the same warm machine
+    nvidia-smi -L
+    install /tmp/peers .whl-peers/*.whl || exit 1
+    [ -f /tmp/unsloth_backend/base/config.json ] || { echo "no /tmp/unsloth_backend/base: run the trainer part first"; exit 1; }
+    PYTHONPATH=/tmp/np1:/tmp/peers:$REPO/src python3 -m envdoctor check --stack "$STACK" --no-color
+    echo "check exit=$?"
+    CUDA_VISIBLE_DEVICES=0 cli_backends 400
+}
+
 cli_backends() {  # cli_backends SECONDS: the trainer CLI with --backend auto (fixed rows), resumed with --backend hf
     export PYTHONPATH=/tmp/np1:/tmp/peers:$REPO/src
     python3 - <<'PY'
@@ -115,6 +167,6 @@ PY
 }
 
 case "${1:-}" in
-    speed|scaling|backends) "$1" ;;
-    *) echo "usage: session.sh speed|scaling|backends"; exit 2 ;;
+    speed|scaling|backends|trainer|unsloth_cli) "$1" ;;
+    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli"; exit 2 ;;
 esac

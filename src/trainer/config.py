@@ -52,7 +52,7 @@ class TrainConfig(DataConfig):
     gradient_checkpointing: bool = False
     packing: bool = False
     fused_ce: str = field(default="auto", metadata={"help": "auto|on|off: chunked fused cross-entropy (auto: on with "
-                                                            "--packing and one process)"})
+                                                            "--packing)"})
     torch_compile: bool = False
     torch_compile_backend: str = field(default="inductor", metadata={
         "help": "torch.compile backend for --torch_compile (inductor; aot_eager/eager to debug)"})

@@ -127,6 +127,8 @@ class LoRARecipe:
         self.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         debug_record("setup", [f"world_size {self.trainer.args.world_size}, model wrapped in "
                                f"{type(self.trainer.model_wrapped).__name__}, resumed from {resume}"])
+        if debug_enabled():  # ranks whose gradients were synchronised end with the same LoRA weights
+            debug_record("weights", [f"lora sum {trainable_checksum(self.trainer.model):.12e}"])
         return time.perf_counter() - started, self.trainer.state
 
     # ---- cleanup -------------------------------------------------------------------------------------------
@@ -186,6 +188,11 @@ class LoRARecipe:
         return Outcome(EXIT_OK, f"done: adapter in {self.output_dir / ADAPTER_DIR}")
 
 
+def trainable_checksum(model: Any) -> float:
+    """Sum of every trainable weight (float64): equal on all ranks when DDP kept them in sync."""
+    return float(sum(p.detach().double().sum().item() for p in model.parameters() if p.requires_grad))
+
+
 def check_config(config: TrainConfig) -> None:
     """Early checks on flag values, before anything heavy loads. Raises TrainerInputError."""
     from trainer.config import DATASET_FORMATS
@@ -214,9 +221,6 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
         problems.append(f"--backend must be one of {', '.join(BACKENDS)}")
     if config.fused_ce not in FUSED_CE_CHOICES:
         problems.append(f"--fused_ce must be one of {', '.join(FUSED_CE_CHOICES)}")
-    if config.fused_ce == "on" and world_size() > 1:
-        problems.append("--fused_ce on bypasses DistributedDataParallel's gradient sync; use auto or off with "
-                        "several processes")
     if config.validate and not config.merge:
         problems.append("--validate needs --merge (it validates the merged model)")
     if config.validate and not (config.validate_test_set or config.eval_dataset_path or config.eval_split > 0):
@@ -228,12 +232,12 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
 
 
 def use_fused_ce(config: TrainConfig) -> bool:
-    """--fused_ce auto: on with --packing (fixed long rows, where the full logits cost the most memory) and one
-    process (the fused loss calls the decoder directly, outside DDP). --torch_compile compiles the decoder layers in
-    place, so the fused loss runs them compiled too (benchmarks/train_speed.py `trainer+compile`)."""
+    """--fused_ce auto: on with --packing (fixed long rows, where the full logits cost the most memory). Under DDP the
+    loss runs the wrapper's forward (gradient sync) with lm_head as identity; --torch_compile compiles the decoder
+    layers in place, so the fused loss runs them compiled too (benchmarks/train_speed.py `trainer+compile`)."""
     if config.fused_ce != "auto":
         return config.fused_ce == "on"
-    return config.packing and world_size() == 1
+    return config.packing
 
 
 def load_tokenizer(config: Any) -> Any:

@@ -69,6 +69,20 @@ def test_every_rank_gates_and_trains_its_own_shard(two_process_run: tuple, chat_
     rows = len(chat_data.read_text().splitlines())
     assert len(seen[0]) == len(seen[1]) == rows // 2  # one epoch: every sample once, split evenly
     assert sorted(seen[0] + seen[1]) == list(range(1, rows + 1))
+    assert trace(debug, "weights", 0) == trace(debug, "weights", 1)  # DDP synchronised the gradients
+
+
+def test_packed_rows_train_with_the_fused_loss_under_ddp(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
+    output, debug = tmp_path / "packed", tmp_path / "debug"
+    result = torchrun(train_args(tiny_model, chat_data, output, "--packing", "--max_steps", "12",
+                                 "--per_device_train_batch_size", "2", "--save_steps", "12"), debug)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "loss: chunked fused cross-entropy" in result.stderr
+    # the fused loss runs DDP's forward, so both ranks' gradients were averaged: identical weights after 12 steps
+    weights = [trace(debug, "weights", rank) for rank in (0, 1)]
+    assert weights[0] == weights[1] and weights[0][0].startswith("lora sum")
+    losses = [loss for _step, loss in logged(output, "loss")]
+    assert losses[-1] < losses[0], losses
 
 
 def test_only_rank_zero_prints_and_writes(two_process_run: tuple) -> None:

@@ -8,6 +8,8 @@ about 3% of an 8B model's FLOPs per token, for several GiB of activation memory)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -94,15 +96,38 @@ def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
     Raises ValueError for models that transform logits after lm_head (soft-capping, logit scaling) or whose
     lm_head has a bias.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = _unwrapped(model)
+    base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
     head = _plain_head(base)
-    outputs = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                 use_cache=False)
-    hidden = outputs.last_hidden_state[:, :-1].reshape(-1, outputs.last_hidden_state.shape[-1])
+    if inner is model:
+        states = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                    use_cache=False).last_hidden_state
+    else:  # DistributedDataParallel: its forward must run (it prepares the gradient sync), minus the vocab matmul
+        with _head_replaced_by_identity(base, head):
+            states = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                           use_cache=False).logits
+    hidden = states[:, :-1].reshape(-1, states.shape[-1])
     targets = labels[:, 1:].reshape(-1).to(hidden.device)
     if num_items is None:
         return chunked_linear_cross_entropy(hidden, head.weight, targets, chunk_tokens)
     return chunked_linear_cross_entropy(hidden, head.weight, targets, chunk_tokens, reduction="sum") / num_items
+
+
+def _unwrapped(model: Any) -> Any:
+    """The module inside a DistributedDataParallel (or similar `.module`) wrapper; the model itself otherwise."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, torch.nn.Module) and not hasattr(model, "get_base_model") else model
+
+
+@contextmanager
+def _head_replaced_by_identity(model: Any, head: torch.nn.Module) -> Iterator[None]:
+    """Within the block the model's lm_head returns its input, so `.logits` are the final hidden states."""
+    name = next(name for name, child in model.named_children() if child is head)
+    setattr(model, name, torch.nn.Identity())
+    try:
+        yield
+    finally:
+        setattr(model, name, head)
 
 
 def _plain_head(model: Any) -> torch.nn.Module:

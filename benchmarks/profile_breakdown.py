@@ -105,5 +105,8 @@ def _device_micros(event: Any) -> float:
 
 
 def _is_device_event(event: Any) -> bool:
+    """A kernel on the GPU timeline. Not a user annotation: Kineto mirrors record_function ranges there (Inductor's
+    "## Call CompiledFxGraph ##" spans all the kernels of a compiled graph), which would count them twice."""
     device_type = getattr(event, "device_type", None)
-    return device_type is not None and str(device_type).endswith(("CUDA", "PrivateUse1"))
+    on_device = device_type is not None and str(device_type).endswith(("CUDA", "PrivateUse1"))
+    return on_device and not getattr(event, "is_user_annotation", False)

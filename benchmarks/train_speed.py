@@ -84,6 +84,8 @@ class Result:
     ratio_to_baseline: float | None = None
     fill: float | None = None
     isolation_max_diff: float | None = None
+    mean_sample_tokens: float | None = None  # of the data pool: samples/h = useful tok/s / this
+    measured_samples: int = 0  # samples in the measured steps (their mean length varies with the rows drawn)
     measured_steps: int = 0
     seconds: float = 0.0
 
@@ -301,7 +303,8 @@ def run_setup(model: Any, setup: Setup, shape: str, args: argparse.Namespace, sc
     batches, result.fill = prepared_batches(model, setup, shape, args, scale)
     train_steps(model, setup, batches, args.warmup, scale, lambda: None)
     measured = train_steps(model, setup, batches, args.steps, scale, lambda: reset_peak_memory(scale))
-    fill_measurements(result, measured.lengths, measured.seconds, model.config, scale, peak_flops)
+    fill_measurements(result, measured.lengths, measured.seconds, model.config, scale, peak_flops,
+                      data_mean_tokens(args, scale, shape))
     if setup.packed:
         result.isolation_max_diff = isolation_check(model, scale, args.row_tokens, model.config.vocab_size)
     result.measured_steps = args.steps
@@ -346,12 +349,23 @@ def reset_peak_memory(scale: Scale) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def data_mean_tokens(args: argparse.Namespace, scale: Scale, shape: str) -> float:
+    """Mean tokens per sample of the whole data pool (what an epoch over this data averages)."""
+    lengths = sample_lengths(args.pool, scale, shape)
+    return sum(lengths) / len(lengths)
+
+
 def fill_measurements(result: Result, lengths: list[int], seconds: float, config: Any, scale: Scale,
-                      peak_flops: float) -> None:
-    per_second = len(lengths) / seconds
+                      peak_flops: float, mean_tokens: float) -> None:
+    """samples/h = useful tok/s over the data's mean sample length: the few packed rows a run measures hold a random
+    mix of long and short samples (best-fit packing sorts them into rows), so counting their samples would swing the
+    figure by tens of percent while the tokens they hold stay at the row length."""
     result.seconds = seconds
-    result.samples_per_hour = per_second * 3600
     result.useful_tokens_per_s = sum(lengths) / seconds
+    result.mean_sample_tokens = mean_tokens
+    result.measured_samples = len(lengths)
+    per_second = result.useful_tokens_per_s / mean_tokens
+    result.samples_per_hour = per_second * 3600
     result.mfu = sum(training_flops(config, n) for n in lengths) / seconds / peak_flops
     result.hours_500k_x3 = EPOCH_SAMPLES / per_second / 3600
     if scale.device == "cuda":

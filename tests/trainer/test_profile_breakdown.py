@@ -20,6 +20,7 @@ class Event:  # the fields of torch.profiler's FunctionEventAvg that the breakdo
     self_cpu_time_total: float = 0.0
     input_shapes: list = field(default_factory=list)
     device_type: str = "DeviceType.CPU"
+    is_user_annotation: bool = False
 
 
 @pytest.mark.parametrize(("name", "category"), [
@@ -49,6 +50,9 @@ def test_gpu_breakdown_splits_lora_out_of_the_matmul_kernels_and_idle_is_the_res
         Event("multi_tensor_apply_kernel", self_device_time_total=50.0, device_type="DeviceType.CUDA"),
         Event("aten::mm", self_device_time_total=120.0, input_shapes=[[4096, 4096], [4096, 16]]),  # LoRA's launcher
         Event("aten::mm", self_device_time_total=780.0, input_shapes=[[4096, 4096], [4096, 4096]]),
+        # Inductor's graph call mirrored on the GPU timeline: it spans kernels already counted
+        Event("## Call CompiledFxGraph fabc ##", self_device_time_total=1200.0, device_type="DeviceType.CUDA",
+              is_user_annotation=True),
     ]
     result = breakdown(events, wall_seconds=0.002, data_seconds=0.0001, steps=2, lora_rank=16, on_gpu=True)
     assert result.micros["matmul (LoRA)"] == 120.0

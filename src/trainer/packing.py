@@ -160,14 +160,17 @@ def enable_packed_attention(model: Any, backend: str = "auto") -> str:
 
 
 def _auto_backend(model: Any) -> str:
+    """flex when the model trains on CUDA: it is there already, or it is still on the CPU (transformers' Trainer
+    moves it at the start of training) and a GPU is available."""
     import torch
 
-    on_cuda = next(model.parameters()).device.type == "cuda"
+    device = next(model.parameters()).device.type
     try:
         import torch.nn.attention.flex_attention  # noqa: F401
     except ImportError:
         return "sdpa"
-    return "flex" if on_cuda and torch.cuda.is_available() else "sdpa"
+    trains_on_cuda = device == "cuda" or (device == "cpu" and torch.cuda.is_available())
+    return "flex" if trains_on_cuda else "sdpa"
 
 
 def packing_efficiency(rows: Sequence[PackedRow], row_tokens: int) -> float:

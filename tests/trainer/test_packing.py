@@ -140,6 +140,16 @@ def test_enable_packed_attention_on_peft_model() -> None:
         enable_packed_attention(model, "flash")
 
 
+def test_auto_picks_flex_for_a_model_still_on_the_cpu_when_training_will_run_on_a_gpu(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer chooses before transformers' Trainer moves the model to the GPU (the device run that found this
+    packed with SDPA's dense mask); the CUDA answer is faked here, the choice is the code under test."""
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    model = tiny_llama()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert enable_packed_attention(model) == "flex_attention"
+
+
 lengths_strategy = st.lists(st.integers(min_value=1, max_value=ROW), min_size=0, max_size=60)
 
 

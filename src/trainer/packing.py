@@ -178,6 +178,20 @@ def packing_efficiency(rows: Sequence[PackedRow], row_tokens: int) -> float:
     return sum(len(row) for row in rows) / (len(rows) * row_tokens) if rows else 0.0
 
 
+def padded_batch_fill(lengths: Sequence[int], batch_size: int, multiple: int, seed: int) -> float:
+    """Share of real tokens when `lengths`, shuffled (seeded) into batches of `batch_size`, are padded to each batch's
+    longest row rounded up to `multiple` (what the unpacked path does; 1.0 = no padding)."""
+    import random
+
+    order = list(lengths)
+    random.Random(seed).shuffle(order)
+    padded = 0
+    for start in range(0, len(order), max(1, batch_size)):
+        batch = order[start:start + batch_size]
+        padded += len(batch) * -(-max(batch) // multiple) * multiple
+    return sum(order) / padded if padded else 1.0
+
+
 def samples_in_batch(batch: dict[str, Any], pad_token_id: int | None) -> int:
     """How many training samples a collated batch holds: its rows, or for packed rows (position_ids, no attention
     mask) the segments that restart at position 0, less the padding segments (they start with the pad token)."""

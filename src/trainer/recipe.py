@@ -40,6 +40,8 @@ def log(message: str) -> None:
 
 PAD_MULTIPLE = 8  # padded batch lengths: a multiple of 8 suits tensor cores
 COMPILE_PAD_MULTIPLE = 256  # under --torch_compile: at most max_seq_length/256 batch shapes, so few recompiles
+PADDING_SAMPLE = 4096  # rows whose lengths estimate the padding of unpacked batches
+PACKING_HINT_BELOW_FILL = 0.8  # suggest --packing when less than this share of batch tokens is real
 
 
 class PadCollator:
@@ -103,6 +105,7 @@ class LoRARecipe:
     def _train_set_and_collator(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
         if not self.config.packing:
             multiple = COMPILE_PAD_MULTIPLE if self.config.torch_compile else PAD_MULTIPLE
+            self._hint_packing(multiple)
             collator = PadCollator(tokenizer.pad_token_id, multiple)
             return self.data.train, RecordingCollator(collator) if debug_enabled() else collator
         from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency
@@ -113,6 +116,20 @@ class LoRARecipe:
         log(f"packing: {len(examples)} samples -> {len(rows)} rows of {self.config.max_seq_length} tokens "
             f"({packing_efficiency(rows, self.config.max_seq_length):.0%} filled), attention {backend}")
         return rows, PackedCollator(self.config.max_seq_length, tokenizer.pad_token_id)
+
+    def _hint_packing(self, multiple: int) -> None:
+        """Say how much of the padded batches is padding (from up to PADDING_SAMPLE rows) when --packing would pay."""
+        import random
+
+        from trainer.packing import padded_batch_fill
+
+        train = self.data.train
+        rows = random.Random(self.config.seed).sample(range(len(train)), min(len(train), PADDING_SAMPLE))
+        lengths = [len(ids) for ids in train.select(rows)["input_ids"]] if rows else []
+        fill = padded_batch_fill(lengths, self.config.per_device_train_batch_size, multiple, self.config.seed)
+        if lengths and fill < PACKING_HINT_BELOW_FILL:
+            log(f"padding: batches of {self.config.per_device_train_batch_size} padded to their longest row are "
+                f"{1 - fill:.0%} padding on this data; --packing trains without it (benchmarks/README.md)")
 
     # ---- train ---------------------------------------------------------------------------------------------
     def train(self) -> tuple[float, Any]:

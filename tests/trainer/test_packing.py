@@ -192,3 +192,12 @@ def test_samples_in_batch_counts_the_samples_of_packed_rows_and_the_rows_of_padd
     assert samples_in_batch(packed, pad_token_id=0) == 5  # the padding segments are not samples
     padded = {"input_ids": torch.zeros(3, 8, dtype=torch.long), "attention_mask": torch.ones(3, 8)}
     assert samples_in_batch(padded, pad_token_id=0) == 3
+
+
+def test_padded_batch_fill_is_the_real_share_of_the_padded_batch_tokens() -> None:
+    from trainer.packing import padded_batch_fill
+
+    assert padded_batch_fill([8, 8, 8, 8], batch_size=2, multiple=8, seed=0) == 1.0
+    # one batch of 4: padded to 16 (10 rounded up to a multiple of 8); real 2 + 4 + 6 + 10 = 22 of 64
+    assert padded_batch_fill([2, 4, 6, 10], batch_size=4, multiple=8, seed=0) == pytest.approx(22 / 64)
+    assert padded_batch_fill([], batch_size=4, multiple=8, seed=0) == 1.0

@@ -30,6 +30,8 @@ def test_training_lowers_loss_and_learns_the_mapping(tiny_model: Path, chat_data
     assert greedy_answers(tiny_model, output / "adapter") == ANSWER_OF
     summary = json.loads((output / "summary.json").read_text())
     assert summary["steps"] == 40 and summary["tokens_per_second"] > 0 and summary["samples_per_hour"] > 0
+    assert summary["samples"] == 40 * 8  # unpacked: the rows of 40 batches of 8
+    assert "padding: batches of 8 padded to their longest row are" in result.stderr  # the --packing hint
     assert summary["wall_seconds"] > 0 and summary["peak_gpu_memory_gib"] is None  # CPU: no GPU memory to report
     assert "samples/h" in result.stderr and "tokens/s" in result.stderr and "peak GPU memory" in result.stderr
     assert all(f"{field}=" in result.stderr for field in ("loss", "lr", "tok/s"))  # the progress bar's postfix

@@ -42,7 +42,7 @@ from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
 from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
 
-DEFAULT_SETUPS = "baseline,packed-sdpa,packed-flex,trainer"
+DEFAULT_SETUPS = "baseline,packed-sdpa,packed-flex,trainer,trainer+compile"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BASELINE_BATCH, BASELINE_ACCUM = 4, 2
 LORA_RANK = 16

@@ -7,6 +7,7 @@ TRAINER_DEBUG_DIR/<kind>-rank<R>.txt (the gate's verdict, the training sample id
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,6 @@ def configure_distributed_env() -> None:
 
 def shutdown_process_group() -> None:
     """Destroy the process group the run initialised (torch warns of leaked NCCL resources otherwise)."""
-    import sys
-
     distributed = sys.modules.get("torch.distributed")  # never imports torch itself
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
         distributed.destroy_process_group()

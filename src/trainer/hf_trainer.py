@@ -24,7 +24,12 @@ class LoRATrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.fused_ce = fused_ce
         self.guard = guard
-        self.samples_trained = 0  # this process's samples since this run started (a packed row holds several)
+        self._samples_counted: Any = 0  # an int, or a device tensor once packed rows were counted (no sync per step)
+
+    @property
+    def samples_trained(self) -> int:
+        """This process's samples since this run started (a packed row holds several); reads the GPU count once."""
+        return int(self._samples_counted)
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -43,7 +48,8 @@ class LoRATrainer(Trainer):
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
         from trainer.packing import samples_in_batch
 
-        self.samples_trained += samples_in_batch(inputs, getattr(self.processing_class, "pad_token_id", None))
+        self._samples_counted = self._samples_counted + samples_in_batch(
+            inputs, getattr(self.processing_class, "pad_token_id", None))
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.guard is not None:
             self.guard.observe_step_loss(float(loss), self.state.global_step + 1)

@@ -192,13 +192,16 @@ def padded_batch_fill(lengths: Sequence[int], batch_size: int, multiple: int, se
     return sum(order) / padded if padded else 1.0
 
 
-def samples_in_batch(batch: dict[str, Any], pad_token_id: int | None) -> int:
+def samples_in_batch(batch: dict[str, Any], pad_token_id: int | None) -> int | torch.Tensor:
     """How many training samples a collated batch holds: its rows, or for packed rows (position_ids, no attention
-    mask) the segments that restart at position 0, less the padding segments (they start with the pad token)."""
+    mask) the segments that restart at position 0, less the padding segments (they start with the pad token).
+
+    Packed rows give a 0-dim tensor on the batch's device, so counting every step never waits for the GPU; sum the
+    counts and read the total once (int(total))."""
     input_ids = batch["input_ids"]
     if "position_ids" not in batch or "attention_mask" in batch:
         return int(input_ids.shape[0])
     starts = batch["position_ids"] == 0
     if pad_token_id is not None:
         starts = starts & (input_ids != pad_token_id)
-    return int(starts.sum())
+    return starts.sum()

@@ -8,9 +8,10 @@ and `fixed` (2,048-token samples). Set-ups run one after the other on one model 
   packed-sdpa   rows of --row-tokens, restarting position_ids, use_cache=False, SDPA document mask
   packed-eager  the same with eager attention
   packed-flex   the same with FlexAttention (block-sparse document mask, fixed row shape: compiled once)
-  trainer       the trainer's default fast path: trainer.packing + attention "auto" + chunked fused CE
+  trainer       the trainer's --packing path: trainer.packing + attention "auto" + chunked fused CE + fused LoRA
 Options append to a packed set-up with "+": fce (chunked fused cross-entropy), compile (torch.compile each
-decoder layer), ckpt (gradient checkpointing), e.g. `packed-flex+fce+compile`.
+decoder layer), ckpt (gradient checkpointing), flora (fused LoRA projections, trainer.kernels.fused_lora),
+e.g. `packed-flex+fce+compile`.
 
 Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
        [--row-tokens 4096] [--json-out PATH] [--profile SETUPS [--profile-steps 3]] [--tiny]
@@ -39,6 +40,7 @@ from profile_breakdown import Breakdown, breakdown  # noqa: E402
 
 from envdoctor import write_atomic  # noqa: E402
 from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
+from trainer.kernels.fused_lora import disable_fused_lora, enable_fused_lora  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
 from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
 
@@ -57,6 +59,11 @@ class Setup:
     fused_ce: bool = False
     compile: bool = False
     checkpointing: bool = False
+    fused_lora: bool = False
+
+
+OPTIONS = {"fce": {"fused_ce": True}, "compile": {"compile": True}, "ckpt": {"checkpointing": True},
+           "flora": {"fused_lora": True}}
 
 
 @dataclass(frozen=True)
@@ -96,16 +103,16 @@ def parse_setup(name: str) -> Setup:
     bases = {
         "baseline": Setup(name, packed=False, checkpointing=True),
         "packed-sdpa": Setup(name), "packed-eager": Setup(name, attention="eager"),
-        "packed-flex": Setup(name, attention="flex"), "trainer": Setup(name, attention="auto", fused_ce=True),
+        "packed-flex": Setup(name, attention="flex"),
+        "trainer": Setup(name, attention="auto", fused_ce=True, fused_lora=True),
     }
     if base not in bases:
         raise ValueError(f"unknown set-up {base!r} in {name!r}; choose from {', '.join(bases)}")
     setup = bases[base]
     for option in options:
-        if option not in ("fce", "compile", "ckpt"):
-            raise ValueError(f"unknown option {option!r} in {name!r}; options: fce, compile, ckpt")
-        setup = replace(setup, **{"fce": {"fused_ce": True}, "compile": {"compile": True},
-                                  "ckpt": {"checkpointing": True}}[option])
+        if option not in OPTIONS:
+            raise ValueError(f"unknown option {option!r} in {name!r}; options: {', '.join(OPTIONS)}")
+        setup = replace(setup, **OPTIONS[option])
     return setup
 
 
@@ -223,6 +230,10 @@ def packed_batches(examples: list[TokenizedExample], row_tokens: int) -> tuple[I
 
 def configure(model: Any, setup: Setup) -> None:
     base = model.get_base_model()
+    if setup.fused_lora:
+        enable_fused_lora(model)
+    else:
+        disable_fused_lora(model)
     if setup.packed:
         enable_packed_attention(model, setup.attention)
     else:  # what a user gets by default: SDPA, the config's use_cache, an attention mask per batch
@@ -233,6 +244,7 @@ def configure(model: Any, setup: Setup) -> None:
         model.enable_input_require_grads()
     else:
         model.gradient_checkpointing_disable()
+    torch._dynamo.reset()  # a fresh compile per set-up: earlier set-ups' graphs must not use up the recompile limit
     for layer in base.get_decoder().layers:
         if setup.compile:
             layer.compile(dynamic=False)

@@ -9,6 +9,7 @@ DATASET_FORMATS = ("auto", "chat", "alpaca", "prompt_completion", "text")
 DEFAULT_STACK = "phase1a-2.0"
 BACKENDS = ("hf", "unsloth", "auto")
 FUSED_CE_CHOICES = ("auto", "on", "off")
+FUSED_LORA_CHOICES = ("auto", "on", "off")
 
 
 @dataclass
@@ -53,6 +54,8 @@ class TrainConfig(DataConfig):
     packing: bool = False
     fused_ce: str = field(default="auto", metadata={"help": "auto|on|off: chunked fused cross-entropy (auto: on with "
                                                             "--packing)"})
+    fused_lora: str = field(default="auto", metadata={"help": "auto|on|off: q,k,v and gate,up LoRA in one op per "
+                                                                "input (auto: on when training on a GPU)"})
     torch_compile: bool = False
     torch_compile_backend: str = field(default="inductor", metadata={
         "help": "torch.compile backend for --torch_compile (inductor; aot_eager/eager to debug)"})

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.config import BACKENDS, FUSED_CE_CHOICES, TrainConfig
+from trainer.config import BACKENDS, FUSED_CE_CHOICES, FUSED_LORA_CHOICES, TrainConfig
 from trainer.distributed import RecordingCollator, debug_enabled, debug_record, is_main_process, world_size
 from trainer.types import IGNORE_INDEX, TokenizedExample
 
@@ -90,6 +90,10 @@ class LoRARecipe:
         with args.main_process_first(desc="tokenized data cache"):  # rank 0 builds it, the others then reuse it
             self.data = load_data(self.config, tokenizer)
         model = load_model_for(self.backend, self.config)
+        if use_fused_lora(self.config, self.backend):
+            from trainer.kernels.fused_lora import enable_fused_lora
+
+            log(f"--fused_lora {self.config.fused_lora}: {enable_fused_lora(model).describe()}")
         if self.config.torch_compile:
             log(f"--torch_compile: {compile_decoder_layers(model, self.config.torch_compile_backend)}")
         train_set, collator = self._train_set_and_collator(model, tokenizer)
@@ -238,6 +242,10 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
         problems.append(f"--backend must be one of {', '.join(BACKENDS)}")
     if config.fused_ce not in FUSED_CE_CHOICES:
         problems.append(f"--fused_ce must be one of {', '.join(FUSED_CE_CHOICES)}")
+    if config.fused_lora not in FUSED_LORA_CHOICES:
+        problems.append(f"--fused_lora must be one of {', '.join(FUSED_LORA_CHOICES)}")
+    if config.fused_lora == "on" and config.backend == "unsloth":
+        problems.append("--fused_lora on does not apply to --backend unsloth (Unsloth fuses its own LoRA); drop it")
     if config.validate and not config.merge:
         problems.append("--validate needs --merge (it validates the merged model)")
     if config.validate and not (config.validate_test_set or config.eval_dataset_path or config.eval_split > 0):
@@ -255,6 +263,18 @@ def use_fused_ce(config: TrainConfig) -> bool:
     if config.fused_ce != "auto":
         return config.fused_ce == "on"
     return config.packing
+
+
+def use_fused_lora(config: TrainConfig, backend: Any = None) -> bool:
+    """--fused_lora auto: on when training runs on a GPU with the hf backend (benchmarks/README.md: fused LoRA);
+    Unsloth's backend brings its own LoRA kernels."""
+    if backend is not None and backend.name != "hf":
+        return False
+    if config.fused_lora != "auto":
+        return config.fused_lora == "on"
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def load_tokenizer(config: Any) -> Any:

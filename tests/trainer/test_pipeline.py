@@ -156,6 +156,35 @@ def test_fused_loss_runs_the_compiled_layers(tiny_model: Path, chat_data: Path, 
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
 
 
+def test_fused_lora_on_trains_the_same_steps_as_peft(tiny_model: Path, chat_data: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from trainer.recipe import LoRARecipe
+
+    losses = {}
+    for choice in ("off", "on"):
+        recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / choice, fused_lora=choice, lora_dropout=0.0,
+                                       max_steps=3, logging_steps=1))
+        recipe.setup()
+        recipe.trainer.train()
+        losses[choice] = [row["loss"] for row in recipe.trainer.state.log_history if "loss" in row]
+    assert "--fused_lora on: fused LoRA on 14 projections in 8 groups" in capsys.readouterr().err
+    assert len(losses["on"]) == 3 and losses["on"] == pytest.approx(losses["off"], rel=1e-4)
+
+
+def test_fused_lora_flag_is_checked(tmp_path: Path) -> None:
+    from trainer.recipe import use_fused_lora
+
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
+    base = ["--model_name", "m", "--dataset_path", str(data)]
+    with pytest.raises(TrainerInputError, match="--fused_lora must be one of auto, on, off"):
+        check_config(parse([*base, "--fused_lora", "yes"]))
+    with pytest.raises(TrainerInputError, match="does not apply to --backend unsloth"):
+        check_config(parse([*base, "--fused_lora", "on", "--backend", "unsloth"]))
+    assert use_fused_lora(parse(base)) == torch.cuda.is_available()  # auto: on where training runs on a GPU
+    assert use_fused_lora(parse([*base, "--fused_lora", "on"])) and not use_fused_lora(parse([*base, "--fused_lora",
+                                                                                              "off"]))
+
+
 # ---- train --merge --validate --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -395,6 +395,13 @@ def reset_lora(model: Any, initial: dict[str, torch.Tensor]) -> None:
                 parameter.grad = None
 
 
+def lora_changed(model: Any, initial: dict[str, torch.Tensor]) -> bool:
+    """Whether training moved the LoRA weights: a set-up that is fast because no gradient flows is not a result."""
+    with torch.no_grad():
+        return any(not torch.equal(parameter, initial[name]) for name, parameter in model.named_parameters()
+                   if name in initial)
+
+
 def run_all(args: argparse.Namespace, scale: Scale, setups: list[Setup], profiled: list[Setup]) -> dict[str, Any]:
     peak = measure_matmul_peak(scale)
     print(f"matmul peak: {peak / 1e12:.4g} TFLOP/s ({scale.matmul_size}^3, {scale.dtype})", flush=True)
@@ -406,6 +413,8 @@ def run_all(args: argparse.Namespace, scale: Scale, setups: list[Setup], profile
         for setup in setups:
             reset_lora(model, initial)
             result = guarded_run(model, setup, shape, args, scale, peak)
+            if result.status == "ok" and not lora_changed(model, initial):
+                result.status = "error: the LoRA weights did not change (no gradient reached them)"
             baseline_rate = result.samples_per_hour if setup.name == "baseline" else baseline_rate
             if baseline_rate and result.samples_per_hour:
                 result.ratio_to_baseline = result.samples_per_hour / baseline_rate

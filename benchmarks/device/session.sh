@@ -23,14 +23,14 @@
 #       envdoctor check with Unsloth's stack beside NumPy 1; the trainer CLI with --backend auto on fixed rows
 #       (Unsloth chosen), its checkpoint resumed with --backend hf
 # A third machine session (fused LoRA), two calls back to back on a warm nvidia-h200-x2:
-#   bash benchmarks/device/session.sh fused        # carry .whl
-#       GPU 0: train_speed.py: the baseline, the trainer's path before fused LoRA (packed-flex+fce+compile) and with
-#              it (trainer+compile, trainer), both shapes, a profile of trainer+compile
-#       GPU 1: the trainer CLI (fused LoRA on by --fused_lora auto) at the seed's flags, with --packing
-#              --torch_compile and as they are; then unsloth_backend.py's base model for the peers
-#   bash benchmarks/device/session.sh peers_again  # carry .whl-peers
-#       GPU 0: peers.sh (baseline, packing + FlexAttention + Liger, Unsloth); GPU 1: train_speed.py trainer+compile
-#              on rows of 8,192 tokens, both shapes
+#   bash benchmarks/device/session.sh cli          # carry .whl
+#       the trainer CLI (--fused_lora auto: on) at the seed's flags on var-length chat rows: GPU 0 with --packing
+#       --torch_compile, GPU 1 as they are (--torch_compile); then GPU 1 builds unsloth_backend.py's base model
+#   bash benchmarks/device/session.sh speed_peers  # carry .whl-peers
+#       GPU 0: train_speed.py on the image's own stack (it needs no NumPy 1): the baseline, the trainer's path before
+#              fused LoRA (packed-flex+fce+compile) and with it (trainer+compile, trainer), both shapes, a profile
+#              of trainer+compile; then trainer+compile on rows of 8,192 tokens while time is left
+#       GPU 1: peers.sh (baseline, packing + FlexAttention + Liger, Unsloth) on the model built by the cli part
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -175,62 +175,68 @@ PY
     cp /tmp/ck-backend/summary.json "$OUT/backend-summary.json" 2>/dev/null
 }
 
-fused() {
+cli() {
     nvidia-smi -L
     install /tmp/site .whl/*.whl || exit 1
     install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
+    python3 benchmarks/device/make_llama8b.py /tmp/llama8b-cli 2>&1 | grep -v "it/s\]"
+    python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
+    local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout 130
+                  --dataset /tmp/train.jsonl)
     (
         export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
-        timeout -s INT -k 15 "${SPEED_LIMIT:-400}" python3 benchmarks/train_speed.py --steps 8 --warmup 3 \
-            --setups packed-flex+fce+compile,trainer+compile,trainer --profile trainer+compile \
-            --json-out "$OUT/train_speed.json"
-        echo "train_speed exit=$? at $(elapsed) s"
+        echo "=== var-length chat rows, the seed's flags + --packing --torch_compile (--fused_lora auto)"
+        python3 benchmarks/scaling.py "${common[@]}" --steps 24 --warmup-steps 6 --trainer-arg=--packing \
+            --trainer-arg=--torch_compile --workdir /tmp/cli-var --json-out "$OUT/cli_var.json"
+        echo "done at $(elapsed) s"
     ) > "$OUT/gpu0.log" 2>&1 &
     (
-        export CUDA_VISIBLE_DEVICES=1
-        python3 benchmarks/device/make_llama8b.py /tmp/llama8b 2>&1 | grep -v "it/s\]"
-        python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
-        export PYTHONPATH=/tmp/site:$REPO/src
-        local common=(--model /tmp/llama8b --stack "$STACK" --gpus 1 --launcher python --run-timeout 150)
-        echo "=== var-length chat rows, the seed's flags + --packing --torch_compile (--fused_lora auto)"
-        python3 benchmarks/scaling.py "${common[@]}" --dataset /tmp/train.jsonl --steps 24 --warmup-steps 6 \
-            --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/cli-var --json-out "$OUT/cli_var.json"
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
         echo "=== var-length chat rows, the seed's flags as they are (--torch_compile, no --packing)"
-        python3 benchmarks/scaling.py "${common[@]}" --dataset /tmp/train.jsonl --steps 16 --warmup-steps 6 \
-            --trainer-arg=--torch_compile --workdir /tmp/cli-default --json-out "$OUT/cli_default.json"
-        echo "trainer CLI runs done at $(elapsed) s"
-        PYTHONPATH=$REPO/src timeout $(( ${FUSED_LIMIT:-560} - $(elapsed) )) python3 benchmarks/unsloth_backend.py build
+        python3 benchmarks/scaling.py "${common[@]}" --steps 16 --warmup-steps 6 --trainer-arg=--torch_compile \
+            --workdir /tmp/cli-default --json-out "$OUT/cli_default.json"
+        echo "done at $(elapsed) s"
+        PYTHONPATH=$REPO/src timeout 90 python3 benchmarks/unsloth_backend.py build
         echo "unsloth_backend build exit=$? at $(elapsed) s"
     ) > "$OUT/gpu1.log" 2>&1 &
     wait
-    grep -E "^===|GPU\(s\)|exit|done at|Error" "$OUT/gpu1.log"
-    grep -h -E "packing:|loss:|compiled|GiB|fused LoRA" /tmp/cli-*/gpus-1.log 2>/dev/null | grep "\[trainer\]" | head -20
-    for log in /tmp/cli-*/gpus-1.log; do [ -f "$log" ] && tr '\r' '\n' < "$log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/$(basename "$(dirname "$log")").log"; done
-    tr '\r' '\n' < "$OUT/gpu0.log" | grep -v -E 'it/s\]$|^\s*$' | tail -n 70
+    cat "$OUT/gpu0.log" "$OUT/gpu1.log" | grep -E "^===|GPU\(s\)|exit|done at|Error"
+    for log in /tmp/cli-*/gpus-1.log; do
+        [ -f "$log" ] || continue
+        tr '\r' '\n' < "$log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/$(basename "$(dirname "$log")").log"
+        grep -E "\[trainer\].*(fused LoRA|packing:|loss:|compiled|GiB)|'grad_norm'" "$OUT/$(basename "$(dirname "$log")").log" \
+            | sed -n '1,5p;$p' | cut -c1-220
+    done
 }
 
-peers_again() {
+speed_peers() {
     nvidia-smi -L
-    [ -f /tmp/unsloth_backend/base/config.json ] || { echo "no /tmp/unsloth_backend/base: run the fused part first"; exit 1; }
+    [ -f /tmp/unsloth_backend/base/config.json ] || { echo "no /tmp/unsloth_backend/base: run the cli part first"; exit 1; }
     rm -rf /tmp/llama8b && ln -s /tmp/unsloth_backend/base /tmp/llama8b
     install /tmp/peers .whl-peers/*.whl || exit 1
+    local limit=${SPEED_PEERS_LIMIT:-400}
     (
-        export CUDA_VISIBLE_DEVICES=0
-        PEERS_REUSE_MODEL=1 PEER_TIMEOUT=100 timeout -k 10 "${PEERS_LIMIT:-420}" bash benchmarks/device/peers.sh 20
-        echo "peers done at $(elapsed) s"
-    ) > "$OUT/peers.log" 2>&1 &
-    (
-        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
-        timeout -s INT -k 15 "${ROWS_LIMIT:-420}" python3 benchmarks/train_speed.py --steps 6 --warmup 3 \
+        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$REPO/src
+        timeout -s INT -k 10 "$limit" python3 benchmarks/train_speed.py --steps 8 --warmup 3 \
+            --setups packed-flex+fce+compile,trainer+compile,trainer --profile trainer+compile \
+            --json-out "$OUT/train_speed.json"
+        echo "train_speed exit=$? at $(elapsed) s"
+        local left=$(( limit - $(elapsed) - 10 ))
+        [ "$left" -gt 100 ] && timeout -s INT -k 5 "$left" python3 benchmarks/train_speed.py --steps 6 --warmup 3 \
             --row-tokens 8192 --setups trainer+compile --json-out "$OUT/train_speed_8192.json"
         echo "train_speed 8192 exit=$? at $(elapsed) s"
-    ) > "$OUT/gpu1.log" 2>&1 &
+    ) > "$OUT/gpu0.log" 2>&1 &
+    (
+        export CUDA_VISIBLE_DEVICES=1
+        PEERS_REUSE_MODEL=1 PEER_TIMEOUT=100 timeout -k 10 "$limit" bash benchmarks/device/peers.sh 20
+        echo "peers done at $(elapsed) s"
+    ) > "$OUT/peers.log" 2>&1 &
     wait
-    tr '\r' '\n' < "$OUT/peers.log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' | tail -n 40
-    tr '\r' '\n' < "$OUT/gpu1.log" | grep -v -E 'it/s\]$|^\s*$' | tail -n 20
+    tr '\r' '\n' < "$OUT/peers.log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' | grep -v "could not be imported" | tail -n 30
+    tr '\r' '\n' < "$OUT/gpu0.log" | grep -v -E 'it/s\]$|^\s*$|warn' | tail -n 45
 }
 
 case "${1:-}" in
-    speed|scaling|backends|trainer|unsloth_cli|fused|peers_again) "$1" ;;
-    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|fused|peers_again"; exit 2 ;;
+    speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers) "$1" ;;
+    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers"; exit 2 ;;
 esac

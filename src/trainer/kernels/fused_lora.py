@@ -5,7 +5,7 @@ fp32 (PEFT upcasts it), so each projection re-reads its input for lora_A, materi
 output width, scales and adds it in extra passes, and backward mirrors all of that. Here, per group of projections
 that share an input:
 - one matmul gives x @ [A_q; A_k; A_v] (the rank-r activations of the whole group), in the input's dtype;
-- each output is the base matmul with the rank-r product added in place (`addmm_`: no extra output-sized tensor);
+- each output is the base matmul with the rank-r product added in the GEMM epilogue (`addmm`), not in extra passes;
 - backward takes d(x) from one chain of `addmm_` (base weights, then the stacked A), and d(A) of the whole group from
   one matmul; only the input (or its dropout), the rank-r activations and the small adapter matrices are saved.
 The adapter parameters stay fp32 (master weights); they are cast to the input's dtype for the matmuls, as autocast
@@ -47,9 +47,10 @@ class _SharedInputLoRA(torch.autograd.Function):
         rank = stacked_a.shape[0] // count
         outputs = []
         for index, (weight, bias, b) in enumerate(zip(weights, biases, lora_b, strict=True)):
-            out = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
-            out.addmm_(rank_acts[:, index * rank:(index + 1) * rank], b.t(), alpha=scaling)
-            outputs.append(out)
+            base = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
+            # out of place: torch 2.11's compile of an autograd.Function loses every gradient after an in-place op
+            # on a tensor made in forward (tests/trainer/test_fused_lora.py); cuBLAS moves the same bytes either way
+            outputs.append(torch.addmm(base, rank_acts[:, index * rank:(index + 1) * rank], b.t(), alpha=scaling))
         ctx.save_for_backward(lora_input, rank_acts, stacked_a, *weights, *lora_b)
         ctx.scaling, ctx.count, ctx.rank, ctx.has_dropout = scaling, count, rank, dropped is not None
         ctx.device_type = x.device.type

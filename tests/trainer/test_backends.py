@@ -142,8 +142,8 @@ def test_auto_follows_the_bundled_rules(fake_unsloth: tuple[Path, Path]) -> None
             "    c = select_backend('auto', packing); print('CHOICE', c.name, c.reason)\n")
     installed = run_python(code, site, log).stdout.splitlines()
     missing = run_python(code).stdout.splitlines()
-    assert installed[0].startswith("CHOICE hf auto for packed") and "7,746" in installed[0] and "12,347" in installed[0]
-    assert installed[1].startswith("CHOICE unsloth auto for fixed-length rows") and "15,883" in installed[1]
+    assert installed[0].startswith("CHOICE hf auto for packed") and "7,746" in installed[0] and "15,136" in installed[0]
+    assert installed[1].startswith("CHOICE unsloth auto for fixed-length rows") and "15,770" in installed[1]
     assert missing[0].startswith("CHOICE hf auto for packed")
     assert missing[1].startswith("CHOICE hf auto for fixed-length rows") and "Unsloth is not installed" in missing[1]
 

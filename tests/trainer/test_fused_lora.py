@@ -10,12 +10,10 @@ torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 
-from trainer.kernels.fused_lora import (  # noqa: E402
-    _SharedInputLoRA,
-    disable_fused_lora,
-    enable_fused_lora,
-    plain_lora_problem,
-)
+from trainer.kernels import fused_lora  # noqa: E402
+
+_SharedInputLoRA = fused_lora._SharedInputLoRA  # the autograd op itself, for gradcheck
+enable_fused_lora, disable_fused_lora = fused_lora.enable_fused_lora, fused_lora.disable_fused_lora
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -215,7 +213,7 @@ def test_dora_and_several_adapters_keep_peft_forward() -> None:
     assert report.fused_modules == 0 and len(report.kept) == 14
     assert set(report.kept.values()) == {"a LoRA variant (DoRA or similar)"}
     assert "kept PEFT's forward" in report.describe()
-    assert plain_lora_problem(torch.nn.Linear(2, 2)) == "not a PEFT LoRA linear"
+    assert fused_lora.plain_lora_problem(torch.nn.Linear(2, 2)) == "not a PEFT LoRA linear"
 
 
 def test_a_member_called_alone_or_out_of_order_gets_its_own_output() -> None:

@@ -74,10 +74,11 @@ def test_every_rank_gates_and_trains_its_own_shard(two_process_run: tuple, chat_
 
 def test_packed_rows_train_with_the_fused_loss_under_ddp(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
     output, debug = tmp_path / "packed", tmp_path / "debug"
-    result = torchrun(train_args(tiny_model, chat_data, output, "--packing", "--max_steps", "12",
-                                 "--per_device_train_batch_size", "2", "--save_steps", "12"), debug)
+    result = torchrun(train_args(tiny_model, chat_data, output, "--packing", "--max_steps", "12", "--fused_lora",
+                                 "on", "--per_device_train_batch_size", "2", "--save_steps", "12"), debug)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "loss: chunked fused cross-entropy" in result.stderr
+    assert "--fused_lora on: fused LoRA on 14 projections in 8 groups" in result.stderr  # (as the GPU default)
     # the fused loss runs DDP's forward, so both ranks' gradients were averaged: identical weights after 12 steps
     weights = [trace(debug, "weights", rank) for rank in (0, 1)]
     assert weights[0] == weights[1] and weights[0][0].startswith("lora sum")

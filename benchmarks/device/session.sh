@@ -40,6 +40,9 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 STACK=lora-cu130-2026.11
 START=$SECONDS
 elapsed() { echo $((SECONDS - START)); }
+without_progress() {  # without_progress FILE: the log without tqdm's progress-bar lines and blank lines
+    tr '\r' '\n' < "$1" | grep -v -E 'it/s\]$|s/it\]$|^\s*$'
+}
 install() {  # install DIR WHEEL...: unpacked with --target, no index
     local target=$1; shift
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$target" "$@"
@@ -65,7 +68,7 @@ speed() {
     ) > "$OUT/gpu1.log" 2>&1 &
     wait
     tail -n 60 "$OUT/gpu1.log"
-    tr '\r' '\n' < "$OUT/train_speed.log" | grep -v -E 'it/s\]$|^\s*$' | tail -n 60
+    without_progress "$OUT/train_speed.log" | tail -n 60
 }
 
 scaling() {
@@ -81,7 +84,7 @@ scaling() {
             --trainer-arg=--gradient_checkpointing
         echo "scaling (checkpointing) exit=$? at $(elapsed) s"
     fi
-    for log in /tmp/scaling/*.log; do tr '\r' '\n' < "$log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/$(basename "$log")"; done
+    for log in /tmp/scaling/*.log; do without_progress "$log" > "$OUT/$(basename "$log")"; done
     tail -n 25 "$OUT/resume-2-on-1.log" 2>/dev/null
     wait
 }
@@ -103,7 +106,7 @@ backends() {
         echo "unsloth_backend exit=$? at $(elapsed) s"
     ) > "$OUT/unsloth_backend.log" 2>&1 &
     wait
-    cat "$OUT/gpu0.log" | tr '\r' '\n' | grep -v -E 'it/s\]$|s/it\]$|^\s*$' | tail -n 70
+    without_progress "$OUT/gpu0.log" | tail -n 70
     grep -v -E 'it/s\]$' "$OUT/unsloth_backend.log" | tail -n 40
 }
 
@@ -139,7 +142,7 @@ trainer() {  # the trainer CLI itself at the seed's flags: its fast path (--pack
     wait
     grep -E "^===|GPU\(s\)|exit|done at" "$OUT/gpu0.log"
     grep -h -E "packing:|loss:|compiled|GiB" /tmp/cli-*/gpus-1.log 2>/dev/null | grep "\[trainer\]" | head -20
-    tr '\r' '\n' < "$OUT/gpu1.log" | grep -v -E 'it/s\]$|^\s*$' | tail -n 40
+    without_progress "$OUT/gpu1.log" | tail -n 40
 }
 
 unsloth_cli() {  # carry .whl-peers (fsspec 2026.2.0 included); after `trainer` on the same warm machine
@@ -203,7 +206,7 @@ cli() {
     cat "$OUT/gpu0.log" "$OUT/gpu1.log" | grep -E "^===|GPU\(s\)|exit|done at|Error"
     for log in /tmp/cli-*/gpus-1.log; do
         [ -f "$log" ] || continue
-        tr '\r' '\n' < "$log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/$(basename "$(dirname "$log")").log"
+        without_progress "$log" > "$OUT/$(basename "$(dirname "$log")").log"
         grep -E "\[trainer\].*(fused LoRA|packing:|loss:|compiled|GiB)|'grad_norm'" "$OUT/$(basename "$(dirname "$log")").log" \
             | sed -n '1,5p;$p' | cut -c1-220
     done
@@ -232,8 +235,8 @@ speed_peers() {
         echo "peers done at $(elapsed) s"
     ) > "$OUT/peers.log" 2>&1 &
     wait
-    tr '\r' '\n' < "$OUT/peers.log" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' | grep -v "could not be imported" | tail -n 30
-    tr '\r' '\n' < "$OUT/gpu0.log" | grep -v -E 'it/s\]$|^\s*$|warn' | tail -n 45
+    without_progress "$OUT/peers.log" | grep -v "could not be imported" | tail -n 30
+    without_progress "$OUT/gpu0.log" | grep -v warn | tail -n 45
 }
 
 case "${1:-}" in

@@ -60,11 +60,17 @@ def category_of(name: str) -> str:
     return "norm, RoPE, SwiGLU, casts, other"
 
 
+LORA_GROUP_SIZES = (1, 2, 3)  # fused LoRA stacks the adapters of a group (q,k,v; gate,up): widths r, 2r, 3r
+
+
 def is_lora_matmul(name: str, shapes: Iterable[Any], rank: int) -> bool:
-    """A matmul op with the LoRA rank as one of its input dimensions (A: [d, r] or B: [r, d])."""
+    """A matmul op with the LoRA rank, or a group's stacked ranks, as one of its input dimensions (A: [d, r] or
+    B: [r, d]). Fused LoRA's joined GEMMs ([x | acts] @ J^T, K = d_in + n * r) count as base matmuls: the n * r
+    extra columns are about 1% of their K."""
     if name not in MATMUL_OPS:
         return False
-    return any(isinstance(shape, (list, tuple)) and rank in shape for shape in shapes)
+    widths = {rank * size for size in LORA_GROUP_SIZES}
+    return any(isinstance(shape, (list, tuple)) and not widths.isdisjoint(shape) for shape in shapes)
 
 
 def breakdown(events: Any, wall_seconds: float, data_seconds: float, steps: int, lora_rank: int,

@@ -31,6 +31,7 @@
 #              fused LoRA (packed-flex+fce+compile) and with it (trainer+compile, trainer), both shapes, a profile
 #              of trainer+compile; then trainer+compile on rows of 8,192 tokens while time is left
 #       GPU 1: peers.sh (baseline, packing + FlexAttention + Liger, Unsloth) on the model built by the cli part
+# The same two calls measured the joined-GEMM LoRA variant (machine session G, benchmarks/README.md section 7).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD

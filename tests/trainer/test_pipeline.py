@@ -156,14 +156,15 @@ def test_fused_loss_runs_the_compiled_layers(tiny_model: Path, chat_data: Path, 
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("packing", [False, True])  # packed: the fused loss enters through get_decoder()
 def test_fused_lora_on_trains_the_same_steps_as_peft(tiny_model: Path, chat_data: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                                     capsys: pytest.CaptureFixture[str], packing: bool) -> None:
     from trainer.recipe import LoRARecipe
 
     losses = {}
     for choice in ("off", "on"):
         recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / choice, fused_lora=choice, lora_dropout=0.0,
-                                       max_steps=3, logging_steps=1))
+                                       max_steps=3, logging_steps=1, packing=packing))
         recipe.setup()
         recipe.trainer.train()
         losses[choice] = [row["loss"] for row in recipe.trainer.state.log_history if "loss" in row]

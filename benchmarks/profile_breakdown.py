@@ -64,9 +64,8 @@ LORA_GROUP_SIZES = (1, 2, 3)  # fused LoRA stacks the adapters of a group (q,k,v
 
 
 def is_lora_matmul(name: str, shapes: Iterable[Any], rank: int) -> bool:
-    """A matmul op with the LoRA rank, or a group's stacked ranks, as one of its input dimensions (A: [d, r] or
-    B: [r, d]). Fused LoRA's joined GEMMs ([x | acts] @ J^T, K = d_in + n * r) count as base matmuls: the n * r
-    extra columns are about 1% of their K."""
+    """A matmul op with the LoRA rank, or a fused group's stacked ranks (x @ [A_q; A_k; A_v]^T: 3r), as one of its
+    input dimensions (A: [d, r] or B: [r, d])."""
     if name not in MATMUL_OPS:
         return False
     widths = {rank * size for size in LORA_GROUP_SIZES}

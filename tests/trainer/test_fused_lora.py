@@ -112,7 +112,8 @@ def train_steps(model: torch.nn.Module, steps: int, through_decoder: bool = Fals
 
 
 def test_each_optimizer_step_reaches_the_next_forward() -> None:
-    """J holds a bf16/fp32 copy of scaling * B: a stale copy would train on the first step's B."""
+    """B must be read at every forward: a copy of it cached by version counter would go stale under fused AdamW
+    (benchmarks/README.md, section 7) and train on the first step's B."""
     plain, fused = lora_model(), lora_model()
     enable_fused_lora(fused)
     want, got = train_steps(plain, 4), train_steps(fused, 4)

@@ -41,7 +41,7 @@ def test_lora_matmuls_are_told_by_the_rank_in_their_shapes() -> None:
     assert is_lora_matmul("aten::mm", [[8192, 4096], [4096, 16]], rank=16)
     assert not is_lora_matmul("aten::mm", [[8192, 4096], [4096, 4096]], rank=16)
     assert is_lora_matmul("aten::mm", [[8192, 4096], [4096, 48]], rank=16)  # q,k,v's stacked A
-    assert not is_lora_matmul("aten::mm", [[8192, 4144], [4144, 6144]], rank=16)  # a joined GEMM: base
+    assert not is_lora_matmul("aten::mm", [[8192, 4144], [4144, 6144]], rank=16)  # no rank multiple up to 3r
     assert not is_lora_matmul("aten::add", [[8192, 16]], rank=16)
 
 

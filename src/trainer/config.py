@@ -8,8 +8,8 @@ LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pr
 DATASET_FORMATS = ("auto", "chat", "alpaca", "prompt_completion", "text")
 DEFAULT_STACK = "phase1a-2.0"
 BACKENDS = ("hf", "unsloth", "auto")
-FUSED_CE_CHOICES = ("auto", "on", "off")
-FUSED_LORA_CHOICES = ("auto", "on", "off")
+AUTO_ON_OFF = ("auto", "on", "off")  # --fused_ce, --fused_lora
+AUTO_ON_OFF_FLAGS = ("fused_ce", "fused_lora")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.config import BACKENDS, FUSED_CE_CHOICES, FUSED_LORA_CHOICES, TrainConfig
+from trainer.config import AUTO_ON_OFF, AUTO_ON_OFF_FLAGS, BACKENDS, TrainConfig
 from trainer.distributed import RecordingCollator, debug_enabled, debug_record, is_main_process, world_size
 from trainer.types import IGNORE_INDEX, TokenizedExample
 
@@ -240,10 +240,9 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
         problems.append(f"--warmup_ratio {config.warmup_ratio}: must be a fraction of the steps in [0, 1)")
     if config.backend not in BACKENDS:
         problems.append(f"--backend must be one of {', '.join(BACKENDS)}")
-    if config.fused_ce not in FUSED_CE_CHOICES:
-        problems.append(f"--fused_ce must be one of {', '.join(FUSED_CE_CHOICES)}")
-    if config.fused_lora not in FUSED_LORA_CHOICES:
-        problems.append(f"--fused_lora must be one of {', '.join(FUSED_LORA_CHOICES)}")
+    for flag in AUTO_ON_OFF_FLAGS:
+        if getattr(config, flag) not in AUTO_ON_OFF:
+            problems.append(f"--{flag} must be one of {', '.join(AUTO_ON_OFF)}")
     if config.fused_lora == "on" and config.backend == "unsloth":
         problems.append("--fused_lora on does not apply to --backend unsloth (Unsloth fuses its own LoRA); drop it")
     if config.validate and not config.merge:

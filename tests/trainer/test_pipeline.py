@@ -179,6 +179,8 @@ def test_fused_lora_flag_is_checked(tmp_path: Path) -> None:
     base = ["--model_name", "m", "--dataset_path", str(data)]
     with pytest.raises(TrainerInputError, match="--fused_lora must be one of auto, on, off"):
         check_config(parse([*base, "--fused_lora", "yes"]))
+    with pytest.raises(TrainerInputError, match="--fused_ce must be one of auto, on, off"):
+        check_config(parse([*base, "--fused_ce", "yes"]))
     with pytest.raises(TrainerInputError, match="does not apply to --backend unsloth"):
         check_config(parse([*base, "--fused_lora", "on", "--backend", "unsloth"]))
     assert use_fused_lora(parse(base)) == torch.cuda.is_available()  # auto: on where training runs on a GPU

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,20 @@ def lora_model(dropout: float = 0.0, dtype: torch.dtype = torch.float32, layers:
             if "lora_B" in name:
                 param.normal_(0, 0.3)
     return model
+
+
+@contextmanager
+def compiled_layers(model: torch.nn.Module, **compile_options: object) -> Iterator[None]:
+    """The model's decoder layers compiled in place from a fresh Dynamo cache, uncompiled again afterwards."""
+    layers = model.get_base_model().model.layers
+    torch._dynamo.reset()
+    for layer in layers:
+        layer.compile(**compile_options)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer._compiled_call_impl = None
 
 
 def batch(tokens: int = 11, rows: int = 2) -> dict[str, torch.Tensor]:
@@ -131,15 +147,8 @@ def test_compiled_training_sees_each_step(through_decoder: bool) -> None:
     fused loss does, through get_decoder(): every step's B reaches the next forward."""
     plain, fused = lora_model(), lora_model()
     enable_fused_lora(fused)
-    torch._dynamo.reset()
-    layers = fused.get_base_model().model.layers
-    for layer in layers:
-        layer.compile(backend="aot_eager", fullgraph=True)
-    try:
+    with compiled_layers(fused, backend="aot_eager", fullgraph=True):
         got = train_steps(fused, 3, through_decoder)
-    finally:
-        for layer in layers:
-            layer._compiled_call_impl = None
     torch.testing.assert_close(got, train_steps(plain, 3, through_decoder), atol=1e-5, rtol=1e-5)
 
 
@@ -147,10 +156,6 @@ def activation_bytes_saved(model: torch.nn.Module) -> int:
     """Bytes of the distinct storages that one compiled (Inductor) training forward keeps for backward, not counting
     the parameters."""
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    torch._dynamo.reset()
-    layers = model.get_base_model().model.layers
-    for layer in layers:
-        layer.compile(backend="inductor")
     inputs = batch(tokens=64, rows=4)
     saved: dict[int, int] = {}
 
@@ -160,14 +165,11 @@ def activation_bytes_saved(model: torch.nn.Module) -> int:
             saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    try:
+    with compiled_layers(model, backend="inductor"):
         model(**inputs, use_cache=False)  # compiles
         with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
             loss = model(**inputs, use_cache=False).loss
         loss.backward()
-    finally:
-        for layer in layers:
-            layer._compiled_call_impl = None
     return sum(saved.values())
 
 
@@ -270,17 +272,14 @@ def test_compiled_layers_match_and_run_the_fused_op() -> None:
     inputs = batch()
     want_loss, want_grads = loss_and_grads(model, inputs)
     enable_fused_lora(model)
-    torch._dynamo.reset()
     counters.clear()
-    for layer in model.get_base_model().model.layers:
-        layer.compile(backend="aot_eager", fullgraph=True)  # fullgraph: the group hand-off must not break graphs
-    got_loss, got_grads = loss_and_grads(model, inputs)
+    # fullgraph: the group hand-off must not break graphs
+    with compiled_layers(model, backend="aot_eager", fullgraph=True):
+        got_loss, got_grads = loss_and_grads(model, inputs)
     assert counters["stats"]["calls_captured"] > 0
     torch.testing.assert_close(got_loss, want_loss, atol=1e-5, rtol=1e-5)
     for name, grad in want_grads.items():
         torch.testing.assert_close(got_grads[name], grad, atol=1e-5, rtol=1e-5)
-    for layer in model.get_base_model().model.layers:
-        layer._compiled_call_impl = None
 
 
 def test_one_compiled_graph_serves_every_layer() -> None:
@@ -290,15 +289,11 @@ def test_one_compiled_graph_serves_every_layer() -> None:
 
     model = lora_model(layers=4)
     enable_fused_lora(model)
-    torch._dynamo.reset()
     counters.clear()
-    for layer in model.get_base_model().model.layers:
-        layer.compile(backend="aot_eager")
-    loss_and_grads(model, batch())
-    loss_and_grads(model, batch())
+    with compiled_layers(model, backend="aot_eager"):
+        loss_and_grads(model, batch())
+        loss_and_grads(model, batch())
     assert counters["stats"]["unique_graphs"] <= 2
-    for layer in model.get_base_model().model.layers:
-        layer._compiled_call_impl = None
 
 
 def test_disabled_adapters_and_merged_weights_use_peft_forward() -> None:

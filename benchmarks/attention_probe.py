@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from cuda_timing import cuda_ms  # noqa: E402
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention  # noqa: E402
 from train_speed import make_examples, sample_lengths, scale_for  # noqa: E402
 
@@ -72,20 +73,23 @@ def flex_with(options: dict[str, int | bool] | None) -> Kernel:
     return flex
 
 
+def tokens_first(tensor: torch.Tensor) -> torch.Tensor:
+    """(1, heads, tokens, 128), as transformers hands it over -> (tokens, heads, 128), the varlen kernels' layout."""
+    return tensor[0].transpose(0, 1)
+
+
 def flash_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: Any) -> torch.Tensor:
     cu, longest = plan
     out = torch.ops.aten._flash_attention_forward(
-        q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, cu, longest, longest, 0.0, True,
-        False)[0]
-    return out.transpose(0, 1).unsqueeze(0)
+        tokens_first(q), tokens_first(k), tokens_first(v), cu, cu, longest, longest, 0.0, True, False)[0]
+    return out.transpose(0, 1).unsqueeze(0)  # back to (1, heads, tokens, 128)
 
 
 def cudnn_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: Any) -> torch.Tensor:
     cu, longest = plan
-    out = torch.ops.aten._cudnn_attention_forward(
-        q[0].transpose(0, 1).contiguous(), k[0].transpose(0, 1).contiguous(), v[0].transpose(0, 1).contiguous(),
-        None, cu, cu, longest, longest, True, 0.0, True)[0]
-    return out.transpose(0, 1).unsqueeze(0)
+    q, k, v = (tokens_first(tensor).contiguous() for tensor in (q, k, v))
+    out = torch.ops.aten._cudnn_attention_forward(q, k, v, None, cu, cu, longest, longest, True, 0.0, True)[0]
+    return out.transpose(0, 1).unsqueeze(0)  # back to (1, heads, tokens, 128)
 
 
 flex = flex_with(None)
@@ -124,15 +128,12 @@ def time_ms(kernel: Kernel, tensors: tuple[torch.Tensor, ...], plans: list[Any],
     """Kernel time per row; the plans (mask, offsets) are built before, as the trainer builds them once a step."""
     for plan in plans[:2]:
         run(kernel, *tensors, plan)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(iters):
+
+    def every_row() -> None:
         for plan in plans:
             run(kernel, *tensors, plan)
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / (iters * len(plans))
+
+    return cuda_ms(every_row, iters) / len(plans)
 
 
 def largest_difference(reference: tuple[torch.Tensor, ...], other: tuple[torch.Tensor, ...]) -> float:

@@ -22,8 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from cuda_timing import cuda_ms  # noqa: E402
 
 from trainer.kernels.fused_lora import _SharedInputLoRA  # noqa: E402
 
@@ -40,19 +42,6 @@ def rank_blocks(x: torch.Tensor, stacked_a: torch.Tensor) -> list[torch.Tensor]:
     """x @ [A_1; A_2; ..]^T, split into each projection's rank-r block."""
     acts = x @ stacked_a.t()
     return [acts[:, index * RANK:(index + 1) * RANK] for index in range(stacked_a.shape[0] // RANK)]
-
-
-def time_ms(work: Callable[[], object], iters: int) -> float:
-    for _ in range(3):
-        work()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(iters):
-        work()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             ("backward pieces dy@B, dy^T@xA", backward_pieces(False)),
             ("backward pieces dy@B, (xA^T@dy)^T", backward_pieces(True))]
     for label, work in rows:
-        ms = time_ms(work, args.iters)
+        for _ in range(3):  # warm-up
+            work()
+        ms = cuda_ms(work, args.iters)
         print(f"  {label:32s} {ms:7.3f} ms a layer, {ms * LAYERS:6.1f} ms for {LAYERS} layers")
     return 0
 

@@ -9,11 +9,20 @@ samples), the tail padding a segment of its own, as the trainer lays rows out. K
   flash-varlen torch's FlashAttention-2 varlen kernel (aten._flash_attention_forward with cu_seqlens), native GQA
   cudnn-varlen cuDNN's ragged attention (aten._cudnn_attention_forward with cu_seqlens), native GQA
 
+Rows whose segments all have one length (the fixed shape: two 2,048-token samples) can instead be laid out as a
+batch of plain causal rows, one sample each, which needs no document mask. Those kernels (fixed shape only) take
+(samples, heads, 2048, 128) inputs, as transformers hands over a batch of unpacked rows:
+
+  dense-flex   FlexAttention with a causal block mask
+  dense-flash / dense-cudnn / dense-efficient
+               scaled_dot_product_attention(is_causal=True, enable_gqa=True) held to that SDPA backend
+
 Inputs come as transformers hands them to an attention function, (1, heads, tokens, 128) after RoPE, so the
 varlen kernels pay for their (tokens, heads, 128) layout. Prints ms per row for one layer and for 32 layers, and
 the largest difference of the output and of d(q), d(k), d(v) from flex's.
 
 Usage: python benchmarks/attention_probe.py [--row-tokens 4096] [--rows 6] [--iters 10] [--kernels a,b]
+       [--dense-kernels a,b]
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from cuda_timing import cuda_ms  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention  # noqa: E402
 from train_speed import make_examples, sample_lengths, scale_for  # noqa: E402
 
@@ -103,16 +114,38 @@ KERNELS: dict[str, tuple[Kernel, Callable[[list[int]], Any]]] = {
 }
 
 
-def inputs(tokens: int, seed: int) -> tuple[torch.Tensor, ...]:
+def dense_plan(segments: list[int]) -> Any:
+    """Causal block mask of one sample's length; the batch of samples shares it."""
+    length = segments[0]
+    return create_block_mask(lambda b, h, qi, ki: qi >= ki, 1, 1, length, length, device="cuda")
+
+
+def dense_sdpa(backend: SDPBackend) -> Kernel:
+    def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: Any) -> torch.Tensor:
+        with sdpa_kernel([backend]):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    return sdpa
+
+
+DENSE_KERNELS: dict[str, Kernel] = {
+    "dense-flex": flex,
+    "dense-flash": dense_sdpa(SDPBackend.FLASH_ATTENTION),
+    "dense-efficient": dense_sdpa(SDPBackend.EFFICIENT_ATTENTION),
+    "dense-cudnn": dense_sdpa(SDPBackend.CUDNN_ATTENTION),  # last: a failure may take the CUDA context with it
+}
+
+
+def inputs(tokens: int, seed: int, samples: int = 1) -> tuple[torch.Tensor, ...]:
+    """q, k, v, d(out) of `samples` rows of `tokens` each, laid out as transformers hands them over."""
     generator = torch.Generator(device="cuda").manual_seed(seed)
 
-    def make(heads: int) -> torch.Tensor:  # (1, tokens, heads, 128) projected, then viewed as HF does
-        return torch.randn(1, tokens, heads, HEAD_DIM, device="cuda", dtype=torch.bfloat16, generator=generator)
+    def make(heads: int) -> torch.Tensor:  # (samples, tokens, heads, 128) projected, then viewed as HF does
+        return torch.randn(samples, tokens, heads, HEAD_DIM, device="cuda", dtype=torch.bfloat16, generator=generator)
 
-    q = make(HEADS).transpose(1, 2).contiguous().requires_grad_()  # RoPE writes a fresh (1, heads, tokens, 128)
+    q = make(HEADS).transpose(1, 2).contiguous().requires_grad_()  # RoPE writes a fresh (samples, heads, tokens, 128)
     k = make(KV_HEADS).transpose(1, 2).contiguous().requires_grad_()
     v = make(KV_HEADS).transpose(1, 2).requires_grad_()  # v is not rotated: a transposed view
-    grad = torch.randn(1, HEADS, tokens, HEAD_DIM, device="cuda", dtype=torch.bfloat16, generator=generator)
+    grad = torch.randn(samples, HEADS, tokens, HEAD_DIM, device="cuda", dtype=torch.bfloat16, generator=generator)
     return q, k, v, grad
 
 
@@ -140,6 +173,27 @@ def largest_difference(reference: tuple[torch.Tensor, ...], other: tuple[torch.T
     return max(float((a.float() - b.float()).abs().max()) for a, b in zip(reference, other, strict=True))
 
 
+def time_dense(names: list[str], rows: list[list[int]], iters: int) -> None:
+    """The fixed shape's rows as batches of plain causal samples; ms per packed row's worth of tokens."""
+    if any(len(set(segments)) != 1 for segments in rows):
+        print("  dense kernels skipped: the rows' segments differ in length")
+        return
+    samples, length = len(rows[0]), rows[0][0]
+    tensors = inputs(length, seed=0, samples=samples)
+    plans = [dense_plan(rows[0])]
+    reference = run(flex, *tensors, plans[0])
+    for name in names:
+        kernel = DENSE_KERNELS[name]
+        try:
+            difference = largest_difference(reference, run(kernel, *tensors, plans[0]))
+            ms = time_ms(kernel, tensors, plans, iters)
+        except Exception as error:  # a kernel this torch/GPU lacks is a finding, not a crash
+            print(f"  {name:15s} failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+            continue
+        print(f"  {name:15s} {ms:7.3f} ms a row, {ms * LAYERS:6.1f} ms for {LAYERS} layers "
+              f"({samples} x {length} causal), max |diff| vs dense-flex {difference:.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--row-tokens", type=int, default=4096)
@@ -147,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--kernels", default="flex,flex-fwd128,flex-bwd64x128,flash-varlen",
                         help=f"comma-separated, of {', '.join(KERNELS)}")
+    parser.add_argument("--dense-kernels", default=",".join(DENSE_KERNELS),
+                        help=f"comma-separated, of {', '.join(DENSE_KERNELS)}; '' for none")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, {torch.cuda.get_device_name()}")
     for shape in ("fixed", "var"):
@@ -166,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"  {name:13s} {ms:7.3f} ms a layer, {ms * LAYERS:6.1f} ms for {LAYERS} layers, "
                   f"max |diff| vs flex {difference:.4f}")
+        if shape == "fixed" and args.dense_kernels:
+            time_dense(args.dense_kernels.split(","), rows, args.iters)
     return 0
 
 

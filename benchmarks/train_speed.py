@@ -11,7 +11,10 @@ and `fixed` (2,048-token samples). Set-ups run one after the other on one model 
   trainer       the trainer's --packing path: trainer.packing + attention "auto" + chunked fused CE + fused LoRA
 Options append to a packed set-up with "+": fce (chunked fused cross-entropy), compile (torch.compile each
 decoder layer), ckpt (gradient checkpointing), flora (fused LoRA projections, trainer.kernels.fused_lora),
-e.g. `packed-flex+fce+compile`.
+2rows (each micro-batch two rows of half --row-tokens: the trainer CLI's layout, rows of --max_seq_length 2,048,
+where a 2,048-token sample fills a row alone and needs no document mask), hfmask (with fce: transformers builds the
+packed rows' mask, one host sync a step), eagerce (with fce: the loss's softmax arithmetic eager), e.g.
+`packed-flex+fce+compile`.
 
 Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
        [--row-tokens 4096] [--json-out PATH] [--profile SETUPS [--profile-steps 3]] [--tiny]
@@ -39,6 +42,7 @@ import torch  # noqa: E402
 from profile_breakdown import Breakdown, breakdown  # noqa: E402
 
 from envdoctor import write_atomic  # noqa: E402
+from trainer.attention import packed_rows_mask  # noqa: E402
 from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
 from trainer.kernels.fused_lora import disable_fused_lora, enable_fused_lora  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
@@ -60,10 +64,14 @@ class Setup:
     compile: bool = False
     checkpointing: bool = False
     fused_lora: bool = False
+    rows_per_batch: int = 1  # packed: the micro-batch's --row-tokens split into this many rows
+    document_mask: bool = True  # fce: the packed rows' mask from trainer.attention (no host sync)
+    compiled_ce: bool = True  # fce: the per-chunk softmax arithmetic compiled on a GPU
 
 
 OPTIONS = {"fce": {"fused_ce": True}, "compile": {"compile": True}, "ckpt": {"checkpointing": True},
-           "flora": {"fused_lora": True}}
+           "flora": {"fused_lora": True}, "2rows": {"rows_per_batch": 2}, "hfmask": {"document_mask": False},
+           "eagerce": {"compiled_ce": False}}
 
 
 @dataclass(frozen=True)
@@ -215,14 +223,20 @@ def padded_batches(examples: list[TokenizedExample], pad_id: int) -> Iterator[tu
                "attention_mask": torch.tensor(mask)}, [len(e) for e in group]
 
 
-def packed_batches(examples: list[TokenizedExample], row_tokens: int) -> tuple[Iterator[Any], float]:
-    """The trainer's path: pack the pool, shuffle the rows (seeded), one row per micro-batch.
+def packed_batches(examples: list[TokenizedExample], row_tokens: int,
+                   rows_per_batch: int = 1) -> tuple[Iterator[Any], float]:
+    """The trainer's path: pack the pool into rows of row_tokens / rows_per_batch, shuffle the rows (seeded),
+    rows_per_batch rows per micro-batch.
 
     Returns (batches yielding (batch, sample lengths), share of row tokens that are real)."""
-    rows = pack_examples(examples, row_tokens)
+    row_length = row_tokens // rows_per_batch
+    rows = pack_examples(examples, row_length)
     order = np.random.default_rng(0).permutation(len(rows))
-    collate = PackedCollator(row_tokens, pad_token_id=0)
-    return ((collate([rows[i]]), list(rows[i].seq_lens)) for i in order), packing_efficiency(rows, row_tokens)
+    collate = PackedCollator(row_length, pad_token_id=0)
+    groups = [[rows[i] for i in order[start:start + rows_per_batch]]
+              for start in range(0, len(order) - rows_per_batch + 1, rows_per_batch)]
+    batches = ((collate(group), [length for row in group for length in row.seq_lens]) for group in groups)
+    return batches, packing_efficiency(rows, row_length)
 
 
 # ---------------------------------------------------------------- one set-up
@@ -255,7 +269,8 @@ def configure(model: Any, setup: Setup) -> None:
 def loss_of(model: Any, batch: dict[str, torch.Tensor], setup: Setup) -> torch.Tensor:
     if setup.fused_ce:
         return causal_lm_loss(model, batch["input_ids"], batch["labels"], batch.get("position_ids"),
-                              batch.get("attention_mask"))
+                              batch.get("attention_mask"), document_mask=setup.document_mask,
+                              compiled=None if setup.compiled_ce else False)
     return model(**batch).loss
 
 
@@ -282,7 +297,7 @@ def train_steps(model: Any, setup: Setup, batches: Iterator[Any], steps: int, sc
             fetch_started = time.perf_counter()
             batch, batch_lengths = next(batches)
             lengths.extend(batch_lengths)
-            batch = {name: tensor.to(scale.device, non_blocking=True) for name, tensor in batch.items()}
+            batch = {name: to_device(tensor, scale) for name, tensor in batch.items()}
             data_seconds += time.perf_counter() - fetch_started
             (loss_of(model, batch, setup) / accumulation).backward()
         optimizer.step()
@@ -291,7 +306,15 @@ def train_steps(model: Any, setup: Setup, batches: Iterator[Any], steps: int, sc
     return StepTimes(lengths, time.perf_counter() - start, data_seconds)
 
 
-def isolation_check(model: Any, scale: Scale, row_tokens: int, vocab: int) -> float:
+def to_device(tensor: torch.Tensor, scale: Scale) -> torch.Tensor:
+    """As the trainer's DataLoader hands batches over (pin_memory): a copy from pageable memory would make the host
+    wait for the GPU to finish all queued work first."""
+    if scale.device != "cuda":
+        return tensor
+    return tensor.pin_memory().to(scale.device, non_blocking=True)
+
+
+def isolation_check(model: Any, setup: Setup, scale: Scale, row_tokens: int, vocab: int) -> float:
     """Max |hidden(A after B) - hidden(A after B2)|: 0 when packed samples cannot see each other."""
     target_len, before_len = max(2, row_tokens // 8), max(2, row_tokens // 4)
     target, first, second = make_examples([target_len, before_len, before_len], vocab)
@@ -299,9 +322,12 @@ def isolation_check(model: Any, scale: Scale, row_tokens: int, vocab: int) -> fl
     for before in (first, second):
         [row] = pack_examples([before, target], row_tokens)
         batch = {k: v.to(scale.device) for k, v in PackedCollator(row_tokens, 0)([row]).items()}
+        position_ids = batch["position_ids"]
+        ours = setup.fused_ce and setup.document_mask  # the mask the fused loss passes, else transformers' own
         with torch.no_grad():
-            hidden = model.get_base_model().get_decoder()(input_ids=batch["input_ids"],
-                                                          position_ids=batch["position_ids"], use_cache=False)
+            hidden = model.get_base_model().get_decoder()(
+                input_ids=batch["input_ids"], position_ids=position_ids, use_cache=False,
+                attention_mask=packed_rows_mask(model, position_ids) if ours else None)
         states.append(hidden.last_hidden_state[0, before_len:before_len + target_len].float())
     return (states[0] - states[1]).abs().max().item()
 
@@ -318,7 +344,7 @@ def run_setup(model: Any, setup: Setup, shape: str, args: argparse.Namespace, sc
     fill_measurements(result, measured.lengths, measured.seconds, model.config, scale, peak_flops,
                       data_mean_tokens(args, scale, shape))
     if setup.packed:
-        result.isolation_max_diff = isolation_check(model, scale, args.row_tokens, model.config.vocab_size)
+        result.isolation_max_diff = isolation_check(model, setup, scale, args.row_tokens, model.config.vocab_size)
     result.measured_steps = args.steps
     return result
 
@@ -330,7 +356,7 @@ def prepared_batches(model: Any, setup: Setup, shape: str, args: argparse.Namesp
     model.train()
     examples = make_examples(sample_lengths(pool_size(args, scale, shape), scale, shape), model.config.vocab_size)
     if setup.packed:
-        return packed_batches(examples, args.row_tokens)
+        return packed_batches(examples, args.row_tokens, setup.rows_per_batch)
     return padded_batches(examples, pad_id=0), None
 
 

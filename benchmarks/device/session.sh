@@ -24,14 +24,18 @@
 #       (Unsloth chosen), its checkpoint resumed with --backend hf
 # A third machine session (fused LoRA), two calls back to back on a warm nvidia-h200-x2:
 #   bash benchmarks/device/session.sh cli          # carry .whl
-#       the trainer CLI (--fused_lora auto: on) at the seed's flags on var-length chat rows: GPU 0 with --packing
-#       --torch_compile, GPU 1 as they are (--torch_compile); then GPU 1 builds unsloth_backend.py's base model
+#       the trainer CLI (--fused_lora auto: on) at the seed's flags with --packing --torch_compile: GPU 0 on
+#       var-length chat rows, GPU 1 on fixed 2,048-token samples; then GPU 1 builds unsloth_backend.py's base model
+#       and runs the CUDA-only attention tests
 #   bash benchmarks/device/session.sh speed_peers  # carry .whl-peers
 #       GPU 0: train_speed.py on the image's own stack (it needs no NumPy 1): the baseline, the trainer's path before
-#              fused LoRA (packed-flex+fce+compile) and with it (trainer+compile, trainer), both shapes, a profile
-#              of trainer+compile; then trainer+compile on rows of 8,192 tokens while time is left
+#              fused LoRA (packed-flex+fce+compile), with it but with transformers' mask and the eager loss
+#              arithmetic (+hfmask+eagerce), as it is (trainer+compile) and in the CLI's row layout (+2rows), both
+#              shapes, profiles of the last two; then trainer+compile on rows of 8,192 tokens while time is left
 #       GPU 1: peers.sh (baseline, packing + FlexAttention + Liger, Unsloth) on the model built by the cli part
 # The same two calls measured the joined-GEMM LoRA variant (machine session G, benchmarks/README.md section 7).
+#   bash benchmarks/device/session.sh cli_default  # carry .whl; one H200 is enough
+#       the trainer CLI at the seed's flags as they are (--torch_compile, no --packing) on var-length chat rows
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -185,26 +189,29 @@ cli() {
     install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
     python3 benchmarks/device/make_llama8b.py /tmp/llama8b-cli 2>&1 | grep -v "it/s\]"
     python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
-    local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout 130
-                  --dataset /tmp/train.jsonl)
+    local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout 130)
     (
         export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
         echo "=== var-length chat rows, the seed's flags + --packing --torch_compile (--fused_lora auto)"
-        python3 benchmarks/scaling.py "${common[@]}" --steps 24 --warmup-steps 6 --trainer-arg=--packing \
+        python3 benchmarks/scaling.py "${common[@]}" --dataset /tmp/train.jsonl --steps 24 --warmup-steps 6 \
+            --trainer-arg=--packing \
             --trainer-arg=--torch_compile --workdir /tmp/cli-var --json-out "$OUT/cli_var.json"
         echo "done at $(elapsed) s"
     ) > "$OUT/gpu0.log" 2>&1 &
     (
         export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
-        echo "=== var-length chat rows, the seed's flags as they are (--torch_compile, no --packing)"
-        python3 benchmarks/scaling.py "${common[@]}" --steps 16 --warmup-steps 6 --trainer-arg=--torch_compile \
-            --workdir /tmp/cli-default --json-out "$OUT/cli_default.json"
+        echo "=== fixed 2,048-token samples, the seed's flags + --packing --torch_compile (rows of one sample: SDPA)"
+        python3 benchmarks/scaling.py "${common[@]}" --steps 16 --warmup-steps 6 \
+            --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/cli-fixed \
+            --json-out "$OUT/cli_fixed.json"
         echo "done at $(elapsed) s"
         PYTHONPATH=$REPO/src timeout 90 python3 benchmarks/unsloth_backend.py build
         echo "unsloth_backend build exit=$? at $(elapsed) s"
+        PYTHONPATH=$REPO/src timeout 120 python3 -m pytest -q -p no:cacheprovider -k cuda tests/trainer/test_attention.py
+        echo "CUDA attention tests exit=$? at $(elapsed) s"
     ) > "$OUT/gpu1.log" 2>&1 &
     wait
-    cat "$OUT/gpu0.log" "$OUT/gpu1.log" | grep -E "^===|GPU\(s\)|exit|done at|Error"
+    cat "$OUT/gpu0.log" "$OUT/gpu1.log" | grep -E "^===|GPU\(s\)|exit|done at|Error|passed|failed"
     for log in /tmp/cli-*/gpus-1.log; do
         [ -f "$log" ] || continue
         local kept="$OUT/$(basename "$(dirname "$log")").log"
@@ -222,7 +229,8 @@ speed_peers() {
     (
         export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$REPO/src
         timeout -s INT -k 10 "$limit" python3 benchmarks/train_speed.py --steps 8 --warmup 3 \
-            --setups packed-flex+fce+compile,trainer+compile,trainer --profile trainer+compile \
+            --setups packed-flex+fce+compile,trainer+compile+hfmask+eagerce,trainer+compile,trainer+compile+2rows \
+            --profile trainer+compile,trainer+compile+2rows \
             --json-out "$OUT/train_speed.json"
         echo "train_speed exit=$? at $(elapsed) s"
         local left=$(( limit - $(elapsed) - 10 ))
@@ -244,7 +252,21 @@ speed_peers() {
     without_progress "$OUT/gpu0.log" | grep -v warn | tail -n 45
 }
 
+cli_default() {  # the seed's flags as they are (no --packing): padded batches, SDPA through trainer.attention
+    nvidia-smi -L
+    install /tmp/site .whl/*.whl || exit 1
+    install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
+    python3 benchmarks/device/make_llama8b.py /tmp/llama8b-cli 2>&1 | grep -v "it/s\]"
+    python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
+    echo "=== var-length chat rows, the seed's flags as they are (--torch_compile, no --packing)"
+    PYTHONPATH=/tmp/site:$REPO/src python3 benchmarks/scaling.py --model /tmp/llama8b-cli --stack "$STACK" --gpus 1 \
+        --launcher python --run-timeout 150 --dataset /tmp/train.jsonl --steps 16 --warmup-steps 6 \
+        --trainer-arg=--torch_compile --workdir /tmp/cli-default --json-out "$OUT/cli_default.json"
+    without_progress /tmp/cli-default/gpus-1.log > "$OUT/cli-default.log"
+    grep -E "\[trainer\].*(attention|loss:|compiled|GiB)" "$OUT/cli-default.log" | cut -c1-220
+}
+
 case "${1:-}" in
-    speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers) "$1" ;;
-    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers"; exit 2 ;;
+    speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default) "$1" ;;
+    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default"; exit 2 ;;
 esac

@@ -28,7 +28,8 @@ from trainer.types import IGNORE_INDEX, TokenizedExample
 if TYPE_CHECKING:
     import torch
 
-ATTENTION_BACKENDS = {"sdpa": "sdpa", "flex": "flex_attention", "eager": "eager"}
+# "rows": FlexAttention for packed rows, SDPA (cuDNN first) for plain causal ones (trainer.attention)
+ATTENTION_BACKENDS = {"sdpa": "sdpa", "flex": "flex_attention", "eager": "eager", "rows": "flex_attention+sdpa"}
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ class PackedCollator:
 
     Returns `input_ids`, `labels` and `position_ids` as int64 tensors and deliberately no `attention_mask`
     (a mask would switch off transformers' per-sample masking). The model needs `config.use_cache = False`.
+    When every row holds one sample (samples as long as the rows), the batch has no `position_ids`: those rows are
+    plain causal rows (the tail padding comes after the sample, which cannot see it), and SDPA's causal kernel runs
+    them faster than a document mask (trainer.attention).
     """
 
     def __init__(self, row_tokens: int, pad_token_id: int) -> None:
@@ -127,10 +131,9 @@ class PackedCollator:
         import torch
 
         padded = [self._pad(row) for row in rows]
-        return {
-            name: torch.tensor([fields[i] for fields in padded], dtype=torch.long)
-            for i, name in enumerate(("input_ids", "labels", "position_ids"))
-        }
+        names = ("input_ids", "labels", "position_ids") if any(len(row.seq_lens) > 1 for row in rows) else \
+            ("input_ids", "labels")
+        return {name: torch.tensor([fields[i] for fields in padded], dtype=torch.long) for i, name in enumerate(names)}
 
     def _pad(self, row: PackedRow) -> tuple[list[int], list[int], list[int]]:
         missing = self.row_tokens - len(row)
@@ -147,21 +150,26 @@ def enable_packed_attention(model: Any, backend: str = "auto") -> str:
     """Make `model` (a transformers model or a PEFT wrapper of one) isolate packed samples.
 
     Sets `config.use_cache = False` and the attention implementation: "sdpa", "flex" (FlexAttention, block-sparse
-    document mask) or "eager"; "auto" picks flex on CUDA when torch offers it, else sdpa. Returns the
-    transformers name of the implementation chosen. Raises ValueError for an unknown backend.
+    document mask), "rows" (FlexAttention for packed rows, SDPA for rows of one sample: trainer.attention) or
+    "eager"; "auto" picks rows on CUDA when torch offers FlexAttention, else sdpa. Returns the transformers name of
+    the implementation chosen. Raises ValueError for an unknown backend.
     """
     if backend != "auto" and backend not in ATTENTION_BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use auto, {', '.join(ATTENTION_BACKENDS)}")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    chosen = ATTENTION_BACKENDS[_auto_backend(base) if backend == "auto" else backend]
+    chosen = _auto_backend(base) if backend == "auto" else backend
     base.config.use_cache = False
-    base.set_attn_implementation(chosen)
-    return chosen
+    if chosen == "rows":
+        from trainer.attention import enable_rows_attention
+
+        return enable_rows_attention(base)
+    base.set_attn_implementation(ATTENTION_BACKENDS[chosen])
+    return ATTENTION_BACKENDS[chosen]
 
 
 def _auto_backend(model: Any) -> str:
-    """flex when the model trains on CUDA: it is there already, or it is still on the CPU (transformers' Trainer
-    moves it at the start of training) and a GPU is available."""
+    """rows (FlexAttention for packed rows) when the model trains on CUDA: it is there already, or it is still on
+    the CPU (transformers' Trainer moves it at the start of training) and a GPU is available."""
     import torch
 
     device = next(model.parameters()).device.type
@@ -170,7 +178,7 @@ def _auto_backend(model: Any) -> str:
     except ImportError:
         return "sdpa"
     trains_on_cuda = device == "cuda" or (device == "cpu" and torch.cuda.is_available())
-    return "flex" if trains_on_cuda else "sdpa"
+    return "rows" if trains_on_cuda else "sdpa"
 
 
 def packing_efficiency(rows: Sequence[PackedRow], row_tokens: int) -> float:

@@ -111,6 +111,11 @@ class LoRARecipe:
             multiple = COMPILE_PAD_MULTIPLE if self.config.torch_compile else PAD_MULTIPLE
             self._hint_packing(multiple)
             collator = PadCollator(tokenizer.pad_token_id, multiple)
+            if use_rows_attention(self.backend):
+                from trainer.attention import enable_rows_attention
+
+                log(f"attention {enable_rows_attention(model)}: SDPA, cuDNN's kernel first for batches without "
+                    "padding")
             return self.data.train, RecordingCollator(collator) if debug_enabled() else collator
         from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency
 
@@ -274,6 +279,14 @@ def use_fused_lora(config: TrainConfig, backend: Any = None) -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def use_rows_attention(backend: Any = None) -> bool:
+    """Unpacked batches train with trainer.attention (SDPA, cuDNN first without padding) on a GPU with the hf
+    backend; Unsloth brings its own attention. With --packing, enable_packed_attention chooses."""
+    import torch
+
+    return (backend is None or backend.name == "hf") and torch.cuda.is_available()
 
 
 def load_tokenizer(config: Any) -> Any:

@@ -40,6 +40,22 @@ def test_value_and_gradients_match_plain_loss(chunk: int, reduction: str) -> Non
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_chunk_arithmetic_matches_eager(dtype: torch.dtype) -> None:
+    """What runs on a GPU: the per-chunk softmax arithmetic compiled (here Inductor on CPU), with a shorter last
+    chunk (37 tokens in chunks of 16: two compiled shapes) and ignored targets."""
+    torch._dynamo.reset()
+    results = []
+    for compiled in (False, True):
+        hidden, weight, targets = (t.detach().to(dtype).requires_grad_() if t.is_floating_point() else t
+                                   for t in inputs(dtype=torch.float32))
+        loss = chunked_linear_cross_entropy(hidden, weight, targets, chunk_tokens=16, compiled=compiled)
+        results.append((loss, *torch.autograd.grad(3.0 * loss, (hidden, weight))))
+    tolerance = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, want, **tolerance)
+
+
 def test_upstream_gradient_scales_the_result() -> None:
     hidden, weight, targets = inputs()
     (3.0 * chunked_linear_cross_entropy(hidden, weight, targets, chunk_tokens=8)).backward()

@@ -50,9 +50,9 @@ def logits_of_last_sample(model: torch.nn.Module, before: TokenizedExample, targ
 
 
 def backends() -> list:
-    flex = pytest.param("flex", marks=pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="FlexAttention on CPU (torch inductor C++) is not reliable here"))
-    return ["sdpa", "eager", flex]
+    on_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                 reason="FlexAttention on CPU (torch inductor C++) is not reliable here")
+    return ["sdpa", "eager", pytest.param("flex", marks=on_cuda), pytest.param("rows", marks=on_cuda)]
 
 
 @pytest.mark.parametrize("backend", backends())
@@ -118,6 +118,21 @@ def test_collator_pads_to_fixed_shape_without_attention_mask() -> None:
     assert set(batch["input_ids"][0, used:].tolist()) == {PAD_ID}
 
 
+def test_rows_of_one_sample_are_plain_causal_rows() -> None:
+    """A batch whose rows each hold one sample has no position_ids (SDPA's causal kernel runs it, trainer.attention),
+    and its loss is the samples' own loss: the tail padding comes after the sample, which cannot attend to it."""
+    model = tiny_llama()
+    enable_packed_attention(model, "sdpa")
+    samples = [sample(ROW, 1), sample(30, 2, prompt=4)]
+    rows = pack_examples(samples, ROW)
+    assert [len(row.seq_lens) for row in rows] == [1, 1]
+    batch = PackedCollator(ROW, PAD_ID)(rows)
+    assert set(batch) == {"input_ids", "labels"}
+    with torch.no_grad():
+        packed = model(**batch).loss
+    torch.testing.assert_close(packed, separate_losses(model, samples), atol=1e-5, rtol=1e-5)
+
+
 def test_collator_refuses_row_longer_than_row_tokens() -> None:
     row = PackedRow((1,) * 5, (1,) * 5, tuple(range(5)), (5,))
     with pytest.raises(ValueError, match="row_tokens=4"):
@@ -140,14 +155,14 @@ def test_enable_packed_attention_on_peft_model() -> None:
         enable_packed_attention(model, "flash")
 
 
-def test_auto_picks_flex_for_a_model_still_on_the_cpu_when_training_will_run_on_a_gpu(
+def test_auto_picks_flex_rows_for_a_model_still_on_the_cpu_when_training_will_run_on_a_gpu(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The trainer chooses before transformers' Trainer moves the model to the GPU (the device run that found this
     packed with SDPA's dense mask); the CUDA answer is faked here, the choice is the code under test."""
     pytest.importorskip("torch.nn.attention.flex_attention")
     model = tiny_llama()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert enable_packed_attention(model) == "flex_attention"
+    assert enable_packed_attention(model) == "flex_attention+sdpa"  # FlexAttention for packed rows
 
 
 lengths_strategy = st.lists(st.integers(min_value=1, max_value=ROW), min_size=0, max_size=60)

@@ -25,14 +25,14 @@ def run_benchmark(*args: str) -> subprocess.CompletedProcess[str]:
 def test_tiny_run_reports_all_setups(tmp_path: Path) -> None:
     out = tmp_path / "speed.json"
     done = run_benchmark("--tiny", "--steps", "2", "--warmup", "1", "--pool", "800", "--json-out", str(out),
-                         "--setups", "packed-sdpa,packed-flex,trainer,packed-eager+fce+ckpt+flora",
+                         "--setups", "packed-sdpa,packed-flex,trainer,packed-eager+fce+ckpt+flora+2rows",
                          "--profile", "trainer", "--profile-steps", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     results = report["results"]
     assert [(r["shape"], r["setup"]) for r in results] == [
         (shape, name) for shape in ("var", "fixed")
-        for name in ("baseline", "packed-sdpa", "packed-flex", "trainer", "packed-eager+fce+ckpt+flora")
+        for name in ("baseline", "packed-sdpa", "packed-flex", "trainer", "packed-eager+fce+ckpt+flora+2rows")
     ]
     for row in results:
         if row["setup"] == "packed-flex":
@@ -44,7 +44,7 @@ def test_tiny_run_reports_all_setups(tmp_path: Path) -> None:
             assert row["ratio_to_baseline"] == 1.0 and row["isolation_max_diff"] is None
         else:
             assert row["isolation_max_diff"] == 0.0 and row["fill"] > 0.9
-    assert done.stdout.rstrip().splitlines()[-1].startswith("fixed packed-eager+fce+ckpt+flora")  # table last
+    assert done.stdout.rstrip().splitlines()[-1].startswith("fixed packed-eager+fce+ckpt+flora+2rows")  # table last
     assert [(p["shape"], p["setup"], p["status"]) for p in report["profiles"]] == [
         ("var", "trainer", "ok"), ("fixed", "trainer", "ok")]
     for profile in report["profiles"]:
@@ -57,4 +57,5 @@ def test_unknown_setup_is_one_line_error() -> None:
     done = run_benchmark("--tiny", "--setups", "packed-sdpa+turbo")
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "train_speed: --setups: unknown option 'turbo' in 'packed-sdpa+turbo'; options: fce, compile, ckpt, flora")
+        "train_speed: --setups: unknown option 'turbo' in 'packed-sdpa+turbo'; options: fce, compile, ckpt, flora, "
+        "2rows, hfmask, eagerce")

@@ -36,6 +36,8 @@
 # The same two calls measured the joined-GEMM LoRA variant (machine session G, benchmarks/README.md section 7).
 #   bash benchmarks/device/session.sh cli_default  # carry .whl; one H200 is enough
 #       the trainer CLI at the seed's flags as they are (--torch_compile, no --packing) on var-length chat rows
+#   bash benchmarks/device/session.sh scaling_packed  # carry .whl; 2 x H200
+#       the trainer CLI under torchrun on 2 GPUs, --packing --torch_compile on var-length chat rows
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -266,7 +268,23 @@ cli_default() {  # the seed's flags as they are (no --packing): padded batches, 
     grep -E "\[trainer\].*(attention|loss:|compiled|GiB)" "$OUT/cli-default.log" | cut -c1-220
 }
 
+scaling_packed() {  # the trainer CLI under torchrun on 2 GPUs with --packing --torch_compile (DDP + the fused loss)
+    nvidia-smi -L
+    install /tmp/site .whl/*.whl || exit 1
+    install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
+    python3 benchmarks/device/make_llama8b.py /tmp/llama8b-cli 2>&1 | grep -v "it/s\]"
+    python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
+    PYTHONPATH=/tmp/site:$REPO/src timeout -k 10 "${SCALING_LIMIT:-190}" python3 benchmarks/scaling.py \
+        --model /tmp/llama8b-cli --stack "$STACK" --gpus 2 --dataset /tmp/train.jsonl --steps "${SCALING_STEPS:-14}" --warmup-steps 4 \
+        --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/scaling-packed --run-timeout 180 \
+        --json-out "$OUT/scaling_packed.json"
+    echo "scaling exit=$? at $(elapsed) s"
+    without_progress /tmp/scaling-packed/gpus-2.log > "$OUT/scaling-packed.log"
+    grep -E "\[trainer\].*(attention|loss:|compiled|GiB)|'grad_norm'" "$OUT/scaling-packed.log" | sed -n '1,5p;$p' | cut -c1-220
+}
+
 case "${1:-}" in
-    speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default) "$1" ;;
-    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default"; exit 2 ;;
+    speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed) "$1" ;;
+    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed"
+       exit 2 ;;
 esac

@@ -27,7 +27,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 ROWS_ATTENTION = "flex_attention+sdpa"  # the name has "flex_attention" in it: transformers then checks flex support
 CAUSAL_SDPA_ORDER = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                      SDPBackend.MATH]
-MASKED_SDPA_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
+MASKED_SDPA_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]  # FlashAttention takes no mask
 FLEX_IMPLEMENTATIONS = (ROWS_ATTENTION, "flex_attention")
 
 

@@ -122,6 +122,29 @@ def test_causal_lm_loss_matches_model_loss_on_packed_lora_model() -> None:
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
+def test_fused_loss_through_ddp_with_fp32_outputs(tmp_path) -> None:  # noqa: ANN001
+    """Under DDP the loss runs the wrapper's forward, and transformers' Trainer (accelerate, bf16 mixed precision)
+    converts that forward's outputs to fp32: the hidden states then met a bf16 lm_head. The first 2-GPU device run
+    with --packing stopped there (`expected mat1 and mat2 to have the same dtype`)."""
+    from accelerate.utils import convert_outputs_to_fp32
+
+    distributed = torch.distributed
+    model = tiny_llama().to(torch.bfloat16)
+    enable_packed_attention(model, "sdpa")
+    batch = packed_batch()
+    expected = causal_lm_loss(model, batch["input_ids"], batch["labels"], batch["position_ids"])
+    distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        model.forward = convert_outputs_to_fp32(model.forward)
+        loss = causal_lm_loss(wrapped, batch["input_ids"], batch["labels"], batch["position_ids"])
+        loss.backward()
+    finally:
+        distributed.destroy_process_group()
+    torch.testing.assert_close(loss, expected)
+    assert model.model.layers[0].self_attn.q_proj.weight.grad is not None
+
+
 def test_num_items_replaces_token_count() -> None:
     model, batch = tiny_llama(), packed_batch()
     enable_packed_attention(model, "sdpa")

@@ -138,6 +138,7 @@ def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
         with _head_replaced_by_identity(base, head):
             states = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                            use_cache=False).logits
+        states = states.to(head.weight.dtype)  # accelerate's mixed precision hands the wrapper's outputs over in fp32
     hidden = states[:, :-1].reshape(-1, states.shape[-1])
     targets = labels[:, 1:].reshape(-1).to(hidden.device)
     if num_items is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -122,7 +124,7 @@ def test_causal_lm_loss_matches_model_loss_on_packed_lora_model() -> None:
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
-def test_fused_loss_through_ddp_with_fp32_outputs(tmp_path) -> None:  # noqa: ANN001
+def test_fused_loss_through_ddp_with_fp32_outputs(tmp_path: Path) -> None:
     """Under DDP the loss runs the wrapper's forward, and transformers' Trainer (accelerate, bf16 mixed precision)
     converts that forward's outputs to fp32: the hidden states then met a bf16 lm_head. The first 2-GPU device run
     with --packing stopped there (`expected mat1 and mat2 to have the same dtype`)."""

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from trainer.peft_model import base_model
+
 ROWS_ATTENTION = "flex_attention+sdpa"  # the name has "flex_attention" in it: transformers then checks flex support
 CAUSAL_SDPA_ORDER = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                      SDPBackend.MATH]
@@ -69,16 +71,14 @@ def register_rows_attention() -> str:
 
 def enable_rows_attention(model: Any) -> str:
     """Switch `model` (a transformers model or a PEFT wrapper of one) to ROWS_ATTENTION; returns its name."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.set_attn_implementation(register_rows_attention())
+    base_model(model).set_attn_implementation(register_rows_attention())
     return ROWS_ATTENTION
 
 
 def packed_rows_mask(model: Any, position_ids: torch.Tensor) -> Any:
     """The document mask of packed rows for `model` (a transformers model or a wrapper of one) when it attends with
     FlexAttention (ROWS_ATTENTION or flex_attention), else None (transformers then builds its own mask)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "_attn_implementation", None) not in FLEX_IMPLEMENTATIONS:
+    if getattr(base_model(model).config, "_attn_implementation", None) not in FLEX_IMPLEMENTATIONS:
         return None
     return document_mask(position_ids)
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trainer.peft_model import base_model
 from trainer.types import IGNORE_INDEX, TokenizedExample
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def enable_packed_attention(model: Any, backend: str = "auto") -> str:
     """
     if backend != "auto" and backend not in ATTENTION_BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use auto, {', '.join(ATTENTION_BACKENDS)}")
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     chosen = _auto_backend(base) if backend == "auto" else backend
     base.config.use_cache = False
     if chosen == "rows":

@@ -272,7 +272,7 @@ def use_fused_ce(config: TrainConfig) -> bool:
 def use_fused_lora(config: TrainConfig, backend: Any = None) -> bool:
     """--fused_lora auto: on when training runs on a GPU with the hf backend (benchmarks/README.md: fused LoRA);
     Unsloth's backend brings its own LoRA kernels."""
-    if backend is not None and backend.name != "hf":
+    if not _hf_backend(backend):
         return False
     if config.fused_lora != "auto":
         return config.fused_lora == "on"
@@ -286,7 +286,12 @@ def use_rows_attention(backend: Any = None) -> bool:
     backend; Unsloth brings its own attention. With --packing, enable_packed_attention chooses."""
     import torch
 
-    return (backend is None or backend.name == "hf") and torch.cuda.is_available()
+    return _hf_backend(backend) and torch.cuda.is_available()
+
+
+def _hf_backend(backend: Any) -> bool:
+    """The default transformers + PEFT path (None: no backend chosen, which means hf)."""
+    return backend is None or backend.name == "hf"
 
 
 def load_tokenizer(config: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from trainer.attention import packed_rows_mask
+from trainer.peft_model import base_model
 
 IGNORE_INDEX = -100
 DEFAULT_CHUNK_TOKENS = 1024
@@ -127,7 +128,7 @@ def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
     lm_head has a bias.
     """
     inner = _unwrapped(model)
-    base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    base = base_model(inner)
     head = _plain_head(base)
     if document_mask and attention_mask is None and position_ids is not None:  # packed rows, no host sync
         attention_mask = packed_rows_mask(base, position_ids)

@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torch.nn.attention.flex_attention")
 
+from tiny import tiny_llama_in_memory  # noqa: E402
 from torch.nn.attention.flex_attention import BlockMask  # noqa: E402
 from transformers.masking_utils import create_causal_mask  # noqa: E402
 
@@ -18,12 +19,7 @@ VOCAB, TOKENS = 96, 24
 
 
 def tiny_llama(attention: str, hidden_size: int = 32) -> transformers.LlamaForCausalLM:
-    config = transformers.LlamaConfig(
-        vocab_size=VOCAB, hidden_size=hidden_size, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False, use_cache=False,
-    )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config)
+    model = tiny_llama_in_memory(VOCAB, hidden=hidden_size, use_cache=False)
     if attention == ROWS_ATTENTION:
         enable_rows_attention(model)
     else:

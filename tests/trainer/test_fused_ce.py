@@ -9,6 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny import tiny_llama_in_memory  # noqa: E402
+
 from trainer.kernels.fused_ce import causal_lm_loss, chunked_linear_cross_entropy  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples  # noqa: E402
 from trainer.types import TokenizedExample  # noqa: E402
@@ -91,12 +93,7 @@ def test_bad_shapes_are_named() -> None:
 
 
 def tiny_llama() -> transformers.LlamaForCausalLM:
-    config = transformers.LlamaConfig(
-        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config)
+    return tiny_llama_in_memory(64)
 
 
 def packed_batch() -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ transformers = pytest.importorskip("transformers")
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from tiny import tiny_llama_in_memory  # noqa: E402
 
 from trainer.packing import (  # noqa: E402
     PackedCollator,
@@ -25,12 +26,7 @@ PAD_ID = 0
 
 
 def tiny_llama(seed: int = 0) -> transformers.LlamaForCausalLM:
-    config = transformers.LlamaConfig(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(config).eval()
+    return tiny_llama_in_memory(VOCAB, seed=seed).eval()
 
 
 def sample(length: int, seed: int, prompt: int = 0) -> TokenizedExample:

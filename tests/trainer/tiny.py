@@ -91,6 +91,19 @@ def build_tiny_llama(
     return Path(directory)
 
 
+def tiny_llama_in_memory(vocab: int, hidden: int = 32, seed: int = 0, **config: Any) -> Any:
+    """A random-init 2-layer LlamaForCausalLM kept in memory (4 heads, 2 KV heads, MLP 64, untied head, 128
+    positions); `config` overrides LlamaConfig fields."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    settings = {"vocab_size": vocab, "hidden_size": hidden, "intermediate_size": 64, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+                "tie_word_embeddings": False, **config}
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**settings))
+
+
 def build_tiny_model_dir(directory: Path | str, **llama_kwargs: Any) -> Path:
     """Tokenizer + model in one directory, ready for `--model_name directory`."""
     tokenizer = build_tiny_tokenizer(directory)

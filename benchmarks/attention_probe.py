@@ -173,6 +173,18 @@ def largest_difference(reference: tuple[torch.Tensor, ...], other: tuple[torch.T
     return max(float((a.float() - b.float()).abs().max()) for a, b in zip(reference, other, strict=True))
 
 
+def measure(name: str, kernel: Kernel, tensors: tuple[torch.Tensor, ...], make_plan: Callable[[list[int]], Any],
+            rows: list[list[int]], reference: tuple[torch.Tensor, ...], iters: int) -> tuple[float, float] | None:
+    """(ms per row, largest difference from the reference), or None after printing why the kernel failed."""
+    try:
+        plans = [make_plan(segments) for segments in rows]
+        difference = largest_difference(reference, run(kernel, *tensors, plans[0]))
+        return time_ms(kernel, tensors, plans, iters), difference
+    except Exception as error:  # a kernel this torch/GPU lacks is a finding, not a crash
+        print(f"  {name:15s} failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+        return None
+
+
 def time_dense(names: list[str], rows: list[list[int]], iters: int) -> None:
     """The fixed shape's rows as batches of plain causal samples; ms per packed row's worth of tokens."""
     if any(len(set(segments)) != 1 for segments in rows):
@@ -180,18 +192,12 @@ def time_dense(names: list[str], rows: list[list[int]], iters: int) -> None:
         return
     samples, length = len(rows[0]), rows[0][0]
     tensors = inputs(length, seed=0, samples=samples)
-    plans = [dense_plan(rows[0])]
-    reference = run(flex, *tensors, plans[0])
-    for name in names:
-        kernel = DENSE_KERNELS[name]
-        try:
-            difference = largest_difference(reference, run(kernel, *tensors, plans[0]))
-            ms = time_ms(kernel, tensors, plans, iters)
-        except Exception as error:  # a kernel this torch/GPU lacks is a finding, not a crash
-            print(f"  {name:15s} failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
-            continue
-        print(f"  {name:15s} {ms:7.3f} ms a row, {ms * LAYERS:6.1f} ms for {LAYERS} layers "
-              f"({samples} x {length} causal), max |diff| vs dense-flex {difference:.4f}")
+    reference = run(flex, *tensors, dense_plan(rows[0]))
+    for name in names:  # every fixed row holds samples of one length: one plan serves them all
+        timed = measure(name, DENSE_KERNELS[name], tensors, dense_plan, rows[:1], reference, iters)
+        if timed:
+            print(f"  {name:15s} {timed[0]:7.3f} ms a row, {timed[0] * LAYERS:6.1f} ms for {LAYERS} layers "
+                  f"({samples} x {length} causal), max |diff| vs dense-flex {timed[1]:.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,15 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         reference = run(flex, *tensors, flex_plan(rows[0]))
         for name in args.kernels.split(","):
             kernel, make_plan = KERNELS[name]
-            try:
-                plans = [make_plan(segments) for segments in rows]
-                difference = largest_difference(reference, run(kernel, *tensors, plans[0]))
-                ms = time_ms(kernel, tensors, plans, args.iters)
-            except Exception as error:  # a kernel this torch/GPU lacks is a finding, not a crash
-                print(f"  {name:13s} failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
-                continue
-            print(f"  {name:13s} {ms:7.3f} ms a layer, {ms * LAYERS:6.1f} ms for {LAYERS} layers, "
-                  f"max |diff| vs flex {difference:.4f}")
+            timed = measure(name, kernel, tensors, make_plan, rows, reference, args.iters)
+            if timed:
+                print(f"  {name:15s} {timed[0]:7.3f} ms a layer, {timed[0] * LAYERS:6.1f} ms for {LAYERS} layers, "
+                      f"max |diff| vs flex {timed[1]:.4f}")
         if shape == "fixed" and args.dense_kernels:
             time_dense(args.dense_kernels.split(","), rows, args.iters)
     return 0

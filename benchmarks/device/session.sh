@@ -185,12 +185,16 @@ PY
     cp /tmp/ck-backend/summary.json "$OUT/backend-summary.json" 2>/dev/null
 }
 
-cli() {
+cli_machine() {  # the trainer CLI's parts: the NumPy-1 stack (carry .whl), the 8B-shaped model, the chat rows
     nvidia-smi -L
     install /tmp/site .whl/*.whl || exit 1
     install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
     python3 benchmarks/device/make_llama8b.py /tmp/llama8b-cli 2>&1 | grep -v "it/s\]"
     python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
+}
+
+cli() {
+    cli_machine
     local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout 130)
     (
         export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
@@ -255,11 +259,7 @@ speed_peers() {
 }
 
 cli_default() {  # the seed's flags as they are (no --packing): padded batches, SDPA through trainer.attention
-    nvidia-smi -L
-    install /tmp/site .whl/*.whl || exit 1
-    install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
-    python3 benchmarks/device/make_llama8b.py /tmp/llama8b-cli 2>&1 | grep -v "it/s\]"
-    python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
+    cli_machine
     echo "=== var-length chat rows, the seed's flags as they are (--torch_compile, no --packing)"
     PYTHONPATH=/tmp/site:$REPO/src python3 benchmarks/scaling.py --model /tmp/llama8b-cli --stack "$STACK" --gpus 1 \
         --launcher python --run-timeout 150 --dataset /tmp/train.jsonl --steps 16 --warmup-steps 6 \
@@ -269,11 +269,7 @@ cli_default() {  # the seed's flags as they are (no --packing): padded batches, 
 }
 
 scaling_packed() {  # the trainer CLI under torchrun on 2 GPUs with --packing --torch_compile (DDP + the fused loss)
-    nvidia-smi -L
-    install /tmp/site .whl/*.whl || exit 1
-    install /tmp/np1 .whl/numpy-*.whl .whl/scipy-*.whl || exit 1
-    python3 benchmarks/device/make_llama8b.py /tmp/llama8b-cli 2>&1 | grep -v "it/s\]"
-    python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
+    cli_machine
     PYTHONPATH=/tmp/site:$REPO/src timeout -k 10 "${SCALING_LIMIT:-190}" python3 benchmarks/scaling.py \
         --model /tmp/llama8b-cli --stack "$STACK" --gpus 2 --dataset /tmp/train.jsonl --steps "${SCALING_STEPS:-14}" --warmup-steps 4 \
         --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/scaling-packed --run-timeout 180 \

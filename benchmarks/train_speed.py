@@ -13,8 +13,10 @@ Options append to a packed set-up with "+": fce (chunked fused cross-entropy), c
 decoder layer), ckpt (gradient checkpointing), flora (fused LoRA projections, trainer.kernels.fused_lora),
 2rows (each micro-batch two rows of half --row-tokens: the trainer CLI's layout, rows of --max_seq_length 2,048,
 where a 2,048-token sample fills a row alone and needs no document mask), hfmask (with fce: transformers builds the
-packed rows' mask, one host sync a step), eagerce (with fce: the loss's softmax arithmetic eager), e.g.
-`packed-flex+fce+compile`.
+packed rows' mask, one host sync a step), eagerce (with fce: the loss's softmax arithmetic eager), 4rows (four
+rows of a quarter of --row-tokens: with --row-tokens 8192 the seed's batch of 4 x 2,048), autotune / cudagraphs (with
+compile: torch.compile's mode max-autotune-no-cudagraphs / reduce-overhead), budget0.6 (with compile: Inductor may
+recompute activations to keep at most that share of them), e.g. `packed-flex+fce+compile`.
 
 Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
        [--row-tokens 4096] [--json-out PATH] [--profile SETUPS [--profile-steps 3]] [--tiny]
@@ -67,11 +69,16 @@ class Setup:
     rows_per_batch: int = 1  # packed: the micro-batch's --row-tokens split into this many rows
     document_mask: bool = True  # fce: the packed rows' mask from trainer.attention (no host sync)
     compiled_ce: bool = True  # fce: the per-chunk softmax arithmetic compiled on a GPU
+    compile_mode: str | None = None  # compile: torch.compile's mode (None: its default)
+    memory_budget: float = 1.0  # compile: torch._functorch's activation_memory_budget (< 1: recompute to fit)
 
 
 OPTIONS = {"fce": {"fused_ce": True}, "compile": {"compile": True}, "ckpt": {"checkpointing": True},
-           "flora": {"fused_lora": True}, "2rows": {"rows_per_batch": 2}, "hfmask": {"document_mask": False},
-           "eagerce": {"compiled_ce": False}}
+           "flora": {"fused_lora": True}, "2rows": {"rows_per_batch": 2}, "4rows": {"rows_per_batch": 4},
+           "hfmask": {"document_mask": False}, "eagerce": {"compiled_ce": False},
+           "autotune": {"compile_mode": "max-autotune-no-cudagraphs"},
+           "cudagraphs": {"compile_mode": "reduce-overhead"}}
+BUDGET_OPTION = "budget"  # "budget0.6": activation_memory_budget 0.6
 
 
 @dataclass(frozen=True)
@@ -118,10 +125,23 @@ def parse_setup(name: str) -> Setup:
         raise ValueError(f"unknown set-up {base!r} in {name!r}; choose from {', '.join(bases)}")
     setup = bases[base]
     for option in options:
-        if option not in OPTIONS:
-            raise ValueError(f"unknown option {option!r} in {name!r}; options: {', '.join(OPTIONS)}")
-        setup = replace(setup, **OPTIONS[option])
+        setup = replace(setup, **option_fields(option, name))
     return setup
+
+
+def option_fields(option: str, name: str) -> dict[str, Any]:
+    if option in OPTIONS:
+        return OPTIONS[option]
+    if option.startswith(BUDGET_OPTION):
+        try:
+            budget = float(option[len(BUDGET_OPTION):])
+        except ValueError:
+            budget = -1.0
+        if 0.0 < budget <= 1.0:
+            return {"memory_budget": budget}
+        raise ValueError(f"option {option!r} in {name!r}: write the activation memory budget as a number in (0, 1], "
+                         f"e.g. {BUDGET_OPTION}0.6")
+    raise ValueError(f"unknown option {option!r} in {name!r}; options: {', '.join(OPTIONS)}, {BUDGET_OPTION}<0..1>")
 
 
 # ---------------------------------------------------------------- model
@@ -259,9 +279,10 @@ def configure(model: Any, setup: Setup) -> None:
     else:
         model.gradient_checkpointing_disable()
     torch._dynamo.reset()  # a fresh compile per set-up: earlier set-ups' graphs must not use up the recompile limit
+    torch._functorch.config.activation_memory_budget = setup.memory_budget
     for layer in base.get_decoder().layers:
         if setup.compile:
-            layer.compile(dynamic=False)
+            layer.compile(dynamic=False, mode=setup.compile_mode)
         else:
             layer._compiled_call_impl = None  # undo a previous set-up's compile
 
@@ -371,7 +392,7 @@ def profile_run(model: Any, setup: Setup, shape: str, args: argparse.Namespace, 
         measured = train_steps(model, setup, batches, args.profile_steps, scale, lambda: None)
     events = profiler.key_averages(group_by_input_shape=True)
     return breakdown(events, measured.seconds, measured.data_seconds, args.profile_steps, LORA_RANK,
-                     on_gpu=scale.device == "cuda")
+                     on_gpu=scale.device == "cuda", top=25)
 
 
 def pool_size(args: argparse.Namespace, scale: Scale, shape: str) -> int:

@@ -38,6 +38,17 @@
 #       the trainer CLI at the seed's flags as they are (--torch_compile, no --packing) on var-length chat rows
 #   bash benchmarks/device/session.sh scaling_packed  # carry .whl; 2 x H200
 #       the trainer CLI under torchrun on 2 GPUs, --packing --torch_compile on var-length chat rows
+# Machine session L (2026-11-30, session 7), calls on one warm 2 x H200:
+#   bash benchmarks/device/session.sh experiments     # no carry: train_speed A/Bs on the image's stack
+#       GPU 0: fixed rows, trainer+compile+2rows beside +cudagraphs and +autotune, a profile (call 1 also ran
+#              +nostack, a variant not kept: benchmarks/README.md section 7)
+#       GPU 1: the CUDA-only tests, fixed rows of 4 x 2,048 (+budget0.6), var rows
+# then, one H200 (no 2-GPU machine was lent any more), two calls on one warm machine:
+#   bash benchmarks/device/session.sh autotune_cli    # carry .whl: the trainer CLI on fixed rows, --packing
+#       --torch_compile (mode auto: max-autotune-no-cudagraphs)
+#   bash benchmarks/device/session.sh autotune_var    # no carry: train_speed var rows, trainer+compile beside
+#       +autotune, a profile of +autotune
+#   bash benchmarks/device/session.sh autotune_fixed  # no carry: fixed rows +2rows+autotune and its profile
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -272,15 +283,76 @@ scaling_packed() {  # the trainer CLI under torchrun on 2 GPUs with --packing --
     cli_machine
     PYTHONPATH=/tmp/site:$REPO/src timeout -k 10 "${SCALING_LIMIT:-190}" python3 benchmarks/scaling.py \
         --model /tmp/llama8b-cli --stack "$STACK" --gpus 2 --dataset /tmp/train.jsonl --steps "${SCALING_STEPS:-14}" --warmup-steps 4 \
-        --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/scaling-packed --run-timeout 180 \
+        --trainer-arg=--packing --trainer-arg=--torch_compile --trainer-arg=--torch_compile_mode="${COMPILE_MODE:-auto}" \
+        --workdir /tmp/scaling-packed --run-timeout $(( ${SCALING_LIMIT:-190} - 10 )) \
         --json-out "$OUT/scaling_packed.json"
     echo "scaling exit=$? at $(elapsed) s"
     without_progress /tmp/scaling-packed/gpus-2.log > "$OUT/scaling-packed.log"
     grep -E "\[trainer\].*(attention|loss:|compiled|GiB)|'grad_norm'" "$OUT/scaling-packed.log" | sed -n '1,5p;$p' | cut -c1-220
 }
 
+experiments() {  # A/B of the ideas of 2026-11-30 (session 7) on fixed 2,048-token rows; no carry, 2 x H200
+    nvidia-smi -L
+    local limit=${EXPERIMENTS_LIMIT:-540}
+    (
+        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$REPO/src
+        timeout -s INT -k 10 "$limit" python3 benchmarks/train_speed.py --shape fixed --steps 8 --warmup 3 \
+            --setups trainer+compile+2rows,trainer+compile+2rows+cudagraphs,trainer+compile+2rows+autotune \
+            --profile trainer+compile+2rows --json-out "$OUT/experiments_fixed.json"
+        echo "train_speed fixed exit=$? at $(elapsed) s"
+    ) > "$OUT/gpu0.log" 2>&1 &
+    (
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=$REPO/src
+        timeout 100 python3 -m pytest -q -p no:cacheprovider -k cuda tests/trainer/test_fused_lora.py \
+            tests/trainer/test_attention.py 2>&1 | tail -n 5
+        echo "CUDA tests exit=$? at $(elapsed) s"
+        timeout -s INT -k 10 $(( limit * 11 / 20 )) python3 benchmarks/train_speed.py --shape fixed --steps 6 --warmup 3 \
+            --row-tokens 8192 --setups trainer+compile+4rows,trainer+compile+4rows+budget0.6 \
+            --json-out "$OUT/experiments_4rows.json"
+        echo "train_speed 4 rows exit=$? at $(elapsed) s"
+        local left=$(( limit - $(elapsed) - 5 ))
+        timeout -s INT -k 5 "$left" python3 benchmarks/train_speed.py --shape var --steps 8 --warmup 3 \
+            --setups trainer+compile,trainer+compile+nostack --json-out "$OUT/experiments_var.json"
+        echo "train_speed var exit=$? at $(elapsed) s"
+    ) > "$OUT/gpu1.log" 2>&1 &
+    wait
+    without_progress "$OUT/gpu0.log" | grep -v -i warn | tail -n 45
+    without_progress "$OUT/gpu1.log" | grep -v -i warn | tail -n 30
+}
+
+autotune_cli() {  # the trainer CLI on fixed rows with --packing --torch_compile (mode auto: max-autotune); carry .whl
+    cli_machine
+    echo "=== fixed 2,048-token samples, the seed's flags + --packing --torch_compile (mode auto: max-autotune)"
+    PYTHONPATH=/tmp/site:$REPO/src timeout -k 5 "${AUTOTUNE_LIMIT:-480}" python3 benchmarks/scaling.py \
+        --model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout "${AUTOTUNE_LIMIT:-480}" \
+        --steps 16 --warmup-steps 6 --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/cli-fixed \
+        --json-out "$OUT/cli_fixed.json"
+    echo "cli fixed exit=$? at $(elapsed) s"
+    without_progress /tmp/cli-fixed/gpus-1.log > "$OUT/cli-fixed.log" 2>/dev/null
+    grep -E "\[trainer\].*(fused LoRA|attention|loss:|compiled|GiB)" "$OUT/cli-fixed.log" | cut -c1-220
+}
+
+autotune_var() {  # no carry: train_speed var rows, trainer+compile beside +autotune, a profile of +autotune
+    PYTHONPATH=$REPO/src timeout -s INT -k 5 "${AUTOTUNE_LIMIT:-540}" python3 benchmarks/train_speed.py --shape var \
+        --steps 8 --warmup 3 --setups trainer+compile,trainer+compile+autotune --profile trainer+compile+autotune \
+        --json-out "$OUT/autotune_var.json" > "$OUT/autotune_var.log" 2>&1
+    echo "train_speed var exit=$? at $(elapsed) s"
+    without_progress "$OUT/autotune_var.log" | grep -v -i -E "warn|triton_|AUTOTUNE|strides|dtypes|^  [a-z]" | tail -n 40
+}
+
+autotune_fixed() {  # no carry: train_speed fixed rows in the CLI's layout with +autotune, and its profile
+    PYTHONPATH=$REPO/src timeout -s INT -k 5 "${AUTOTUNE_LIMIT:-480}" python3 benchmarks/train_speed.py --shape fixed \
+        --steps 8 --warmup 3 --setups trainer+compile+2rows+autotune --profile trainer+compile+2rows+autotune \
+        --json-out "$OUT/autotune_fixed.json" > "$OUT/autotune_fixed.log" 2>&1
+    echo "train_speed fixed exit=$? at $(elapsed) s"
+    without_progress "$OUT/autotune_fixed.log" | grep -v -i -E "warn|triton_[a-z_]+[0-9]+ |AUTOTUNE|strides|dtypes|select_al" \
+        | tail -n 40
+}
+
 case "${1:-}" in
-    speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed) "$1" ;;
-    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed"
+    speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed|experiments) "$1" ;;
+    autotune_cli|autotune_var|autotune_fixed) "$1" ;;
+    *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed"\
+"|experiments|autotune_cli|autotune_var|autotune_fixed"
        exit 2 ;;
 esac

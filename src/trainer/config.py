@@ -10,6 +10,8 @@ DEFAULT_STACK = "phase1a-2.0"
 BACKENDS = ("hf", "unsloth", "auto")
 AUTO_ON_OFF = ("auto", "on", "off")  # --fused_ce, --fused_lora
 AUTO_ON_OFF_FLAGS = ("fused_ce", "fused_lora")
+# --torch_compile_mode: torch.compile's modes; auto picks max-autotune-no-cudagraphs for --packing's fixed rows
+COMPILE_MODES = ("auto", "default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
 
 
 @dataclass
@@ -59,6 +61,14 @@ class TrainConfig(DataConfig):
     torch_compile: bool = False
     torch_compile_backend: str = field(default="inductor", metadata={
         "help": "torch.compile backend for --torch_compile (inductor; aot_eager/eager to debug)"})
+    torch_compile_mode: str = field(default="auto", metadata={
+        "help": "torch.compile mode for --torch_compile with inductor: auto|default|max-autotune-no-cudagraphs|"
+                "max-autotune|reduce-overhead (auto: max-autotune-no-cudagraphs with --packing, whose rows keep one "
+                "shape, so its GEMMs are tuned once; else default)"})
+    activation_memory_budget: float = field(default=1.0, metadata={
+        "help": "with --torch_compile (inductor): the share of a layer's activations kept for backward, in (0, 1]; "
+                "below 1 the compiler recomputes the cheapest rest (0.6: the seed's 4 x 2,048 rows in 38 GiB at 97% "
+                "of the speed, benchmarks/README.md)"})
     backend: str = field(default="hf", metadata={"help": "hf|unsloth|auto: library that loads and trains the model"})
     report_to: str = field(default="jsonl", metadata={"help": "jsonl|tensorboard (JSONL metrics are always written)"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "PATH or 'auto' (newest complete)"})

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.config import AUTO_ON_OFF, AUTO_ON_OFF_FLAGS, BACKENDS, TrainConfig
+from trainer.config import AUTO_ON_OFF, AUTO_ON_OFF_FLAGS, BACKENDS, COMPILE_MODES, TrainConfig
 from trainer.distributed import RecordingCollator, debug_enabled, debug_record, is_main_process, world_size
 from trainer.types import IGNORE_INDEX, TokenizedExample
 
@@ -95,7 +95,9 @@ class LoRARecipe:
 
             log(f"--fused_lora {self.config.fused_lora}: {enable_fused_lora(model).describe()}")
         if self.config.torch_compile:
-            log(f"--torch_compile: {compile_decoder_layers(model, self.config.torch_compile_backend)}")
+            compiled = compile_decoder_layers(model, self.config.torch_compile_backend, compile_mode(self.config),
+                                              self.config.activation_memory_budget)
+            log(f"--torch_compile: {compiled}")
         train_set, collator = self._train_set_and_collator(model, tokenizer)
         self.guard, self.interrupt = DivergenceGuard(self.config.grad_norm_limit), SaveOnInterrupt()
         self.metrics = MetricsLogger(self.output_dir)
@@ -248,6 +250,17 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
     for flag in AUTO_ON_OFF_FLAGS:
         if getattr(config, flag) not in AUTO_ON_OFF:
             problems.append(f"--{flag} must be one of {', '.join(AUTO_ON_OFF)}")
+    if config.torch_compile_mode not in COMPILE_MODES:
+        problems.append(f"--torch_compile_mode must be one of {', '.join(COMPILE_MODES)}")
+    elif config.torch_compile_mode not in ("auto", "default") and config.torch_compile_backend != "inductor":
+        problems.append(f"--torch_compile_mode {config.torch_compile_mode} needs --torch_compile_backend inductor "
+                        f"(it is {config.torch_compile_backend}); drop one of them")
+    budget = config.activation_memory_budget
+    if not 0 < budget <= 1:
+        problems.append(f"--activation_memory_budget {budget}: must be a share in (0, 1], e.g. 0.6")
+    elif budget < 1 and not (config.torch_compile and config.torch_compile_backend == "inductor"):
+        problems.append(f"--activation_memory_budget {budget} needs --torch_compile with the inductor backend (the "
+                        "compiler chooses what to recompute); without it use --gradient_checkpointing")
     if config.fused_lora == "on" and config.backend == "unsloth":
         problems.append("--fused_lora on does not apply to --backend unsloth (Unsloth fuses its own LoRA); drop it")
     if config.validate and not config.merge:
@@ -267,6 +280,16 @@ def use_fused_ce(config: TrainConfig) -> bool:
     if config.fused_ce != "auto":
         return config.fused_ce == "on"
     return config.packing
+
+
+def compile_mode(config: TrainConfig) -> str | None:
+    """--torch_compile_mode auto: max-autotune-no-cudagraphs with --packing and inductor (rows of one shape, so
+    Inductor tunes each GEMM and kernel once; measured in benchmarks/README.md section 7), else torch.compile's
+    default: unpacked batches come in several shapes, each of which would be tuned again. None means the default."""
+    mode = config.torch_compile_mode
+    if mode == "auto":
+        mode = "max-autotune-no-cudagraphs" if config.packing and config.torch_compile_backend == "inductor" else None
+    return None if mode == "default" else mode
 
 
 def use_fused_lora(config: TrainConfig, backend: Any = None) -> bool:
@@ -337,8 +360,11 @@ def load_model_for(backend: Any, config: TrainConfig) -> Any:
     return load_lora_model_for(backend or BackendChoice("hf", "default"), config)
 
 
-def compile_decoder_layers(model: Any, backend: str = "inductor") -> str:
-    """torch.compile each decoder layer in place (regional compilation); says what was compiled.
+def compile_decoder_layers(model: Any, backend: str = "inductor", mode: str | None = None,
+                           memory_budget: float = 1.0) -> str:
+    """torch.compile each decoder layer in place (regional compilation); says what was compiled. `memory_budget`
+    below 1 lets the compiler's partitioner recompute activations in backward instead of keeping them (torch's
+    activation_memory_budget, a process-wide setting read when the layers compile at their first call).
 
     All layers run the same code, so Dynamo compiles one graph and reuses it 32 times: minutes faster than compiling
     the whole model (transformers' torch_compile=True), which on an 8B Llama ran past 150 s without finishing its
@@ -350,13 +376,18 @@ def compile_decoder_layers(model: Any, backend: str = "inductor") -> str:
     if backend not in known:
         raise TrainerInputError(f"--torch_compile_backend {backend!r}: not a torch.compile backend; use one of "
                                 f"{', '.join(sorted(known))}")
+    torch._functorch.config.activation_memory_budget = memory_budget
     layers = [module for module in model.modules() if type(module).__name__.endswith("DecoderLayer")]
+    options = {"backend": backend} | ({"mode": mode} if mode else {})
+    how = backend + (f", mode {mode}" if mode else "") + (f", activation memory budget {memory_budget}"
+                                                          if memory_budget < 1 else "")
     if not layers:
-        model.compile(backend=backend)
-        return f"no decoder layers found, so the whole model was compiled ({backend})"
+        model.compile(**options)
+        return f"no decoder layers found, so the whole model was compiled ({how})"
     for layer in layers:
-        layer.compile(backend=backend)
-    return f"{len(layers)} {type(layers[0]).__name__} modules compiled with {backend} (one graph, reused by each)"
+        layer.compile(**options)
+    tuning = "; the first step tunes each GEMM and kernel (minutes on an 8B model)" if "autotune" in str(mode) else ""
+    return f"{len(layers)} {type(layers[0]).__name__} modules compiled with {how} (one graph, reused by each){tuning}"
 
 
 def training_arguments(config: TrainConfig, has_eval: bool) -> Any:

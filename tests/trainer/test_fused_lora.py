@@ -152,9 +152,11 @@ def test_compiled_training_sees_each_step(through_decoder: bool) -> None:
     torch.testing.assert_close(got, train_steps(plain, 3, through_decoder), atol=1e-5, rtol=1e-5)
 
 
-def activation_bytes_saved(model: torch.nn.Module) -> int:
+def activation_bytes_saved(model: torch.nn.Module, memory_budget: float = 1.0) -> int:
     """Bytes of the distinct storages that one compiled (Inductor) training forward keeps for backward, not counting
-    the parameters."""
+    the parameters. The layers compile through the trainer's compile_decoder_layers."""
+    from trainer.recipe import compile_decoder_layers
+
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     inputs = batch(tokens=64, rows=4)
     saved: dict[int, int] = {}
@@ -165,11 +167,18 @@ def activation_bytes_saved(model: torch.nn.Module) -> int:
             saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    with compiled_layers(model, backend="inductor"):
+    layers = model.get_base_model().model.layers
+    torch._dynamo.reset()
+    try:
+        compile_decoder_layers(model, "inductor", memory_budget=memory_budget)
         model(**inputs, use_cache=False)  # compiles
         with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
             loss = model(**inputs, use_cache=False).loss
         loss.backward()
+    finally:
+        torch._functorch.config.activation_memory_budget = 1.0  # a process-wide setting
+        for layer in layers:
+            layer._compiled_call_impl = None
     return sum(saved.values())
 
 
@@ -183,6 +192,28 @@ def test_compiled_fused_layers_keep_no_more_activations_than_peft() -> None:
     # within 2%: the fused op keeps its rank-r activations for the group (tokens x 3r), PEFT its own per projection;
     # keeping [x | xA^T] was 7% more here
     assert activation_bytes_saved(fused_model) <= 1.02 * plain
+
+
+def test_activation_memory_budget_makes_compiled_layers_keep_less() -> None:
+    """--activation_memory_budget: the compiler recomputes instead of keeping; the training result stays the same."""
+    model = lora_model()
+    enable_fused_lora(model)
+    full = activation_bytes_saved(model)
+    assert activation_bytes_saved(model, memory_budget=0.3) < 0.8 * full  # 45% of it here
+    from trainer.recipe import compile_decoder_layers
+
+    torch._dynamo.reset()
+    try:
+        want_loss, want_grads = loss_and_grads(model, batch())
+        compile_decoder_layers(model, "inductor", memory_budget=0.3)
+        budget_loss, budget_grads = loss_and_grads(model, batch())
+    finally:
+        torch._functorch.config.activation_memory_budget = 1.0
+        for layer in model.get_base_model().model.layers:
+            layer._compiled_call_impl = None
+    torch.testing.assert_close(budget_loss, want_loss, atol=1e-5, rtol=1e-5)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(budget_grads[name], grad, atol=1e-5, rtol=1e-5)
 
 
 def test_merge_and_unload_of_a_fused_model_saves_what_peft_merges(tmp_path: Path) -> None:
@@ -346,3 +377,17 @@ def test_fp32_model_under_bf16_autocast_trains_close_to_peft() -> None:
     for name, grad in want_grads.items():
         assert got_grads[name].dtype == torch.float32
         torch.testing.assert_close(got_grads[name], grad, atol=0.05, rtol=0.1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the device)")
+def test_bf16_fused_lora_matches_peft_on_cuda() -> None:
+    """cuBLAS's GEMMs in the fused op, compiled by Inductor, against PEFT in bf16."""
+    model = lora_model(dtype=torch.bfloat16).cuda()
+    inputs = {name: tensor.cuda() for name, tensor in batch(tokens=64, rows=4).items()}
+    want_loss, want_grads = loss_and_grads(model, inputs)
+    enable_fused_lora(model)
+    with compiled_layers(model, dynamic=False):
+        got_loss, got_grads = loss_and_grads(model, inputs)
+    torch.testing.assert_close(got_loss, want_loss, atol=0.02, rtol=0.01)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, atol=0.05, rtol=0.05, msg=lambda m, n=name: f"{n}: {m}")

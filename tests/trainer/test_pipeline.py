@@ -188,6 +188,41 @@ def test_fused_lora_flag_is_checked(tmp_path: Path) -> None:
                                                                                               "off"]))
 
 
+def test_compile_mode_flag_is_checked_and_auto_tunes_only_packed_rows(tmp_path: Path) -> None:
+    from trainer.recipe import compile_mode
+
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
+    base = ["--model_name", "m", "--dataset_path", str(data), "--torch_compile"]
+    with pytest.raises(TrainerInputError, match="--torch_compile_mode must be one of auto, default, "
+                                                "max-autotune-no-cudagraphs, max-autotune, reduce-overhead"):
+        check_config(parse([*base, "--torch_compile_mode", "fast"]))
+    with pytest.raises(TrainerInputError, match="--torch_compile_mode max-autotune needs --torch_compile_backend "
+                                                "inductor \\(it is aot_eager\\); drop one of them"):
+        check_config(parse([*base, "--torch_compile_mode", "max-autotune", "--torch_compile_backend", "aot_eager"]))
+    assert compile_mode(parse([*base, "--packing"])) == "max-autotune-no-cudagraphs"
+    assert compile_mode(parse(base)) is None  # unpacked batches come in several shapes: no tuning per shape
+    assert compile_mode(parse([*base, "--packing", "--torch_compile_backend", "aot_eager"])) is None
+    assert compile_mode(parse([*base, "--packing", "--torch_compile_mode", "default"])) is None
+    assert compile_mode(parse([*base, "--torch_compile_mode", "reduce-overhead"])) == "reduce-overhead"
+
+
+def test_activation_memory_budget_is_a_share_that_needs_the_compiler(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
+    base = ["--model_name", "m", "--dataset_path", str(data)]
+    for bad in ("0", "1.5", "-0.2"):
+        with pytest.raises(TrainerInputError, match=f"--activation_memory_budget {float(bad)}: must be a share in "
+                                                    "\\(0, 1\\], e.g. 0.6"):
+            check_config(parse([*base, "--torch_compile", "--activation_memory_budget", bad]))
+    with pytest.raises(TrainerInputError, match="--activation_memory_budget 0.6 needs --torch_compile with the "
+                                                "inductor backend .* use --gradient_checkpointing"):
+        check_config(parse([*base, "--activation_memory_budget", "0.6"]))
+    with pytest.raises(TrainerInputError, match="needs --torch_compile with the inductor backend"):
+        check_config(parse([*base, "--activation_memory_budget", "0.6", "--torch_compile",
+                            "--torch_compile_backend", "aot_eager"]))
+    check_config(parse([*base, "--activation_memory_budget", "0.6", "--torch_compile"]))
+    check_config(parse([*base, "--activation_memory_budget", "1"]))  # the default needs nothing
+
+
 # ---- train --merge --validate --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -58,4 +58,16 @@ def test_unknown_setup_is_one_line_error() -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "train_speed: --setups: unknown option 'turbo' in 'packed-sdpa+turbo'; options: fce, compile, ckpt, flora, "
-        "2rows, hfmask, eagerce")
+        "2rows, 4rows, hfmask, eagerce, autotune, cudagraphs, budget<0..1>")
+
+
+def test_compile_options_reach_the_setup() -> None:
+    sys.path.insert(0, str(SCRIPT.parent))
+    from train_speed import parse_setup
+
+    setup = parse_setup("trainer+compile+4rows+budget0.6+autotune")
+    assert (setup.rows_per_batch, setup.memory_budget, setup.compile_mode) == (4, 0.6, "max-autotune-no-cudagraphs")
+    assert parse_setup("trainer+compile+cudagraphs").compile_mode == "reduce-overhead"
+    with pytest.raises(ValueError, match=r"option 'budget2' in 'trainer\+budget2': write the activation memory "
+                                         r"budget as a number in \(0, 1\], e.g. budget0.6"):
+        parse_setup("trainer+budget2")

@@ -5,7 +5,10 @@ fp32 (PEFT upcasts it), so each projection re-reads its input for lora_A, materi
 output width, scales and adds it in extra passes, and backward mirrors all of that. Here, per group of projections
 that share an input:
 - one matmul gives x @ [A_q; A_k; A_v] (the rank-r activations of the whole group), in the input's dtype;
-- each output is the base matmul with the rank-r product added in the GEMM epilogue (`addmm`), not in extra passes;
+- each output is the base matmul with the rank-r product added by one `addmm` (beta = 1: cuBLAS reads the base output
+  in its epilogue, after ATen copies it into the result: the profile's "Memcpy DtoD"; under `--torch_compile_mode`
+  max-autotune-no-cudagraphs Inductor runs these `addmm` as Triton GEMMs with the add, and the RoPE or SwiGLU after
+  it, in their epilogue, and the copies are gone), not by a separate product, scale and add;
 - backward takes d(x) from one chain of `addmm_` (base weights, then the stacked A), and d(A) of the whole group from
   one matmul; only the input (or its dropout), the rank-r activations and the small adapter matrices are saved.
 The adapter parameters stay fp32 (master weights); they are cast to the input's dtype for the matmuls, as autocast

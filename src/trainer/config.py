@@ -67,8 +67,8 @@ class TrainConfig(DataConfig):
                 "shape, so its GEMMs are tuned once; else default)"})
     activation_memory_budget: float = field(default=1.0, metadata={
         "help": "with --torch_compile (inductor): the share of a layer's activations kept for backward, in (0, 1]; "
-                "below 1 the compiler recomputes the cheapest rest (0.6: the seed's 4 x 2,048 rows in 38 GiB at 97% "
-                "of the speed, benchmarks/README.md)"})
+                "below 1 the compiler recomputes the cheapest rest (benchmarks/train_speed.py, 4 x 2,048-token rows: "
+                "0.6 kept 38.2 GiB instead of 51.3 at 97% of the speed)"})
     backend: str = field(default="hf", metadata={"help": "hf|unsloth|auto: library that loads and trains the model"})
     report_to: str = field(default="jsonl", metadata={"help": "jsonl|tensorboard (JSONL metrics are always written)"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "PATH or 'auto' (newest complete)"})

@@ -152,11 +152,25 @@ def test_compiled_training_sees_each_step(through_decoder: bool) -> None:
     torch.testing.assert_close(got, train_steps(plain, 3, through_decoder), atol=1e-5, rtol=1e-5)
 
 
-def activation_bytes_saved(model: torch.nn.Module, memory_budget: float = 1.0) -> int:
-    """Bytes of the distinct storages that one compiled (Inductor) training forward keeps for backward, not counting
-    the parameters. The layers compile through the trainer's compile_decoder_layers."""
+@contextmanager
+def trainer_compiled_layers(model: torch.nn.Module, memory_budget: float = 1.0) -> Iterator[None]:
+    """The decoder layers compiled by the trainer's compile_decoder_layers (Inductor), from a fresh Dynamo cache;
+    uncompiled, and the process-wide memory budget back at 1, afterwards."""
     from trainer.recipe import compile_decoder_layers
 
+    torch._dynamo.reset()
+    try:
+        compile_decoder_layers(model, "inductor", memory_budget=memory_budget)
+        yield
+    finally:
+        torch._functorch.config.activation_memory_budget = 1.0
+        for layer in model.get_base_model().model.layers:
+            layer._compiled_call_impl = None
+
+
+def activation_bytes_saved(model: torch.nn.Module, memory_budget: float = 1.0) -> int:
+    """Bytes of the distinct storages that one compiled (Inductor) training forward keeps for backward, not counting
+    the parameters."""
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     inputs = batch(tokens=64, rows=4)
     saved: dict[int, int] = {}
@@ -167,18 +181,11 @@ def activation_bytes_saved(model: torch.nn.Module, memory_budget: float = 1.0) -
             saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    layers = model.get_base_model().model.layers
-    torch._dynamo.reset()
-    try:
-        compile_decoder_layers(model, "inductor", memory_budget=memory_budget)
+    with trainer_compiled_layers(model, memory_budget):
         model(**inputs, use_cache=False)  # compiles
         with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
             loss = model(**inputs, use_cache=False).loss
         loss.backward()
-    finally:
-        torch._functorch.config.activation_memory_budget = 1.0  # a process-wide setting
-        for layer in layers:
-            layer._compiled_call_impl = None
     return sum(saved.values())
 
 
@@ -200,17 +207,9 @@ def test_activation_memory_budget_makes_compiled_layers_keep_less() -> None:
     enable_fused_lora(model)
     full = activation_bytes_saved(model)
     assert activation_bytes_saved(model, memory_budget=0.3) < 0.8 * full  # 45% of it here
-    from trainer.recipe import compile_decoder_layers
-
-    torch._dynamo.reset()
-    try:
-        want_loss, want_grads = loss_and_grads(model, batch())
-        compile_decoder_layers(model, "inductor", memory_budget=0.3)
+    want_loss, want_grads = loss_and_grads(model, batch())
+    with trainer_compiled_layers(model, memory_budget=0.3):
         budget_loss, budget_grads = loss_and_grads(model, batch())
-    finally:
-        torch._functorch.config.activation_memory_budget = 1.0
-        for layer in model.get_base_model().model.layers:
-            layer._compiled_call_impl = None
     torch.testing.assert_close(budget_loss, want_loss, atol=1e-5, rtol=1e-5)
     for name, grad in want_grads.items():
         torch.testing.assert_close(budget_grads[name], grad, atol=1e-5, rtol=1e-5)

@@ -63,8 +63,8 @@ class TrainConfig(DataConfig):
         "help": "torch.compile backend for --torch_compile (inductor; aot_eager/eager to debug)"})
     torch_compile_mode: str = field(default="auto", metadata={
         "help": "torch.compile mode for --torch_compile with inductor: auto|default|max-autotune-no-cudagraphs|"
-                "max-autotune|reduce-overhead (auto: max-autotune-no-cudagraphs with --packing, whose rows keep one "
-                "shape, so its GEMMs are tuned once; else default)"})
+                "max-autotune|reduce-overhead (auto: max-autotune-no-cudagraphs with --packing on a GPU, whose rows "
+                "keep one shape, so its GEMMs are tuned once; else default)"})
     activation_memory_budget: float = field(default=1.0, metadata={
         "help": "with --torch_compile (inductor): the share of a layer's activations kept for backward, in (0, 1]; "
                 "below 1 the compiler recomputes the cheapest rest (benchmarks/train_speed.py, 4 x 2,048-token rows: "

@@ -282,13 +282,19 @@ def use_fused_ce(config: TrainConfig) -> bool:
     return config.packing
 
 
-def compile_mode(config: TrainConfig) -> str | None:
-    """--torch_compile_mode auto: max-autotune-no-cudagraphs with --packing and inductor (rows of one shape, so
-    Inductor tunes each GEMM and kernel once; measured in benchmarks/README.md section 7), else torch.compile's
-    default: unpacked batches come in several shapes, each of which would be tuned again. None means the default."""
+def compile_mode(config: TrainConfig, on_gpu: bool | None = None) -> str | None:
+    """--torch_compile_mode auto: max-autotune-no-cudagraphs with --packing and inductor on a GPU (rows of one shape,
+    so Inductor tunes each GEMM and kernel once; +4% measured in benchmarks/README.md section 1b), else
+    torch.compile's default: unpacked batches come in several shapes, each of which would be tuned again, and the
+    gain was measured on a GPU only. None means the default."""
     mode = config.torch_compile_mode
     if mode == "auto":
-        mode = "max-autotune-no-cudagraphs" if config.packing and config.torch_compile_backend == "inductor" else None
+        if on_gpu is None:
+            import torch
+
+            on_gpu = torch.cuda.is_available()
+        tuned = config.packing and config.torch_compile_backend == "inductor" and on_gpu
+        mode = "max-autotune-no-cudagraphs" if tuned else None
     return None if mode == "default" else mode
 
 

@@ -199,11 +199,14 @@ def test_compile_mode_flag_is_checked_and_auto_tunes_only_packed_rows(tmp_path: 
     with pytest.raises(TrainerInputError, match="--torch_compile_mode max-autotune needs --torch_compile_backend "
                                                 "inductor \\(it is aot_eager\\); drop one of them"):
         check_config(parse([*base, "--torch_compile_mode", "max-autotune", "--torch_compile_backend", "aot_eager"]))
-    assert compile_mode(parse([*base, "--packing"])) == "max-autotune-no-cudagraphs"
-    assert compile_mode(parse(base)) is None  # unpacked batches come in several shapes: no tuning per shape
-    assert compile_mode(parse([*base, "--packing", "--torch_compile_backend", "aot_eager"])) is None
-    assert compile_mode(parse([*base, "--packing", "--torch_compile_mode", "default"])) is None
+    assert compile_mode(parse([*base, "--packing"]), on_gpu=True) == "max-autotune-no-cudagraphs"
+    assert compile_mode(parse([*base, "--packing"]), on_gpu=False) is None  # the gain was measured on GPUs only
+    assert compile_mode(parse(base), on_gpu=True) is None  # unpacked batches come in several shapes
+    assert compile_mode(parse([*base, "--packing", "--torch_compile_backend", "aot_eager"]), on_gpu=True) is None
+    assert compile_mode(parse([*base, "--packing", "--torch_compile_mode", "default"]), on_gpu=True) is None
     assert compile_mode(parse([*base, "--torch_compile_mode", "reduce-overhead"])) == "reduce-overhead"
+    assert compile_mode(parse([*base, "--packing"])) == ("max-autotune-no-cudagraphs" if torch.cuda.is_available()
+                                                         else None)
 
 
 def test_activation_memory_budget_is_a_share_that_needs_the_compiler(tmp_path: Path) -> None:

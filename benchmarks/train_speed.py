@@ -48,6 +48,7 @@ from trainer.attention import packed_rows_mask  # noqa: E402
 from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
 from trainer.kernels.fused_lora import disable_fused_lora, enable_fused_lora  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
+from trainer.recipe import compile_decoder_layers  # noqa: E402
 from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
 
 DEFAULT_SETUPS = "baseline,packed-sdpa,packed-flex,trainer,trainer+compile"
@@ -279,11 +280,10 @@ def configure(model: Any, setup: Setup) -> None:
     else:
         model.gradient_checkpointing_disable()
     torch._dynamo.reset()  # a fresh compile per set-up: earlier set-ups' graphs must not use up the recompile limit
-    torch._functorch.config.activation_memory_budget = setup.memory_budget
-    for layer in base.get_decoder().layers:
-        if setup.compile:
-            layer.compile(dynamic=False, mode=setup.compile_mode)
-        else:
+    if setup.compile:  # the trainer's own regional compile (--torch_compile)
+        compile_decoder_layers(model, "inductor", setup.compile_mode, setup.memory_budget, dynamic=False)
+    else:
+        for layer in base.get_decoder().layers:
             layer._compiled_call_impl = None  # undo a previous set-up's compile
 
 

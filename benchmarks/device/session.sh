@@ -312,7 +312,7 @@ experiments() {  # A/B of the ideas of 2026-11-30 (session 7) on fixed 2,048-tok
         echo "train_speed 4 rows exit=$? at $(elapsed) s"
         local left=$(( limit - $(elapsed) - 5 ))
         timeout -s INT -k 5 "$left" python3 benchmarks/train_speed.py --shape var --steps 8 --warmup 3 \
-            --setups trainer+compile,trainer+compile+nostack --json-out "$OUT/experiments_var.json"
+            --setups trainer+compile --json-out "$OUT/experiments_var.json"
         echo "train_speed var exit=$? at $(elapsed) s"
     ) > "$OUT/gpu1.log" 2>&1 &
     wait
@@ -332,21 +332,22 @@ autotune_cli() {  # the trainer CLI on fixed rows with --packing --torch_compile
     grep -E "\[trainer\].*(fused LoRA|attention|loss:|compiled|GiB)" "$OUT/cli-fixed.log" | cut -c1-220
 }
 
-autotune_var() {  # no carry: train_speed var rows, trainer+compile beside +autotune, a profile of +autotune
-    PYTHONPATH=$REPO/src timeout -s INT -k 5 "${AUTOTUNE_LIMIT:-540}" python3 benchmarks/train_speed.py --shape var \
-        --steps 8 --warmup 3 --setups trainer+compile,trainer+compile+autotune --profile trainer+compile+autotune \
-        --json-out "$OUT/autotune_var.json" > "$OUT/autotune_var.log" 2>&1
-    echo "train_speed var exit=$? at $(elapsed) s"
-    without_progress "$OUT/autotune_var.log" | grep -v -i -E "warn|triton_|AUTOTUNE|strides|dtypes|^  [a-z]" | tail -n 40
+autotune_speed() {  # autotune_speed SHAPE SETUPS: no carry; train_speed on one shape, a profile of the last set-up
+    local shape=$1 setups=$2
+    PYTHONPATH=$REPO/src timeout -s INT -k 5 "${AUTOTUNE_LIMIT:-480}" python3 benchmarks/train_speed.py --shape "$shape" \
+        --steps 8 --warmup 3 --setups "$setups" --profile "${setups##*,}" --json-out "$OUT/autotune_$shape.json" \
+        > "$OUT/autotune_$shape.log" 2>&1
+    echo "train_speed $shape exit=$? at $(elapsed) s"
+    without_progress "$OUT/autotune_$shape.log" | grep -v -i -E "warn|triton_[a-z_]+[0-9]+ |AUTOTUNE|strides|dtypes|select_al" \
+        | tail -n 40
 }
 
-autotune_fixed() {  # no carry: train_speed fixed rows in the CLI's layout with +autotune, and its profile
-    PYTHONPATH=$REPO/src timeout -s INT -k 5 "${AUTOTUNE_LIMIT:-480}" python3 benchmarks/train_speed.py --shape fixed \
-        --steps 8 --warmup 3 --setups trainer+compile+2rows+autotune --profile trainer+compile+2rows+autotune \
-        --json-out "$OUT/autotune_fixed.json" > "$OUT/autotune_fixed.log" 2>&1
-    echo "train_speed fixed exit=$? at $(elapsed) s"
-    without_progress "$OUT/autotune_fixed.log" | grep -v -i -E "warn|triton_[a-z_]+[0-9]+ |AUTOTUNE|strides|dtypes|select_al" \
-        | tail -n 40
+autotune_var() {  # var rows, trainer+compile beside +autotune, a profile of +autotune
+    autotune_speed var trainer+compile,trainer+compile+autotune
+}
+
+autotune_fixed() {  # fixed rows in the CLI's layout with +autotune, and its profile
+    autotune_speed fixed trainer+compile+2rows+autotune
 }
 
 case "${1:-}" in

@@ -367,10 +367,11 @@ def load_model_for(backend: Any, config: TrainConfig) -> Any:
 
 
 def compile_decoder_layers(model: Any, backend: str = "inductor", mode: str | None = None,
-                           memory_budget: float = 1.0) -> str:
+                           memory_budget: float = 1.0, dynamic: bool | None = None) -> str:
     """torch.compile each decoder layer in place (regional compilation); says what was compiled. `memory_budget`
     below 1 lets the compiler's partitioner recompute activations in backward instead of keeping them (torch's
-    activation_memory_budget, a process-wide setting read when the layers compile at their first call).
+    activation_memory_budget, a process-wide setting read when the layers compile at their first call). `dynamic`
+    is torch.compile's (None: static first, dynamic once a second shape comes).
 
     All layers run the same code, so Dynamo compiles one graph and reuses it 32 times: minutes faster than compiling
     the whole model (transformers' torch_compile=True), which on an 8B Llama ran past 150 s without finishing its
@@ -384,7 +385,7 @@ def compile_decoder_layers(model: Any, backend: str = "inductor", mode: str | No
                                 f"{', '.join(sorted(known))}")
     torch._functorch.config.activation_memory_budget = memory_budget
     layers = [module for module in model.modules() if type(module).__name__.endswith("DecoderLayer")]
-    options = {"backend": backend} | ({"mode": mode} if mode else {})
+    options = {"backend": backend, "dynamic": dynamic} | ({"mode": mode} if mode else {})
     how = backend + (f", mode {mode}" if mode else "") + (f", activation memory budget {memory_budget}"
                                                           if memory_budget < 1 else "")
     if not layers:

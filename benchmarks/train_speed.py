@@ -16,7 +16,8 @@ where a 2,048-token sample fills a row alone and needs no document mask), hfmask
 packed rows' mask, one host sync a step), eagerce (with fce: the loss's softmax arithmetic eager), 4rows (four
 rows of a quarter of --row-tokens: with --row-tokens 8192 the seed's batch of 4 x 2,048), autotune / cudagraphs (with
 compile: torch.compile's mode max-autotune-no-cudagraphs / reduce-overhead), budget0.6 (with compile: Inductor may
-recompute activations to keep at most that share of them), e.g. `packed-flex+fce+compile`.
+recompute activations to keep at most that share of them), dropout (LoRA dropout 0.05, the seed's; else 0),
+e.g. `packed-flex+fce+compile`.
 
 Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
        [--row-tokens 4096] [--json-out PATH] [--profile SETUPS [--profile-steps 3]] [--tiny]
@@ -72,13 +73,15 @@ class Setup:
     compiled_ce: bool = True  # fce: the per-chunk softmax arithmetic compiled on a GPU
     compile_mode: str | None = None  # compile: torch.compile's mode (None: its default)
     memory_budget: float = 1.0  # compile: torch._functorch's activation_memory_budget (< 1: recompute to fit)
+    lora_dropout: float = 0.0  # the LoRA modules' dropout for this set-up (the seed's flags: 0.05)
 
 
+SEED_LORA_DROPOUT = 0.05  # configs/training_config.yaml's lora_dropout
 OPTIONS = {"fce": {"fused_ce": True}, "compile": {"compile": True}, "ckpt": {"checkpointing": True},
            "flora": {"fused_lora": True}, "2rows": {"rows_per_batch": 2}, "4rows": {"rows_per_batch": 4},
            "hfmask": {"document_mask": False}, "eagerce": {"compiled_ce": False},
            "autotune": {"compile_mode": "max-autotune-no-cudagraphs"},
-           "cudagraphs": {"compile_mode": "reduce-overhead"}}
+           "cudagraphs": {"compile_mode": "reduce-overhead"}, "dropout": {"lora_dropout": SEED_LORA_DROPOUT}}
 BUDGET_OPTION = "budget"  # "budget0.6": activation_memory_budget 0.6
 
 
@@ -265,6 +268,7 @@ def packed_batches(examples: list[TokenizedExample], row_tokens: int,
 
 def configure(model: Any, setup: Setup) -> None:
     base = model.get_base_model()
+    set_lora_dropout(model, setup.lora_dropout)
     if setup.fused_lora:
         enable_fused_lora(model)
     else:
@@ -285,6 +289,14 @@ def configure(model: Any, setup: Setup) -> None:
     else:
         for layer in base.get_decoder().layers:
             layer._compiled_call_impl = None  # undo a previous set-up's compile
+
+
+def set_lora_dropout(model: Any, p: float) -> None:
+    """Gives every LoRA module dropout p (PEFT's own modules: nn.Dropout, or nn.Identity for 0)."""
+    for module in model.modules():
+        if hasattr(module, "lora_dropout") and isinstance(module.lora_dropout, torch.nn.ModuleDict):
+            for adapter in module.lora_dropout:
+                module.lora_dropout[adapter] = torch.nn.Dropout(p) if p > 0 else torch.nn.Identity()
 
 
 def loss_of(model: Any, batch: dict[str, torch.Tensor], setup: Setup) -> torch.Tensor:
@@ -365,7 +377,9 @@ def run_setup(model: Any, setup: Setup, shape: str, args: argparse.Namespace, sc
     fill_measurements(result, measured.lengths, measured.seconds, model.config, scale, peak_flops,
                       data_mean_tokens(args, scale, shape))
     if setup.packed:
+        model.eval()  # LoRA dropout would make the two passes differ for another reason than attention
         result.isolation_max_diff = isolation_check(model, setup, scale, args.row_tokens, model.config.vocab_size)
+        model.train()
     result.measured_steps = args.steps
     return result
 

@@ -49,6 +49,12 @@
 #   bash benchmarks/device/session.sh autotune_var    # no carry: train_speed var rows, trainer+compile beside
 #       +autotune, a profile of +autotune
 #   bash benchmarks/device/session.sh autotune_fixed  # no carry: fixed rows +2rows+autotune and its profile
+# machine session O (2 x H200), three calls back to back on one warm machine:
+#   bash benchmarks/device/session.sh tuned_speed   # no carry: train_speed, the tuned compile mode on var rows (GPU 0)
+#       and on the seed's 4 x 2,048 rows with LoRA dropout 0.05, +budget0.6, and a profile (GPU 1)
+#   bash benchmarks/device/session.sh tuned_peers   # carry .whl-peers: peers.sh, plain and Unsloth halves side by side
+#   bash benchmarks/device/session.sh tuned_cli     # carry .whl: the CLI at the seed's flags + --packing
+#       --torch_compile on fixed rows, and the same with --activation_memory_budget 0.6
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -350,10 +356,70 @@ autotune_fixed() {  # fixed rows in the CLI's layout with +autotune, and its pro
     autotune_speed fixed trainer+compile+2rows+autotune
 }
 
+tuned_speed() {  # machine session O, call 1 (2 x H200, no carry): the tuned path on both shapes, the seed's dropout
+    nvidia-smi -L
+    local limit=${TUNED_LIMIT:-540}
+    (
+        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=$REPO/src
+        timeout -s INT -k 10 "$limit" python3 benchmarks/train_speed.py --shape var --steps 8 --warmup 3 \
+            --setups trainer+compile+autotune,trainer+compile+autotune+dropout --json-out "$OUT/tuned_var.json"
+        echo "train_speed var exit=$? at $(elapsed) s"
+    ) > "$OUT/gpu0.log" 2>&1 &
+    (  # the seed's batch: 4 rows of 2,048 tokens a micro-step (the CLI's layout at --per_device_train_batch_size 4)
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=$REPO/src
+        local fixed=trainer+compile+4rows+autotune+dropout
+        timeout -s INT -k 10 "$limit" python3 benchmarks/train_speed.py --shape fixed --row-tokens 8192 --steps 6 \
+            --warmup 3 --setups "$fixed,$fixed+budget0.6" --profile "$fixed" --json-out "$OUT/tuned_fixed.json"
+        echo "train_speed fixed exit=$? at $(elapsed) s"
+    ) > "$OUT/gpu1.log" 2>&1 &
+    wait
+    local noise="warn|triton_[a-z_]+[0-9]+ |AUTOTUNE|strides|dtypes|select_al"
+    without_progress "$OUT/gpu0.log" | grep -v -i -E "$noise" | tail -n 25
+    without_progress "$OUT/gpu1.log" | grep -v -i -E "$noise" | tail -n 45
+}
+
+tuned_peers() {  # machine session O, call 2 (the same warm machine, carry .whl-peers): the peers, halves side by side
+    nvidia-smi -L
+    install /tmp/peers .whl-peers/*.whl || exit 1
+    local limit=${PEERS_LIMIT:-520}
+    (CUDA_VISIBLE_DEVICES=0 PEER_TIMEOUT=170 timeout -k 10 "$limit" bash benchmarks/device/peers.sh 20 plain
+     echo "plain peers done at $(elapsed) s") > "$OUT/peers_plain.log" 2>&1 &
+    (CUDA_VISIBLE_DEVICES=1 PEER_TIMEOUT=200 timeout -k 10 "$limit" bash benchmarks/device/peers.sh 20 unsloth
+     echo "Unsloth peers done at $(elapsed) s") > "$OUT/peers_unsloth.log" 2>&1 &
+    wait
+    without_progress "$OUT/peers_plain.log" | grep -v "could not be imported" | tail -n 20
+    without_progress "$OUT/peers_unsloth.log" | grep -v "could not be imported" | tail -n 20
+}
+
+tuned_cli() {  # machine session O, call 3 (carry .whl): the CLI at the seed's flags + --packing --torch_compile on
+    cli_machine  # fixed 2,048-token samples; GPU 1 also with --activation_memory_budget 0.6
+    local limit=${TUNED_LIMIT:-500}
+    local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit"
+                  --steps 16 --warmup-steps 6 --trainer-arg=--packing --trainer-arg=--torch_compile)
+    (
+        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
+        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" --workdir /tmp/cli-tuned \
+            --json-out "$OUT/cli_tuned.json"
+        echo "cli exit=$? at $(elapsed) s"
+        without_progress /tmp/cli-tuned/gpus-1.log > "$OUT/cli-tuned.log" 2>/dev/null
+    ) > "$OUT/gpu0.log" 2>&1 &
+    (
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
+        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" \
+            --trainer-arg=--activation_memory_budget=0.6 --workdir /tmp/cli-budget --json-out "$OUT/cli_budget.json"
+        echo "cli budget exit=$? at $(elapsed) s"
+        without_progress /tmp/cli-budget/gpus-1.log > "$OUT/cli-budget.log" 2>/dev/null
+    ) > "$OUT/gpu1.log" 2>&1 &
+    wait
+    cat "$OUT/gpu0.log" "$OUT/gpu1.log" | tail -n 30
+    grep -h -E "\[trainer\].*(fused LoRA|attention|loss:|compiled|GiB)" "$OUT/cli-tuned.log" "$OUT/cli-budget.log" \
+        | cut -c1-220
+}
+
 case "${1:-}" in
     speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed|experiments) "$1" ;;
-    autotune_cli|autotune_var|autotune_fixed) "$1" ;;
+    autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli) "$1" ;;
     *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed"\
-"|experiments|autotune_cli|autotune_var|autotune_fixed"
+"|experiments|autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli"
        exit 2 ;;
 esac

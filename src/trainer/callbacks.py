@@ -12,28 +12,51 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from trainer.deferred import DeferredScalar, defer
+
 
 class DivergenceGuard(TrainerCallback):
-    """Stops training when the logged loss is NaN/inf or the grad norm is non-finite or above `grad_norm_limit`."""
+    """Stops training when the logged loss is NaN/inf or the grad norm is non-finite or above `grad_norm_limit`.
+
+    Every micro-step's loss and every optimizer step's gradient norm are checked, read off the GPU without waiting
+    for it (`trainer.deferred`): a value is checked once its copy has landed, at the latest before a save, a log,
+    an evaluation or the end, so a step after a bad one is never saved. Put it after the callbacks that may ask for a
+    save (SaveOnInterrupt), so it sees their requests."""
 
     def __init__(self, grad_norm_limit: float) -> None:
         self.grad_norm_limit = grad_norm_limit
         self.stop_reason: str | None = None
+        self._pending: list[DeferredScalar] = []
 
-    def observe_step_loss(self, loss: float, step: int) -> None:
+    def observe_step_loss(self, loss: Any, step: int) -> None:
         """Every micro-step's loss (the Trainer's logged loss hides NaN steps behind an average)."""
-        if not math.isfinite(loss) and self.stop_reason is None:
-            self.stop_reason = f"loss became {loss} at step {step}"
+        self._observe(defer("loss", loss, step))
 
-    def observe_grad_norm(self, grad_norm: float, step: int) -> None:
+    def observe_grad_norm(self, grad_norm: Any, step: int) -> None:
         """Every optimizer step's gradient norm (logs only carry the ones at --logging_steps)."""
-        if self.stop_reason is None:
-            self.stop_reason = self.check({"grad_norm": float(grad_norm)}, step)
+        self._observe(defer("grad_norm", grad_norm, step))
+
+    def _observe(self, scalar: DeferredScalar) -> None:
+        self._pending.append(scalar)
+        self.settle(wait=False)
+
+    def settle(self, wait: bool) -> None:
+        """Checks the values that have reached the host (`wait`: all of them, waiting for the GPU)."""
+        while self._pending and (wait or self._pending[0].ready()):
+            scalar = self._pending.pop(0)
+            if self.stop_reason is None:
+                self.stop_reason = self.check({scalar.name: scalar.value()}, scalar.step)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.settle(wait=bool(control.should_save or control.should_log or control.should_evaluate
+                              or control.should_training_stop))
         if self.stop_reason:
             control.should_training_stop = True
             control.should_save = False  # runs after DefaultFlowCallback: this step's weights are not saved
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.settle(wait=True)
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201

@@ -25,6 +25,7 @@ class LoRATrainer(Trainer):
         self.fused_ce = fused_ce
         self.guard = guard
         self._samples_counted: Any = 0  # an int, or a device tensor once packed rows were counted (no sync per step)
+        self._tokens_counted: Any = 0  # tokens not yet in state.num_input_tokens_seen (a device tensor, no sync)
 
     @property
     def samples_trained(self) -> int:
@@ -52,16 +53,44 @@ class LoRATrainer(Trainer):
             inputs, getattr(self.processing_class, "pad_token_id", None))
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.guard is not None:
-            self.guard.observe_step_loss(float(loss), self.state.global_step + 1)
+            self.guard.observe_step_loss(loss, self.state.global_step + 1)  # read without a sync
         return loss
 
     def _get_grad_norm(self, model: Any, grad_norm: Any = None) -> Any:
         grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
         if self.guard is not None and grad_norm is not None:
-            self.guard.observe_grad_norm(float(grad_norm), self.state.global_step + 1)
+            self.guard.observe_grad_norm(grad_norm, self.state.global_step + 1)
         return grad_norm
 
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        """transformers reads each micro-step's token count back to the host (a sync a step). On one process the
+        count is summed on the device instead and added to `state.num_input_tokens_seen` at each log and save.
+        Several processes keep transformers' gather."""
+        if self.args.world_size > 1 or self.args.include_num_input_tokens_seen != "non_padding":
+            return super()._track_num_input_tokens(inputs)
+        pad_token_id = getattr(self.processing_class, "pad_token_id", None)
+        self._tokens_counted = self._tokens_counted + non_padding_tokens(inputs, pad_token_id)
+        return None
+
+    def _settle_token_count(self) -> None:
+        if not isinstance(self._tokens_counted, int) or self._tokens_counted:
+            self.state.num_input_tokens_seen += int(self._tokens_counted)
+            self._tokens_counted = 0
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        self._settle_token_count()
         if "eval_loss" in logs:
             logs["eval_perplexity"] = perplexity(float(logs["eval_loss"]))
         super().log(logs, *args, **kwargs)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        self._settle_token_count()  # trainer_state.json carries the count a resumed run continues from
+        super()._save_checkpoint(model, trial)
+
+
+def non_padding_tokens(inputs: dict[str, Any], pad_token_id: int | None) -> Any:
+    """transformers' "non_padding" count: the attention mask's ones, else the tokens that are not the pad token."""
+    if "attention_mask" in inputs:
+        return inputs["attention_mask"].sum()
+    input_ids = inputs["input_ids"]
+    return (input_ids != pad_token_id).sum() if pad_token_id is not None else input_ids.numel()

@@ -101,7 +101,7 @@ class LoRARecipe:
         train_set, collator = self._train_set_and_collator(model, tokenizer)
         self.guard, self.interrupt = DivergenceGuard(self.config.grad_norm_limit), SaveOnInterrupt()
         self.metrics = MetricsLogger(self.output_dir)
-        callbacks = [CompleteMarkerCallback(), self.guard, self.interrupt, self.metrics]
+        callbacks = [CompleteMarkerCallback(), self.interrupt, self.guard, self.metrics]  # guard after interrupt
         fused = use_fused_ce(self.config)
         log(f"loss: {'chunked fused cross-entropy' if fused else 'transformers cross-entropy'} (--fused_ce "
             f"{self.config.fused_ce})")
@@ -417,6 +417,7 @@ def training_arguments(config: TrainConfig, has_eval: bool) -> Any:
         **checkpointing_arguments(TrainingArguments, config.gradient_checkpointing),
         report_to=["tensorboard"] if config.report_to == "tensorboard" else "none",
         include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
+        logging_nan_inf_filter=False,  # its check reads every step's loss back (a sync); the guard stops on NaN
         disable_tqdm=not is_main_process(), use_cpu=not on_cuda,  # use_cpu: accelerate's multi-CPU (gloo) DDP
         ddp_backend=None if on_cuda or world_size() == 1 else "gloo",
         ddp_find_unused_parameters=False if world_size() > 1 else None,

@@ -331,6 +331,76 @@ def test_nan_loss_on_any_step_stops_and_skips_that_save() -> None:
     assert control.should_training_stop and not control.should_save
 
 
+class StandInEvent:
+    """What the guard needs of a torch.cuda.Event (none can be made without a GPU): the copy lands when the test
+    says so, or when the guard waits for it."""
+
+    def __init__(self) -> None:
+        self.landed = False
+
+    def query(self) -> bool:
+        return self.landed
+
+    def synchronize(self) -> None:
+        self.landed = True
+
+
+def test_guard_checks_a_late_value_before_any_save_and_at_the_end() -> None:
+    from transformers import TrainerControl
+
+    from trainer.callbacks import DivergenceGuard
+    from trainer.deferred import DeferredScalar
+
+    guard = DivergenceGuard(grad_norm_limit=1e4)
+    in_flight = StandInEvent()
+    guard._observe(DeferredScalar("loss", 5, float("nan"), in_flight))
+    assert guard.on_step_end(None, None, TrainerControl()).should_training_stop is False  # not landed: not waited for
+    guard._observe(DeferredScalar("grad_norm", 6, 1.0, None))  # queued behind step 5's loss
+    assert guard.stop_reason is None
+    in_flight.landed = True
+    guard.on_step_end(None, None, TrainerControl())
+    assert guard.stop_reason == "loss became nan at step 5"
+
+    saving = DivergenceGuard(grad_norm_limit=1e4)
+    saving._observe(DeferredScalar("grad_norm", 9, 3e4, StandInEvent()))
+    control = saving.on_step_end(None, None, TrainerControl(should_save=True))  # a save waits for every value
+    assert saving.stop_reason == "gradient norm 3e+04 exceeded --grad_norm_limit 10000 at step 9"
+    assert control.should_training_stop and not control.should_save
+
+    ending = DivergenceGuard(grad_norm_limit=1e4)
+    ending._observe(DeferredScalar("loss", 12, float("inf"), StandInEvent()))
+    ending.on_train_end(None, None, TrainerControl())
+    assert ending.stop_reason == "loss became inf at step 12"
+
+
+def test_deferred_cuda_scalar_lands_without_a_sync() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from trainer.deferred import defer
+
+    big = torch.randn(4096, 4096, device="cuda")
+    loss = (big @ big).sum() * float("nan")
+    scalar = defer("loss", loss, step=1)
+    assert scalar.event is not None and scalar.host.is_pinned()
+    assert math.isnan(scalar.value()) and scalar.ready()
+    assert defer("loss", torch.tensor(2.5), step=2).event is None  # a CPU value is read at once
+
+
+@pytest.mark.slow
+def test_token_count_reaches_checkpoints_between_logs(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
+    output = tmp_path / "tokens"
+    result = run_trainer(train_args(tiny_model, chat_data, output, "--max_steps", "7", "--save_steps", "3",
+                                    "--logging_steps", "5"))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def saved_count(step: int) -> int:
+        return json.loads((output / f"checkpoint-{step}" / "trainer_state.json").read_text())["num_input_tokens_seen"]
+
+    logged_at_5 = dict(logged(output, "tokens_seen"))[5]
+    assert 3 * 8 < saved_count(3) < logged_at_5 < saved_count(6)  # no log before step 3: the save counted them
+    assert json.loads((output / "summary.json").read_text())["tokens"] >= saved_count(6)
+
+
 @pytest.mark.slow
 def test_backend_unsloth_without_unsloth_is_one_line_exit_2(tiny_model: Path, chat_data: Path,
                                                             tmp_path: Path) -> None:

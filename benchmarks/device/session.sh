@@ -49,12 +49,13 @@
 #   bash benchmarks/device/session.sh autotune_var    # no carry: train_speed var rows, trainer+compile beside
 #       +autotune, a profile of +autotune
 #   bash benchmarks/device/session.sh autotune_fixed  # no carry: fixed rows +2rows+autotune and its profile
-# machine session O (2 x H200), three calls back to back on one warm machine:
+# machine session O (2 x H200), two calls back to back on one warm machine:
 #   bash benchmarks/device/session.sh tuned_speed   # no carry: train_speed, the tuned compile mode on var rows (GPU 0)
 #       and on the seed's 4 x 2,048 rows with LoRA dropout 0.05, +budget0.6, and a profile (GPU 1)
 #   bash benchmarks/device/session.sh tuned_peers   # carry .whl-peers: peers.sh, plain and Unsloth halves side by side
+# then machine session P (2 x H200), one call:
 #   bash benchmarks/device/session.sh tuned_cli     # carry .whl: the CLI at the seed's flags + --packing
-#       --torch_compile on fixed rows, and the same with --activation_memory_budget 0.6
+#       --torch_compile on fixed rows (GPU 0); train_speed's 4 x 2,048 rows without LoRA dropout (GPU 1)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -64,6 +65,7 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 STACK=lora-cu130-2026.11
 START=$SECONDS
 elapsed() { echo $((SECONDS - START)); }
+TUNING_NOISE='[Ww]arn|triton_[a-z_]+[0-9]+ |AUTOTUNE|strides|dtypes|select_al|num_choices|^  (mm|addmm|bmm) '  # case matters
 without_progress() {  # without_progress FILE: the log without tqdm's progress-bar lines and blank lines
     tr '\r' '\n' < "$1" | grep -v -E 'it/s\]$|s/it\]$|^\s*$'
 }
@@ -344,7 +346,7 @@ autotune_speed() {  # autotune_speed SHAPE SETUPS: no carry; train_speed on one 
         --steps 8 --warmup 3 --setups "$setups" --profile "${setups##*,}" --json-out "$OUT/autotune_$shape.json" \
         > "$OUT/autotune_$shape.log" 2>&1
     echo "train_speed $shape exit=$? at $(elapsed) s"
-    without_progress "$OUT/autotune_$shape.log" | grep -v -i -E "warn|triton_[a-z_]+[0-9]+ |AUTOTUNE|strides|dtypes|select_al" \
+    without_progress "$OUT/autotune_$shape.log" | grep -v -E "$TUNING_NOISE" \
         | tail -n 40
 }
 
@@ -373,9 +375,8 @@ tuned_speed() {  # machine session O, call 1 (2 x H200, no carry): the tuned pat
         echo "train_speed fixed exit=$? at $(elapsed) s"
     ) > "$OUT/gpu1.log" 2>&1 &
     wait
-    local noise="warn|triton_[a-z_]+[0-9]+ |AUTOTUNE|strides|dtypes|select_al"
-    without_progress "$OUT/gpu0.log" | grep -v -i -E "$noise" | tail -n 25
-    without_progress "$OUT/gpu1.log" | grep -v -i -E "$noise" | tail -n 45
+    without_progress "$OUT/gpu0.log" | grep -v -E "$TUNING_NOISE" | tail -n 25
+    without_progress "$OUT/gpu1.log" | grep -v -E "$TUNING_NOISE" | tail -n 45
 }
 
 tuned_peers() {  # machine session O, call 2 (the same warm machine, carry .whl-peers): the peers, halves side by side
@@ -391,29 +392,27 @@ tuned_peers() {  # machine session O, call 2 (the same warm machine, carry .whl-
     without_progress "$OUT/peers_unsloth.log" | grep -v "could not be imported" | tail -n 20
 }
 
-tuned_cli() {  # machine session O, call 3 (carry .whl): the CLI at the seed's flags + --packing --torch_compile on
-    cli_machine  # fixed 2,048-token samples; GPU 1 also with --activation_memory_budget 0.6
+tuned_cli() {  # machine session P, one call (carry .whl): GPU 0 the CLI at the seed's flags + --packing
+    cli_machine   # --torch_compile on fixed rows; GPU 1 train_speed's 4 x 2,048 rows without LoRA dropout, as the peers
     local limit=${TUNED_LIMIT:-500}
-    local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit"
-                  --steps 16 --warmup-steps 6 --trainer-arg=--packing --trainer-arg=--torch_compile)
     (
         export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
-        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" --workdir /tmp/cli-tuned \
-            --json-out "$OUT/cli_tuned.json"
+        timeout -k 5 "$limit" python3 benchmarks/scaling.py --model /tmp/llama8b-cli --stack "$STACK" --gpus 1 \
+            --launcher python --run-timeout "$limit" --steps 16 --warmup-steps 6 --trainer-arg=--packing \
+            --trainer-arg=--torch_compile --workdir /tmp/cli-tuned --json-out "$OUT/cli_tuned.json"
         echo "cli exit=$? at $(elapsed) s"
         without_progress /tmp/cli-tuned/gpus-1.log > "$OUT/cli-tuned.log" 2>/dev/null
     ) > "$OUT/gpu0.log" 2>&1 &
     (
-        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
-        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" \
-            --trainer-arg=--activation_memory_budget=0.6 --workdir /tmp/cli-budget --json-out "$OUT/cli_budget.json"
-        echo "cli budget exit=$? at $(elapsed) s"
-        without_progress /tmp/cli-budget/gpus-1.log > "$OUT/cli-budget.log" 2>/dev/null
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=$REPO/src
+        timeout -s INT -k 10 "$limit" python3 benchmarks/train_speed.py --shape fixed --row-tokens 8192 --steps 6 \
+            --warmup 3 --setups trainer+compile+4rows+autotune --json-out "$OUT/tuned_fixed_nodropout.json"
+        echo "train_speed fixed exit=$? at $(elapsed) s"
     ) > "$OUT/gpu1.log" 2>&1 &
     wait
-    cat "$OUT/gpu0.log" "$OUT/gpu1.log" | tail -n 30
-    grep -h -E "\[trainer\].*(fused LoRA|attention|loss:|compiled|GiB)" "$OUT/cli-tuned.log" "$OUT/cli-budget.log" \
-        | cut -c1-220
+    without_progress "$OUT/gpu0.log" | tail -n 12
+    without_progress "$OUT/gpu1.log" | grep -v -E "$TUNING_NOISE" | tail -n 8
+    grep -h -E "\[trainer\].*(fused LoRA|attention|loss:|compiled|GiB)" "$OUT/cli-tuned.log" | cut -c1-220
 }
 
 case "${1:-}" in

@@ -415,10 +415,35 @@ tuned_cli() {  # machine session P, one call (carry .whl): GPU 0 the CLI at the 
     grep -h -E "\[trainer\].*(fused LoRA|attention|loss:|compiled|GiB)" "$OUT/cli-tuned.log" | cut -c1-220
 }
 
+tuned_cli_more() {  # machine session O, call 4 (carry .whl): the CLI at the seed's flags + --packing --torch_compile,
+    cli_machine       # GPU 0 fixed rows with --activation_memory_budget 0.6, GPU 1 var-length chat rows
+    local limit=${TUNED_LIMIT:-500}
+    local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit"
+                  --trainer-arg=--packing --trainer-arg=--torch_compile)
+    (
+        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
+        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" --steps 16 --warmup-steps 6 \
+            --trainer-arg=--activation_memory_budget=0.6 --workdir /tmp/cli-budget --json-out "$OUT/cli_budget.json"
+        echo "cli budget exit=$? at $(elapsed) s"
+        without_progress /tmp/cli-budget/gpus-1.log > "$OUT/cli-budget.log" 2>/dev/null
+    ) > "$OUT/gpu0.log" 2>&1 &
+    (
+        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
+        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" --dataset /tmp/train.jsonl --steps 24 \
+            --warmup-steps 6 --workdir /tmp/cli-var --json-out "$OUT/cli_var.json"
+        echo "cli var exit=$? at $(elapsed) s"
+        without_progress /tmp/cli-var/gpus-1.log > "$OUT/cli-var.log" 2>/dev/null
+    ) > "$OUT/gpu1.log" 2>&1 &
+    wait
+    without_progress "$OUT/gpu0.log" | tail -n 6
+    without_progress "$OUT/gpu1.log" | tail -n 6
+    grep -h -E "\[trainer\].*(packing:|compiled|GiB)" "$OUT/cli-budget.log" "$OUT/cli-var.log" | cut -c1-220
+}
+
 case "${1:-}" in
     speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed|experiments) "$1" ;;
-    autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli) "$1" ;;
+    autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli|tuned_cli_more) "$1" ;;
     *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed"\
-"|experiments|autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli"
+"|experiments|autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli|tuned_cli_more"
        exit 2 ;;
 esac

@@ -440,10 +440,22 @@ tuned_cli_more() {  # machine session O, call 4 (carry .whl): the CLI at the see
     grep -h -E "\[trainer\].*(packing:|compiled|GiB)" "$OUT/cli-budget.log" "$OUT/cli-var.log" | cut -c1-220
 }
 
+cli_var_budget() {  # machine session O, call 5 (carry .whl): var-length chat rows, --activation_memory_budget 0.6
+    cli_machine
+    local limit=${TUNED_LIMIT:-400}
+    PYTHONPATH=/tmp/site:$REPO/src timeout -k 5 "$limit" python3 benchmarks/scaling.py --model /tmp/llama8b-cli \
+        --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit" --trainer-arg=--packing \
+        --trainer-arg=--torch_compile --trainer-arg=--activation_memory_budget=0.6 --dataset /tmp/train.jsonl \
+        --steps 24 --warmup-steps 6 --workdir /tmp/cli-var-budget --json-out "$OUT/cli_var_budget.json"
+    echo "cli var budget exit=$? at $(elapsed) s"
+    without_progress /tmp/cli-var-budget/gpus-1.log > "$OUT/cli-var-budget.log" 2>/dev/null
+    grep -h -E "\[trainer\].*(packing:|compiled|GiB)" "$OUT/cli-var-budget.log" | cut -c1-220
+}
+
 case "${1:-}" in
     speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed|experiments) "$1" ;;
-    autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli|tuned_cli_more) "$1" ;;
+    autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli|tuned_cli_more|cli_var_budget) "$1" ;;
     *) echo "usage: session.sh speed|scaling|backends|trainer|unsloth_cli|cli|speed_peers|cli_default|scaling_packed"\
-"|experiments|autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli|tuned_cli_more"
+"|experiments|autotune_cli|autotune_var|autotune_fixed|tuned_speed|tuned_peers|tuned_cli|tuned_cli_more|cli_var_budget"
        exit 2 ;;
 esac

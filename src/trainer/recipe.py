@@ -84,6 +84,11 @@ class LoRARecipe:
         from trainer.checkpoint import CompleteMarkerCallback
 
         args = training_arguments(self.config, has_eval=bool(self.config.eval_split or self.config.eval_dataset_path))
+        visible = keep_one_gpu_per_process(args)
+        if visible > 1:
+            log(f"{visible} GPUs visible to one process: training on {args.device} only (transformers would spread "
+                f"it over all of them with nn.DataParallel, which the compiled layers do not survive); to train on "
+                f"all {visible}: torchrun --nproc_per_node {visible} -m trainer ...")
         set_seed(self.config.seed)  # before the LoRA weights are initialised, so runs (and resumes) repeat exactly
         self.output_dir.mkdir(parents=True, exist_ok=True)
         tokenizer = load_tokenizer(self.config)
@@ -395,6 +400,16 @@ def compile_decoder_layers(model: Any, backend: str = "inductor", mode: str | No
         layer.compile(**options)
     tuning = "; the first step tunes each GEMM and kernel (minutes on an 8B model)" if "autotune" in str(mode) else ""
     return f"{len(layers)} {type(layers[0]).__name__} modules compiled with {how} (one graph, reused by each){tuning}"
+
+
+def keep_one_gpu_per_process(args: Any) -> int:
+    """A single process (no torchrun) on a machine with several GPUs trains on one: transformers' Trainer would wrap
+    the model in nn.DataParallel, whose replicas the compiled layers cannot run (they fail with "found two
+    different devices cuda:0, cuda:1"), and which multiplies the batch. Returns how many GPUs were visible."""
+    visible = args.n_gpu
+    if world_size() == 1 and visible > 1:
+        args._n_gpu = 1  # what transformers itself does for a model spread over GPUs (Trainer.__init__)
+    return visible
 
 
 def training_arguments(config: TrainConfig, has_eval: bool) -> Any:

@@ -420,3 +420,16 @@ def test_unknown_compile_backend_is_one_line_naming_the_choices() -> None:
 
     with pytest.raises(TrainerInputError, match="'nope': not a torch.compile backend.*inductor"):
         compile_decoder_layers(torch.nn.Linear(2, 2), "nope")
+
+
+def test_one_process_on_several_gpus_trains_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from trainer.recipe import keep_one_gpu_per_process
+
+    two_gpus = SimpleNamespace(n_gpu=2, _n_gpu=2)  # what TrainingArguments reports on a 2-GPU machine
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert keep_one_gpu_per_process(two_gpus) == 2 and two_gpus._n_gpu == 1  # no nn.DataParallel
+    under_torchrun = SimpleNamespace(n_gpu=1, _n_gpu=1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert keep_one_gpu_per_process(under_torchrun) == 1 and under_torchrun._n_gpu == 1

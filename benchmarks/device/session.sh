@@ -449,7 +449,7 @@ cli_var_budget() {  # machine session O, call 5 (carry .whl): var-length chat ro
         --steps "${VAR_STEPS:-24}" --warmup-steps 5 --workdir /tmp/cli-var-budget --json-out "$OUT/cli_var_budget.json"
     echo "cli var budget exit=$? at $(elapsed) s"
     without_progress /tmp/cli-var-budget/gpus-1.log > "$OUT/cli-var-budget.log" 2>/dev/null
-    grep -h -E "\[trainer\].*(packing:|compiled|GiB)" "$OUT/cli-var-budget.log" | cut -c1-220
+    grep -h -E "\[trainer\].*(GPUs visible|packing:|compiled|GiB)" "$OUT/cli-var-budget.log" | cut -c1-220
 }
 
 case "${1:-}" in

@@ -446,7 +446,7 @@ cli_var_budget() {  # machine session O, call 5 (carry .whl): var-length chat ro
     PYTHONPATH=/tmp/site:$REPO/src timeout -k 5 "$limit" python3 benchmarks/scaling.py --model /tmp/llama8b-cli \
         --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit" --trainer-arg=--packing \
         --trainer-arg=--torch_compile --trainer-arg=--activation_memory_budget=0.6 --dataset /tmp/train.jsonl \
-        --steps "${VAR_STEPS:-24}" --warmup-steps 5 --workdir /tmp/cli-var-budget --json-out "$OUT/cli_var_budget.json"
+        ${CLI_EXTRA:+"--trainer-arg=$CLI_EXTRA"} --steps "${VAR_STEPS:-24}" --warmup-steps 5 --workdir /tmp/cli-var-budget --json-out "$OUT/cli_var_budget.json"
     echo "cli var budget exit=$? at $(elapsed) s"
     without_progress /tmp/cli-var-budget/gpus-1.log > "$OUT/cli-var-budget.log" 2>/dev/null
     grep -h -E "\[trainer\].*(GPUs visible|packing:|compiled|GiB)" "$OUT/cli-var-budget.log" | cut -c1-220

@@ -49,13 +49,17 @@
 #   bash benchmarks/device/session.sh autotune_var    # no carry: train_speed var rows, trainer+compile beside
 #       +autotune, a profile of +autotune
 #   bash benchmarks/device/session.sh autotune_fixed  # no carry: fixed rows +2rows+autotune and its profile
-# machine session O (2 x H200), two calls back to back on one warm machine:
+# machine session O (2 x H200), calls back to back on one warm machine (P: cli_var_budget on a fresh one):
 #   bash benchmarks/device/session.sh tuned_speed   # no carry: train_speed, the tuned compile mode on var rows (GPU 0)
 #       and on the seed's 4 x 2,048 rows with LoRA dropout 0.05, +budget0.6, and a profile (GPU 1)
 #   bash benchmarks/device/session.sh tuned_peers   # carry .whl-peers: peers.sh, plain and Unsloth halves side by side
-# then machine session P (2 x H200), one call:
+# then, on the same warm machine:
 #   bash benchmarks/device/session.sh tuned_cli     # carry .whl: the CLI at the seed's flags + --packing
 #       --torch_compile on fixed rows (GPU 0); train_speed's 4 x 2,048 rows without LoRA dropout (GPU 1)
+#   bash benchmarks/device/session.sh tuned_cli_more  # carry .whl: the CLI on fixed rows with
+#       --activation_memory_budget 0.6 (GPU 0) and on var-length chat rows (GPU 1)
+#   CLI_EXTRA=--torch_compile_mode=default VAR_STEPS=16 bash benchmarks/device/session.sh cli_var_budget
+#       # carry .whl: var chat rows with --activation_memory_budget 0.6, one process with both GPUs visible
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -392,7 +396,7 @@ tuned_peers() {  # machine session O, call 2 (the same warm machine, carry .whl-
     without_progress "$OUT/peers_unsloth.log" | grep -v "could not be imported" | tail -n 20
 }
 
-tuned_cli() {  # machine session P, one call (carry .whl): GPU 0 the CLI at the seed's flags + --packing
+tuned_cli() {  # machine session O, call 3 (carry .whl): GPU 0 the CLI at the seed's flags + --packing
     cli_machine   # --torch_compile on fixed rows; GPU 1 train_speed's 4 x 2,048 rows without LoRA dropout, as the peers
     local limit=${TUNED_LIMIT:-500}
     (

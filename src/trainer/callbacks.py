@@ -21,10 +21,12 @@ class DivergenceGuard(TrainerCallback):
     Every micro-step's loss and every optimizer step's gradient norm are checked, read off the GPU without waiting
     for it (`trainer.deferred`): a value is checked once its copy has landed, at the latest before a save, a log,
     an evaluation or the end, so a step after a bad one is never saved. Put it after the callbacks that may ask for a
-    save (SaveOnInterrupt), so it sees their requests."""
+    save (SaveOnInterrupt), so it sees their requests. `every_step`: wait at the end of every optimizer step (several
+    processes: each must stop at the same step, and the all-reduced gradient norm makes them agree only then)."""
 
-    def __init__(self, grad_norm_limit: float) -> None:
+    def __init__(self, grad_norm_limit: float, every_step: bool = False) -> None:
         self.grad_norm_limit = grad_norm_limit
+        self.every_step = every_step
         self.stop_reason: str | None = None
         self._pending: list[DeferredScalar] = []
 
@@ -48,7 +50,7 @@ class DivergenceGuard(TrainerCallback):
                 self.stop_reason = self.check({scalar.name: scalar.value()}, scalar.step)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        self.settle(wait=bool(control.should_save or control.should_log or control.should_evaluate
+        self.settle(wait=bool(self.every_step or control.should_save or control.should_log or control.should_evaluate
                               or control.should_training_stop))
         if self.stop_reason:
             control.should_training_stop = True

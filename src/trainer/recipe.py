@@ -104,7 +104,8 @@ class LoRARecipe:
                                               self.config.activation_memory_budget)
             log(f"--torch_compile: {compiled}")
         train_set, collator = self._train_set_and_collator(model, tokenizer)
-        self.guard, self.interrupt = DivergenceGuard(self.config.grad_norm_limit), SaveOnInterrupt()
+        self.guard = DivergenceGuard(self.config.grad_norm_limit, every_step=world_size() > 1)  # ranks stop together
+        self.interrupt = SaveOnInterrupt()
         self.metrics = MetricsLogger(self.output_dir)
         callbacks = [CompleteMarkerCallback(), self.interrupt, self.guard, self.metrics]  # guard after interrupt
         fused = use_fused_ce(self.config)

@@ -372,6 +372,11 @@ def test_guard_checks_a_late_value_before_any_save_and_at_the_end() -> None:
     ending.on_train_end(None, None, TrainerControl())
     assert ending.stop_reason == "loss became inf at step 12"
 
+    one_of_two_ranks = DivergenceGuard(grad_norm_limit=1e4, every_step=True)  # every rank decides at the same step
+    one_of_two_ranks._observe(DeferredScalar("grad_norm", 3, float("nan"), StandInEvent()))
+    assert one_of_two_ranks.on_step_end(None, None, TrainerControl()).should_training_stop
+    assert one_of_two_ranks.stop_reason == "gradient norm became nan at step 3"
+
 
 def test_deferred_cuda_scalar_lands_without_a_sync() -> None:
     if not torch.cuda.is_available():

@@ -32,13 +32,14 @@ class DivergenceGuard(TrainerCallback):
 
     def observe_step_loss(self, loss: Any, step: int) -> None:
         """Every micro-step's loss (the Trainer's logged loss hides NaN steps behind an average)."""
-        self._observe(defer("loss", loss, step))
+        self.observe(defer("loss", loss, step))
 
     def observe_grad_norm(self, grad_norm: Any, step: int) -> None:
         """Every optimizer step's gradient norm (logs only carry the ones at --logging_steps)."""
-        self._observe(defer("grad_norm", grad_norm, step))
+        self.observe(defer("grad_norm", grad_norm, step))
 
-    def _observe(self, scalar: DeferredScalar) -> None:
+    def observe(self, scalar: DeferredScalar) -> None:
+        """Queues one deferred value and checks those that have landed."""
         self._pending.append(scalar)
         self.settle(wait=False)
 

@@ -353,27 +353,27 @@ def test_guard_checks_a_late_value_before_any_save_and_at_the_end() -> None:
 
     guard = DivergenceGuard(grad_norm_limit=1e4)
     in_flight = StandInEvent()
-    guard._observe(DeferredScalar("loss", 5, float("nan"), in_flight))
+    guard.observe(DeferredScalar("loss", 5, float("nan"), in_flight))
     assert guard.on_step_end(None, None, TrainerControl()).should_training_stop is False  # not landed: not waited for
-    guard._observe(DeferredScalar("grad_norm", 6, 1.0, None))  # queued behind step 5's loss
+    guard.observe(DeferredScalar("grad_norm", 6, 1.0, None))  # queued behind step 5's loss
     assert guard.stop_reason is None
     in_flight.landed = True
     guard.on_step_end(None, None, TrainerControl())
     assert guard.stop_reason == "loss became nan at step 5"
 
     saving = DivergenceGuard(grad_norm_limit=1e4)
-    saving._observe(DeferredScalar("grad_norm", 9, 3e4, StandInEvent()))
+    saving.observe(DeferredScalar("grad_norm", 9, 3e4, StandInEvent()))
     control = saving.on_step_end(None, None, TrainerControl(should_save=True))  # a save waits for every value
     assert saving.stop_reason == "gradient norm 3e+04 exceeded --grad_norm_limit 10000 at step 9"
     assert control.should_training_stop and not control.should_save
 
     ending = DivergenceGuard(grad_norm_limit=1e4)
-    ending._observe(DeferredScalar("loss", 12, float("inf"), StandInEvent()))
+    ending.observe(DeferredScalar("loss", 12, float("inf"), StandInEvent()))
     ending.on_train_end(None, None, TrainerControl())
     assert ending.stop_reason == "loss became inf at step 12"
 
     one_of_two_ranks = DivergenceGuard(grad_norm_limit=1e4, every_step=True)  # every rank decides at the same step
-    one_of_two_ranks._observe(DeferredScalar("grad_norm", 3, float("nan"), StandInEvent()))
+    one_of_two_ranks.observe(DeferredScalar("grad_norm", 3, float("nan"), StandInEvent()))
     assert one_of_two_ranks.on_step_end(None, None, TrainerControl()).should_training_stop
     assert one_of_two_ranks.stop_reason == "gradient norm became nan at step 3"
 

@@ -73,9 +73,8 @@ class LoRATrainer(Trainer):
         return None
 
     def _settle_token_count(self) -> None:
-        if not isinstance(self._tokens_counted, int) or self._tokens_counted:
-            self.state.num_input_tokens_seen += int(self._tokens_counted)
-            self._tokens_counted = 0
+        self.state.num_input_tokens_seen += int(self._tokens_counted)  # one read-back per log or save
+        self._tokens_counted = 0
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         self._settle_token_count()

@@ -216,6 +216,15 @@ cli_machine() {  # the trainer CLI's parts: the NumPy-1 stack (carry .whl), the 
     python3 benchmarks/device/dataset_words.py /tmp/train.jsonl 4000 0
 }
 
+packed_cli() {  # packed_cli LIMIT NAME [scaling.py args]: the CLI on one GPU, the seed's flags + --packing
+    local limit=$1 name=$2; shift 2  # --torch_compile; workdir /tmp/NAME, $OUT/NAME.log, $OUT/NAME (- as _).json
+    PYTHONPATH=/tmp/site:$REPO/src timeout -k 5 "$limit" python3 benchmarks/scaling.py --model /tmp/llama8b-cli \
+        --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit" --trainer-arg=--packing \
+        --trainer-arg=--torch_compile --workdir "/tmp/$name" --json-out "$OUT/${name//-/_}.json" "$@"
+    echo "$name exit=$? at $(elapsed) s"
+    without_progress "/tmp/$name/gpus-1.log" > "$OUT/$name.log" 2>/dev/null
+}
+
 cli() {
     cli_machine
     local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout 130)
@@ -335,12 +344,7 @@ experiments() {  # A/B of the ideas of 2026-11-30 (session 7) on fixed 2,048-tok
 autotune_cli() {  # the trainer CLI on fixed rows with --packing --torch_compile (mode auto: max-autotune); carry .whl
     cli_machine
     echo "=== fixed 2,048-token samples, the seed's flags + --packing --torch_compile (mode auto: max-autotune)"
-    PYTHONPATH=/tmp/site:$REPO/src timeout -k 5 "${AUTOTUNE_LIMIT:-480}" python3 benchmarks/scaling.py \
-        --model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout "${AUTOTUNE_LIMIT:-480}" \
-        --steps 16 --warmup-steps 6 --trainer-arg=--packing --trainer-arg=--torch_compile --workdir /tmp/cli-fixed \
-        --json-out "$OUT/cli_fixed.json"
-    echo "cli fixed exit=$? at $(elapsed) s"
-    without_progress /tmp/cli-fixed/gpus-1.log > "$OUT/cli-fixed.log" 2>/dev/null
+    packed_cli "${AUTOTUNE_LIMIT:-480}" cli-fixed --steps 16 --warmup-steps 6
     grep -E "\[trainer\].*(fused LoRA|attention|loss:|compiled|GiB)" "$OUT/cli-fixed.log" | cut -c1-220
 }
 
@@ -399,14 +403,7 @@ tuned_peers() {  # machine session O, call 2 (the same warm machine, carry .whl-
 tuned_cli() {  # machine session O, call 3 (carry .whl): GPU 0 the CLI at the seed's flags + --packing
     cli_machine   # --torch_compile on fixed rows; GPU 1 train_speed's 4 x 2,048 rows without LoRA dropout, as the peers
     local limit=${TUNED_LIMIT:-500}
-    (
-        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
-        timeout -k 5 "$limit" python3 benchmarks/scaling.py --model /tmp/llama8b-cli --stack "$STACK" --gpus 1 \
-            --launcher python --run-timeout "$limit" --steps 16 --warmup-steps 6 --trainer-arg=--packing \
-            --trainer-arg=--torch_compile --workdir /tmp/cli-tuned --json-out "$OUT/cli_tuned.json"
-        echo "cli exit=$? at $(elapsed) s"
-        without_progress /tmp/cli-tuned/gpus-1.log > "$OUT/cli-tuned.log" 2>/dev/null
-    ) > "$OUT/gpu0.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=0 packed_cli "$limit" cli-tuned --steps 16 --warmup-steps 6 > "$OUT/gpu0.log" 2>&1 &
     (
         export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=$REPO/src
         timeout -s INT -k 10 "$limit" python3 benchmarks/train_speed.py --shape fixed --row-tokens 8192 --steps 6 \
@@ -422,22 +419,10 @@ tuned_cli() {  # machine session O, call 3 (carry .whl): GPU 0 the CLI at the se
 tuned_cli_more() {  # machine session O, call 4 (carry .whl): the CLI at the seed's flags + --packing --torch_compile,
     cli_machine       # GPU 0 fixed rows with --activation_memory_budget 0.6, GPU 1 var-length chat rows
     local limit=${TUNED_LIMIT:-500}
-    local common=(--model /tmp/llama8b-cli --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit"
-                  --trainer-arg=--packing --trainer-arg=--torch_compile)
-    (
-        export CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/site:$REPO/src
-        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" --steps 16 --warmup-steps 6 \
-            --trainer-arg=--activation_memory_budget=0.6 --workdir /tmp/cli-budget --json-out "$OUT/cli_budget.json"
-        echo "cli budget exit=$? at $(elapsed) s"
-        without_progress /tmp/cli-budget/gpus-1.log > "$OUT/cli-budget.log" 2>/dev/null
-    ) > "$OUT/gpu0.log" 2>&1 &
-    (
-        export CUDA_VISIBLE_DEVICES=1 PYTHONPATH=/tmp/site:$REPO/src
-        timeout -k 5 "$limit" python3 benchmarks/scaling.py "${common[@]}" --dataset /tmp/train.jsonl --steps 24 \
-            --warmup-steps 6 --workdir /tmp/cli-var --json-out "$OUT/cli_var.json"
-        echo "cli var exit=$? at $(elapsed) s"
-        without_progress /tmp/cli-var/gpus-1.log > "$OUT/cli-var.log" 2>/dev/null
-    ) > "$OUT/gpu1.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=0 packed_cli "$limit" cli-budget --steps 16 --warmup-steps 6 \
+        --trainer-arg=--activation_memory_budget=0.6 > "$OUT/gpu0.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=1 packed_cli "$limit" cli-var --dataset /tmp/train.jsonl --steps 24 --warmup-steps 6 \
+        > "$OUT/gpu1.log" 2>&1 &
     wait
     without_progress "$OUT/gpu0.log" | tail -n 6
     without_progress "$OUT/gpu1.log" | tail -n 6
@@ -447,12 +432,8 @@ tuned_cli_more() {  # machine session O, call 4 (carry .whl): the CLI at the see
 cli_var_budget() {  # machine session O, call 5 (carry .whl): var-length chat rows, --activation_memory_budget 0.6
     cli_machine
     local limit=${TUNED_LIMIT:-400}
-    PYTHONPATH=/tmp/site:$REPO/src timeout -k 5 "$limit" python3 benchmarks/scaling.py --model /tmp/llama8b-cli \
-        --stack "$STACK" --gpus 1 --launcher python --run-timeout "$limit" --trainer-arg=--packing \
-        --trainer-arg=--torch_compile --trainer-arg=--activation_memory_budget=0.6 --dataset /tmp/train.jsonl \
-        ${CLI_EXTRA:+"--trainer-arg=$CLI_EXTRA"} --steps "${VAR_STEPS:-24}" --warmup-steps 5 --workdir /tmp/cli-var-budget --json-out "$OUT/cli_var_budget.json"
-    echo "cli var budget exit=$? at $(elapsed) s"
-    without_progress /tmp/cli-var-budget/gpus-1.log > "$OUT/cli-var-budget.log" 2>/dev/null
+    packed_cli "$limit" cli-var-budget --trainer-arg=--activation_memory_budget=0.6 --dataset /tmp/train.jsonl \
+        ${CLI_EXTRA:+"--trainer-arg=$CLI_EXTRA"} --steps "${VAR_STEPS:-24}" --warmup-steps 5
     grep -h -E "\[trainer\].*(GPUs visible|packing:|compiled|GiB)" "$OUT/cli-var-budget.log" | cut -c1-220
 }
 

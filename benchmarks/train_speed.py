@@ -389,7 +389,10 @@ def prepared_batches(model: Any, setup: Setup, shape: str, args: argparse.Namesp
     """Configure the model for the set-up; returns its batches and (packed) the row fill."""
     configure(model, setup)
     model.train()
-    examples = make_examples(sample_lengths(pool_size(args, scale, shape), scale, shape), model.config.vocab_size)
+    if args.dataset and shape == "var":
+        examples = dataset_examples(args)
+    else:
+        examples = make_examples(sample_lengths(pool_size(args, scale, shape), scale, shape), model.config.vocab_size)
     if setup.packed:
         return packed_batches(examples, args.row_tokens, setup.rows_per_batch)
     return padded_batches(examples, pad_id=0), None
@@ -422,8 +425,33 @@ def reset_peak_memory(scale: Scale) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def dataset_examples(args: argparse.Namespace) -> list[TokenizedExample]:
+    """--dataset: the JSONL rows tokenized as the trainer does (trainer.data, loss on the completion only), cut to
+    the longest row a 2,048-token layout takes; tokenized once per run."""
+    cached = getattr(args, "dataset_cache", None)
+    if cached is not None:
+        return cached
+    from transformers import AutoTokenizer
+
+    from trainer.data import detect_format, normalize, tokenize_record
+
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    longest = args.row_tokens // 4 if args.row_tokens >= 8192 else args.row_tokens
+    examples = []
+    for line in Path(args.dataset).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            ids, labels = tokenize_record(normalize(row, detect_format(row)), tokenizer)
+            examples.append(TokenizedExample(tuple(ids[:longest]), tuple(labels[:longest])))
+    args.dataset_cache = examples
+    return examples
+
+
 def data_mean_tokens(args: argparse.Namespace, scale: Scale, shape: str) -> float:
     """Mean tokens per sample of the whole data pool (what an epoch over this data averages)."""
+    if args.dataset and shape == "var":
+        examples = dataset_examples(args)
+        return sum(len(e) for e in examples) / len(examples)
     lengths = sample_lengths(args.pool, scale, shape)
     return sum(lengths) / len(lengths)
 
@@ -577,6 +605,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="", help="comma-separated set-ups to profile after the table's runs "
                         "(per shape): where the step time goes, by category")
     parser.add_argument("--profile-steps", type=int, default=3, help="steps recorded by --profile")
+    parser.add_argument("--dataset", default=None, help="var shape: these JSONL rows (tokenized with --tokenizer as "
+                        "the trainer does) instead of generated lengths")
+    parser.add_argument("--tokenizer", default=None, help="model directory whose tokenizer --dataset uses")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the plain HF + PEFT baseline")
     parser.add_argument("--tiny", action="store_true", help="tiny Llama on CPU, lengths / 8: tests this script")
     return parser.parse_args(argv)
 
@@ -593,10 +625,14 @@ def main(argv: list[str] | None = None) -> int:
     args.row_tokens = args.row_tokens or (512 if args.tiny else 4096)
     try:
         names = [n.strip() for n in args.setups.split(",") if n.strip()]
-        setups = [parse_setup("baseline")] + [parse_setup(n) for n in names if n != "baseline"]
+        setups = ([] if args.no_baseline else [parse_setup("baseline")]) + \
+            [parse_setup(n) for n in names if n != "baseline"]
         profiled = [parse_setup(n.strip()) for n in args.profile.split(",") if n.strip()]
     except ValueError as error:
         print(f"train_speed: --setups: {error}", file=sys.stderr)
+        return 2
+    if args.dataset and not args.tokenizer:
+        print("train_speed: --dataset needs --tokenizer DIR (the model directory)", file=sys.stderr)
         return 2
     if scale.device == "cuda" and not torch.cuda.is_available():
         print("train_speed: no CUDA GPU visible; use --tiny to run on CPU", file=sys.stderr)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from envdoctor.checks import CheckContext, run_checks
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding, Report
-from envdoctor.matrices import Matrices, MatrixError, Stack, load_matrices
+from envdoctor.matrices import Matrices, MatrixError, Stack, StackNotFoundError, load_matrices
 from envdoctor.rules import evaluate, fact, has_no_gpu, parse_version, torch_variant
 from envdoctor.score import score_findings
 from envdoctor.snapshot import Snapshot
@@ -19,6 +20,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 PROJECT_FILE = "envdoctor.toml"
+PROJECT_FILE_MAX_BYTES = 1024 * 1024
 
 
 def run_check(
@@ -56,12 +58,31 @@ def drop_superseded(findings: list[Finding], supersedes: dict[str, tuple[str, ..
 
     ``supersedes`` maps a rule id to the rule ids it makes redundant when the redundant finding's components
     are all among its own (trl-undeclared-rich on (trl, rich) supersedes stack-missing on (rich)).
+    Linear in the number of findings: superseding findings are indexed by (superseded rule, component), so each
+    finding is compared only with those that share its rule's superseders and its first component.
     """
+    by_rule: dict[str, list[Finding]] = {}  # superseded rule -> verified findings that supersede it
+    by_component: dict[tuple[str, str], list[Finding]] = {}  # (superseded rule, component) -> the same
+    for other in findings:
+        if not other.verified:
+            continue
+        for rule in supersedes.get(other.rule, ()):
+            by_rule.setdefault(rule, []).append(other)
+            for component in dict.fromkeys(other.components):
+                by_component.setdefault((rule, component), []).append(other)
+
     def redundant(finding: Finding) -> bool:
+        if finding.rule not in by_rule:
+            return False
+        if finding.components:
+            candidates = by_component.get((finding.rule, finding.components[0]), ())
+        else:
+            candidates = by_rule[finding.rule]
+        components = set(finding.components)
         return any(
-            finding.rule in supersedes.get(other.rule, ()) and other.verified
-            and other.severity.rank >= finding.severity.rank and set(finding.components) <= set(other.components)
-            for other in findings if other is not finding
+            other is not finding and other.severity.rank >= finding.severity.rank
+            and components <= set(other.components)
+            for other in candidates
         )
 
     return [f for f in findings if not redundant(f)]
@@ -82,18 +103,43 @@ def choose_stack(
     project = Path(cwd or Path.cwd()) / PROJECT_FILE
     declared = read_project_stack(project)
     if declared:
-        return matrices.stack(declared), f"stack = {declared!r} in {project}"
-    return closest_stack(snapshot, matrices)
+        try:
+            return matrices.stack(declared), f"stack = {declared!r} in {project}"
+        except StackNotFoundError as exc:
+            raise StackNotFoundError(f"{project}: stack: {exc}") from None
+    if os.path.lexists(project):  # read, valid, but without a stack key
+        return None, no_stack_reason(snapshot, matrices, f"{project} has no 'stack' key; add stack = \"NAME\"")
+    return None, no_stack_reason(snapshot, matrices)
+
+
+def no_stack_reason(snapshot: Snapshot, matrices: Matrices, why: str = f"no --stack and no {PROJECT_FILE}") -> str:
+    """Without a chosen stack the environment is checked on its own terms; the closest stack is only named."""
+    closest, _ = closest_stack(snapshot, matrices)
+    hint = f"; the closest bundled stack is {closest.name} (envdoctor check --stack {closest.name})" if closest else ""
+    return f"no stack chosen ({why}): checked on its own terms{hint}"
 
 
 def read_project_stack(path: Path) -> str | None:
-    """The ``stack`` named in an ``envdoctor.toml``; None when the file is absent. Raises MatrixError."""
-    if not path.is_file():
+    """The ``stack`` named in an ``envdoctor.toml``; None when there is no such file or it has no ``stack`` key.
+    Raises MatrixError (exit 2) when the path is a directory or other non-file, unreadable, over 1 MiB, or not
+    valid TOML."""
+    if not os.path.lexists(path):
         return None
+    if not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise MatrixError(f"{path}: is {kind}; {PROJECT_FILE} should be a TOML file with stack = \"NAME\"")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise MatrixError(f"{path}: cannot read: {exc}") from None
+        with path.open("rb") as file:
+            raw = file.read(PROJECT_FILE_MAX_BYTES + 1)
+        if len(raw) > PROJECT_FILE_MAX_BYTES:
+            raise MatrixError(f"{path}: larger than 1 MiB; {PROJECT_FILE} holds one line: stack = \"NAME\"")
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise MatrixError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise MatrixError(f"{path}: not UTF-8 text; {PROJECT_FILE} should be TOML with stack = \"NAME\"") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MatrixError(f"{path}: invalid TOML: {exc}") from None
     value = data.get("stack")
     if value is None:
         return None

@@ -1,7 +1,8 @@
 """The ``envdoctor`` command line. Only this module prints or exits.
 
 Exit codes: 0 green (warnings allowed), 1 any failure, 2 bad usage or unreadable input
-(one ``envdoctor: error: ...`` line on stderr, never a traceback).
+(one ``envdoctor: error: ...`` line on stderr, never a traceback), 74 stdout could not be written
+(closed, full, a broken pipe).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
+
+from envdoctor.stdout import BOX_SAMPLE, EXIT_IO, OutputError, can_show, write_stderr, write_stdout
 
 if TYPE_CHECKING:
     from envdoctor.findings import Report
@@ -37,10 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         launch_early()  # NVML's child process runs while the parser, the probe and the checker load
     try:
-        args = build_parser(with_plan=argv[:1] == ["plan"]).parse_args(argv)
+        try:
+            args = build_parser(with_plan=argv[:1] == ["plan"]).parse_args(argv)
+        except SystemExit as exc:  # --help and --version print, then exit: the print must have reached stdout
+            if sys.stdout is not None:
+                write_stdout("")
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         return args.handler(args)
     except UsageError as exc:
         return _fail(str(exc))
+    except OutputError as exc:
+        write_stderr(f"envdoctor: error: {exc}\n")
+        return EXIT_IO
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
@@ -112,6 +123,8 @@ def _add_plan(commands: argparse._SubParsersAction, with_plan: bool) -> None:
 
 
 def run_check_command(args: argparse.Namespace) -> int:
+    if args.model is not None and not args.model.strip():
+        raise UsageError("--model is empty; pass a model directory or a hub id (org/name)")
     pending = _start_probe(args.snapshot, args.deep)
     from envdoctor.checker import run_check  # imported while the NVML child process runs
     from envdoctor.render import render
@@ -119,9 +132,9 @@ def run_check_command(args: argparse.Namespace) -> int:
     snapshot = pending.finish() if pending else _load_or_probe(args.snapshot, args.deep)
     report = run_check(snapshot, stack=args.stack, model=args.model, cwd=Path.cwd())
     color = args.fmt == "table" and _wants_color(args.no_color)
-    sys.stdout.write(render(report, args.fmt, color=color))
-    if not sys.stdout.isatty():
-        print(_summary_line(report), file=sys.stderr)
+    write_stdout(render(report, args.fmt, color=color, ascii_only=not can_show(BOX_SAMPLE)))
+    if not _stdout_is_terminal():
+        write_stderr(_summary_line(report) + "\n")
     return report.exit_code
 
 
@@ -132,7 +145,7 @@ def run_probe_command(args: argparse.Namespace) -> int:
     if args.output:
         write_atomically(Path(args.output), text)
     else:
-        sys.stdout.write(text)
+        write_stdout(text)
     return EXIT_OK
 
 
@@ -146,10 +159,10 @@ def run_stacks_command(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps([{"name": s.name, "summary": s.summary} for s in stacks], indent=2))
+        write_stdout(json.dumps([{"name": s.name, "summary": s.summary} for s in stacks], indent=2) + "\n")
     else:
         width = max((len(s.name) for s in stacks), default=0)
-        print("\n".join(f"{s.name:<{width}}  {s.summary}" for s in stacks))
+        write_stdout("".join(f"{s.name:<{width}}  {s.summary}\n" for s in stacks))
     return EXIT_OK
 
 
@@ -166,10 +179,9 @@ def _validate_matrices() -> int:
     from envdoctor.matrices import validate_matrices
 
     problems = validate_matrices()
-    for problem in problems:
-        print(problem)
-    print(f"envdoctor: {len(problems)} problem(s) in the matrices" if problems else "envdoctor: matrices OK",
-          file=sys.stderr)
+    write_stdout("".join(f"{problem}\n" for problem in problems))
+    write_stderr(f"envdoctor: {len(problems)} problem(s) in the matrices\n" if problems
+                 else "envdoctor: matrices OK\n")
     return EXIT_FAIL if problems else EXIT_OK
 
 
@@ -204,7 +216,20 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _wants_color(no_color: bool) -> bool:
-    return sys.stdout.isatty() and not no_color and not os.environ.get("NO_COLOR")
+    """--no-color and NO_COLOR turn colour off; else FORCE_COLOR (any non-empty value) turns it on; else colour
+    only on a terminal whose TERM is not ``dumb``."""
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return _stdout_is_terminal() and os.environ.get("TERM") != "dumb"
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def _summary_line(report: Report) -> str:
@@ -215,7 +240,7 @@ def _summary_line(report: Report) -> str:
 
 def _is_input_error(exc: Exception) -> bool:
     """Errors about the user's input (snapshot, matrices, stack name, model) print as one line."""
-    names = {"SnapshotError", "MatrixError", "StackNotFoundError", "ModelError"}
+    names = {"SnapshotError", "MatrixError", "StackNotFoundError", "ModelError", "JsonFileError"}
     return any(cls.__name__ in names for cls in type(exc).__mro__)
 
 
@@ -226,6 +251,8 @@ def _version() -> str:
 
 
 def _fail(message: str) -> int:
-    print(f"envdoctor: error: {message}", file=sys.stderr)
+    from envdoctor.untrusted import escape_control
+
+    write_stderr(f"envdoctor: error: {escape_control(message)}\n")
     return EXIT_USAGE
 

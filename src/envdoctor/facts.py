@@ -293,6 +293,14 @@ class Facts:
             return None
         return _Fields(self.root / "cuda.toml", f'families."{major}"', table).text("minor_compat_min_driver_linux")
 
+    def cuda_family_min_driver_windows(self, major: int) -> str | None:
+        """Minor-version-compatibility floor of a CUDA major on Windows (12 -> "527.41"); None when unknown."""
+        table = self._section("cuda.toml", "families").get(str(major))
+        if table is None:
+            return None
+        return _Fields(self.root / "cuda.toml", f'families."{major}"', table).optional_text(
+            "minor_compat_min_driver_windows")
+
     def cuda_versions(self) -> tuple[str, ...]:
         """Every CUDA release the table knows, oldest first."""
         return tuple(sorted(self._section("cuda.toml", "releases"), key=_version_key))

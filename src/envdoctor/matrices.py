@@ -470,6 +470,7 @@ class Policy:
     unverified_penalty: int = 0
     torch_extensions: tuple[str, ...] = ()
     supersedes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check id -> rule ids it makes redundant
+    runtime_compiled: tuple[str, ...] = ()  # extensions that build CUDA ops with nvcc at run time
 
 
 def parse_policy(path: Path, errors: list[str]) -> Policy:
@@ -491,12 +492,15 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
         if category is not None:
             categories[normalize_name(name)] = category
     unverified = data.get("penalty", {}).get("unverified", 0)
-    extensions = check.strings(_table(check, data, "extensions"), "torch_bound", "extensions.")
+    extensions_table = _table(check, data, "extensions")
+    check.keys(extensions_table, {"torch_bound", "runtime_compiled"}, "extensions.")
+    extensions = check.strings(extensions_table, "torch_bound", "extensions.")
+    runtime = check.strings(extensions_table, "runtime_compiled", "extensions.")
     supersedes_table = _table(check, data, "supersedes")
     supersedes = {rule: check.strings(supersedes_table, rule, "supersedes.") for rule in supersedes_table}
     return Policy(
         penalties, categories, unverified if isinstance(unverified, int) else 0,
-        tuple(normalize_name(e) for e in extensions), supersedes,
+        tuple(normalize_name(e) for e in extensions), supersedes, tuple(normalize_name(e) for e in runtime),
     )
 
 
@@ -683,10 +687,17 @@ def validate_matrices(root: Path | str | None = None) -> list[str]:
     for name in ("models",):
         if (path / f"{name}.toml").exists():
             read_toml(path / f"{name}.toml", errors)
+    if (path / "numpy_abi.toml").exists():
+        from envdoctor.numpy_abi import parse_numpy_abi  # numpy_abi does not import this module
+
+        parse_numpy_abi(read_toml(path / "numpy_abi.toml", errors), path / "numpy_abi.toml", errors, sources or None)
     for declared in sorted((path / "declared").glob("*.toml")):
         parse_declared(declared, errors)
     if (path / "backends.toml").exists():
         parse_backends(path / "backends.toml", errors)
+    from envdoctor.pypi_facts import validate_pypi_facts  # pypi_facts imports this module
+
+    errors.extend(validate_pypi_facts(path))
     if sources:
         errors.extend(_unknown_sources(rules, stacks, sources))
     return errors

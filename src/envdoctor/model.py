@@ -2,7 +2,9 @@
 
 The main job is to spot a pre-quantized base (bitsandbytes 4/8-bit, GPTQ, AWQ, any quantization_config) from
 every signal, so that a config stripped of `quantization_config` but holding packed tensors is still caught.
-Hub ids are looked up in the local Hugging Face cache only; nothing is downloaded.
+Hub ids are looked up in the local Hugging Face cache only; nothing is downloaded. What could not be looked at
+(a hub id not in the cache, a directory without config.json or weights) is said in ``ModelInfo.unchecked``, never
+passed over in silence.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 # Name fragments that mark a quantized checkpoint; matched between non-alphanumeric boundaries.
 QUANT_NAME_MARKERS = (
     "bnb-4bit", "bnb-8bit", "4bit", "8bit", "4-bit", "8-bit", "gptq", "awq", "int4", "int8", "nf4", "fp4",
@@ -46,6 +50,7 @@ class ModelInfo:
     torch_dtype: str | None
     num_parameters: int | None
     rope_type: str | None
+    unchecked: str | None = None  # why the config and weights could not be looked at, when they could not
 
 
 def inspect_model(path_or_id: str, revision: str | None = None) -> ModelInfo:
@@ -54,6 +59,13 @@ def inspect_model(path_or_id: str, revision: str | None = None) -> ModelInfo:
     config = read_config(path) if path else None
     header_signals, num_parameters = scan_safetensors(path) if path else ((), None)
     signals = name_signals(path_or_id) + config_signals(config) + header_signals
+    if path is None:
+        unchecked = (f"{path_or_id} is not in the local Hugging Face cache ({hf_hub_cache()}); nothing is downloaded,"
+                     " so only its name was checked")
+    elif config is None and num_parameters is None:
+        unchecked = f"{path} has neither config.json nor *.safetensors files, so there was nothing to check"
+    else:
+        unchecked = None
     return ModelInfo(
         name=path_or_id,
         path=path,
@@ -64,18 +76,22 @@ def inspect_model(path_or_id: str, revision: str | None = None) -> ModelInfo:
         torch_dtype=_dtype_of(config),
         num_parameters=num_parameters,
         rope_type=_rope_type_of(config),
+        unchecked=unchecked,
     )
 
 
 def resolve_model_dir(path_or_id: str, revision: str | None = None) -> Path | None:
     """A local directory, the cached snapshot of a hub id, or None when the id is not in the local cache."""
+    if not path_or_id.strip():
+        raise ModelError("the model name is empty; pass a model directory or a hub id (org/name)")
     candidate = Path(path_or_id).expanduser()
     if candidate.is_dir():
         return candidate
     if candidate.exists():
         raise ModelError(f"{path_or_id}: is a file; pass the model directory that holds config.json")
-    if _looks_like_path(path_or_id):
-        raise ModelError(f"{path_or_id}: no such directory; pass an existing model directory or a hub id (org/name)")
+    if _looks_like_path(path_or_id) or not HUB_ID.match(path_or_id):
+        raise ModelError(f"{path_or_id!r}: no such directory and not a hub id; pass an existing model directory or a"
+                         " hub id (org/name)")
     return _cached_snapshot(path_or_id, revision)
 
 
@@ -94,20 +110,25 @@ def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
     repo_dir = hf_hub_cache() / ("models--" + repo_id.replace("/", "--"))
     ref = revision or "main"
     ref_file = repo_dir / "refs" / ref
-    commit = ref_file.read_text(encoding="utf-8").strip() if ref_file.is_file() else ref
+    try:
+        commit = ref_file.read_text(encoding="utf-8").strip() if ref_file.is_file() else ref
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelError(f"{ref_file}: unreadable ({error}); repair or remove the cached model") from None
     snapshot = repo_dir / "snapshots" / commit
-    return snapshot if snapshot.is_dir() else None
+    return snapshot if commit and "/" not in commit and snapshot.is_dir() else None
 
 
 def read_config(path: Path) -> dict[str, Any] | None:
     """config.json as a dict, None when absent; raises ModelError naming the file when it is not valid JSON."""
+    from envdoctor.bounded_json import JsonFileError, load_json_file
+
     config_file = path / "config.json"
-    if not config_file.is_file():
+    if not os.path.lexists(config_file):
         return None
     try:
-        data = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelError(f"{config_file}: not valid JSON ({error}); restore the model's config.json") from None
+        data = load_json_file(config_file, max_bytes=MAX_CONFIG_BYTES)
+    except JsonFileError as error:
+        raise ModelError(f"{error}; restore the model's config.json") from None
     if not isinstance(data, dict):
         raise ModelError(f"{config_file}: expected a JSON object at the top level; restore the model's config.json")
     return data
@@ -163,8 +184,10 @@ def read_safetensors_header(file: Path) -> dict[str, Any]:
             if length > MAX_HEADER_BYTES:
                 raise ModelError(f"{file}: header length {length} is implausible; the file is corrupt, re-download it")
             header = json.loads(handle.read(length).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise ModelError(f"{file}: unreadable safetensors header ({error}); re-download it") from None
+    except RecursionError:
+        raise ModelError(f"{file}: safetensors header nested too deeply; the file is corrupt, re-download it") from None
     if not isinstance(header, dict):
         raise ModelError(f"{file}: safetensors header is not a JSON object; re-download it")
     return header
@@ -180,7 +203,7 @@ def scan_safetensors(path: Path) -> tuple[tuple[str, ...], int | None]:
     for file in files:
         header = read_safetensors_header(file)
         signals.extend(tensor_signals(file.name, header))
-        total += _count_parameters(header)
+        total += _count_parameters(file, header)
     return tuple(signals), total
 
 
@@ -214,14 +237,18 @@ def _dtype_note(kind: str, entry: dict[str, Any]) -> str:
     return ""
 
 
-def _count_parameters(header: dict[str, Any]) -> int:
+def _count_parameters(file: Path, header: dict[str, Any]) -> int:
     total = 0
     for name, entry in header.items():
         if name == "__metadata__" or not isinstance(entry, dict):
             continue
+        shape = entry.get("shape") or []
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise ModelError(f"{file}: tensor {name!r} has shape {shape!r:.60}, not a list of sizes; re-download it")
         count = 1
-        for dim in entry.get("shape") or []:
-            count *= int(dim)
+        for dim in shape:
+            count *= dim
         total += count
     return total
 

@@ -25,7 +25,15 @@ class _Absent:
         return "absent"
 
 
+class _Installed:
+    """A package known to be installed whose version is unknown (an issue thread said "flash-attn installed")."""
+
+    def __repr__(self) -> str:
+        return "installed (version unknown)"
+
+
 ABSENT = _Absent()
+INSTALLED = _Installed()
 UNKNOWN = None  # the fact is not in the snapshot
 
 
@@ -59,7 +67,9 @@ def _package_fact(snapshot: Snapshot, name: str) -> Any:
     if snapshot.packages is None:
         return UNKNOWN
     package = snapshot.packages.get(normalize_name(name))
-    return package.version if package else ABSENT
+    if package is None:
+        return ABSENT
+    return package.version if package.version is not None else INSTALLED
 
 
 def _vcs_fact(snapshot: Snapshot, name: str) -> Any:
@@ -103,13 +113,29 @@ def _gpu_fact(snapshot: Snapshot, name: str) -> Any:
     return str(min(ccs) if name == "min_cc" else max(ccs))
 
 
+# Platforms whose plain PyPI torch wheel is a CPU build (CUDA builds come only from the PyTorch index there).
+CPU_ONLY_PYPI_PLATFORMS = frozenset({"windows", "darwin"})
+
+
 def torch_variant(snapshot: Snapshot) -> Any:
-    """The torch local tag ('cu121', 'cpu'), '' for a plain PyPI build, ABSENT or None."""
+    """The torch build variant: the local tag ('cu121', 'cpu'), else the CUDA the build reports ('cu121'), else
+    'cpu' for a plain PyPI wheel on Windows or macOS, '' for a plain PyPI build elsewhere; ABSENT or None."""
     version = _package_fact(snapshot, "torch")
     if version is UNKNOWN or version is ABSENT:
         return version
-    parsed = parse_version(version)
-    return (parsed.local or "") if parsed else UNKNOWN
+    parsed = parse_version(version) if version is not INSTALLED else None
+    if parsed is not None and parsed.local:
+        return parsed.local
+    if snapshot.torch and snapshot.torch.cuda:
+        return _variant_of_cuda(snapshot.torch.cuda)
+    if parsed is None:
+        return UNKNOWN
+    return "cpu" if snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS else ""
+
+
+def _variant_of_cuda(cuda: str) -> Any:
+    digits = cuda.split(".")
+    return f"cu{digits[0]}{digits[1]}" if len(digits) >= 2 and digits[0].isdigit() and digits[1].isdigit() else UNKNOWN
 
 
 def _torch_fact(snapshot: Snapshot, name: str) -> Any:
@@ -129,7 +155,7 @@ def _torch_fact(snapshot: Snapshot, name: str) -> Any:
 
 
 def parse_version(text: Any) -> Version | None:
-    if text is None or isinstance(text, (bool, _Absent)):
+    if text is None or isinstance(text, (bool, _Absent, _Installed)):
         return None
     try:
         return Version(str(text))
@@ -172,7 +198,9 @@ def _evaluate_condition(snapshot: Snapshot, condition: Condition) -> tuple[bool,
     unknown = []
     for path, expected in condition:
         value = fact(snapshot, path)
-        if value is UNKNOWN:
+        if value is INSTALLED and expected not in ("absent", "present"):
+            unknown.append(f"{path} (installed, version unknown)")
+        elif value is UNKNOWN:
             unknown.append(path)
         elif not condition_holds(value, expected):
             return False, []
@@ -209,7 +237,7 @@ def evaluate(rules: Iterable[Rule], snapshot: Snapshot) -> list[Finding]:
 def render_message(template: str, snapshot: Snapshot) -> str:
     def replace(match: re.Match[str]) -> str:
         value = fact(snapshot, match.group(1))
-        return "unknown" if value is UNKNOWN else str(value)
+        return "unknown" if value is UNKNOWN else ("(version unknown)" if value is INSTALLED else str(value))
 
     return re.sub(r"\{([^{}]+)\}", replace, template)
 

@@ -136,6 +136,46 @@ class MetricsLogger(TrainerCallback):
         return control
 
 
+class StepClock(TrainerCallback):
+    """When each optimizer step ended (host clock, from the start of training) and how many tokens had been trained
+    by then, for the summary's warm-up / steady-state split. `counter()` returns the tokens so far (an int, or a
+    device tensor: it is read without a sync through trainer.deferred, and landed values are kept as floats)."""
+
+    def __init__(self, counter: Any = None) -> None:
+        self.counter = counter
+        self.started = time.perf_counter()
+        self.step_ends: list[float] = []
+        self._tokens: list[Any] = []  # floats, or DeferredScalars still on their way
+        self._pending = 0  # index of the oldest value not yet a float
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.started = time.perf_counter()
+        self.step_ends.clear()
+        self._tokens.clear()
+        self._pending = 0
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.step_ends.append(time.perf_counter() - self.started)
+        self._tokens.append(defer("tokens", self.counter(), state.global_step) if self.counter else 0.0)
+        self._settle(wait=False)
+        return control
+
+    def _settle(self, wait: bool) -> None:
+        """Turns landed values into floats, oldest first (they land in order)."""
+        while self._pending < len(self._tokens):
+            item = self._tokens[self._pending]
+            if isinstance(item, DeferredScalar):
+                if not (wait or item.ready()):
+                    return
+                self._tokens[self._pending] = item.value()
+            self._pending += 1
+
+    def tokens_at_end(self) -> list[float]:
+        self._settle(wait=True)
+        return [float(value) for value in self._tokens]
+
+
 class ThroughputProgress(ProgressCallback):
     """transformers' progress bar (with its ETA) plus loss, learning rate and tokens/s as the postfix."""
 

@@ -2,7 +2,8 @@
 
 Precedence: dataclass defaults < YAML (--config) < command-line flags. Only this module prints and exits.
 Exit codes: 0 ok, 1 --merge check or --validate failed, 2 bad input, 3 refused (gate, or merge of a quantized base),
-4 training diverged, 130 interrupted (checkpoint saved).
+4 training diverged, 5 out of GPU memory (progress saved; the message names the peak and flags that fit),
+130 interrupted (checkpoint saved).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import DataConfig, TrainConfig
+from trainer.preflight import check_inputs
 
 SUBCOMMANDS = ("train", "pretokenize", "merge", "validate")
 EXIT_BAD_INPUT = 2
@@ -32,8 +34,13 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class: type) -> 
     """One flag per field; defaults are SUPPRESSed so that only flags actually given override the YAML."""
     for item in fields(config_class):
         kind = _flag_type(str(item.type))
-        help_text = item.metadata.get("help", "")
-        if kind is bool:
+        help_text = item.metadata.get("help", "").replace("%", "%%")  # argparse reads % as a format code
+        if item.metadata.get("switch"):  # auto|on|off; --NAME alone means on, --no-NAME off
+            parser.add_argument(f"--{item.name}", nargs="?", const="on", choices=("auto", "on", "off"),
+                                default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(f"--no-{item.name}", dest=item.name, action="store_const", const="off",
+                                default=argparse.SUPPRESS, help=f"the same as --{item.name} off")
+        elif kind is bool:
             parser.add_argument(f"--{item.name}", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=help_text)
         elif str(item.type) == "list[str]":
@@ -102,11 +109,14 @@ def _coerce(path: str, key: str, value: Any, annotation: str) -> Any:
 def build_config(config_class: type, namespace: argparse.Namespace) -> Any:
     """Dataclass defaults, then the YAML file, then the flags given. Raises ConfigError."""
     known = {item.name: str(item.type) for item in fields(config_class)}
+    switches = {item.name for item in fields(config_class) if item.metadata.get("switch")}
     values: dict[str, Any] = {}
     if namespace.config:
         for key, value in read_yaml(namespace.config).items():
             if key not in known:
                 raise ConfigError(f"{namespace.config}: unknown key '{key}'; the keys are the flag names")
+            if key in switches and isinstance(value, bool):
+                value = "on" if value else "off"  # YAML true/false for an auto|on|off switch
             values[key] = _coerce(namespace.config, key, value, known[key])
     values.update({key: value for key, value in vars(namespace).items() if key in known})
     return config_class(**values)
@@ -125,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(_optional_module(args.command).run(args))
     try:
         config = build_config(TrainConfig if args.command == "train" else DataConfig, args)
+        check_inputs(config)  # flag values and input files, before the gate and before anything heavy loads
         return run_train(config) if args.command == "train" else run_pretokenize(config)
     except ValueError as error:  # ConfigError, TrainerInputError, DataError, CheckpointError, ModelError
         print(f"error: {error}", file=sys.stderr)
@@ -141,7 +152,9 @@ def run_train(config: TrainConfig) -> int:
         shutdown_process_group,
     )
     from trainer.gate import REFUSED_EXIT_CODE, refusals, render_refusals
+    from trainer.recipe import check_config
 
+    check_config(config)  # the flag combinations, also before the gate
     configure_distributed_env()
     found = refusals(config.model_name, config.stack, config.load_in_4bit, config.load_in_8bit, config.revision)
     debug_record("gate", [f"rank {rank()}: {'refused' if found else 'passed'}"])
@@ -164,8 +177,9 @@ def choose_backend(config: TrainConfig) -> Any:
     """trainer.backends' choice (made before transformers is imported, as Unsloth requires); raises BackendError."""
     from trainer.backends import select_backend
     from trainer.distributed import is_main_process
+    from trainer.fast_defaults import packing_decision
 
-    choice = select_backend(config.backend, config.packing)
+    choice = select_backend(config.backend, packing_decision(config).on)
     if is_main_process():
         print(f"[trainer] backend {choice.name}: {choice.reason}", file=sys.stderr, flush=True)
     return choice

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DATASET_FORMATS = ("auto", "chat", "alpaca", "prompt_completion", "text")
-DEFAULT_STACK = "phase1a-2.0"
+# The stack the trainer is measured on (torch 2.11, transformers 5.17, as on the lent H100/H200) and that
+# constraints/lora-cu130-2026.11.txt installs; phase1a-2.0 pins releases older than the [train] extra allows.
+DEFAULT_STACK = "lora-cu130-2026.11"
 BACKENDS = ("hf", "unsloth", "auto")
 AUTO_ON_OFF = ("auto", "on", "off")  # --fused_ce, --fused_lora
 AUTO_ON_OFF_FLAGS = ("fused_ce", "fused_lora")
@@ -34,31 +36,44 @@ class DataConfig:
 
 @dataclass
 class TrainConfig(DataConfig):
-    stack: str | None = field(default=None, metadata={"help": "envdoctor stack (envdoctor.toml or phase1a-2.0)"})
+    stack: str | None = field(default=None, metadata={"help": "envdoctor stack to check (default: envdoctor.toml's, "
+                                                                  "else lora-cu130-2026.11)"})
     load_in_4bit: bool = field(default=False, metadata={"help": "refused: the trainer never quantizes the base"})
     load_in_8bit: bool = field(default=False, metadata={"help": "refused: the trainer never quantizes the base"})
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 4
-    per_device_eval_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 2e-4
-    warmup_ratio: float = 0.03
-    lr_scheduler_type: str = "cosine"
-    weight_decay: float = 0.0
+    num_train_epochs: float = field(default=3.0, metadata={"help": "passes over the data, > 0 (fractions allowed)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps to run; overrides --num_train_epochs "
+                                                         "when > 0 (-1: off)"})
+    per_device_train_batch_size: int = field(default=4, metadata={"help": "samples (or packed rows) per step on "
+                                                                           "each GPU, >= 1"})
+    per_device_eval_batch_size: int = field(default=4, metadata={"help": "samples per eval batch, >= 1"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step, >= 1"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate of the LoRA weights, > 0"})
+    warmup_ratio: float = field(default=0.03, metadata={"help": "share of the steps spent warming up, in [0, 1)"})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler: cosine, linear, "
+                                                                       "constant, constant_with_warmup..."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay, >= 0"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     grad_norm_limit: float = field(default=1e4, metadata={"help": "stop when the grad norm exceeds this"})
-    logging_steps: int = 10
-    save_steps: int = 500
-    save_total_limit: int | None = None
-    eval_steps: int | None = None
-    gradient_checkpointing: bool = False
-    packing: bool = False
+    logging_steps: int = field(default=10, metadata={"help": "log loss, speed and memory every N steps, >= 1"})
+    save_steps: int = field(default=500, metadata={"help": "save a checkpoint every N steps, >= 1"})
+    save_total_limit: int | None = field(default=None, metadata={"help": "keep at most N checkpoints (default: all)"})
+    eval_steps: int | None = field(default=None, metadata={"help": "eval loss every N steps (default: "
+                                                                   "--save_steps)"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward: "
+                                                                          "less memory, about 30% slower"})
+    packing: str = field(default="auto", metadata={
+        "switch": True, "help": "auto|on|off (--packing alone: on; --no-packing: off): samples packed into rows of "
+                                "--max_seq_length with per-sample attention (auto: on where that isolation holds: "
+                                "the hf backend, transformers 5.x, no remote code)"})
+    memory_fit: str = field(default="auto", metadata={
+        "help": "auto|off: before loading weights, estimate the peak GPU memory and, if it would not fit, train with "
+                "a lower --activation_memory_budget, a smaller micro-batch with more accumulation (same effective "
+                "batch) or --gradient_checkpointing, whichever is fastest and fits (off: as given)"})
     fused_ce: str = field(default="auto", metadata={"help": "auto|on|off: chunked fused cross-entropy (auto: on with "
                                                             "--packing)"})
     fused_lora: str = field(default="auto", metadata={"help": "auto|on|off: q,k,v and gate,up LoRA in one op per "
                                                                 "input (auto: on when training on a GPU)"})
-    torch_compile: bool = False
+    torch_compile: bool = field(default=False, metadata={"help": "compile each decoder layer with torch.compile"})
     torch_compile_backend: str = field(default="inductor", metadata={
         "help": "torch.compile backend for --torch_compile (inductor; aot_eager/eager to debug)"})
     torch_compile_mode: str = field(default="auto", metadata={
@@ -72,10 +87,12 @@ class TrainConfig(DataConfig):
     backend: str = field(default="hf", metadata={"help": "hf|unsloth|auto: library that loads and trains the model"})
     report_to: str = field(default="jsonl", metadata={"help": "jsonl|tensorboard (JSONL metrics are always written)"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "PATH or 'auto' (newest complete)"})
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(LLAMA_PROJECTIONS))
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank, >= 1"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scale numerator (the update is scaled by "
+                                                          "alpha / r), > 0"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input, in [0, 1)"})
+    target_modules: list[str] = field(default_factory=lambda: list(LLAMA_PROJECTIONS), metadata={
+        "help": "projections that get a LoRA adapter (default: every attention and MLP projection)"})
     merge: bool = field(default=False, metadata={"help": "merge the adapter into the base after training"})
     validate: bool = field(default=False, metadata={"help": "validate the merged model after merging"})
     validate_test_set: str | None = field(default=None, metadata={

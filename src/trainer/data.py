@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "tokenizer.model", "vocab.json", "merges.txt")
 SHOWN_BAD_ROWS = 5
+UNKNOWN_FORMAT = "unknown format: expected messages, instruction/output, prompt/completion or text"
+# Bounds on one JSONL line, so that a broken or hostile file cannot exhaust memory or the parser's stack: a chat row
+# of 2,048 tokens is about 10 KB and nests 3 levels ({"messages": [{...}]}).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 32
 
 
 class DataError(ValueError):
@@ -72,7 +78,10 @@ class PreparedData:
 
 # ---- reading and validating rows -------------------------------------------------------------------------------
 
-def detect_format(row: dict[str, Any]) -> str | None:
+def detect_format(row: Any) -> str | None:
+    """The format a parsed row is written in, or None (also for anything that is not a JSON object)."""
+    if not isinstance(row, dict):
+        return None
     if "messages" in row:
         return "chat"
     if "instruction" in row and "output" in row:
@@ -84,11 +93,22 @@ def detect_format(row: dict[str, Any]) -> str | None:
     return None
 
 
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type (null, boolean, number, string, array, object)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(type(value), "value")
+
+
 def _need_str(row: dict[str, Any], key: str, allow_empty: bool = False) -> str | None:
     if key not in row:
         return f"missing field '{key}'"
     if not isinstance(row[key], str):
-        return f"field '{key}' must be a string, got {type(row[key]).__name__}"
+        return f"field '{key}' must be a string, got {json_kind(row[key])}"
+    if not _is_unicode(row[key]):
+        return f"field '{key}' holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text"
     if not allow_empty and not row[key].strip():
         return f"field '{key}' is empty"
     return None
@@ -102,7 +122,7 @@ def _chat_error(row: dict[str, Any]) -> str | None:
         if not isinstance(message, dict):
             return f"messages[{index}] must be an object with role and content"
         if message.get("role") not in ROLES:
-            return f"messages[{index}].role must be one of {', '.join(ROLES)}, got {message.get('role')!r}"
+            return f"messages[{index}].role must be one of {', '.join(ROLES)}, got {_shown(message.get('role'))}"
         problem = _need_str(message, "content")
         if problem:
             return f"messages[{index}]: {problem}"
@@ -114,10 +134,12 @@ def _chat_error(row: dict[str, Any]) -> str | None:
 def row_error(row: Any, fmt: str) -> str | None:
     """Why a parsed row is unusable for format fmt, or None."""
     if not isinstance(row, dict):
-        return f"expected a JSON object, got {type(row).__name__}"
+        return f"expected a JSON object, got {json_kind(row)}"
     if fmt == "chat":
         return _chat_error(row)
     fields = {"alpaca": ("instruction", "output"), "prompt_completion": ("prompt", "completion"), "text": ("text",)}
+    if fmt not in fields:  # auto: no format detected in this row nor in the rows before it
+        return UNKNOWN_FORMAT
     for key in fields[fmt]:
         problem = _need_str(row, key)
         if problem:
@@ -142,35 +164,100 @@ def normalize(row: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 def read_rows(path: Path, fmt: str = "auto") -> tuple[list[int], list[str], list[BadRow], str]:
-    """(line numbers, normalized records as JSON, bad rows, format) for a JSONL file."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; pass --dataset_path pointing at a JSONL file")
+    """(line numbers, normalized records as JSON, bad rows, format) for a JSONL file.
+
+    Every line that is not usable becomes a BadRow naming its line: not UTF-8, longer than MAX_LINE_BYTES, not
+    JSON, nested deeper than MAX_JSON_DEPTH, not an object, or not in the format. Raises DataError only for the file
+    itself (missing, not a regular file, unreadable)."""
     lines: list[int] = []
     records: list[str] = []
     bad: list[BadRow] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            row, problem = _parse(text)
-            if problem is None and fmt == "auto":
-                fmt = detect_format(row) or "auto"
-                problem = None if fmt != "auto" else "unknown format: expected messages, instruction/output, " \
-                    "prompt/completion or text"
-            problem = problem or row_error(row, fmt)
-            if problem:
-                bad.append(BadRow(number, problem))
-            else:
-                lines.append(number)
-                records.append(json.dumps(normalize(row, fmt)))
+    for number, raw in _numbered_lines(path):
+        row, problem = _parse(raw)
+        if problem is None and fmt == "auto":
+            fmt = detect_format(row) or "auto"
+        problem = problem or row_error(row, fmt)
+        if problem:
+            bad.append(BadRow(number, problem))
+        else:
+            lines.append(number)
+            records.append(json.dumps(normalize(row, fmt)))
     return lines, records, bad, fmt
 
 
-def _parse(text: str) -> tuple[Any, str | None]:
+def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) for each non-blank line; a line over MAX_LINE_BYTES comes as None (it is not kept)."""
+    if not path.is_file():
+        kind = "not a regular file" if path.exists() else "no such file"
+        raise DataError(f"{path}: {kind}; pass --dataset_path pointing at a JSONL file")
     try:
-        return json.loads(text), None
+        with path.open("rb") as handle:
+            number = 0
+            while True:
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    return
+                number += 1
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    _skip_rest_of_line(handle)
+                    yield number, None
+                elif raw.strip():
+                    yield number, raw
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error}); check its permissions") from None
+
+
+def _skip_rest_of_line(handle: Any) -> None:
+    while True:
+        chunk = handle.readline(1 << 20)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def _parse(raw: bytes | None) -> tuple[Any, str | None]:
+    if raw is None:
+        return None, f"longer than {MAX_LINE_BYTES / 2**20:g} MiB; split the row or shorten it"
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return None, f"not UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line); save the " \
+            "file as UTF-8"
+    too_deep = f"JSON nested deeper than {MAX_JSON_DEPTH} levels; a row needs at most 3"
+    try:
+        row = json.loads(text)
     except json.JSONDecodeError as error:
         return None, f"not valid JSON ({error.msg} at column {error.colno})"
+    except RecursionError:  # the parser's own guard, far deeper than MAX_JSON_DEPTH
+        return None, too_deep
+    except ValueError as error:  # an integer longer than Python's digit limit
+        return None, f"not valid JSON ({str(error).splitlines()[0]})"
+    return (None, too_deep) if nested_deeper_than(row, MAX_JSON_DEPTH) else (row, None)
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in a parsed JSON value nest more than limit levels; iterative (any depth is safe)."""
+    todo = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while todo:
+        item, depth = todo.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        todo.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as it may appear in a message: its repr (control characters escaped), cut to limit characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # ---- tokenization and masking ----------------------------------------------------------------------------------

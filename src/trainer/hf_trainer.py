@@ -32,6 +32,11 @@ class LoRATrainer(Trainer):
         """This process's samples since this run started (a packed row holds several); reads the GPU count once."""
         return int(self._samples_counted)
 
+    def tokens_so_far(self) -> Any:
+        """Tokens trained in this process's run so far, as transformers counts them: the settled count plus what is
+        still summed on the device (a device tensor then; nothing is read back here)."""
+        return self._tokens_counted + (self.state.num_input_tokens_seen or 0)
+
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         if not self.fused_ce or return_outputs or not model.training or "labels" not in inputs:

@@ -9,15 +9,18 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from trainer.config import AUTO_ON_OFF, AUTO_ON_OFF_FLAGS, BACKENDS, COMPILE_MODES, TrainConfig
 from trainer.distributed import RecordingCollator, debug_enabled, debug_record, is_main_process, world_size
+from trainer.fast_defaults import packing_decision, packing_request
 from trainer.types import IGNORE_INDEX, TokenizedExample
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OUT_OF_MEMORY = 5
+MEMORY_FIT_CHOICES = ("auto", "off")
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
 VALIDATION_SET_FILE = "validation_set.jsonl"
@@ -68,6 +71,7 @@ class LoRARecipe:
     def __init__(self, config: TrainConfig, backend: Any = None) -> None:
         check_config(config)
         self.config = config
+        self.packing = packing_decision(config)
         self.backend = backend  # trainer.backends.BackendChoice; None = the plain transformers + peft path
         self.output_dir = Path(config.output_dir).expanduser()
         self.trainer: Any = None
@@ -75,14 +79,20 @@ class LoRARecipe:
         self.interrupt: Any = None
         self.data: Any = None
         self.metrics: Any = None
+        self.clock: Any = None
+        self.memory: Any = None  # trainer.summary.MemoryReport, on a GPU
+        self.memory_plan: Any = None  # (ModelShape, MemoryPlan) the run trains with, when the shape is known
+        self.out_of_memory: str | None = None  # the paragraph to exit with after torch.OutOfMemoryError
 
     # ---- setup ---------------------------------------------------------------------------------------------
     def setup(self) -> None:
         from transformers import set_seed
 
-        from trainer.callbacks import DivergenceGuard, MetricsLogger, SaveOnInterrupt
+        from trainer.callbacks import DivergenceGuard, MetricsLogger, SaveOnInterrupt, StepClock
         from trainer.checkpoint import CompleteMarkerCallback
 
+        log(self.packing.describe())
+        self._fit_memory()  # before the arguments: it may change the micro-batch and accumulation
         args = training_arguments(self.config, has_eval=bool(self.config.eval_split or self.config.eval_dataset_path))
         visible = keep_one_gpu_per_process(args)
         if visible > 1:
@@ -99,6 +109,7 @@ class LoRARecipe:
             from trainer.kernels.fused_lora import enable_fused_lora
 
             log(f"--fused_lora {self.config.fused_lora}: {enable_fused_lora(model).describe()}")
+        self._use_compile_cache()
         if self.config.torch_compile:
             compiled = compile_decoder_layers(model, self.config.torch_compile_backend, compile_mode(self.config),
                                               self.config.activation_memory_budget)
@@ -107,15 +118,17 @@ class LoRARecipe:
         self.guard = DivergenceGuard(self.config.grad_norm_limit, every_step=world_size() > 1)  # ranks stop together
         self.interrupt = SaveOnInterrupt()
         self.metrics = MetricsLogger(self.output_dir)
-        callbacks = [CompleteMarkerCallback(), self.interrupt, self.guard, self.metrics]  # guard after interrupt
+        self.clock = StepClock()
+        callbacks = [CompleteMarkerCallback(), self.interrupt, self.guard, self.metrics, self.clock]  # guard after
         fused = use_fused_ce(self.config)
         log(f"loss: {'chunked fused cross-entropy' if fused else 'transformers cross-entropy'} (--fused_ce "
             f"{self.config.fused_ce})")
         self.trainer = build_trainer(args, model, tokenizer, (train_set, self.data.eval), collator, callbacks,
                                      fused_ce=fused, guard=self.guard)
+        self.clock.counter = self.trainer.tokens_so_far
 
     def _train_set_and_collator(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
-        if not self.config.packing:
+        if not self.packing.on:
             multiple = COMPILE_PAD_MULTIPLE if self.config.torch_compile else PAD_MULTIPLE
             self._hint_packing(multiple)
             collator = PadCollator(tokenizer.pad_token_id, multiple)
@@ -148,6 +161,119 @@ class LoRARecipe:
             log(f"padding: batches of {self.config.per_device_train_batch_size} padded to their longest row are "
                 f"{1 - fill:.0%} padding on this data; --packing trains without it (benchmarks/README.md)")
 
+    def _fit_memory(self) -> None:
+        """Estimates the peak GPU memory from config.json before any weight loads and, with --memory_fit auto, trains
+        with the fastest settings that fit (trainer.memory). Logs the estimate and the choice."""
+        import torch
+
+        from trainer.memory import GIB, ShapeUnknown, choose_plan, estimate_peak, usable_bytes
+        from trainer.summary import MemoryReport
+
+        if not torch.cuda.is_available():
+            return
+        free, total = torch.cuda.mem_get_info(int(os.environ.get("LOCAL_RANK", "0")))
+        usable = usable_bytes(free, total)
+        try:
+            shape = model_shape(self.config)
+        except (ShapeUnknown, OSError, ValueError) as error:
+            line = (f"memory: no estimate ({_first_line(error)}); training with the settings as given, "
+                    f"{free / GIB:.1f} GiB free")
+            log(line)
+            self.memory = MemoryReport(None, round(total / GIB, 2), round(usable / GIB, 2), line, None)
+            return
+        plan = memory_plan(self.config, self.packing.on)
+        if self.config.memory_fit == "off" or not _hf_backend(self.backend):
+            why = "--memory_fit off" if self.config.memory_fit == "off" else \
+                f"the estimate is calibrated on the hf backend, not {self.backend.name}"
+            estimate = estimate_peak(shape, plan)
+            line = (f"memory: estimated peak {estimate.describe()} against {usable / GIB:.1f} GiB usable; "
+                    f"settings kept as given ({why})")
+            chosen = plan
+        else:
+            choice = choose_plan(shape, plan, usable)
+            estimate, chosen, line = choice.estimate, choice.chosen, choice.describe()
+            self.config = replace(self.config, per_device_train_batch_size=chosen.micro_batch,
+                                  gradient_accumulation_steps=chosen.accumulation,
+                                  activation_memory_budget=chosen.activation_budget,
+                                  gradient_checkpointing=chosen.checkpointing)
+        log(line)
+        self.memory_plan = (shape, chosen)
+        self.memory = MemoryReport(round(estimate.total_gib, 2), round(total / GIB, 2), round(usable / GIB, 2), line,
+                                   chosen.flags())
+
+    def _use_compile_cache(self) -> None:
+        """A persistent Inductor cache whenever something compiles (--torch_compile, the fused loss on a GPU)."""
+        import torch
+
+        if not (self.config.torch_compile or torch.cuda.is_available()):
+            return
+        from trainer.fast_defaults import enable_inductor_caches, use_compile_cache
+
+        cache = use_compile_cache()
+        enable_inductor_caches()
+        log(cache.describe())
+
+    def _after_out_of_memory(self, error: BaseException) -> str:
+        """After torch.OutOfMemoryError: frees the step's tensors, saves a checkpoint of the last finished step when
+        one is due, and returns the paragraph to exit with (the measured peak, the flags that should fit)."""
+        import gc
+
+        import torch
+
+        from trainer.memory import GIB
+
+        state = self.trainer.state
+        peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+        asked = _requested_bytes(str(error))
+        self.trainer.model.zero_grad(set_to_none=True)  # the unfinished step's gradients
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        saved = self._save_after_out_of_memory(state)
+        total = torch.cuda.get_device_properties(0).total_memory if torch.cuda.is_available() else 0
+        where = (f"{peak / GIB:.1f} GiB allocated at the peak" + (f", {asked / GIB:.2f} GiB more asked for" if asked
+                 else "") + (f", of {total / GIB:.1f} GiB on {torch.cuda.get_device_name(0)}" if total else ""))
+        estimate = f"; the estimate before loading was {self.memory.estimated_peak_gib:.1f} GiB" \
+            if self.memory and self.memory.estimated_peak_gib else ""
+        return (f"out of GPU memory at step {state.global_step + 1} ({where}{estimate}), with "
+                f"{memory_flags(self.config)}. {saved} Flags that should fit: {self._flags_that_fit(peak + asked)}; "
+                "then continue with --resume_from_checkpoint auto. Memory per setting: README.md (Trainer, "
+                "Memory) and benchmarks/README.md.")
+
+    def _save_after_out_of_memory(self, state: Any) -> str:
+        from trainer.checkpoint import newest_complete
+
+        last = newest_complete(self.output_dir)
+        if state.global_step == 0:
+            return "No step finished, so there is nothing to save."
+        if last is not None and last.name == f"checkpoint-{state.global_step}":
+            return f"Step {state.global_step} is saved in {last}."
+        try:
+            self.trainer._save_checkpoint(self.trainer.model, trial=None)
+            self.trainer.control = self.trainer.callback_handler.on_save(self.trainer.args, state,
+                                                                         self.trainer.control)  # COMPLETE marker
+        except (RuntimeError, OSError) as error:  # torch.OutOfMemoryError is a RuntimeError
+            return (f"Saving step {state.global_step} failed too ({_first_line(error)}); the newest checkpoint is "
+                    f"{last}.")
+        return f"The weights after step {state.global_step} are saved in {newest_complete(self.output_dir)}."
+
+    def _flags_that_fit(self, needed: int) -> str:
+        """The plan trainer.memory picks once its estimate is scaled up to what this run measured."""
+        import torch
+
+        from trainer.memory import choose_plan, estimate_peak, usable_bytes
+
+        if self.memory_plan is None or not torch.cuda.is_available():
+            return ("--gradient_checkpointing, or half the --per_device_train_batch_size with twice the "
+                    "--gradient_accumulation_steps")
+        shape, plan = self.memory_plan
+        free, total = torch.cuda.mem_get_info()
+        estimated = estimate_peak(shape, plan).total
+        scale = max(1.0, needed / max(1, estimated)) * 1.05  # the estimate fell short by at least this much
+        usable = int(usable_bytes(free + torch.cuda.memory_allocated(), total) / scale)
+        choice = choose_plan(shape, plan, min(usable, estimated - 1))  # something leaner than what failed
+        return choice.chosen.flags() + ("" if choice.fits else " (the leanest setting; it may still not fit)")
+
     # ---- train ---------------------------------------------------------------------------------------------
     def train(self) -> tuple[float, Any]:
         from trainer.checkpoint import remove_incomplete, resolve_resume
@@ -158,7 +284,13 @@ class LoRARecipe:
                 log(f"removed incomplete checkpoint {path} (a save was interrupted)")
         log(f"resuming from {resume}" if resume else "starting from step 0")
         started = time.perf_counter()
-        self.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        import torch
+
+        try:
+            self.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        except torch.OutOfMemoryError as error:
+            self.out_of_memory = self._after_out_of_memory(error)
+            return time.perf_counter() - started, self.trainer.state
         debug_record("setup", [f"world_size {self.trainer.args.world_size}, model wrapped in "
                                f"{type(self.trainer.model_wrapped).__name__}, resumed from {resume}"])
         if debug_enabled():  # ranks whose gradients were synchronised end with the same LoRA weights
@@ -167,17 +299,28 @@ class LoRARecipe:
 
     # ---- cleanup -------------------------------------------------------------------------------------------
     def cleanup(self, wall: float, state: Any) -> Outcome:
-        from trainer.summary import PlotUnavailable, build_summary, plot_loss, read_metrics, write_summary
+        from trainer.summary import (
+            PlotUnavailable,
+            build_summary,
+            plot_loss,
+            read_metrics,
+            steady_state,
+            write_summary,
+        )
 
         stopped = self.guard.stop_reason or ("interrupted (Ctrl-C)" if self.interrupt.interrupted else None)
-        if not self.guard.stop_reason and not self.interrupt.interrupted:
+        if self.out_of_memory:
+            stopped = f"out of GPU memory at step {state.global_step + 1}"
+        if stopped is None:
             self._save_adapter()
         samples = self._samples_trained()  # every rank takes part in the sum
         if not self.trainer.is_world_process_zero():
             return Outcome(EXIT_OK, "")
         metrics = read_metrics(self.output_dir)
         tokens = (state.num_input_tokens_seen or 0) - self.metrics.start_tokens  # this run's, not the resumed ones
-        summary = build_summary(state.global_step, wall, samples, tokens, peak_gpu_memory_gib(), metrics, stopped)
+        steady = steady_state(self.clock.step_ends, self.clock.tokens_at_end(), tokens / samples if samples else None)
+        summary = build_summary(state.global_step, wall, samples, tokens, peak_gpu_memory_gib(), metrics, stopped,
+                                steady, self.memory)
         write_summary(self.output_dir, summary)
         try:
             plot_loss(self.output_dir, metrics)
@@ -212,6 +355,8 @@ class LoRARecipe:
         from trainer.checkpoint import newest_complete
 
         last = newest_complete(self.output_dir)
+        if self.out_of_memory:
+            return Outcome(EXIT_OUT_OF_MEMORY, self.out_of_memory)
         if self.guard.stop_reason:
             return Outcome(EXIT_DIVERGED, f"training stopped: {self.guard.stop_reason}. Weights after this point are "
                            f"not saved; the last good checkpoint is {last}. Lower --learning_rate or raise "
@@ -238,6 +383,12 @@ def check_config(config: TrainConfig) -> None:
         problems.append(f"--dataset_path {config.dataset_path!r}: no such file; pass a JSONL file")
     if config.dataset_format not in DATASET_FORMATS:
         problems.append(f"--dataset_format must be one of {', '.join(DATASET_FORMATS)}")
+    try:
+        packing_request(config.packing)
+    except ValueError as error:
+        problems.append(str(error))
+    if config.memory_fit not in MEMORY_FIT_CHOICES:
+        problems.append(f"--memory_fit must be one of {', '.join(MEMORY_FIT_CHOICES)}")
     if config.on_bad_row not in ("fail", "skip"):
         problems.append("--on_bad_row must be fail or skip")
     if not 0 <= config.eval_split < 1:
@@ -279,13 +430,60 @@ def _training_flag_problems(config: TrainConfig) -> list[str]:
     return problems
 
 
+def model_shape(config: TrainConfig) -> Any:
+    """trainer.memory.ModelShape from the model's config.json (local directory, or the hub cache), no weights."""
+    from transformers import AutoConfig
+
+    from trainer.memory import ModelShape
+
+    loaded = AutoConfig.from_pretrained(config.model_name, revision=config.revision,
+                                        trust_remote_code=config.trust_remote_code)
+    return ModelShape.from_config(loaded.to_dict())
+
+
+def memory_plan(config: TrainConfig, packing: bool) -> Any:
+    """trainer.memory.MemoryPlan of these settings (compiled layers count as such with the inductor backend only)."""
+    from trainer.memory import MemoryPlan
+
+    return MemoryPlan(micro_batch=config.per_device_train_batch_size, accumulation=config.gradient_accumulation_steps,
+                      seq_len=config.max_seq_length, packing=packing,
+                      compile=config.torch_compile and config.torch_compile_backend == "inductor",
+                      checkpointing=config.gradient_checkpointing, activation_budget=config.activation_memory_budget,
+                      fused_ce=use_fused_ce(config), lora_r=config.lora_r, lora_targets=tuple(config.target_modules),
+                      lora_dropout=config.lora_dropout > 0)
+
+
+def memory_flags(config: TrainConfig) -> str:
+    """The memory-relevant flags of a run, as one would type them."""
+    parts = [f"--per_device_train_batch_size {config.per_device_train_batch_size}",
+             f"--gradient_accumulation_steps {config.gradient_accumulation_steps}",
+             f"--max_seq_length {config.max_seq_length}"]
+    if config.torch_compile:
+        parts.append("--torch_compile")
+    if config.activation_memory_budget < 1:
+        parts.append(f"--activation_memory_budget {config.activation_memory_budget:g}")
+    if config.gradient_checkpointing:
+        parts.append("--gradient_checkpointing")
+    return " ".join(parts)
+
+
+def _requested_bytes(message: str) -> int:
+    """The allocation torch's out-of-memory message says failed ("Tried to allocate 1.96 GiB"), in bytes; 0 if none."""
+    import re
+
+    found = re.search(r"Tried to allocate ([0-9.]+) (GiB|MiB|KiB|B)", message)
+    if not found:
+        return 0
+    return int(float(found.group(1)) * {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10, "B": 1}[found.group(2)])
+
+
 def use_fused_ce(config: TrainConfig) -> bool:
     """--fused_ce auto: on with --packing (fixed long rows, where the full logits cost the most memory). Under DDP the
     loss runs the wrapper's forward (gradient sync) with lm_head as identity; --torch_compile compiles the decoder
     layers in place, so the fused loss runs them compiled too (benchmarks/train_speed.py `trainer+compile`)."""
     if config.fused_ce != "auto":
         return config.fused_ce == "on"
-    return config.packing
+    return packing_decision(config).on
 
 
 def compile_mode(config: TrainConfig, on_gpu: bool | None = None) -> str | None:
@@ -299,7 +497,7 @@ def compile_mode(config: TrainConfig, on_gpu: bool | None = None) -> str | None:
             import torch
 
             on_gpu = torch.cuda.is_available()
-        tuned = config.packing and config.torch_compile_backend == "inductor" and on_gpu
+        tuned = packing_decision(config).on and config.torch_compile_backend == "inductor" and on_gpu
         mode = "max-autotune-no-cudagraphs" if tuned else None
     return None if mode == "default" else mode
 

@@ -1,4 +1,5 @@
-"""Unsloth's declared pins in the matrices equal its wheel METADATA; check fails on what a release refuses."""
+"""Unsloth's declared pins in the matrices equal its wheel METADATA; check fails on what a release refuses
+(read from the bundled PyPI metadata when the snapshot does not carry Requires-Dist)."""
 
 from __future__ import annotations
 
@@ -75,29 +76,29 @@ def snapshot(packages: dict, **sections) -> Snapshot:
 def _unsloth(requires: list[str] | None = None, **packages: str):
     entry = {"version": "2026.10.9", **({"requires": requires} if requires is not None else {})}
     base = {"unsloth": entry, "unsloth-zoo": "2026.10.9", "torch": "2.11.0+cu130", "trl": "1.15.0",
-            "peft": "0.21.0", "datasets": "4.3.0", "bitsandbytes": "0.49.0", "accelerate": "1.15.0",
+            "peft": "0.21.0", "datasets": "4.7.0", "bitsandbytes": "0.49.0", "accelerate": "1.15.0",
             "transformers": "5.17.0"}
     return snapshot({**base, **packages}, torch={"cuda": "13.0"})
 
 
-def _conflicts(snap, tmp_path: Path) -> list[tuple[str, tuple[str, ...]]]:
-    report = run_check(snap, stack="lora-cu130-2026.11", cwd=tmp_path, matrices=MATRICES)
+def _conflicts(snap, tmp_path: Path, stack: str = "lora-cu130-2026.11") -> list[tuple[str, tuple[str, ...]]]:
+    report = run_check(snap, stack=stack, cwd=tmp_path, matrices=MATRICES)
     return [(f.rule, f.components) for f in report.findings if "requirement-conflict" in f.rule]
 
 
 def test_installed_unsloth_refuses_newer_transformers(tmp_path: Path) -> None:
-    assert _conflicts(_unsloth(), tmp_path) == []
-    bad = _conflicts(_unsloth(transformers="5.23.0", bitsandbytes="0.48.0"), tmp_path)
-    assert ("recorded-requirement-conflict", ("transformers", "unsloth")) in bad
-    assert ("recorded-requirement-conflict", ("transformers", "unsloth-zoo")) in bad
-    assert ("recorded-requirement-conflict", ("bitsandbytes", "unsloth")) in bad  # a known-bad '!=' release
+    assert _conflicts(_unsloth(), tmp_path, "phase1a-2.0") == []
+    bad = _conflicts(_unsloth(transformers="5.23.0", bitsandbytes="0.48.0"), tmp_path, "phase1a-2.0")
+    assert ("declared-requirement-conflict", ("transformers", "unsloth")) in bad
+    assert ("declared-requirement-conflict", ("transformers", "unsloth-zoo")) in bad
+    assert ("declared-requirement-conflict", ("bitsandbytes", "unsloth")) in bad  # a known-bad '!=' release
 
 
 def test_recorded_torch_fix_keeps_the_index(tmp_path: Path) -> None:
-    report = run_check(_unsloth(torch="2.15.0+cu130"), stack="lora-cu130-2026.11", cwd=tmp_path)
-    (finding,) = [f for f in report.findings if f.rule == "recorded-requirement-conflict"
+    report = run_check(_unsloth(torch="2.15.0+cu130"), stack="phase1a-2.0", cwd=tmp_path)
+    (finding,) = [f for f in report.findings if f.rule == "declared-requirement-conflict"
                   and f.components == ("torch", "unsloth")]
-    assert finding.fix.startswith('pip install "torch<2.15.0,>=2.4.0" --index-url https://download.pytorch.org/whl/cu130')
+    assert 'pip install "torch<2.15.0,>=2.4.0" --index-url https://download.pytorch.org/whl/cu130' in finding.fix
 
 
 def test_snapshot_requires_take_precedence_no_duplicate(tmp_path: Path) -> None:
@@ -120,7 +121,8 @@ def test_backend_rules_are_the_measured_ones() -> None:
 def test_recorded_conflict_fails_only_inside_the_stack(tmp_path: Path) -> None:
     bad = _unsloth(transformers="5.23.0")
     outside = run_check(bad, stack="lora-cu130-2026.11", cwd=tmp_path, matrices=MATRICES)
-    severities = {f.severity.value for f in outside.findings if f.rule == "recorded-requirement-conflict"}
-    assert severities == {"warn"}  # unsloth is installed but not part of this stack: --backend hf still runs
+    conflicts = {(f.rule, f.severity.value) for f in outside.findings if "requirement-conflict" in f.rule}
+    # unsloth is installed but not part of this stack: --backend hf still runs
+    assert conflicts == {("declared-requirement-conflict-outside-stack", "warn")}
     no_stack = run_check(bad, stack="phase1a-2.0", cwd=tmp_path, matrices=MATRICES)  # phase1a carries unsloth
-    assert "fail" in {f.severity.value for f in no_stack.findings if f.rule == "recorded-requirement-conflict"}
+    assert "fail" in {f.severity.value for f in no_stack.findings if f.rule == "declared-requirement-conflict"}

@@ -2,11 +2,20 @@
 
 A fix never holds a placeholder. When no exact command exists, it names the ``envdoctor plan`` call that
 writes one, with the real stack and CUDA filled in.
+
+A snapshot is untrusted text, so a value from it enters a command only after validation (a PEP 508 name, a
+PEP 440 version or specifier, a CUDA version like 12.4) and only shell-quoted: ``shell_word`` keeps the familiar
+double quotes for text that has nothing a shell expands inside them, else uses ``shlex.quote``. When a value does
+not validate there is no command (``None``) rather than a guessed one.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from envdoctor.checks import CheckContext
 from envdoctor.facts import cuda_of_variant
@@ -14,6 +23,10 @@ from envdoctor.rules import fact, parse_version, torch_variant
 
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 ANY_VERSION = ("", ">=0")
+PACKAGE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?$")  # PEP 508 name
+CUDA_VERSION = re.compile(r"^\d{1,2}\.\d{1,2}(?:\.\d{1,3})?$")
+# Printable ASCII that bash leaves alone inside double quotes: no $ ` \ " and no ! (history) unless in "!=".
+_DOUBLE_QUOTE_SAFE = re.compile(r'^(?:[\x20\x23-\x5b\x5d-\x5f\x61-\x7e]|!=)*$')
 
 
 @dataclass(frozen=True)
@@ -26,17 +39,66 @@ class TorchTarget:
 
 
 def public(version: str) -> str:
+    """``2.3.1`` for ``2.3.1+cu121``; text that is not a PEP 440 version is shown escaped, never as is."""
     parsed = parse_version(version)
-    return parsed.public if parsed else version
+    return parsed.public if parsed else repr(str(version))[:80]
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one shell word: bare when shlex needs no quotes, else as ``double_quoted``."""
+    return text if shlex.quote(text) == text else double_quoted(text)
+
+
+def double_quoted(text: str) -> str:
+    """``"text"`` when nothing in it expands inside double quotes, else shlex's single quotes."""
+    return f'"{text}"' if _DOUBLE_QUOTE_SAFE.match(text) else shlex.quote(text)
+
+
+def valid_name(name: object) -> bool:
+    return isinstance(name, str) and PACKAGE_NAME.match(name) is not None
+
+
+def valid_specifier(spec: object) -> bool:
+    """A PEP 440 specifier set ("" included: any version)."""
+    if not isinstance(spec, str):
+        return False
+    try:
+        SpecifierSet(spec)
+    except InvalidSpecifier:
+        return False
+    return True
+
+
+def valid_cuda(text: object) -> bool:
+    return isinstance(text, str) and CUDA_VERSION.match(text) is not None
 
 
 def quoted(name: str, spec: str) -> str:
-    """``"numpy<2"``, or a bare name when any version will do (``rich``)."""
-    return name if spec.strip() in ANY_VERSION else f'"{name}{spec}"'
+    """``"numpy<2"``, or a bare name when any version will do (``rich``); always one shell word."""
+    return shell_word(name) if spec.strip() in ANY_VERSION else double_quoted(f"{name}{spec}")
 
 
 def pip_install(name: str, spec: str = "") -> str:
     return f"pip install {quoted(name, spec)}"
+
+
+def pip_uninstall(names: list[str] | tuple[str, ...]) -> str | None:
+    """``pip uninstall -y a b`` for the names that are valid package names; None when none is."""
+    valid = [name for name in names if valid_name(name)]
+    return f"pip uninstall -y {' '.join(shell_word(name) for name in valid)}" if valid else None
+
+
+def import_command(name: str) -> str | None:
+    """``run: python -c "import flash_attn" to see the full error``; None when ``name`` is not a package name."""
+    module = name.replace("-", "_")
+    if not valid_name(name) or not module.isidentifier():
+        return None
+    return f'run: python -c "import {module}" to see the full error'
+
+
+def with_note(command: str | None, note: str) -> str | None:
+    """``command`` followed by ``note`` (a comment or extra arguments); None when there is no command."""
+    return f"{command}{note}" if command else None
 
 
 def installed_local_tag(ctx: CheckContext) -> bool:
@@ -68,11 +130,11 @@ def stack_torch_target(ctx: CheckContext) -> TorchTarget | None:
 
 def _spec(name: str, version: str, target: TorchTarget) -> str:
     tag = f"+{target.variant}" if target.use_index else ""
-    return f'"{name}=={version}{tag}"'
+    return double_quoted(f"{name}=={version}{tag}")
 
 
 def _index(ctx: CheckContext, target: TorchTarget) -> str:
-    return f" --index-url {ctx.facts.torch_index_url(target.variant)}" if target.use_index else ""
+    return f" --index-url {shell_word(ctx.facts.torch_index_url(target.variant))}" if target.use_index else ""
 
 
 def torch_install(ctx: CheckContext, target: TorchTarget, force: bool = False) -> str:
@@ -95,11 +157,14 @@ def companion_install(ctx: CheckContext, name: str, torch_version: str) -> str:
     return f"pip install --force-reinstall --no-deps {_spec(name, wanted, target)}{_index(ctx, target)}"
 
 
-def requirement_install(ctx: CheckContext, name: str, spec: str) -> str:
-    """``pip install "name<spec>"``; torch-family packages keep the installed CUDA variant's index."""
+def requirement_install(ctx: CheckContext, name: str, spec: str) -> str | None:
+    """``pip install "name<spec>"``; torch-family packages keep the installed CUDA variant's index.
+    None when ``name`` is not a package name or ``spec`` not a version specifier (both come from a snapshot)."""
+    if not valid_name(name) or not valid_specifier(spec):
+        return None
     variant = torch_variant(ctx.snapshot)
     if name in TORCH_FAMILY and isinstance(variant, str) and variant:
-        return f"{pip_install(name, spec)} --index-url {ctx.facts.torch_index_url(variant)}"
+        return f"{pip_install(name, spec)} --index-url {shell_word(ctx.facts.torch_index_url(variant))}"
     return pip_install(name, spec)
 
 
@@ -108,15 +173,15 @@ def plan_command(ctx: CheckContext, cuda: str | None = None) -> str:
     cuda = cuda or _driver_cuda(ctx)
     parts = ["envdoctor plan"]
     if ctx.stack is not None:
-        parts.append(f"--stack {ctx.stack.name}")
-    if cuda:
+        parts.append(f"--stack {shell_word(ctx.stack.name)}")
+    if valid_cuda(cuda):
         parts.append(f"--cuda {cuda}")
     return " ".join(parts) + " > install.sh"
 
 
 def _driver_cuda(ctx: CheckContext) -> str | None:
     supports = fact(ctx.snapshot, "nvidia.cuda_driver")
-    if isinstance(supports, str):
+    if valid_cuda(supports):
         return supports
     target = stack_torch_target(ctx)
     return cuda_of_variant(target.variant) if target and target.variant.startswith("cu") else None
@@ -159,10 +224,10 @@ def stack_wheel_target(ctx: CheckContext) -> WheelTarget | None:
 
 
 def _wheel_target(ctx: CheckContext, torch: str, cuda: str | None, abi: bool | None) -> WheelTarget | None:
-    python = ctx.snapshot.python.version
-    if cuda is None or abi is None or not python:
+    python = re.match(r"^(\d)\.(\d{1,2})(?:\.|$)", ctx.snapshot.python.version or "")
+    if cuda is None or abi is None or python is None or parse_version(torch) is None or not valid_cuda(cuda):
         return None
-    return WheelTarget(torch, cuda, abi, "".join(python.split(".")[:2]))
+    return WheelTarget(torch, cuda, abi, python.group(1) + python.group(2))
 
 
 def _variant_cuda(target: TorchTarget | None) -> str | None:
@@ -188,11 +253,11 @@ def flash_attn_install(ctx: CheckContext, version: str, target: WheelTarget | No
     flag = "--force-reinstall " if force else ""
     url = flash_attn_wheel_url(ctx, version, target)
     if url:
-        return f"pip install {flag}--no-deps {url}"
+        return f"pip install {flag}--no-deps {shell_word(url)}"
     for other in reversed(ctx.facts.flash_attn_versions()):
         url = flash_attn_wheel_url(ctx, other, target)
         if url:
-            return (f"pip install {flag}--no-deps {url}   # flash-attn {version} has no prebuilt wheel for "
-                    f"{target.describe()}; {other} has")
+            return (f"pip install {flag}--no-deps {shell_word(url)}   # flash-attn {public(version)} has no prebuilt "
+                    f"wheel for {target.describe()}; {other} has")
     return (f"pip uninstall -y flash-attn   # no flash-attn release has a prebuilt wheel for {target.describe()}: "
             f"use attn_implementation=\"sdpa\", or run '{plan_command(ctx)}' for a torch that has one")

@@ -1,14 +1,43 @@
-"""The NVIDIA driver against the CUDA that torch was built with (pip wheels bring their own runtime)."""
+"""The NVIDIA driver against the CUDA each installed build needs (pip wheels bring their own CUDA runtime).
+
+Evidence of a build's CUDA: torch's build (``torch.cuda``, the ``+cuXYZ`` tag, or PyPI's default variant of that
+release), the ``nvidia-cuda-runtime-cuXX`` wheel's version, and the CUDA major in the names of ``cupy-cudaXXx`` and
+``jax-cudaXX-plugin``. Evidence of the driver: its version (``nvidia.driver``) or, when only that is known, the CUDA
+version nvidia-smi's header shows (``nvidia.cuda_driver``: the newest CUDA the driver runs).
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from envdoctor.checks import CheckContext
-from envdoctor.checks.commands import torch_install, torch_target
+from envdoctor.checks.commands import plan_command, torch_install, torch_target
 from envdoctor.facts import cuda_major_minor, cuda_of_variant
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.rules import fact, parse_version, torch_variant
+from envdoctor.rules import ABSENT, fact, parse_version, torch_variant
 
 SOURCES = ("nvidia-cuda-rn-13-2-2", "uv-torch-backend")
+# Package-name conventions that carry the CUDA a wheel was built for: (pattern, whether the version is the CUDA).
+RUNTIME_NAMES = (
+    (re.compile(r"nvidia-cuda-runtime(-cu(\d+))?"), True),
+    (re.compile(r"cupy-cuda(\d+)x"), False),
+    (re.compile(r"jax-cuda(\d+)-(plugin|pjrt)"), False),
+)
+
+
+@dataclass(frozen=True)
+class CudaNeed:
+    """One installed build and the CUDA it needs from the driver (minor None: any minor of the major)."""
+
+    package: str
+    version: str
+    major: int
+    minor: int | None
+
+    @property
+    def cuda(self) -> str:
+        return f"{self.major}.{self.minor}" if self.minor is not None else f"{self.major}.x"
 
 
 def torch_cuda(ctx: CheckContext) -> str | None:
@@ -27,64 +56,177 @@ def torch_cuda(ctx: CheckContext) -> str | None:
         return None
 
 
-def check_driver(ctx: CheckContext) -> list[Finding]:
-    cuda, driver = torch_cuda(ctx), fact(ctx.snapshot, "nvidia.driver")
-    if cuda is None or not isinstance(driver, str) or parse_version(driver) is None:
-        return []
-    try:
+def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
+    needs = []
+    cuda = torch_cuda(ctx)
+    torch = fact(ctx.snapshot, "packages.torch")
+    if cuda is not None and torch is not ABSENT:
         major, minor = cuda_major_minor(cuda)
-    except ValueError:
+        needs.append(CudaNeed("torch", torch if isinstance(torch, str) else "(version unknown)", major, minor))
+    for name, package in sorted((ctx.snapshot.packages or {}).items()):
+        for pattern, versioned in RUNTIME_NAMES:
+            match = pattern.fullmatch(name)
+            if match is None:
+                continue
+            version = package.version or "(version unknown)"
+            parsed = parse_version(package.version) if versioned else None
+            if parsed is not None and len(parsed.release) >= 2:
+                needs.append(CudaNeed(name, version, parsed.release[0], parsed.release[1]))
+            elif match.group(match.re.groups if versioned else 1) and not versioned:
+                needs.append(CudaNeed(name, version, int(match.group(1)), None))
+    return needs
+
+
+def check_driver(ctx: CheckContext) -> list[Finding]:
+    findings = []
+    needs = cuda_needs(ctx)
+    for need in needs:
+        finding = _judge(ctx, need)
+        if finding is not None:
+            findings.append(finding)
+    if not any(need.package == "torch" for need in needs):
+        findings.extend(_unknown_torch_build(ctx))
+    return findings
+
+
+def driver_max_major(ctx: CheckContext) -> int | None:
+    """The newest CUDA major this driver runs: nvidia-smi's "CUDA Version", else the driver floors."""
+    supports, driver = fact(ctx.snapshot, "nvidia.cuda_driver"), fact(ctx.snapshot, "nvidia.driver")
+    if isinstance(supports, str):
+        try:
+            return cuda_major_minor(supports)[0]
+        except ValueError:
+            return None
+    if not isinstance(driver, str) or parse_version(driver) is None or _windows(ctx):
+        return None
+    majors = [int(v.split(".")[0]) for v in ctx.facts.cuda_versions()]
+    runs = [m for m in set(majors) if (floor := ctx.facts.cuda_family_min_driver(m))
+            and parse_version(driver) >= parse_version(floor)]
+    return max(runs) if runs else None
+
+
+def _unknown_torch_build(ctx: CheckContext) -> list[Finding]:
+    """torch of an unknown build on a driver older than the CUDA that PyPI's torch has been built for since some
+    release: likely too new for this driver, but not verified."""
+    version = fact(ctx.snapshot, "packages.torch")
+    limit = driver_max_major(ctx)
+    if version in (ABSENT, None) or isinstance(version, str) or limit is None or torch_variant(ctx.snapshot) == "cpu":
         return []
-    floor = ctx.facts.cuda_family_min_driver(major)
-    if floor is None:
-        return [_unverified(cuda)]
-    if parse_version(driver) < parse_version(floor):
-        return [_too_old(ctx, cuda, driver, floor)]
-    release = ctx.facts.cuda(f"{major}.{minor}")
-    if release and parse_version(driver) < parse_version(release.min_driver_linux):
-        return [_minor_compat(cuda, driver, release.min_driver_linux)]
+    for release in map(ctx.facts.torch, ctx.facts.torch_versions()):
+        if release and release.pypi_default.startswith("cu") and cuda_major_minor(release.pypi_default)[0] > limit:
+            floor = ctx.facts.cuda_family_min_driver(cuda_major_minor(release.pypi_default)[0])
+            return [Finding(
+                rule="driver-too-old-for-torch-cuda", category=Category.DRIVER, severity=Severity.WARN,
+                components=("torch", "nvidia-driver"), sources=SOURCES, verified=False,
+                message=f"this driver runs CUDA {limit}.x at most, and torch is installed with an unknown build: "
+                f"PyPI's torch has been a CUDA {cuda_major_minor(release.pypi_default)[0]} build since "
+                f"{release.version} ({release.released}), so unless torch came from a CUDA {limit} index, 'CUDA "
+                "driver version is insufficient for CUDA runtime version'",
+                fix=f"upgrade the NVIDIA driver to >= {floor}, or install torch from the CUDA {limit}.x index: "
+                f"{plan_command(ctx)}",
+            )]
     return []
 
 
-def _too_old(ctx: CheckContext, cuda: str, driver: str, floor: str) -> Finding:
-    supports = fact(ctx.snapshot, "nvidia.cuda_driver")
+def _judge(ctx: CheckContext, need: CudaNeed) -> Finding | None:
+    driver, supports = fact(ctx.snapshot, "nvidia.driver"), fact(ctx.snapshot, "nvidia.cuda_driver")
+    if isinstance(driver, str) and parse_version(driver) is not None:
+        return _against_driver(ctx, need, driver, supports)
+    if isinstance(supports, str):
+        return _against_header(ctx, need, supports)
+    return None
+
+
+def _windows(ctx: CheckContext) -> bool:
+    return ctx.snapshot.host.os == "windows"
+
+
+def _against_driver(ctx: CheckContext, need: CudaNeed, driver: str, supports: object) -> Finding | None:
+    if _windows(ctx):
+        floor = ctx.facts.cuda_family_min_driver_windows(need.major)
+    else:
+        floor = ctx.facts.cuda_family_min_driver(need.major)
+    if floor is None:
+        if isinstance(supports, str):
+            return _against_header(ctx, need, supports)
+        return _unverified(need)
+    if parse_version(driver) < parse_version(floor):
+        return _too_old(ctx, need, driver, floor, supports)
+    release = ctx.facts.cuda(need.cuda) if need.minor is not None else None
+    toolkit_driver = (release.min_driver_windows if _windows(ctx) else release.min_driver_linux) if release else None
+    if toolkit_driver and parse_version(driver) < parse_version(toolkit_driver):
+        return _minor_compat(need, driver, toolkit_driver)
+    return None
+
+
+def _against_header(ctx: CheckContext, need: CudaNeed, supports: str) -> Finding | None:
+    """Only nvidia-smi's "CUDA Version" is known: a newer major cannot run; a newer minor runs with limits."""
+    try:
+        major, minor = cuda_major_minor(supports)
+    except ValueError:
+        return None
+    if need.major > major:
+        floor = ctx.facts.cuda_family_min_driver(need.major) or f"the CUDA {need.major} driver"
+        return _too_old(ctx, need, None, floor, supports)
+    if need.major == major and need.minor is not None and need.minor > minor:
+        return _minor_compat(need, f"supporting CUDA {supports}", f"one supporting CUDA {need.cuda}")
+    return None
+
+
+def _too_old(ctx: CheckContext, need: CudaNeed, driver: str | None, floor: str, supports: object) -> Finding:
+    shown = f"this driver is {driver}" if driver else "this driver"
+    # torch of an unknown build beside a CUDA runtime wheel runs on that runtime (torch's wheels depend on it)
+    rides_along = need.package != "torch" and fact(ctx.snapshot, "packages.torch") not in (ABSENT, None) \
+        and torch_cuda(ctx) is None
     return Finding(
-        rule="driver-too-old-for-torch-cuda", category=Category.DRIVER, severity=Severity.FAIL,
-        components=("torch", "nvidia-driver"), sources=SOURCES,
-        message=f"torch {fact(ctx.snapshot, 'packages.torch')} is built for CUDA {cuda}, which needs NVIDIA driver >= "
-        f"{floor}; this driver is {driver} (supports CUDA {supports} at most): 'CUDA driver version is "
-        "insufficient for CUDA runtime version'",
-        fix=_older_cuda_fix(ctx, driver, floor, supports),
+        rule="driver-too-old-for-torch-cuda" if need.package == "torch" else "driver-too-old-for-cuda-build",
+        category=Category.DRIVER, severity=Severity.FAIL,
+        components=(need.package, "nvidia-driver") + (("torch",) if rides_along else ()), sources=SOURCES,
+        message=f"{need.package} {need.version} is built for CUDA {need.cuda}, which needs NVIDIA driver >= "
+        f"{floor}; {shown} (supports CUDA {supports if isinstance(supports, str) else 'unknown'} at most): "
+        "'CUDA driver version is insufficient for CUDA runtime version'",
+        fix=_older_cuda_fix(ctx, need, driver, floor, supports),
     )
 
 
-def _older_cuda_fix(ctx: CheckContext, driver: str, floor: str, supports: object) -> str:
+def _older_cuda_fix(ctx: CheckContext, need: CudaNeed, driver: str | None, floor: str, supports: object) -> str:
     """The same torch release built for a CUDA this driver runs (newest first); else the driver upgrade."""
     upgrade = f"upgrade the NVIDIA driver to >= {floor}"
-    version = fact(ctx.snapshot, "packages.torch")
+    version = fact(ctx.snapshot, "packages.torch") if need.package == "torch" else None
     release = ctx.facts.torch(version) if isinstance(version, str) else None
     for variant in sorted(release.variants if release else (), key=cuda_major_minor, reverse=True):
-        family_floor = ctx.facts.cuda_family_min_driver(cuda_major_minor(variant)[0])
-        if family_floor and parse_version(driver) >= parse_version(family_floor):
+        if _driver_runs(ctx, variant, driver, supports):
             target = torch_target(ctx, release.version, variant)
             if target:
-                return f"{torch_install(ctx, target, force=True)}   # runs on driver {driver}; or {upgrade}"
-    return f"{upgrade} (this driver supports CUDA {supports} at most and no torch {version} build runs on it)"
+                return f"{torch_install(ctx, target, force=True)}   # runs on this driver; or {upgrade}"
+    return f"{upgrade} (this driver supports CUDA {supports} at most)"
 
 
-def _minor_compat(cuda: str, driver: str, toolkit_driver: str) -> Finding:
+def _driver_runs(ctx: CheckContext, variant: str, driver: str | None, supports: object) -> bool:
+    major, _ = cuda_major_minor(variant)
+    if driver is not None:
+        family_floor = ctx.facts.cuda_family_min_driver(major)
+        return bool(family_floor) and parse_version(driver) >= parse_version(family_floor)
+    try:
+        return isinstance(supports, str) and major <= cuda_major_minor(supports)[0]
+    except ValueError:
+        return False
+
+
+def _minor_compat(need: CudaNeed, driver: str, toolkit_driver: str) -> Finding:
     return Finding(
         rule="driver-minor-version-compat", category=Category.DRIVER, severity=Severity.INFO,
-        components=("torch", "nvidia-driver"), sources=SOURCES,
-        message=f"driver {driver} runs torch's CUDA {cuda} only through minor-version compatibility (the CUDA "
-        f"{cuda} driver is {toolkit_driver}): PTX JIT is unavailable, extensions shipping only PTX can fail",
+        components=(need.package, "nvidia-driver"), sources=SOURCES,
+        message=f"driver {driver} runs {need.package}'s CUDA {need.cuda} only through minor-version compatibility "
+        f"(the CUDA {need.cuda} driver is {toolkit_driver}): PTX JIT is unavailable, extensions shipping only PTX "
+        "can fail",
         fix=f"upgrade the NVIDIA driver to >= {toolkit_driver} for the full feature set",
     )
 
 
-def _unverified(cuda: str) -> Finding:
+def _unverified(need: CudaNeed) -> Finding:
     return Finding(
         rule="driver-too-old-for-torch-cuda", category=Category.DRIVER, severity=Severity.INFO,
-        components=("torch",), verified=False, sources=SOURCES,
-        message=f"could not verify the driver: no driver floor is known for CUDA {cuda}",
+        components=(need.package,), verified=False, sources=SOURCES,
+        message=f"could not verify the driver: no driver floor is known for CUDA {need.cuda}",
     )

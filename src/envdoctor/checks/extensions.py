@@ -15,9 +15,11 @@ from envdoctor.checks.commands import (
     installed_wheel_target,
     plan_command,
     requirement_install,
+    with_note,
 )
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.rules import fact, matches_specifier, parse_version, torch_variant
+from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
+from envdoctor.rules import INSTALLED, fact, matches_specifier, parse_version, torch_variant
 
 COMPANIONS = ("torchvision", "torchaudio")
 # What each companion's load failure looks like (anchors-envdoctor.md (d) 2 and 11).
@@ -27,12 +29,18 @@ LOAD_ERROR = {
     "xformers": "its compiled ops fail to load (xformers warns 'xFormers can't load C++/CUDA extensions', "
     "then memory_efficient_attention raises)",
 }
+FALLBACK_LOAD_ERROR = "it fails at import with 'undefined symbol'"
 WHEEL_TAG = re.compile(r"torch(\d+\.\d+)cxx11abi(TRUE|FALSE)", re.IGNORECASE)
 
 
 def _public(version: str) -> str:
     parsed = parse_version(version)
     return parsed.public if parsed else version
+
+
+def _minor(version: str) -> str:
+    parsed = parse_version(version)
+    return ".".join(str(p) for p in parsed.release[:2]) if parsed else version
 
 
 def companion_torch(ctx: CheckContext) -> dict[str, str]:
@@ -62,7 +70,21 @@ def check_companions(ctx: CheckContext) -> list[Finding]:
     spec = ctx.facts.xformers_torch(xformers) if isinstance(xformers, str) else None
     if spec and not spec.startswith("==") and not matches_specifier(torch, spec):
         findings.append(_companion_mismatch(ctx, "xformers", spec, torch))
-    return findings + _variant_mismatches(ctx, torch)
+    return findings + _variant_mismatches(ctx, torch) + _unknown_builds(ctx, torch)
+
+
+def _unknown_builds(ctx: CheckContext, torch: str) -> list[Finding]:
+    """Torch-bound packages installed with an unknown version beside a known torch: their build target (one torch
+    release for torchvision, torchaudio and xformers) cannot be checked, and a mismatch breaks them at import."""
+    unknown = [name for name in ctx.matrices.policy.torch_extensions
+               if fact(ctx.snapshot, f"packages.{name}") is INSTALLED]
+    return [Finding(
+        rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN, components=(name, "torch"),
+        sources=("anchors-failure-modes",), verified=False,
+        message=f"{name} is installed with an unknown version beside torch {torch}: whether it was built for this "
+        f"torch could not be checked; built for another, {LOAD_ERROR.get(name, FALLBACK_LOAD_ERROR)}",
+        fix=f"pip show {name}   # its version; then envdoctor check again",
+    ) for name in unknown]
 
 
 def _companion_mismatch(ctx: CheckContext, name: str, expected: str, torch: str) -> Finding:
@@ -112,11 +134,38 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
         tag = WHEEL_TAG.search(package.direct_url or "")
         if tag:
             findings.extend(_from_wheel_tag(ctx, name, package.version, tag, torch))
-        elif previous:
+        elif previous and package.version:
             findings.append(_torch_swapped(ctx, name, package.version, torch, previous))
-        elif name == "flash-attn":
+        elif name == "flash-attn" and package.version and ctx.facts.flash_attn(package.version):
             findings.extend(_no_release_wheel(ctx, package.version, torch))
+        elif package.version and name not in ctx.matrices.policy.runtime_compiled:
+            findings.extend(_released_before_torch(ctx, name, package.version, torch))
     return findings
+
+
+def _first_release_of_minor(package: str, version: str) -> ReleaseFacts | None:
+    minor = _minor(version)
+    same = [r for r in releases(package) if _minor(r.version) == minor]
+    return min(same, key=lambda r: r.date) if same else None
+
+
+def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: str) -> list[Finding]:
+    """An extension released before the installed torch minor existed cannot have been built for it (inferred from
+    PyPI upload dates): a prebuilt binary of it targets an older torch, unless it was compiled here afterwards."""
+    extension, torch_minor = release_facts(name, version), _first_release_of_minor("torch", torch)
+    if extension is None or torch_minor is None or extension.date >= torch_minor.date:
+        return []
+    newer = [r for r in releases(name) if r.date >= torch_minor.date and not r.yanked]
+    fix = (f"{requirement_install(ctx, name, '>=' + newer[0].version)}   # released after torch {_minor(torch)}"
+           if newer else _rebuild_fix(ctx, name, version))
+    return [Finding(
+        rule="extension-predates-torch", category=Category.ABI, severity=Severity.WARN,
+        components=(name, "torch"), sources=("pypi-release-dates", "anchors-failure-modes"), verified=False,
+        message=f"{name} {version} was released on {extension.date}, before torch {_minor(torch)} existed (first "
+        f"released {torch_minor.date}), so no build of it targets torch {torch} (inferred from release dates): "
+        "unless it was compiled here against this torch, import fails with 'undefined symbol'",
+        fix=fix,
+    )]
 
 
 def _previous_torch(ctx: CheckContext, torch: str) -> tuple[str, list[str]] | None:
@@ -157,11 +206,11 @@ def _from_wheel_tag(ctx: CheckContext, name: str, version: str, tag: re.Match[st
     )]
 
 
-def _rebuild_fix(ctx: CheckContext, name: str, version: str) -> str:
+def _rebuild_fix(ctx: CheckContext, name: str, version: str) -> str | None:
     """The exact flash-attn wheel for the installed torch; other extensions are reinstalled against it."""
     if name == "flash-attn":
         return flash_attn_install(ctx, version, installed_wheel_target(ctx), force=True)
-    return f"{requirement_install(ctx, name, '==' + version)} --force-reinstall --no-deps --no-cache-dir"
+    return with_note(requirement_install(ctx, name, "==" + version), " --force-reinstall --no-deps --no-cache-dir")
 
 
 def _torch_abi(ctx: CheckContext, torch: str) -> bool | None:
@@ -178,9 +227,10 @@ def _no_release_wheel(ctx: CheckContext, version: str, torch: str) -> list[Findi
     if release is None or minor in release.torch_minors:
         return []
     return [Finding(
-        rule="flash-attn-no-release-wheel", category=Category.ABI, severity=Severity.INFO,
+        rule="flash-attn-no-release-wheel", category=Category.ABI, severity=Severity.WARN, verified=False,
         components=("flash-attn", "torch"), sources=("flash-attn-publish", "flash-attn-no-torch29-wheel"),
-        message=f"flash-attn {version} has no official wheel for torch {minor}: it was compiled here or comes "
-        "from a third party; 'envdoctor check --deep' confirms it imports",
+        message=f"flash-attn {version} has no official wheel for torch {minor} (its wheels cover torch "
+        f"{', '.join(release.torch_minors)}): unless it was compiled here against this torch, it is a binary for "
+        "another torch and fails with 'undefined symbol'; 'envdoctor check --deep' confirms it imports",
         fix=flash_attn_install(ctx, version, installed_wheel_target(ctx), force=True),
     )]

@@ -8,7 +8,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import plan_command, stack_torch_target, torch_install, torch_target
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.rules import ABSENT, fact, gpu_ccs, has_no_gpu, torch_variant
+from envdoctor.rules import ABSENT, CPU_ONLY_PYPI_PLATFORMS, fact, gpu_ccs, has_no_gpu, torch_variant
 
 
 def check_gpu_present(ctx: CheckContext) -> list[Finding]:
@@ -26,17 +26,54 @@ def check_gpu_present(ctx: CheckContext) -> list[Finding]:
     )]
 
 
+def _gpu_count(ctx: CheckContext) -> int | None:
+    """NVIDIA GPUs seen: the listed ones, at least 1 when only a working driver is known; None when unknown."""
+    nvidia = ctx.snapshot.nvidia
+    if nvidia is None:
+        return None
+    if has_no_gpu(ctx.snapshot):
+        return 0
+    if nvidia.gpus:
+        return len(nvidia.gpus)
+    return 1 if nvidia.driver or nvidia.cuda_driver else None
+
+
 def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
-    snapshot = ctx.snapshot
-    if not gpu_ccs(snapshot) or torch_variant(snapshot) != "cpu":
+    snapshot, count = ctx.snapshot, _gpu_count(ctx)
+    variant, version = torch_variant(snapshot), fact(snapshot, "packages.torch")
+    if count == 0 or version is ABSENT or version is None:
         return []
-    count = len(snapshot.nvidia.gpus or ()) if snapshot.nvidia else 0
+    if count is None:
+        plain_cpu_platform = variant is None and snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS
+        return _cpu_torch_gpu_unknown(version) if variant == "cpu" or plain_cpu_platform else []
+    if variant is None:
+        return [Finding(
+            rule="torch-build-unknown", category=Category.CUDA_BUILD, severity=Severity.WARN, components=("torch",),
+            sources=("anchors-failure-modes",), verified=False,
+            message=f"torch is installed beside {count} NVIDIA GPU(s), but neither its version tag nor its CUDA is "
+            "known: it could be a CPU-only build ('Torch not compiled with CUDA enabled')",
+            fix="python -c \"import torch; print(torch.__version__, torch.version.cuda)\"   # None means a CPU build",
+        )]
+    if variant != "cpu":
+        return []
+    plain = isinstance(version, str) and "+" not in version
+    why = f" (the plain PyPI wheel on {snapshot.host.os} is a CPU build)" if plain else ""
     return [Finding(
         rule="cpu-torch-on-gpu-machine", category=Category.CUDA_BUILD, severity=Severity.FAIL,
         components=("torch",), sources=("anchors-failure-modes",),
-        message=f"torch {fact(snapshot, 'packages.torch')} is a CPU-only build on a machine with {count} NVIDIA "
-        "GPU(s): training would silently run on the CPU",
+        message=f"torch {version} is a CPU-only build{why} on a machine with {count} NVIDIA GPU(s): "
+        "'Torch not compiled with CUDA enabled', or training silently runs on the CPU",
         fix=_torch_fix(ctx),
+    )]
+
+
+def _cpu_torch_gpu_unknown(version: object) -> list[Finding]:
+    return [Finding(
+        rule="cpu-torch-gpu-unknown", category=Category.CUDA_BUILD, severity=Severity.WARN, components=("torch",),
+        sources=("anchors-failure-modes",), verified=False,
+        message=f"torch {version} is a CPU-only build and the snapshot does not say whether the machine has an NVIDIA "
+        "GPU: if it has, 'Torch not compiled with CUDA enabled' (training runs on the CPU)",
+        fix="nvidia-smi   # if it lists a GPU: envdoctor plan --from-probe > install.sh && bash install.sh",
     )]
 
 
@@ -57,17 +94,22 @@ def _torch_archs(ctx: CheckContext) -> tuple[tuple[str, ...] | None, str]:
     if ctx.snapshot.torch and ctx.snapshot.torch.archs:
         return ctx.snapshot.torch.archs, "the installed torch reports"
     version, variant = fact(ctx.snapshot, "packages.torch"), torch_variant(ctx.snapshot)
-    if not isinstance(version, str) or not isinstance(variant, str) or variant == "cpu":
+    if not isinstance(variant, str) or variant == "cpu" or version in (ABSENT, None):
         return None, ""
-    release = ctx.facts.torch(version)
+    release = ctx.facts.torch(version) if isinstance(version, str) else None
     variant = variant or (release.pypi_default if release else "")
-    return ctx.facts.torch_archs(version, variant), f"torch {version} {variant} wheels ship"
+    archs = ctx.facts.torch_archs(version, variant) if release else None
+    if archs is None and variant:
+        info = ctx.facts.torch_variant(variant)  # a nightly or a release the table lacks: the variant's archs
+        archs = info.archs if info else None
+    shown = version if isinstance(version, str) else "(version unknown)"
+    return archs, f"torch {shown} {variant} wheels ship"
 
 
 def check_torch_archs(ctx: CheckContext) -> list[Finding]:
     archs, origin = _torch_archs(ctx)
     if archs is None:
-        return []
+        return _unknown_build_archs(ctx)
     missing = sorted({str(cc) for cc in gpu_ccs(ctx.snapshot) if not _runs(str(cc), archs)})
     if not missing:
         return []
@@ -80,6 +122,30 @@ def check_torch_archs(ctx: CheckContext) -> list[Finding]:
     )]
 
 
+def _unknown_build_archs(ctx: CheckContext) -> list[Finding]:
+    """torch of an unknown build: the newest release's PyPI build lacks this GPU's arch, so a current install from
+    PyPI does not run on it (not verified: torch may come from another index)."""
+    version, ccs = fact(ctx.snapshot, "packages.torch"), gpu_ccs(ctx.snapshot)
+    if version in (ABSENT, None) or isinstance(version, str) or not ccs or torch_variant(ctx.snapshot) == "cpu":
+        return []
+    newest = ctx.facts.torch(ctx.facts.torch_versions()[-1]) if ctx.facts.torch_versions() else None
+    archs = ctx.facts.torch_archs(newest.version, newest.pypi_default) if newest else None
+    missing = sorted({str(cc) for cc in ccs if archs and not _runs(str(cc), archs)})
+    if not missing:
+        return []
+    runs = [v for v in ctx.facts.torch_versions()[::-1] for variant in (ctx.facts.torch(v).variants if
+            ctx.facts.torch(v) else ()) if all(_runs(cc, ctx.facts.torch_archs(v, variant) or ()) for cc in missing)]
+    hint = f" (torch {runs[0]} still has a build for it)" if runs else ""
+    return [Finding(
+        rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.WARN, components=("torch",),
+        verified=False, sources=("torch-archs",),
+        message=f"torch is installed with an unknown build, and the current PyPI build (torch {newest.version} "
+        f"{newest.pypi_default}) has no kernels for compute capability {', '.join(missing)} ({' '.join(archs)})"
+        f"{hint}: 'no kernel image is available for execution on the device'",
+        fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU",
+    )]
+
+
 def _runs(cc: str, archs: tuple[str, ...]) -> bool:
     """SASS for the same major and a lower-or-equal minor runs; PTX (compute_XY) JITs forward."""
     ptx = [a.removeprefix("compute_") for a in archs if a.startswith("compute_")]
@@ -88,18 +154,35 @@ def _runs(cc: str, archs: tuple[str, ...]) -> bool:
     return jit or gpu_runs_archs(cc, archs)
 
 
+def _flash_attn_floor(ctx: CheckContext, version: object) -> tuple[str | None, tuple[str, ...], str]:
+    """(minimum compute capability, SASS archs, how known) of the installed flash-attn release; for an unknown
+    version, the lowest minimum any 2.x release in the table has (flash-attn 2 never ran below it)."""
+    release = ctx.facts.flash_attn(version) if isinstance(version, str) else None
+    if release is not None:
+        return release.min_cc, release.sass, ""
+    if isinstance(version, str) and not version.startswith("2."):
+        return None, (), ""
+    floors = [r.min_cc for r in map(ctx.facts.flash_attn, ctx.facts.flash_attn_versions()) if r and r.min_cc]
+    if not floors:
+        return None, (), ""
+    return min(floors, key=Version), (), " (its version is unknown here; every flash-attn 2 release needs this)"
+
+
 def check_flash_attn_arch(ctx: CheckContext) -> list[Finding]:
     version = fact(ctx.snapshot, "packages.flash-attn")
-    release = ctx.facts.flash_attn(version) if isinstance(version, str) else None
-    ccs = gpu_ccs(ctx.snapshot)
-    if release is None or not ccs:
+    if version in (ABSENT, None):
         return []
-    too_old = [cc for cc in ccs if release.min_cc and cc < Version(release.min_cc)]
-    no_sass = [cc for cc in ccs if release.sass and not gpu_runs_archs(str(cc), release.sass)]
+    min_cc, sass, inferred = _flash_attn_floor(ctx, version)
+    ccs = gpu_ccs(ctx.snapshot)
+    if min_cc is None or not ccs:
+        return []
+    too_old = [cc for cc in ccs if cc < Version(min_cc)]
+    no_sass = [cc for cc in ccs if sass and not gpu_runs_archs(str(cc), sass)]
     bad = sorted({str(cc) for cc in too_old + no_sass})
     if not bad:
         return []
-    needs = f"compute capability >= {release.min_cc}" if too_old else f"one of {' '.join(release.sass)}"
+    needs = f"compute capability >= {min_cc}{inferred}" if too_old else f"one of {' '.join(sass)}"
+    version = version if isinstance(version, str) else "(version unknown)"
     return [Finding(
         rule="flash-attn-gpu-arch", category=Category.GPU_ARCH, severity=Severity.FAIL,
         components=("flash-attn",), sources=("flash-attn-publish", "flash-attn-ampere"),

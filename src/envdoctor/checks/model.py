@@ -16,7 +16,7 @@ BF16_FIX = "run on a GPU of compute capability 8.0 or newer (A100, A10, L4, L40S
 
 
 def check_model(ctx: CheckContext) -> list[Finding]:
-    if not ctx.model:
+    if ctx.model is None:
         return []
     from envdoctor.model import ModelError, inspect_model
 
@@ -25,8 +25,20 @@ def check_model(ctx: CheckContext) -> list[Finding]:
     except ModelError as exc:
         return [_finding("model-unreadable", Category.MODEL, Severity.FAIL, str(exc), None, ())]
     table = ctx.matrices.table("models")
-    findings = _quantized(info) + _transformers_floor(ctx, info, table)
+    findings = _quantized(info) + _unchecked(info) + _transformers_floor(ctx, info, table)
     return findings + _bf16(ctx, info, table) + _memory(ctx, info, table)
+
+
+def _unchecked(info: Any) -> list[Finding]:
+    """A model whose config and weights could not be looked at: said, never passed as fine."""
+    if not info.unchecked:
+        return []
+    from envdoctor.checks.commands import shell_word
+
+    fix = (f"hf download {shell_word(info.name)}   # then run check again; or pass the local model directory"
+           if info.path is None else "pass the model directory that holds config.json and the *.safetensors files")
+    return [Finding(rule="model-unchecked", category=Category.MODEL, severity=Severity.WARN, components=("model",),
+                    message=f"could not check the model: {info.unchecked}", fix=fix, verified=False)]
 
 
 def _finding(rule: str, category: Category, severity: Severity, message: str, fix: str | None,

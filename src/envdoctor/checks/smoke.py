@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import import_command
 from envdoctor.findings import Category, Finding, Severity
 
 
@@ -27,7 +28,7 @@ def classify(ctx: CheckContext, name: str, error: str) -> Finding:
     return Finding(
         rule="smoke-failed", category=Category.VERSION, severity=Severity.FAIL, components=(name,),
         message=f"{name} failed its smoke test: {detail or 'no error text'}",
-        fix=f"run: python -c \"import {name.replace('-', '_')}\" to see the full error",
+        fix=import_command(name),
     )
 
 

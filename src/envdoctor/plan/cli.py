@@ -10,6 +10,8 @@ from pathlib import Path
 
 from envdoctor.atomic import write_atomic
 from envdoctor.plan.model import Plan, PlanError, Target
+from envdoctor.stdout import write_stderr, write_stdout
+from envdoctor.untrusted import escape_control
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_STACK = "phase1a-2.0"
@@ -55,18 +57,18 @@ def cli_main(args: argparse.Namespace) -> int:
     except PlanError as exc:
         return _fail(str(exc), EXIT_FAIL)
     if args.verify:
-        return _run_verify(plan)
+        return _run_verify(plan, args.plan_format)
     try:
         text = _render(plan, args)
     except OSError as exc:  # --constraints names a path that cannot be written
         return _fail(f"{exc.filename or args.constraints}: cannot write ({exc.strerror or exc}); pass --constraints "
                      "with a writable path", EXIT_USAGE)
-    sys.stdout.write(text)
+    write_stdout(text)
     return EXIT_OK
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"envdoctor plan: {message}\n")
+    write_stderr(f"envdoctor plan: {escape_control(message)}\n")
     return code
 
 
@@ -165,9 +167,10 @@ def _render(plan: Plan, args: argparse.Namespace) -> str:
     return render_script(plan)
 
 
-def _run_verify(plan: Plan) -> int:
-    from envdoctor.plan.verify import Verdict, render_checks, verify_plan
+def _run_verify(plan: Plan, plan_format: str) -> int:
+    """Per step: resolved, conflict or not verified (offline); ``--format json`` prints envdoctor.plan-verify/1."""
+    from envdoctor.plan.verify import Verdict, render_checks, render_checks_json, verify_plan
 
     checks = verify_plan(plan)
-    sys.stdout.write(render_checks(checks))
+    write_stdout(render_checks_json(plan, checks) if plan_format == "json" else render_checks(checks))
     return EXIT_FAIL if any(c.verdict is Verdict.CONFLICT for c in checks) else EXIT_OK

@@ -1,8 +1,10 @@
 """--verify: ask pip's resolver, without installing, whether each step of a plan resolves for the target.
 
 Only sources this machine can reach are asked. PyPI answers for the PyPI steps, and PyPI's torch build of
-the same version stands in for the PyTorch-index build when download.pytorch.org is unreachable. A source
-that cannot be reached is reported as "not verified (offline)": never a failure, never a pretend pass.
+the same version stands in for the PyTorch-index build when download.pytorch.org is unreachable: the other steps
+are then verified against it, but the torch step itself is "not verified (offline)", since the build it installs
+was not seen. A source that cannot be reached is reported as "not verified (offline)": never a failure, never a
+pretend pass.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from envdoctor.plan.model import Plan, Source, Step, StepKind
 
+VERIFY_SCHEMA = "envdoctor.plan-verify/1"
 PYPI_PROBE_URL = "https://pypi.org/simple/pip/"
 PIP_TIMEOUT_S = 300.0
 REACH_TIMEOUT_S = 8.0
@@ -123,10 +126,11 @@ def _resolve_one(
 
 
 def _resolved(step: Step, requirements: tuple[str, ...], report: str, plan: Plan, reach_url: Reach) -> StepCheck:
-    note = ""
+    summary = _resolved_summary(report, requirements)
     if step.source is Source.TORCH_INDEX and reach_url(step.index_url or "") is None:
-        note = f" (on PyPI: {step.index_url} is not reachable, so the {plan.torch.variant} build is not verified)"
-    return StepCheck(step.id, Verdict.RESOLVED, _resolved_summary(report, requirements) + note)
+        return StepCheck(step.id, Verdict.OFFLINE, f"{step.index_url} is not reachable, so the {plan.torch.variant}"
+                         f" build is not verified; PyPI's build of the same version {summary}")
+    return StepCheck(step.id, Verdict.RESOLVED, summary)
 
 
 def _verify_urls(step: Step, reach_url: Reach) -> StepCheck:
@@ -220,3 +224,14 @@ def _conflict_block(lines: list[str]) -> list[str]:
 def render_checks(checks: tuple[StepCheck, ...]) -> str:
     """One line per step: ``<step>: <verdict>: <detail>``."""
     return "".join(f"{c.step}: {c.verdict.value}: {c.detail}\n" for c in checks)
+
+
+def render_checks_json(plan: Plan, checks: tuple[StepCheck, ...]) -> str:
+    """``envdoctor.plan-verify/1``: the stack, the target and one ``{step, status, detail}`` per install step."""
+    data = {
+        "schema": VERIFY_SCHEMA,
+        "stack": plan.stack,
+        "target": {"cuda": plan.target.cuda, "python": plan.target.python, "platform": plan.target.platform},
+        "steps": [{"step": c.step, "status": c.verdict.value, "detail": c.detail} for c in checks],
+    }
+    return json.dumps(data, indent=2) + "\n"

@@ -7,7 +7,7 @@ import platform
 import sys
 from pathlib import Path
 
-from envdoctor.snapshot import Host, PythonInfo
+from envdoctor.snapshot import Host, PythonInfo, canonical_os
 
 OS_RELEASE = Path("/etc/os-release")
 
@@ -26,7 +26,7 @@ def probe_python() -> PythonInfo:
 def probe_host(os_release: Path = OS_RELEASE) -> Host:
     """OS, CPU architecture, Linux distribution and glibc version; unknown parts are None."""
     return Host(
-        os=sys.platform if sys.platform != "linux2" else "linux",
+        os=canonical_os(sys.platform),
         arch=platform.machine() or None,
         distro=read_distro(os_release),
         glibc=_glibc_version(),

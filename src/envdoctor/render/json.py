@@ -7,6 +7,7 @@ import json
 from envdoctor.findings import Report
 
 
-def render_json(report: Report) -> str:
-    """``Report.to_dict()`` with indent 2 and a trailing newline."""
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+def render_json(report: Report, ascii_only: bool = False) -> str:
+    """``Report.to_dict()`` with indent 2 and a trailing newline; control characters are always ``\\u`` escapes,
+    and every non-ASCII character too when ``ascii_only``."""
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=ascii_only) + "\n"

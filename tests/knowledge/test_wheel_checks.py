@@ -1,0 +1,75 @@
+"""Wheels for this platform and Python, and Requires-Python, from the bundled PyPI release facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from envdoctor.checker import run_check
+from envdoctor.checks.wheels import cpython_tag, platform_family, runs_here
+from envdoctor.findings import Finding
+from envdoctor.pypi_facts import release_facts
+from envdoctor.snapshot import snapshot_from_dict
+
+LINUX = {"os": "linux", "arch": "x86_64"}
+RULES = ("no-wheel-for-platform", "no-wheel-for-python", "requires-python-excluded")
+
+
+def wheel_findings(packages: dict, host: dict = LINUX, python: str | None = "3.11.9") -> list[Finding]:
+    snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": host,
+                               "python": {"version": python} if python else {}, "packages": packages})
+    return [f for f in run_check(snap, stack=None).findings if f.rule in RULES]
+
+
+def test_no_wheel_for_the_platform() -> None:
+    (finding,) = wheel_findings({"torch": "2.5.1"}, host={"os": "darwin", "arch": "x86_64"})
+    assert (finding.rule, finding.category.value, finding.severity.value) == ("no-wheel-for-platform", "platform",
+                                                                             "warn")
+    assert "macOS Intel" in finding.message and "compiled locally" in finding.message
+    assert finding.fix.startswith('pip install "torch==2.2.2"')  # the last release with Intel Mac wheels
+    assert "cp311-macosx_x86_64" in release_facts("torch", "2.2.2").wheels
+    assert wheel_findings({"torch": "2.5.1"}, host={"os": "darwin", "arch": "arm64"}) == []
+
+
+def test_no_wheel_for_this_python() -> None:
+    (finding,) = wheel_findings({"torch": "2.3.1"}, python="3.13.1")
+    assert (finding.rule, finding.category.value, finding.severity.value) == ("no-wheel-for-python", "python", "warn")
+    assert "CPython 3.13" in finding.message
+    assert finding.fix.startswith('pip install "torch==2.5.0"')  # the first torch with cp313 wheels
+
+
+def test_requires_python_excluded_fails() -> None:
+    (finding,) = wheel_findings({"numpy": "2.5.2"}, python="3.11.9")
+    assert (finding.rule, finding.category.value, finding.severity.value) == ("requires-python-excluded", "python",
+                                                                             "fail")
+    nearest = finding.fix.split('"')[1].split("==")[1]
+    assert release_facts("numpy", nearest).requires_python == ">=3.11"
+
+
+def test_pure_python_and_local_builds_and_unknowns_say_nothing() -> None:
+    assert wheel_findings({"transformers": "4.40.0"}, host={"os": "windows", "arch": "ARM64"}) == []
+    assert wheel_findings({"torch": "2.5.1+cpu"}, host={"os": "darwin", "arch": "x86_64"}) == []
+    assert wheel_findings({"torch": "2.5.1"}, host={"os": None, "arch": "x86_64"}) == []
+    assert wheel_findings({"torch": "2.3.1"}, python=None) == []
+    assert wheel_findings({"torch": None}, python="3.13.1") == []
+    assert wheel_findings({"flash-attn": "2.5.8"}, host={"os": "windows", "arch": "AMD64"}) == []  # sdist only
+
+
+@pytest.mark.parametrize(("tag", "family", "minor", "runs"), [
+    ("cp311-linux_x86_64", "linux_x86_64", 11, True),
+    ("cp311-linux_x86_64", "linux_x86_64", 12, False),
+    ("cp311-linux_x86_64", "linux_aarch64", 11, False),
+    ("cp38-abi3-linux_x86_64", "linux_x86_64", 12, True),
+    ("cp38-abi3-linux_x86_64", "linux_x86_64", 7, False),
+    ("py3-win_amd64", "win_amd64", 12, True),
+    ("py3-any", "macosx_arm64", 9, True),
+])
+def test_runs_here(tag: str, family: str, minor: int, runs: bool) -> None:
+    assert runs_here(tag, family, minor) is runs
+
+
+def test_platform_and_python_names() -> None:
+    assert platform_family("Linux", "aarch64") == "linux_aarch64"
+    assert platform_family("windows", "AMD64") == "win_amd64"
+    assert platform_family("darwin", "arm64") == "macosx_arm64"
+    assert platform_family("linux", None) is None and platform_family("freebsd", "x86_64") is None
+    assert cpython_tag("3.12.4") == 12 and cpython_tag("3.9") == 9 and cpython_tag(None) is None

@@ -97,7 +97,7 @@ def main() -> int:
             print(f"{count:>9} {findings:>9} {median:>12.3f} {dedup:>18.4f} {size:>6.1f}", flush=True)
         if args.cli_packages:
             path = Path(tmp) / f"snapshot-{args.cli_packages}.json"
-            path.write_text(json.dumps(snapshot_dict(args.cli_packages)), encoding="utf-8")
+            path.write_text(json.dumps(snapshot_dict(args.cli_packages), indent=1), encoding="utf-8")
             seconds, code, last = time_cli(path)
             print(f"CLI, {args.cli_packages} packages ({path.stat().st_size / 1e6:.1f} MB): {seconds:.2f} s, "
                   f"exit {code}: {last[:160]}")

@@ -203,7 +203,7 @@ def test_snapshot_text_is_shown_escaped(fmt: list[str], tmp_path: Path, capsys: 
     assert "\x1b[2J" not in out and "\x1b]0" not in out and "\r" not in out and "\u202e" not in out
     assert "forged" not in "".join(line for line in out.splitlines() if line.startswith("| FAIL | forged"))
     if fmt == ["--markdown"]:
-        assert out.count("</details>") == 1 and "@everyone" not in out and "](http" not in out
+        assert out.count("</details>") == 1 and "@everyone" not in out and "[a](http" not in out
     if not fmt:
         assert "\\x1b[2J" in out  # shown, escaped
 

@@ -8,9 +8,10 @@ NumPy >= 2.0; pybind11 >= 2.12 builds ``numpy._core``); one built with NumPy 1.x
 "_ARRAY_API not found". NumPy 2 headers also embed the oldest NumPy the module accepts at run time in the error
 text "... C-API version 0x%x (NumPy X.Y) but the running NumPy ...": X.Y >= 2.0 means it fails under NumPy 1.x.
 
-For every package in ``PACKAGES`` the script lists final releases at or above the floor from
-``https://pypi.org/pypi/NAME/json``, downloads one manylinux x86_64 CPython wheel per probed release with
-``pip download --no-deps`` and reads its extension modules for those strings. Releases are ordered by version and
+For every package in ``PACKAGES`` the script lists final releases from ``https://pypi.org/pypi/NAME/json`` (at or
+above the package's version floor, or else those uploaded from ``DATE_FLOOR`` on and the one before), downloads
+one manylinux x86_64 CPython wheel per probed release with ``pip download --no-deps`` and reads its extension
+modules for those strings. Releases are ordered by version and
 searched by bisection for
 - ``numpy2_from``: the first release built against NumPy 2 (``last_numpy1_build`` is the release before it, scanned);
 - ``numpy2_only_from``: the first release that needs NumPy 2 at run time, by its binary (C-API target >= 2.0) or
@@ -29,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,10 +51,13 @@ INDEX = "https://pypi.org/pypi/{name}/json"
 SOURCE_ID = "numpy-abi-wheel-scan"
 PYTHON_PREFERENCE = ("cp311", "cp312", "cp310", "cp313", "cp39", "cp314")
 EXTENSION = re.compile(r"\.(so|pyd)(\.[0-9.]+)?$")
+DATE_FLOOR = "2023-06-01"  # the first NumPy 2 builds appeared from 2024-03 on
 FEATURE = re.compile(rb"\(NumPy ([0-9]+\.[0-9]+)\) but the running NumPy")
 
 # package -> oldest release searched (the first NumPy 2 builds appeared from 2024-03 on; the floor sits below).
-PACKAGES: dict[str, str] = {
+# Not listed: tokenizers and other rust-numpy bindings, which load the NumPy C API at their first array call rather
+# than at import, so an old release still imports and works under NumPy 2 unless it is handed an ndarray.
+PACKAGES: dict[str, str | None] = {
     "pandas": "2.1.0", "scipy": "1.11.0", "scikit-learn": "1.3.0", "scikit-image": "0.21.0",
     "matplotlib": "3.7.0", "numba": "0.58.0", "pyarrow": "14.0.0", "h5py": "3.9.0",
     "opencv-python": "4.8.0.74", "opencv-python-headless": "4.8.0.74", "opencv-contrib-python": "4.8.0.74",
@@ -61,9 +66,18 @@ PACKAGES: dict[str, str] = {
     "shapely": "2.0.0", "statsmodels": "0.14.0", "numexpr": "2.8.5", "bottleneck": "1.3.7", "pywavelets": "1.4.0",
     "astropy": "5.3", "pyerfa": "2.0.0", "tables": "3.8.0", "pycocotools": "2.0.7", "contourpy": "1.1.0",
     "blis": "0.7.10", "torchvision": "0.16.0", "torchaudio": "2.1.0", "xgboost": "2.0.0", "lightgbm": "4.1.0",
-    "bitsandbytes": "0.42.0", "sentencepiece": "0.1.99", "tokenizers": "0.15.0", "safetensors": "0.4.0",
+    "bitsandbytes": "0.42.0", "sentencepiece": "0.1.99", "safetensors": "0.4.0",
     "fasttext-wheel": "0.9.2", "hnswlib": "0.8.0", "pyproj": "3.6.0", "netcdf4": "1.6.4", "rasterio": "1.3.8",
     "imagecodecs": "2023.9.18", "numcodecs": "0.12.0", "tiktoken": "0.5.0", "soxr": "0.3.6",
+    # None: releases from DATE_FLOOR on
+    **dict.fromkeys((
+        "pyhdf", "cftime", "hdbscan", "pmdarima", "shap", "duckdb", "tensorstore", "fastparquet", "pyfftw", "mkl-fft",
+        "wordcloud", "ta-lib", "arch", "scikit-survival", "dipy", "pykdtree", "pyresample", "blosc2", "healpy",
+        "photutils", "sep", "cvxpy", "ecos", "scs", "osqp", "highspy", "chroma-hnswlib", "usearch", "lap",
+        "numpy-quaternion", "pyworld", "pesq", "praat-parselmouth", "samplerate", "openvino", "mahotas", "pot",
+        "gurobipy", "ortools", "numpy-stl", "scikit-fmm", "mujoco", "catboost", "pysptk", "pyemd", "lapx",
+        "cython-bbox", "pygeos", "fiona", "cartopy", "pycuda", "pyopencl", "ctranslate2", "open-clip-torch",
+    ), None),
 }
 
 
@@ -76,6 +90,9 @@ class Scan:
     feature: str | None  # the oldest NumPy most of its modules accept at run time (from the embedded error text)
     feature_max: str | None = None  # the newest such floor of any module (an optional module may need more)
     requires: tuple[str, ...] = ()  # the wheel METADATA's Requires-Dist lines naming numpy
+    # A NumPy 1.x build: "c-api" when a module carries numpy/__multiarray_api.h's import_array (called at module
+    # init, so the import fails); "lazy" when only pybind11 < 2.12 or rust-numpy look the API up, at the first array.
+    numpy1_binding: str | None = None
 
 
 def http_json(url: str, tries: int = 5) -> Any:
@@ -93,27 +110,35 @@ def http_json(url: str, tries: int = 5) -> Any:
     raise AssertionError("unreachable")
 
 
-def releases(name: str, floor: str) -> list[tuple[Version, str]]:
-    """(version, file name of one manylinux x86_64 CPython wheel), final releases at or above ``floor``, by version."""
+def releases(name: str, floor: str | None) -> list[tuple[Version, str]]:
+    """(version, file name of one manylinux x86_64 CPython wheel), final releases by version, from ``floor`` on.
+
+    Without a version floor: releases first uploaded on or after ``DATE_FLOOR``, plus the newest one before it.
+    """
     out = []
     for text, files in http_json(INDEX.format(name=name))["releases"].items():
         try:
             version = Version(text)
         except InvalidVersion:
             continue
-        if version.is_prerelease or version.is_devrelease or version < Version(floor):
+        if version.is_prerelease or version.is_devrelease or (floor is not None and version < Version(floor)):
             continue
         wheels = {f["filename"].split("-")[-3]: f["filename"] for f in files if not f.get("yanked")
                   and f["filename"].endswith(".whl") and re.search(r"manylinux.*x86_64", f["filename"])}
         python = next((t for t in PYTHON_PREFERENCE if t in wheels), None)
         python = python or next((t for t in sorted(wheels) if t.startswith("cp3")), None)
         if python:
-            out.append((version, wheels[python]))
-    return sorted(out)
+            uploaded = min(f["upload_time"][:10] for f in files)
+            out.append((version, wheels[python], uploaded))
+    out.sort()
+    if floor is None:
+        before = [r for r in out if r[2] < DATE_FLOOR]
+        out = before[-1:] + [r for r in out if r[2] >= DATE_FLOOR]
+    return [(version, wheel) for version, wheel, _ in out]
 
 
 def scan_wheel(path: Path) -> Scan:
-    numpy2 = numpy1 = False
+    numpy2 = numpy1 = c_api = False
     features: list[str] = []
     requires: list[str] = []
     with zipfile.ZipFile(path) as wheel:
@@ -128,11 +153,13 @@ def scan_wheel(path: Path) -> Scan:
                 numpy2 = True
             elif b"numpy.core._multiarray_umath" in data or b"numpy.core.multiarray" in data:
                 numpy1 = True
+                c_api = c_api or b"module compiled against ABI version" in data
             features.extend({m.decode() for m in FEATURE.findall(data)})
     # h5py 3.14: one optional module (_npystrings) targets NumPy 2.0 while the rest, and the package, run on 1.x.
     feature = min(set(features), key=lambda f: (-features.count(f), Version(f))) if features else None
     newest = max(features, key=Version) if features else None
-    return Scan(path.name, True if numpy2 else (False if numpy1 else None), feature, newest, tuple(requires))
+    binding = ("c-api" if c_api else "lazy") if numpy1 and not numpy2 else None
+    return Scan(path.name, True if numpy2 else (False if numpy1 else None), feature, newest, tuple(requires), binding)
 
 
 def download_and_scan(name: str, version: Version, filename: str) -> Scan:
@@ -171,16 +198,21 @@ class Scanner:
     def __init__(self, cache_path: Path) -> None:
         self.cache_path = cache_path
         self.cache: dict[str, dict[str, Any]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+        self.lock = threading.Lock()
 
-    def scan(self, name: str, version: Version, filename: str) -> Scan:
+    def scan(self, name: str, version: Version, filename: str, want_binding: bool = False) -> Scan:
         key = f"{name}=={version}"
         stale = self.cache.get(key, {})
         if "feature_max" not in stale and stale.get("feature") and Version(stale["feature"]) >= Version("2.0"):
             del self.cache[key]  # scanned before the per-module floor was kept: its "feature" was the newest
+        if stale.get("numpy2") is False and "numpy1_binding" not in stale and want_binding:
+            self.cache.pop(key, None)  # scanned before the NumPy 1 binding was told apart
         if key not in self.cache:
-            self.cache[key] = download_and_scan(name, version, filename).__dict__
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            self.cache_path.write_text(json.dumps(self.cache, indent=1, sort_keys=True))
+            scanned = download_and_scan(name, version, filename).__dict__
+            with self.lock:
+                self.cache[key] = scanned
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                self.cache_path.write_text(json.dumps(self.cache, indent=1, sort_keys=True))
         cached = self.cache[key]
         return Scan(**{**cached, "requires": tuple(cached.get("requires", ()))})
 
@@ -199,7 +231,7 @@ def first_where(items: list[Any], predicate: Any) -> int | None:
     return low
 
 
-def study(name: str, floor: str, scanner: Scanner) -> dict[str, Any]:
+def study(name: str, floor: str | None, scanner: Scanner) -> dict[str, Any]:
     """One row (or a 'no NumPy C API' / 'not found' verdict) for ``name``."""
     found = releases(name, floor)
     if not found:
@@ -215,9 +247,11 @@ def study(name: str, floor: str, scanner: Scanner) -> dict[str, Any]:
     if index is None:
         return {"name": name, "verdict": f"no NumPy 2 build up to {found[-1][0]}"}
     if index == 0:
-        return {"name": name, "verdict": f"already built against NumPy 2 at the floor {floor}: lower it"}
+        return {"name": name, "verdict": f"already built against NumPy 2 at the floor {floor or DATE_FLOOR}: lower it"}
+    last_numpy1 = scanner.scan(name, *found[index - 1], want_binding=True)
     row: dict[str, Any] = {"name": name, "numpy2_from": str(found[index][0]),
                            "last_numpy1_build": str(found[index - 1][0]),
+                           "numpy1_failure": "import" if last_numpy1.numpy1_binding == "c-api" else "first-array-call",
                            "wheel": scan(found[index]).wheel}
     later = found[index:]
 
@@ -250,9 +284,11 @@ HEADER = """\
 # NumPy 2"); a release built for NumPy 2 only fails under NumPy 1.x.
 #
 # [[package]] keys: name; numpy2_from = first release built against NumPy 2; numpy2_only_from = first release that
-# needs NumPy 2 at run time (optional); os = "windows"/"linux"/"macos" for a row that holds on that OS only (it
-# replaces the row without os there); last_numpy1_build (evidence); method = "wheel-scan" (generated) or "hand";
-# sources; note.
+# needs NumPy 2 at run time (optional); os = "windows"/"linux"/"darwin" for a row that holds on that OS only (it
+# replaces the row without os there); last_numpy1_build (evidence); numpy1_failure = "import" (a NumPy 1.x build
+# calls import_array when imported: the import fails) or "first-array-call" (pybind11 < 2.12 / rust-numpy look the
+# API up at the first array they handle), default "import"; method = "wheel-scan" (generated) or "hand"; sources;
+# note.
 # Rows with method = "wheel-scan" are generated by `python tools/gen_numpy_abi.py` (last run {date}): for each
 # package it bisects its PyPI releases, downloading one manylinux x86_64 CPython wheel per probe with
 # `pip download --no-deps` and reading the NumPy import strings its extension modules carry (see the script).
@@ -268,7 +304,7 @@ def toml_value(value: Any) -> str:
 
 def render(rows: list[dict[str, Any]], no_numpy: list[str], date: str) -> str:
     order = ("name", "os", "numpy2_from", "numpy2_only_from", "numpy2_only_evidence", "last_numpy1_build",
-             "method", "wheel", "sources", "note")
+             "numpy1_failure", "method", "wheel", "sources", "note")
     parts = [HEADER.format(date=date), "[scan]", f"generated = {toml_value(date)}",
              "# Scanned, and no release at either end of the searched range links NumPy's C API (ctypes, Rust,",
              "# nanobind without NumPy, or pure Python): the NumPy 1/2 switch does not break them at import.",
@@ -290,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     existing = tomllib.loads(args.out.read_text()) if args.out.exists() else {}
     kept = [r for r in existing.get("package", []) if r.get("method") == "hand"]
     names = args.only or sorted(PACKAGES)
-    kept += [r for r in existing.get("package", []) if r.get("method") != "hand" and r["name"] not in names]
-    no_numpy = [n for n in existing.get("scan", {}).get("no_numpy_c_api", []) if n not in names]
+    if args.only:  # a partial run keeps the other generated rows
+        kept += [r for r in existing.get("package", []) if r.get("method") != "hand" and r["name"] not in names]
+    no_numpy = [n for n in existing.get("scan", {}).get("no_numpy_c_api", []) if args.only and n not in names]
     scanner = Scanner(args.cache)
     with ThreadPoolExecutor(max_workers=args.threads) as pool:
         results = list(pool.map(lambda name: _study_logged(name, scanner), names))

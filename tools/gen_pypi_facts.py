@@ -42,7 +42,7 @@ CONFIG = ROOT / "tools" / "pypi_packages.toml"
 OUT = ROOT / "matrices" / "pypi"
 INDEX = "https://pypi.org/pypi/{name}/json"
 GENERATOR = "tools/gen_pypi_facts.py"
-USER_AGENT = "envdoctor-gen-pypi-facts (https://github.com/; metadata for envdoctor)"
+USER_AGENT = "envdoctor tools/gen_pypi_facts.py (python-urllib)"
 TAIL_BYTES = 256 * 1024
 READ_AHEAD = 64 * 1024
 

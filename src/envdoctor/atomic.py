@@ -58,7 +58,7 @@ def _mode_for(target: Path) -> int:
                                     str(target))
     if not stat.S_ISREG(existing):
         raise UnsafeTargetError(0, "not a regular file; pass a regular file or a new path", str(target))
-    return stat.S_IMODE(existing)
+    return stat.S_IMODE(existing) & 0o777  # the permission bits; never set-id bits on a file envdoctor wrote
 
 
 def _umask() -> int:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envdoctor.matrices import MatrixError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on 3.10
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 
-class FactsError(ValueError):
+class FactsError(MatrixError):
     """A facts file that cannot be read or has a bad field; the message names the file and key."""
 
 
@@ -111,7 +113,7 @@ class FlashAttnRelease:
 
     version: str
     on_pypi: bool  # PyPI has the sdist (the wheels are only on GitHub)
-    wheel_cuda_tags: dict[str, str]  # CUDA major -> tag in wheel names: {"12": "cu122"} or {"12": "cu12"}
+    wheel_cuda_tags: dict[str, str]  # torch's CUDA "major" (or exact "major.minor", up to 2.3.5) -> tag: {"12": "cu12"}
     torch_minors: tuple[str, ...]
     python: tuple[str, ...]
     sass: tuple[str, ...]  # GPU archs compiled in (no PTX)
@@ -119,6 +121,7 @@ class FlashAttnRelease:
     wheels: frozenset[str]  # exact filenames
     wheels_confidence: str
     url_template: str
+    min_nvcc: str | None = None  # oldest CUDA toolkit (nvcc) its setup.py accepts for a source build, "11.7"
 
     def url(self, filename: str) -> str:
         """The GitHub release URL of one of this release's wheel files."""
@@ -368,6 +371,7 @@ class Facts:
             wheels=frozenset(_flash_attn_filename(version, tag, fields) for tag in fields.strings("wheels")),
             wheels_confidence=fields.text("wheels_confidence", "uncertain"),
             url_template=top.text("url_template"),
+            min_nvcc=fields.optional_text("min_nvcc"),
         )
 
     def flash_attn_versions(self) -> tuple[str, ...]:
@@ -380,13 +384,15 @@ class Facts:
         """The official wheel filename for this target, named the way that release named its wheels.
 
         ``cuda`` is the CUDA of the torch build ("12.1" or "cu121"); the release maps its major to the
-        CUDA it built with (cu118/cu122/cu123 up to 2.6.x, cu11/cu12 from 2.7.0, cu13 from 2.8.3.post1).
+        CUDA it built with (cu118/cu122/cu123 up to 2.6.x, cu11/cu12 from 2.7.0, cu13 from 2.8.3.post1); up to 2.3.5
+        the exact "major.minor" of torch's CUDA picks the tag (cu117), a bare major being a CUDA setup.py forces.
         Returns None when that release published no such wheel (pip would fall back to a source build).
         """
         release = self.flash_attn(version)
         if release is None:
             return None
-        tag = release.wheel_cuda_tags.get(str(cuda_major_minor(cuda)[0]))
+        major, minor = cuda_major_minor(cuda)
+        tag = release.wheel_cuda_tags.get(f"{major}.{minor}") or release.wheel_cuda_tags.get(str(major))
         if tag is None:
             return None
         torch_minor = ".".join(torch_version.split("+")[0].split(".")[:2])
@@ -479,3 +485,54 @@ def _version_key(version: str) -> tuple[int, ...]:
 def default_facts() -> Facts:
     """The bundled facts (one shared, lazily loaded instance)."""
     return Facts()
+
+
+FACT_FILES = ("cuda.toml", "torch.toml", "flash_attn.toml", "xformers.toml", "bitsandbytes.toml", "companions.toml")
+
+
+def validate_facts(root: Path | None = None) -> list[str]:
+    """Every problem in the fact tables present under ``root``, one line each: every entry of every table is read
+    once as ``check`` would read it."""
+    facts = Facts(root)
+    errors: list[str] = []
+
+    def attempt(read: Any, *args: Any) -> None:
+        try:
+            read(*args)
+        except FactsError as error:
+            errors.append(str(error))
+
+    present = {name for name in FACT_FILES if (facts.root / name).exists()}
+    for name, versions, read in (
+        ("cuda.toml", facts.cuda_versions, facts.cuda),
+        ("torch.toml", facts.torch_versions, facts.torch),
+        ("flash_attn.toml", facts.flash_attn_versions, facts.flash_attn),
+    ):
+        if name not in present:
+            continue
+        try:
+            listed = versions()
+        except FactsError as error:
+            errors.append(str(error))
+            continue
+        for version in listed:
+            attempt(read, version)
+    for table, read in (("xformers.toml", facts.xformers), ("bitsandbytes.toml", facts.bitsandbytes)):
+        if table not in present:
+            continue
+        try:
+            listed = tuple(facts._section(table, "releases"))
+        except FactsError as error:
+            errors.append(str(error))
+            continue
+        for version in listed:
+            attempt(read, version)
+    if "torch.toml" not in present:
+        return list(dict.fromkeys(errors))
+    try:
+        variants = tuple(facts._section("torch.toml", "variants"))
+    except FactsError as error:
+        return errors + [str(error)]
+    for variant in variants:
+        attempt(facts.torch_variant, variant)
+    return list(dict.fromkeys(errors))

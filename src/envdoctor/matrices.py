@@ -698,6 +698,14 @@ def validate_matrices(root: Path | str | None = None) -> list[str]:
     from envdoctor.pypi_facts import validate_pypi_facts  # pypi_facts imports this module
 
     errors.extend(validate_pypi_facts(path))
+    from envdoctor.runtime_floors import validate_runtime_floors  # runtime_floors imports this module
+
+    errors.extend(validate_runtime_floors(path))
+    from envdoctor.checks.platforms import validate_platforms  # it imports this module
+    from envdoctor.facts import validate_facts  # facts imports this module
+
+    errors.extend(validate_facts(path))
+    errors.extend(validate_platforms(path))
     if sources:
         errors.extend(_unknown_sources(rules, stacks, sources))
     return errors

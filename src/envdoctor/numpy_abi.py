@@ -16,9 +16,10 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.snapshot import normalize_name
 
 ROW_KEYS = frozenset({
-    "name", "os", "numpy2_from", "numpy2_only_from", "numpy2_only_evidence", "last_numpy1_build", "method", "wheel",
-    "sources", "note",
+    "name", "os", "numpy2_from", "numpy2_only_from", "numpy2_only_evidence", "last_numpy1_build", "numpy1_failure",
+    "method", "wheel", "sources", "note",
 })
+FAILURES = ("import", "first-array-call")
 METHODS = ("wheel-scan", "hand")
 OSES = ("linux", "windows", "darwin")
 
@@ -28,6 +29,8 @@ class NumpyAbiRow:
     package: str  # normalized name
     numpy2_from: Version
     numpy2_only_from: Version | None = None
+    last_numpy1_build: Version | None = None  # releases between it and numpy2_from were not scanned
+    numpy1_failure: str = "import"  # or "first-array-call": a NumPy 1.x build breaks at its first array, not import
     os: str | None = None
     method: str = "hand"
     sources: tuple[str, ...] = ()
@@ -99,11 +102,17 @@ def _parse_row(raw: Any, where: str, error: Any, sources: dict[str, Any] | None)
         return None
     numpy2_from = _version(raw["numpy2_from"], "numpy2_from", fail)
     numpy2_only = _version(raw["numpy2_only_from"], "numpy2_only_from", fail) if "numpy2_only_from" in raw else None
+    last_numpy1 = _version(raw["last_numpy1_build"], "last_numpy1_build", fail) if "last_numpy1_build" in raw else None
     if numpy2_from and numpy2_only and numpy2_only < numpy2_from:
         fail("numpy2_only_from", f"{numpy2_only} is older than numpy2_from {numpy2_from}")
+    if numpy2_from and last_numpy1 and last_numpy1 >= numpy2_from:
+        fail("last_numpy1_build", f"{last_numpy1} is not older than numpy2_from {numpy2_from}")
     os_name = raw.get("os")
     if os_name is not None and os_name not in OSES:
         fail("os", f"{os_name!r} is not one of: {', '.join(OSES)}")
+    failure = raw.get("numpy1_failure", "import")
+    if failure not in FAILURES:
+        fail("numpy1_failure", f"{failure!r} is not one of: {', '.join(FAILURES)}")
     method = raw.get("method", "hand")
     if method not in METHODS:
         fail("method", f"{method!r} is not one of: {', '.join(METHODS)}")
@@ -116,7 +125,8 @@ def _parse_row(raw: Any, where: str, error: Any, sources: dict[str, Any] | None)
             fail("sources", f"source {source!r} is not in sources.toml or sources_facts.toml")
     if problems or numpy2_from is None:
         return None
-    return NumpyAbiRow(normalize_name(raw["name"]), numpy2_from, numpy2_only, os_name, method, tuple(cited))
+    return NumpyAbiRow(normalize_name(raw["name"]), numpy2_from, numpy2_only, last_numpy1, failure, os_name, method,
+                       tuple(cited))
 
 
 def _version(text: str, key: str, fail: Any) -> Version | None:

@@ -261,21 +261,13 @@ def _check_schema(schema: Any, origin: str) -> None:
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
-    """Read a snapshot JSON file. Raises SnapshotError with the path and the problem."""
-    path = Path(path)
+    """Read a snapshot JSON file (size and nesting bounded). Raises SnapshotError with the path and the problem."""
+    from envdoctor.bounded_json import JsonFileError, load_json_file
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SnapshotError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise SnapshotError(f"{path}: not UTF-8 text; pass a file written by 'envdoctor probe --json'") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SnapshotError(
-            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            " (truncated? re-run 'envdoctor probe --json')"
-        ) from None
+        data = load_json_file(path)
+    except JsonFileError as error:
+        raise SnapshotError(str(error)) from None
     return snapshot_from_dict(data, origin=str(path), require_schema=True)
 
 

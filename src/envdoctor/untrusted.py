@@ -12,10 +12,10 @@ import re
 # C0 and C1 controls, DEL, and the invisible format characters that reorder or hide text (bidi overrides and
 # isolates, zero-width characters, line and paragraph separators, the byte-order mark, tag characters) and lone
 # surrogates (which no UTF-8 output can carry).
-_CONTROL = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
-    "\ud800-\udfff\U000e0000-\U000e007f]"
-)
+_INVISIBLE = ("\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+              "\ud800-\udfff\U000e0000-\U000e007f")
+_CONTROL = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
+_JSON_INVISIBLE = re.compile(f"[{_INVISIBLE}]")  # json.dumps already escapes \x00-\x1f inside strings
 # Markdown punctuation; an underscore inside a word (x86_64) never starts emphasis, so it stays as it is.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|~#!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 _MARKDOWN_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;", "@": "&#64;"}
@@ -51,6 +51,21 @@ def markdown_code(text: object) -> str:
     fence = "`" * (longest + 1)
     pad = " " if body.startswith("`") or body.endswith("`") else ""
     return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def json_escape_invisible(json_text: str) -> str:
+    """JSON text with every control or invisible format character written as a ``\\uXXXX`` escape: the decoded
+    values are unchanged, but a terminal showing the JSON shows them escaped. (Outside strings JSON is ASCII, so
+    only string contents change.)"""
+    return _JSON_INVISIBLE.sub(_json_escape_one, json_text)
+
+
+def _json_escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def safe_fix(fix: str | None) -> str | None:

@@ -357,6 +357,8 @@ def tokenize_file(path: Path, tokenizer: Any, settings: DataSettings, num_proc: 
     if bad and settings.on_bad_row == "fail":
         raise DataError(f"{path}: {len(bad)} bad rows: {_describe_bad(bad)}; fix them or pass --on_bad_row skip")
     dataset = dataset.filter(lambda status: status in ("ok", "truncated"), input_columns="status")
+    if len(dataset) == 0:  # --on_bad_row skip, and every row was too long or kept no trainable token
+        raise DataError(f"{path}: no usable rows ({_describe_bad(bad)}); raise --max_seq_length or fix the rows")
     _fill_stats(stats, dataset)
     return dataset.remove_columns(["status", "length"]), stats
 

@@ -45,10 +45,33 @@ def test_requires_python_excluded_fails() -> None:
     assert release_facts("numpy", nearest).requires_python == ">=3.11"
 
 
+def test_partly_known_hosts_are_judged_on_what_is_known() -> None:
+    (no_cp312,) = wheel_findings({"torch": "2.0.1"}, host={}, python="3.12.0")  # OS unknown
+    assert (no_cp312.rule, no_cp312.category.value) == ("no-wheel-for-python", "python")
+    assert "CPython 3.12 on any platform" in no_cp312.message
+    (windows,) = wheel_findings({"triton": "2.2.0"}, host={"os": "windows"}, python="3.10.13")  # arch unknown
+    assert (windows.rule, windows.category.value) == ("no-wheel-for-platform", "platform")
+    assert "no wheel for Windows" in windows.message
+    (arm,) = wheel_findings({"triton": "3.1"}, host={"os": "linux", "arch": "aarch64"}, python=None)
+    assert (arm.rule, arm.components) == ("no-wheel-for-platform", ("triton",)) and "3.1.0" in arm.message
+    (excluded,) = wheel_findings({"vllm": "0.10"}, host={"os": "linux"}, python="3.13")
+    assert (excluded.rule, excluded.severity.value) == ("requires-python-excluded", "fail")
+
+
+def test_unknown_version_is_judged_on_every_release() -> None:
+    (finding,) = wheel_findings({"vllm": None}, host={"os": "windows", "arch": "x86_64"}, python="3.11.3")
+    assert (finding.rule, finding.category.value, finding.components) == ("no-wheel-for-platform", "platform",
+                                                                          ("vllm",))
+    assert "version unknown" in finding.message and "Windows x86_64" in finding.message
+    assert wheel_findings({"vllm": None}, host={"os": "linux", "arch": "x86_64"}, python="3.11.3") == []
+    assert wheel_findings({"xformers": None}, host={}, python="3.8.20") == []  # older xformers had cp38 wheels
+
+
 def test_pure_python_and_local_builds_and_unknowns_say_nothing() -> None:
     assert wheel_findings({"transformers": "4.40.0"}, host={"os": "windows", "arch": "ARM64"}) == []
     assert wheel_findings({"torch": "2.5.1+cpu"}, host={"os": "darwin", "arch": "x86_64"}) == []
     assert wheel_findings({"torch": "2.5.1"}, host={"os": None, "arch": "x86_64"}) == []
+    assert wheel_findings({"torch": "2.0.1"}, host={}, python=None) == []  # neither platform nor Python known
     assert wheel_findings({"torch": "2.3.1"}, python=None) == []
     assert wheel_findings({"torch": None}, python="3.13.1") == []
     assert wheel_findings({"flash-attn": "2.5.8"}, host={"os": "windows", "arch": "AMD64"}) == []  # sdist only

@@ -40,3 +40,41 @@ def test_hanging_nvcc_times_out(tmp_path):
 def test_failing_nvcc_gives_unknown(tmp_path):
     nvcc = _script(tmp_path / "bin" / "nvcc", "echo 'error while loading shared libraries' >&2; exit 127")
     assert probe_cuda_toolkit(nvcc).nvcc is None
+
+
+def test_nvcc_printing_binary_garbage_is_unknown_and_quiet(tmp_path, capfd):
+    garbage = r"printf '\377\376\000\201release \377 12.x\n'; head -c 2048 /dev/urandom"
+    nvcc = _script(tmp_path / "bin" / "nvcc", garbage)
+    assert probe_cuda_toolkit(nvcc).nvcc is None
+    assert capfd.readouterr().err == ""
+
+
+def test_nvcc_printing_without_end_is_cut_off(tmp_path):
+    nvcc = _script(tmp_path / "bin" / "nvcc", "exec cat /dev/zero")
+    started = time.monotonic()
+    assert probe_cuda_toolkit(nvcc, timeout=5).nvcc is None
+    assert time.monotonic() - started < 5
+
+
+def test_nvcc_whose_child_keeps_the_pipe_open_times_out(tmp_path):
+    nvcc = _script(tmp_path / "bin" / "nvcc", "sleep 30 &\necho 'Cuda compilation tools, release 12.4, V12.4.131'")
+    started = time.monotonic()
+    toolkit = probe_cuda_toolkit(nvcc, timeout=0.5)
+    assert toolkit.nvcc is None  # its output never ended within the timeout
+    assert time.monotonic() - started < 5
+
+
+def test_probe_with_a_garbage_nvcc_on_path_prints_no_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import python_env
+
+    _script(tmp_path / "bin" / "nvcc", "head -c 4096 /dev/urandom")
+    env = python_env()
+    env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run([sys.executable, "-m", "envdoctor", "probe"], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert '"nvcc": null' in done.stdout

@@ -104,7 +104,7 @@ def test_score_is_explained_and_stable(tmp_path: Path) -> None:
     first, second = (run_check(snap, stack="cpu-test", cwd=tmp_path) for _ in range(2))
     assert first.score == second.score
     assert sum(line.points for line in first.score.lost) == 100 - first.score.percent or first.score.percent == 0
-    assert "pyarrow-needs-numpy2" in first.score.explanation
+    assert "numpy1-with-numpy2-only-build" in first.score.explanation
 
 
 def test_check_imports_no_heavy_modules() -> None:

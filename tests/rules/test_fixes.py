@@ -112,7 +112,7 @@ def test_rich_is_one_finding_with_a_plain_install(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "component", "kept"), [
     ("torch23-numpy2", "numpy", "numpy2-with-trl-numpy1"),
-    ("numpy1-new-pyarrow", "pyarrow", "pyarrow-needs-numpy2"),
+    ("numpy1-new-pyarrow", "pyarrow", "numpy1-with-numpy2-only-build"),
 ])
 def test_one_cause_one_finding(name: str, component: str, kept: str, tmp_path: Path) -> None:
     report = _report(name, "phase1a-2.0", tmp_path)

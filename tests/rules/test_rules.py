@@ -14,15 +14,9 @@ RULES = {r.id: r for r in load_matrices().rules}
 
 # rule id -> (packages that trigger it, packages that do not, host os)
 CASES = {
-    "numpy2-with-torch-numpy1-build": ({"torch": "2.2.2+cu121", "numpy": "2.0.2"},
-                                       {"torch": "2.3.1+cu121", "numpy": "2.0.2"}, "linux"),
-    "numpy2-with-torch-windows-numpy1-build": ({"torch": "2.4.0", "numpy": "2.1.0"},
-                                               {"torch": "2.4.1", "numpy": "2.1.0"}, "windows"),
     "numpy2-with-trl-numpy1": ({"trl": "0.9.6", "numpy": "2.0.1"}, {"trl": "0.9.6", "numpy": "1.26.4"}, "linux"),
     "numpy2-with-trl-windows-numpy1": ({"trl": "0.11.4", "numpy": "2.0.1"}, {"trl": "0.12.0", "numpy": "2.0.1"},
                                        "windows"),
-    "pyarrow-needs-numpy2": ({"pyarrow": "26.0.1", "numpy": "1.26.4"}, {"pyarrow": "25.0.1", "numpy": "1.26.4"},
-                             "linux"),
     "transformers-needs-newer-peft": ({"transformers": "5.24.0", "peft": "0.21.2"},
                                       {"transformers": "5.23.0", "peft": "0.21.2"}, "linux"),
     "transformers-disables-old-torch": ({"transformers": "5.17.0", "torch": "2.4.1+cu121"},
@@ -53,7 +47,7 @@ def test_rule_stays_quiet(rule_id: str) -> None:
 
 
 def test_unknown_fact_gives_one_could_not_verify() -> None:
-    rule = RULES["pyarrow-needs-numpy2"]
+    rule = RULES["numpy2-with-trl-numpy1"]
     unknown = snapshot(None)
     unknown = unknown.__class__(host=unknown.host, python=unknown.python, nvidia=unknown.nvidia, packages=None)
     findings = evaluate([rule], unknown)
@@ -63,9 +57,9 @@ def test_unknown_fact_gives_one_could_not_verify() -> None:
 
 
 def test_known_false_fact_beats_unknown() -> None:
-    rule = RULES["numpy2-with-torch-windows-numpy1-build"]
-    assert evaluate([rule], snapshot({"torch": "2.4.0", "numpy": "2.1.0"}, host={"os": "linux"})) == []
-    assert evaluate([rule], snapshot({"torch": "2.4.0", "numpy": "2.1.0"}, host={})) [0].verified is False
+    rule = RULES["numpy2-with-trl-windows-numpy1"]
+    assert evaluate([rule], snapshot({"trl": "0.11.4", "numpy": "2.1.0"}, host={"os": "linux"})) == []
+    assert evaluate([rule], snapshot({"trl": "0.11.4", "numpy": "2.1.0"}, host={})) [0].verified is False
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ not validate there is no command (``None``) rather than a guessed one.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ ANY_VERSION = ("", ">=0")
 PACKAGE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?$")  # PEP 508 name
 CUDA_VERSION = re.compile(r"^\d{1,2}\.\d{1,2}(?:\.\d{1,3})?$")
 # Printable ASCII that bash leaves alone inside double quotes: no $ ` \ " and no ! (history) unless in "!=".
-_DOUBLE_QUOTE_SAFE = re.compile(r'^(?:[\x20\x23-\x5b\x5d-\x5f\x61-\x7e]|!=)*$')
+_DOUBLE_QUOTE_SAFE = re.compile(r'^(?:[\x20\x23\x25-\x5b\x5d-\x5f\x61-\x7e]|!=)*$')
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,11 @@ def valid_name(name: object) -> bool:
 
 def valid_specifier(spec: object) -> bool:
     """A PEP 440 specifier set ("" included: any version)."""
-    if not isinstance(spec, str):
-        return False
+    return isinstance(spec, str) and _parses_as_specifier(spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parses_as_specifier(spec: str) -> bool:
     try:
         SpecifierSet(spec)
     except InvalidSpecifier:
@@ -162,8 +166,8 @@ def requirement_install(ctx: CheckContext, name: str, spec: str) -> str | None:
     None when ``name`` is not a package name or ``spec`` not a version specifier (both come from a snapshot)."""
     if not valid_name(name) or not valid_specifier(spec):
         return None
-    variant = torch_variant(ctx.snapshot)
-    if name in TORCH_FAMILY and isinstance(variant, str) and variant:
+    variant = torch_variant(ctx.snapshot) if name in TORCH_FAMILY else None
+    if isinstance(variant, str) and variant:
         return f"{pip_install(name, spec)} --index-url {shell_word(ctx.facts.torch_index_url(variant))}"
     return pip_install(name, spec)
 

@@ -86,12 +86,20 @@ def _judge(ctx: CheckContext, package: _Installed, numpy: _Installed, row: Numpy
             return _unverified(NUMPY1_BUILD, row, package, f"{package.name} is installed but its version is unknown: "
                                f"releases before {row.numpy2_from}{where} were built against NumPy 1.x and fail at "
                                f"import under NumPy {numpy.text}", _upgrade_fix(ctx, package, row, installed, table))
+        if _in_scan_gap(package, row):
+            return _unverified(NUMPY1_BUILD, row, package, f"{package.name} {package.text} lies between the last "
+                               f"release seen built against NumPy 1.x ({row.last_numpy1_build}) and the first seen "
+                               f"built against NumPy 2 ({row.numpy2_from}); under NumPy {numpy.text} it may fail "
+                               "at import", _upgrade_fix(ctx, package, row, installed, table))
         if package.version < row.numpy2_from:
+            at_import = row.numpy1_failure == "import"
             return Finding(
-                rule=NUMPY1_BUILD, category=Category.NUMPY, severity=Severity.FAIL, components=(package.name, "numpy"),
+                rule=NUMPY1_BUILD, category=Category.NUMPY, severity=Severity.FAIL if at_import else Severity.WARN,
+                components=(package.name, "numpy"),
                 message=f"{package.name} {package.text}{where} was built against NumPy 1.x (its first NumPy-2 build "
-                f"is {row.numpy2_from}), but NumPy {numpy.text} is installed: importing it fails with "
-                "'_ARRAY_API not found' or 'numpy.dtype size changed, may indicate binary incompatibility'",
+                f"is {row.numpy2_from}), but NumPy {numpy.text} is installed: "
+                + ("importing it fails with '_ARRAY_API not found' or 'numpy.dtype size changed'" if at_import else
+                   "it imports, but its first call that handles a NumPy array fails with '_ARRAY_API not found'"),
                 fix=_upgrade_fix(ctx, package, row, installed, table), sources=row.sources,
             )
         return None
@@ -121,6 +129,12 @@ def _judge(ctx: CheckContext, package: _Installed, numpy: _Installed, row: Numpy
         return _unverified(NUMPY2_ONLY, row, package, f"{package.name} {package.text}{where} needs NumPy 2 at run "
                            f"time; {unknown}", _downgrade_fix(package, row, installed, table))
     return None
+
+
+def _in_scan_gap(package: _Installed, row: NumpyAbiRow) -> bool:
+    """The release is older than the first NumPy-2 build but newer than the last release scanned as NumPy 1.x."""
+    return (package.version is not None and row.last_numpy1_build is not None
+            and row.last_numpy1_build < package.version < row.numpy2_from)
 
 
 def _unverified_os(ctx: CheckContext, package: _Installed, numpy: _Installed, row: NumpyAbiRow,

@@ -84,14 +84,29 @@ def _against_torch(ctx: CheckContext, nvcc: str, torch: str) -> list[Finding]:
 
 
 def _no_nvcc(ctx: CheckContext) -> list[Finding]:
-    needs = [name for name in source_built(ctx) if name in ctx.matrices.policy.runtime_compiled]
-    if not needs:
-        return []
-    return [Finding(
-        rule="nvcc-missing-for-runtime-builds", category=Category.CUDA_BUILD, severity=Severity.WARN,
-        components=("cuda-toolkit", *needs), sources=SOURCES,
-        message=f"{', '.join(needs)} compile CUDA ops at run time with nvcc, and no CUDA toolkit was found "
-        "('CUDA_HOME does not exist, unable to compile CUDA op(s)')",
-        fix="install the CUDA toolkit matching torch's CUDA (e.g. conda install -c nvidia cuda-toolkit) and export "
-        "CUDA_HOME to it; or use prebuilt ops (DS_BUILD_OPS=1 pip install deepspeed at install time)",
-    )]
+    """No toolkit found: DeepSpeed-like packages compile ops at run time; an extension of unknown version may be
+    mid-install, and without a matching wheel pip builds it from source, which needs nvcc too."""
+    packages = ctx.snapshot.packages or {}
+    at_run = [name for name in source_built(ctx) if name in ctx.matrices.policy.runtime_compiled]
+    to_build = [name for name in source_built(ctx) if name not in at_run and packages[name].version is None]
+    findings = []
+    if at_run:
+        findings.append(Finding(
+            rule="nvcc-missing-for-runtime-builds", category=Category.CUDA_BUILD, severity=Severity.WARN,
+            components=("cuda-toolkit", *at_run), sources=SOURCES,
+            message=f"{', '.join(at_run)} compile CUDA ops at run time with nvcc, and no CUDA toolkit was found "
+            "('CUDA_HOME does not exist, unable to compile CUDA op(s)')",
+            fix="install the CUDA toolkit matching torch's CUDA (e.g. conda install -c nvidia cuda-toolkit) and "
+            "export CUDA_HOME to it; or use prebuilt ops (DS_BUILD_OPS=1 pip install deepspeed at install time)",
+        ))
+    if to_build:
+        findings.append(Finding(
+            rule="nvcc-missing-for-source-builds", category=Category.CUDA_BUILD, severity=Severity.WARN,
+            components=("cuda-toolkit", *to_build), sources=SOURCES, verified=False,
+            message=f"{', '.join(to_build)} (version unknown) may still be building: without a prebuilt wheel for "
+            "this torch, Python and CUDA, pip compiles it from source, and no CUDA toolkit was found "
+            "('CUDA_HOME environment variable is not set')",
+            fix="install prebuilt wheels (envdoctor plan --from-probe), or the CUDA toolkit of torch's CUDA with "
+            "CUDA_HOME pointing at it",
+        ))
+    return findings

@@ -67,6 +67,10 @@ def _unknown_gpu(ctx: CheckContext) -> list[Finding]:
             return [_unknown("gpu-facts-unknown", Category.DRIVER, ("gpu", "nvidia-driver"),
                              f"the snapshot says nothing about NVIDIA GPUs or the driver; {ctx.stack.name} needs a GPU",
                              severity=Severity.WARN)]
+        if nvidia is not None and nvidia.gpus is None and not has_no_gpu(ctx.snapshot) and _needs_gpu(ctx):
+            return [_unknown("gpu-facts-unknown", Category.GPU_ARCH, ("gpu",),
+                             f"the snapshot does not list the GPUs; {ctx.stack.name} needs a GPU of a given "
+                             "architecture and memory, which could not be checked", severity=Severity.WARN)]
         return []
     severity = Severity.WARN if _needs_gpu(ctx) else Severity.INFO
     findings = []

@@ -1,15 +1,21 @@
 """Wheels for this platform and Python: does PyPI have a build of the installed release that can run here?
 
 For every installed package in the bundled PyPI tables (``matrices/pypi``): a release whose wheels cover other
-platforms but not this OS and architecture, or not this CPython, and that has no pure-Python wheel, was compiled
-here from its sdist or came from elsewhere (conda, a private index) - it may not work. A release whose
-Requires-Python excludes this Python fails. Nothing is said when the OS, architecture or Python is unknown (other
-checks report those), nor for a local-tag install (``+cu121``: another index, with its own wheels).
+platforms but not this one, or not this CPython, and that has no pure-Python wheel, was compiled here from its
+sdist or came from elsewhere (conda, a private index) - it may not work. A release whose Requires-Python excludes
+this Python fails.
+
+Partly known hosts are judged on what is known: with the OS but not the architecture, "no Windows wheel at all"
+still holds; with the Python but not the OS, "no CPython 3.12 wheel for any platform" still holds. With neither
+the platform nor the Python known, nothing is said (other checks report unknowns). A package installed with an
+unknown version is judged when no recorded release has a wheel that runs here. A local-tag install (``+cu121``)
+came from another index, whose wheels these tables do not list: nothing is said.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
@@ -25,10 +31,25 @@ FAMILY = {
     ("win", "x86_64"): "win_amd64", ("win", "aarch64"): "win_arm64",
     ("macosx", "x86_64"): "macosx_x86_64", ("macosx", "aarch64"): "macosx_arm64",
 }
+OS_NAME = {"linux": "Linux", "win": "Windows", "macosx": "macOS"}
 DESCRIBE = {
     "linux_x86_64": "Linux x86_64", "linux_aarch64": "Linux aarch64", "win_amd64": "Windows x86_64",
     "win_arm64": "Windows ARM64", "macosx_x86_64": "macOS Intel", "macosx_arm64": "macOS Apple silicon",
 }
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the installed package must run: the platform families it may be (one when OS and architecture are
+    known, every one of the OS when only the OS is, all when neither) and the CPython 3 minor (None: unknown)."""
+
+    families: frozenset[str]
+    minor: int | None
+    where: str  # "Windows x86_64", "Windows", "any platform"
+
+    @property
+    def python(self) -> str:
+        return f"CPython 3.{self.minor}" if self.minor is not None else "any Python"
 
 
 def platform_family(os: str | None, arch: str | None) -> str | None:
@@ -46,69 +67,139 @@ def cpython_tag(version: str | None) -> int | None:
     return int(parts[1])
 
 
-def runs_here(tag: str, family: str, minor: int) -> bool:
+def runs_here(tag: str, family: str, minor: int | None) -> bool:
     """Whether a compact wheel tag (``cp311-linux_x86_64``, ``cp38-abi3-...``, ``py3-any``) installs on CPython
-    3.``minor`` on ``family``."""
+    3.``minor`` (any Python 3 when None) on ``family``."""
     python, _, platform = tag.rpartition("-")
     if platform not in (family, "any"):
         return False
+    if minor is None or python.startswith("py3"):
+        return True
     if python.endswith("-abi3"):
         return int(python[3:-5]) <= minor
-    if python.startswith("py3"):
-        return True
     return python == f"cp3{minor}"
+
+
+def target_of(os: str | None, arch: str | None, python: str | None) -> Target | None:
+    """The target a snapshot describes; None when neither the platform nor the Python is known."""
+    minor = cpython_tag(python)
+    system = OS_FAMILY.get((os or "").lower())
+    family = platform_family(os, arch)
+    if family is not None:
+        return Target(frozenset({family}), minor, DESCRIBE[family])
+    if system is not None:
+        return Target(frozenset(f for (s, _), f in FAMILY.items() if s == system), minor, OS_NAME[system])
+    if minor is None:
+        return None
+    return Target(frozenset(FAMILY.values()), minor, "any platform")
+
+
+def wheel_runs(release: ReleaseFacts, target: Target) -> bool:
+    return any(runs_here(tag, family, target.minor) for tag in release.wheels or () for family in target.families)
 
 
 def check_wheels(ctx: CheckContext) -> list[Finding]:
     snapshot = ctx.snapshot
-    family = platform_family(snapshot.host.os, snapshot.host.arch)
-    minor = cpython_tag(snapshot.python.version)
-    implementation = (snapshot.python.implementation or "cpython").lower()
-    if family is None or minor is None or implementation != "cpython":
+    if (snapshot.python.implementation or "cpython").lower() != "cpython":
         return []
-
+    target = target_of(snapshot.host.os, snapshot.host.arch, snapshot.python.version)
+    if target is None:
+        return []
     root = ctx.matrices.root
-    findings = []
     known = set(known_packages(root))
+    python = snapshot.python.version
+    findings = []
     for name, package in sorted((snapshot.packages or {}).items()):
-        if name not in known or not package.version or "+" in package.version:
+        if name not in known or (package.version and "+" in package.version):
+            continue
+        if not package.version:
+            history = releases(name, root)
+            findings.extend(_no_release_runs(name, history, target) or _python_of_unknown(name, history, python))
             continue
         release = release_facts(name, package.version, root)
         if release is None:
             continue
-        python = snapshot.python.version or ""
-        if release.requires_python and not matches_specifier(python, release.requires_python):
+        if python and release.requires_python and not matches_specifier(python, release.requires_python):
             findings.append(_python_excluded(ctx, name, release, python, releases(name, root)))
-            continue
-        if not release.wheels or any(runs_here(tag, family, minor) for tag in release.wheels):
-            continue
-        findings.append(_no_wheel(ctx, name, release, family, minor, releases(name, root)))
+        elif release.wheels and not wheel_runs(release, target):
+            findings.append(_no_wheel(ctx, name, release, target, releases(name, root)))
     return findings
 
 
-def _no_wheel(ctx: CheckContext, name: str, release: ReleaseFacts, family: str, minor: int,
-              history: tuple[ReleaseFacts, ...]) -> Finding:
-    version, wheels = release.version, release.wheels or ()
+def _missing(wheels: tuple[str, ...], target: Target) -> tuple[bool, str]:
+    """(whether the platform has wheels for another Python, what is missing)."""
     platforms = sorted({tag.rpartition("-")[2] for tag in wheels} - {"any"})
-    on_platform = family in platforms
+    on_platform = target.minor is not None and bool(target.families & set(platforms))
     if on_platform:
-        pythons = sorted({tag.split("-")[0] for tag in wheels if tag.endswith(family)}, key=_minor_of)
-        missing = f"no wheel for CPython 3.{minor} on {DESCRIBE[family]} (it has {', '.join(pythons)})"
-    else:
-        missing = f"no wheel for {DESCRIBE[family]} (it has {', '.join(DESCRIBE.get(p, p) for p in platforms)})"
-    nearest = _nearest(history, version, lambda r: bool(r.wheels) and any(runs_here(t, family, minor)
-                                                                           for t in r.wheels))
+        pythons = sorted({tag.split("-")[0] for tag in wheels if tag.rpartition("-")[2] in target.families},
+                         key=_minor_of)
+        return True, f"no wheel for {target.python} on {target.where} (it has {', '.join(pythons)})"
+    return False, f"no wheel for {target.where} (it has {', '.join(DESCRIBE.get(p, p) for p in platforms)})"
+
+
+def _no_wheel(ctx: CheckContext, name: str, release: ReleaseFacts, target: Target,
+              history: tuple[ReleaseFacts, ...]) -> Finding:
+    on_platform, missing = _missing(release.wheels or (), target)
+    nearest = _nearest(history, release.version, lambda r: wheel_runs(r, target))
     fix = (f"{requirement_install(ctx, name, f'=={nearest}')}   # the nearest release with a wheel for "
-           f"CPython 3.{minor} on {DESCRIBE[family]}" if nearest else None)
+           f"{target.python} on {target.where}" if nearest else
+           f"pip uninstall -y {name}   # no release on PyPI has a wheel for {target.python} on {target.where}")
     return Finding(
         rule="no-wheel-for-python" if on_platform else "no-wheel-for-platform",
         category=Category.PYTHON if on_platform else Category.PLATFORM, severity=Severity.WARN,
         components=(name,), sources=("pypi-metadata",),
-        message=f"{name} {version} has {missing} on PyPI: this install was compiled locally from the sdist or "
-        "came from elsewhere (conda, another index), and may not work",
-        fix=fix or f"pip uninstall -y {name}   # no release on PyPI has a wheel for CPython 3.{minor} on "
-        f"{DESCRIBE[family]}",
+        message=f"{name} {release.version} has {missing} on PyPI: this install was compiled locally from the sdist "
+        "or came from elsewhere (conda, another index), and may not work",
+        fix=fix,
     )
+
+
+def _no_release_runs(name: str, history: tuple[ReleaseFacts, ...], target: Target) -> list[Finding]:
+    """Installed with an unknown version: judged only when no recorded release has a wheel that runs here."""
+    built = [r for r in history if r.wheels]
+    if not built or any(wheel_runs(r, target) for r in built):
+        return []
+    on_platform = target.minor is not None and any(
+        tag.rpartition("-")[2] in target.families for r in built for tag in r.wheels or ())
+    span = f"{built[0].version} to {built[-1].version}"
+    newest = sorted({DESCRIBE.get(p, p) for p in (t.rpartition("-")[2] for t in built[-1].wheels or ())})
+    return [Finding(
+        rule="no-wheel-for-python" if on_platform else "no-wheel-for-platform",
+        category=Category.PYTHON if on_platform else Category.PLATFORM, severity=Severity.WARN,
+        components=(name,), sources=("pypi-metadata",),
+        message=f"{name} is installed (version unknown), but no release of it on PyPI ({span}) has a wheel for "
+        f"{target.python if on_platform else target.where}"
+        f"{' on ' + target.where if on_platform else ''}: it was compiled locally or came from elsewhere, and "
+        "may not work",
+        fix=f"pip show {name}   # where it came from; PyPI's newest wheels are for {', '.join(newest)}",
+    )]
+
+
+def _python_of_unknown(name: str, history: tuple[ReleaseFacts, ...], python: str | None) -> list[Finding]:
+    """Installed with an unknown version: no release admits this Python (fail), or the newest ones do not (warn,
+    not verified: an older release may be what is installed)."""
+    if python is None or not history:
+        return []
+    admits = [r for r in history if not r.requires_python or matches_specifier(python, r.requires_python)]
+    newest = history[-1]
+    if admits and admits[-1] is newest:
+        return []
+    if not admits:
+        return [Finding(
+            rule="requires-python-excluded", category=Category.PYTHON, severity=Severity.FAIL, components=(name,),
+            sources=("pypi-metadata",),
+            message=f"{name} is installed (version unknown), but no release of it on PyPI ({history[0].version} to "
+            f"{newest.version}) supports Python {python} (the newest declares Requires-Python "
+            f"{newest.requires_python}): pip cannot install it here",
+            fix=f"use a Python that {newest.requires_python} allows (uv venv --python ...), then reinstall",
+        )]
+    return [Finding(
+        rule="requires-python-excluded", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",), verified=False,
+        message=f"{name} is installed (version unknown); its releases after {admits[-1].version} require Python "
+        f"{newest.requires_python}, so on Python {python} pip stops at {name} {admits[-1].version} (an old release)",
+        fix=f"use a Python that {newest.requires_python} allows for current {name} releases",
+    )]
 
 
 def _python_excluded(ctx: CheckContext, name: str, release: ReleaseFacts, python: str,

@@ -60,13 +60,14 @@ def reach(url: str) -> int | None:
         return None
 
 
-def verify_plan(plan: Plan, reach_url: Reach = reach) -> tuple[StepCheck, ...]:
+def verify_plan(plan: Plan, reach_url: Reach | None = None) -> tuple[StepCheck, ...]:
     """One StepCheck per install step, in plan order.
 
     All PyPI-answerable steps (the torch step through PyPI's build, the packages step) are resolved together
     in one pip call, which also proves they resolve with each other. Only when that call fails is each step
     resolved on its own, to say which step the conflict is in.
     """
+    reach_url = reach_url or reach
     installs = [step for step in plan.steps if step.kind is StepKind.INSTALL]
     pypi_steps = tuple(step for step in installs if step.source in (Source.PYPI, Source.TORCH_INDEX))
     pypi_up = bool(pypi_steps) and reach_url(PYPI_PROBE_URL) is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 
 from envdoctor.plan.model import Plan, Step, StepKind
+from envdoctor.untrusted import escape_control
 
 q = shlex.quote
 
@@ -22,7 +23,8 @@ def render_script(plan: Plan) -> str:
 
 
 def _comment(text: str) -> str:
-    return " ".join(text.split())  # one line: a newline in data must not end the comment
+    """One line (a newline in data must not end the comment), with any other control character escaped."""
+    return escape_control(" ".join(text.split()))
 
 
 def _header(plan: Plan) -> list[str]:

@@ -1,0 +1,113 @@
+"""Version checks that libraries run themselves at import or first use (``envdoctor.runtime_floors``).
+
+For every installed library whose release the table covers, each requirement it checks at run time is compared
+with the installed version of the required package: ``import transformers`` (4.39.3) raises when tokenizers
+0.19.1 is installed, though pip accepts the pair. A check that runs at import or whenever its function is
+called fails; one that runs only under a feature's condition (DeepSpeed in use, a trainer option) is
+information. When either version is unknown nothing is said here: the declared-requirements and unknown-facts
+checks report unknown versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import requirement_install
+from envdoctor.checks.requirements import marker_environment
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.rules import matches_specifier
+from envdoctor.runtime_floors import RuntimeFloor, floors_of, table_source
+from envdoctor.snapshot import normalize_name
+
+SOURCE = "runtime-floors"
+WHEN_TEXT = {"import": "at import", "first use": "when {function} runs",
+             "feature": "when {function} runs with {condition}"}
+
+
+@dataclass(frozen=True)
+class Broken:
+    """One run-time check that fails here: ``owner`` (a library release) refuses the installed ``dependency``."""
+
+    owner: str
+    owner_version: str
+    dependency: str
+    installed: str
+    floors: tuple[RuntimeFloor, ...]  # same requirement and timing, possibly from several files
+
+
+def check_runtime_floors(ctx: CheckContext) -> list[Finding]:
+    packages = ctx.snapshot.packages or {}
+    environment = marker_environment(ctx.snapshot)
+    broken: dict[tuple[str, str, str], list[RuntimeFloor]] = {}
+    for owner, package in sorted(packages.items()):
+        floors = floors_of(owner, package.version, ctx.matrices.root) if package.version else None
+        for floor in floors or ():
+            requirement = _requirement(floor)
+            if requirement is None or (requirement.marker and not requirement.marker.evaluate(environment)):
+                continue
+            dependency = normalize_name(requirement.name)
+            installed = packages.get(dependency)
+            if installed is None or not installed.version or not requirement.specifier:
+                continue
+            if not matches_specifier(installed.version, str(requirement.specifier)):
+                broken.setdefault((owner, dependency, floor.requires), []).append(floor)
+    findings = []
+    for (owner, dependency, _), floors in broken.items():
+        version = packages[owner].version or ""
+        installed = packages[dependency].version or ""
+        findings.append(_finding(ctx, Broken(owner, version, dependency, installed, tuple(floors))))
+    return findings
+
+
+def _requirement(floor: RuntimeFloor) -> Requirement | None:
+    try:
+        return Requirement(floor.requires)
+    except InvalidRequirement:
+        return None
+
+
+def _finding(ctx: CheckContext, broken: Broken) -> Finding:
+    first = min(broken.floors, key=lambda f: ("import", "first use", "feature").index(f.when))
+    requirement = Requirement(first.requires)
+    specifier = str(requirement.specifier)
+    files = ", ".join(dict.fromkeys(f.file for f in broken.floors))
+    when = WHEN_TEXT[first.when].format(function=first.function or "it", condition=first.condition)
+    error = first.error.replace("{installed}", broken.installed)
+    fixes = [requirement_install(ctx, broken.dependency, specifier)]
+    other = _owner_release_accepting(ctx, broken)
+    if other is not None:
+        fixes.append(requirement_install(ctx, broken.owner, f"=={other}"))
+    source = table_source(broken.owner, ctx.matrices.root) or "matrices/runtime_floors.json"
+    return Finding(
+        rule="runtime-version-check", category=Category.VERSION,
+        severity=Severity.INFO if first.when == "feature" else Severity.FAIL,
+        components=(broken.dependency, broken.owner), sources=(SOURCE,),
+        message=f"{broken.owner} {broken.owner_version} checks {requirement.name}{specifier} {when} ({files}; "
+        f"read from {source}), but {broken.dependency} {broken.installed} is installed. It raises: {error}",
+        fix="   # or: ".join(fix for fix in fixes if fix) or None,
+    )
+
+
+def _owner_release_accepting(ctx: CheckContext, broken: Broken) -> str | None:
+    """The newest release of the owner whose run-time checks on the dependency accept the installed version
+    (and that checks it at all, so the answer is a fact, not an absence of knowledge)."""
+    from packaging.version import InvalidVersion, Version
+
+    from envdoctor.runtime_floors import releases_of
+
+    def key(text: str) -> Version:
+        try:
+            return Version(text)
+        except InvalidVersion:
+            return Version("0")
+
+    for version in sorted(releases_of(broken.owner, ctx.matrices.root), key=key, reverse=True):
+        floors = [r for f in floors_of(broken.owner, version, ctx.matrices.root) or ()
+                  if f.when != "feature" and (r := _requirement(f)) is not None
+                  and normalize_name(r.name) == broken.dependency]
+        if floors and all(matches_specifier(broken.installed, str(r.specifier)) for r in floors):
+            return version
+    return None

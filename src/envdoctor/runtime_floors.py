@@ -1,0 +1,192 @@
+"""Run-time version checks of libraries (``matrices/runtime_floors.json``, written by
+``tools/gen_runtime_floors.py`` from each release's own source).
+
+Libraries check some of their dependencies' versions themselves, beyond their declared Requires-Dist:
+``import transformers`` runs ``require_version_core`` on tokenizers, huggingface-hub, safetensors, accelerate...;
+its PEFT integration refuses a peft older than ``MIN_PEFT_VERSION``; accelerate refuses an old DeepSpeed when
+DeepSpeed is used. For each release of each library the file lists those requirements (PEP 508), the file the
+check is in, when it runs (``import``, ``first use``, or ``feature`` with the condition) and the error it raises.
+
+The file is read the first time a question needs it, once. A malformed file raises
+:class:`envdoctor.matrices.MatrixError` naming the file and the key.
+
+Example::
+
+    floors_of("transformers", "4.39.3")[0].requires   # 'accelerate>=0.21.0'
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envdoctor.matrices import MatrixError, default_root
+from envdoctor.snapshot import normalize_name
+
+FILE = "runtime_floors.json"
+TOP_KEYS = {"generator", "generated", "what", "packages"}
+PACKAGE_KEYS = {"source", "floor", "unparsed", "releases"}
+FLOOR_KEYS = {"requires", "file", "when", "error", "function", "condition"}
+WHEN = ("import", "first use", "feature")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class RuntimeFloor:
+    """One requirement that a release of ``package`` checks itself, and how it tells the user."""
+
+    package: str  # the library that runs the check (normalized name)
+    version: str  # its release
+    requires: str  # PEP 508: "tokenizers>=0.14,<0.19"
+    file: str  # "transformers/dependency_versions_check.py"
+    when: str  # "import", "first use" or "feature"
+    error: str  # the error text; "{installed}" stands for the installed version
+    function: str = ""
+    condition: str = ""
+
+
+@dataclass(frozen=True)
+class _Table:
+    path: Path
+    generated: str
+    sources: dict[str, str]  # package -> "url at commit (generated)"
+    releases: dict[str, dict[str, tuple[RuntimeFloor, ...]]]  # package -> version -> floors
+
+
+def runtime_floors_path(root: Path | str | None = None) -> Path:
+    return Path(root if root is not None else default_root()) / FILE
+
+
+def floors_of(package: str, version: str, root: Path | str | None = None) -> tuple[RuntimeFloor, ...] | None:
+    """The run-time checks of release ``version`` of ``package`` (a local tag is ignored); None when the table
+    does not cover the package or that release (unknown, which is not the same as no checks: ``()``)."""
+    table = _table(runtime_floors_path(root))
+    if table is None or not version:
+        return None
+    releases = table.releases.get(normalize_name(package))
+    if releases is None:
+        return None
+    public = version.split("+", 1)[0].strip()
+    return releases.get(public) if public in releases else releases.get(_trimmed_key(releases, public))
+
+
+def releases_of(package: str, root: Path | str | None = None) -> tuple[str, ...]:
+    """Every release of ``package`` the table covers, as written in the file (oldest first)."""
+    table = _table(runtime_floors_path(root))
+    return tuple(table.releases.get(normalize_name(package), {})) if table else ()
+
+
+def covered_packages(root: Path | str | None = None) -> tuple[str, ...]:
+    table = _table(runtime_floors_path(root))
+    return tuple(sorted(table.releases)) if table else ()
+
+
+def table_source(package: str, root: Path | str | None = None) -> str | None:
+    """``https://github.com/huggingface/accelerate at beb0672 (2026-12-06)`` for a covered package."""
+    table = _table(runtime_floors_path(root))
+    return table.sources.get(normalize_name(package)) if table else None
+
+
+def validate_runtime_floors(root: Path | str | None = None) -> list[str]:
+    """Every problem in ``runtime_floors.json`` of the matrices folder ``root`` ([] when absent or sound)."""
+    path = runtime_floors_path(root)
+    if not path.exists():
+        return []
+    errors: list[str] = []
+    _parse(path, errors)
+    return errors
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+
+def _trimmed_key(releases: dict[str, Any], version: str) -> str | None:
+    """``4.30`` finds ``4.30.0`` (and the reverse): equal versions written with or without trailing zeros."""
+
+    def trimmed(text: str) -> str:
+        while text.endswith(".0") and text.count(".") > 0:
+            text = text[:-2]
+        return text
+
+    wanted = trimmed(version)
+    return next((key for key in releases if trimmed(key) == wanted), None)
+
+
+@functools.lru_cache(maxsize=8)
+def _table(path: Path) -> _Table | None:
+    if not path.exists():
+        return None
+    errors: list[str] = []
+    table = _parse(path, errors)
+    if errors or table is None:
+        raise MatrixError("\n".join(errors))
+    return table
+
+
+def _parse(path: Path, errors: list[str]) -> _Table | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        errors.append(f"{path}: not readable JSON: {exc}; regenerate it with tools/gen_runtime_floors.py")
+        return None
+    if not isinstance(raw, dict):
+        errors.append(f"{path}: top level: expected an object")
+        return None
+    for key in sorted(set(raw) - TOP_KEYS):
+        errors.append(f"{path}: {key}: unknown key (expected {', '.join(sorted(TOP_KEYS))})")
+    generated = raw.get("generated")
+    if not isinstance(generated, str) or not DATE.match(generated):
+        errors.append(f"{path}: generated: expected a date YYYY-MM-DD, got {generated!r}")
+    packages = raw.get("packages")
+    if not isinstance(packages, dict):
+        errors.append(f"{path}: packages: expected an object of package -> releases")
+        return None
+    sources: dict[str, str] = {}
+    releases: dict[str, dict[str, tuple[RuntimeFloor, ...]]] = {}
+    for name, entry in packages.items():
+        where = f"{path}: packages.{name}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("releases"), dict):
+            errors.append(f"{where}: expected an object with 'releases'")
+            continue
+        for key in sorted(set(entry) - PACKAGE_KEYS):
+            errors.append(f"{where}.{key}: unknown key")
+        source = entry.get("source")
+        if not isinstance(source, dict) or not isinstance(source.get("url"), str):
+            errors.append(f"{where}.source: expected an object with 'url'")
+            source = {"url": "?"}
+        reference = source.get("commit") or source.get("newest_release") or ""
+        sources[normalize_name(name)] = f"{source['url']} at {reference[:12]} ({generated})".replace(" at  ", " ")
+        versions: dict[str, tuple[RuntimeFloor, ...]] = {}
+        for version, floors in entry["releases"].items():
+            if not isinstance(floors, list):
+                errors.append(f"{where}.releases.{version}: expected a list of checks")
+                continue
+            parsed = []
+            for i, floor in enumerate(floors):
+                key = f"{where}.releases.{version}[{i}]"
+                if not isinstance(floor, dict) or not all(isinstance(floor.get(k), str) for k in
+                                                          ("requires", "file", "when", "error")):
+                    errors.append(f"{key}: expected an object with string requires, file, when, error")
+                    continue
+                for extra in sorted(set(floor) - FLOOR_KEYS):
+                    errors.append(f"{key}.{extra}: unknown key")
+                if floor["when"] not in WHEN:
+                    errors.append(f"{key}.when: expected one of {', '.join(WHEN)}, got {floor['when']!r}")
+                try:
+                    Requirement(floor["requires"])
+                except InvalidRequirement as exc:
+                    errors.append(f"{key}.requires: not a PEP 508 requirement: {exc}")
+                    continue
+                parsed.append(RuntimeFloor(
+                    package=normalize_name(name), version=version, requires=floor["requires"], file=floor["file"],
+                    when=floor["when"], error=floor["error"], function=str(floor.get("function", "")),
+                    condition=str(floor.get("condition", ""))))
+            versions[version] = tuple(parsed)
+        releases[normalize_name(name)] = versions
+    return _Table(path, str(generated), sources, releases)

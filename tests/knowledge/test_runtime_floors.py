@@ -1,0 +1,199 @@
+"""Run-time version checks of libraries: the generated table (facts anyone can read in each release's source),
+the loader, the check through the whole checker, and the generator's reading of source text."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from envdoctor.checker import run_check
+from envdoctor.findings import Finding
+from envdoctor.matrices import MatrixError, validate_matrices
+from envdoctor.runtime_floors import floors_of, validate_runtime_floors
+from envdoctor.snapshot import snapshot_from_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("gen_runtime_floors", ROOT / "tools" / "gen_runtime_floors.py")
+gen = importlib.util.module_from_spec(_spec)
+sys.modules["gen_runtime_floors"] = gen
+_spec.loader.exec_module(gen)
+
+
+def requires(package: str, version: str, when: str | None = None) -> set[str]:
+    return {f.requires for f in floors_of(package, version) or () if when is None or f.when == when}
+
+
+# --- facts, as each release's source states them ------------------------------------------------------
+
+
+def test_transformers_import_checks_come_from_its_dependency_table() -> None:
+    # transformers 4.39.3: dependency_versions_table.py has "tokenizers>=0.14,<0.19"; the check runs at import.
+    assert "tokenizers>=0.14,<0.19" in requires("transformers", "4.39.3", "import")
+    assert "huggingface-hub>=0.19.3,<1.0" in requires("transformers", "4.39.3", "import")
+    # 4.30.0 checked only "python tqdm regex requests packaging filelock numpy tokenizers": no hub, no accelerate.
+    checked = requires("transformers", "4.30.0", "import")
+    assert not any(r.startswith(("huggingface-hub", "accelerate")) for r in checked)
+    assert "tokenizers>=0.11.1,!=0.11.3,<0.14" in requires("transformers", "4.30.0", "import")
+
+
+def test_transformers_peft_integration_floor() -> None:
+    # integrations/peft.py: MIN_PEFT_VERSION = "0.5.0" in 4.39.3, passed to check_peft_version.
+    floors = [f for f in floors_of("transformers", "4.39.3") if f.requires == "peft>=0.5.0"]
+    assert floors and floors[0].file == "transformers/integrations/peft.py" and floors[0].when == "first use"
+    assert "0.5.0" in floors[0].error
+
+
+def test_accelerate_deepspeed_floor_is_a_feature_check() -> None:
+    # accelerator.py at v0.21.0: `elif compare_versions("deepspeed", "<", "0.9.3"): raise ImportError(...)`,
+    # reached only when a DeepSpeed plugin is given.
+    floors = [f for f in floors_of("accelerate", "0.21.0") if f.requires == "deepspeed>=0.9.3"]
+    assert floors and floors[0].when == "feature" and "deepspeed" in floors[0].condition
+    assert floors[0].error == "ImportError: DeepSpeed version must be >= 0.9.3. Please update DeepSpeed."
+
+
+def test_unknown_release_is_none_and_local_tag_is_ignored() -> None:
+    assert floors_of("transformers", "3.0.0") is None
+    assert floors_of("no-such-package", "1.0") is None
+    assert floors_of("transformers", "4.39.3+local") == floors_of("transformers", "4.39.3")
+
+
+def test_bundled_table_is_valid() -> None:
+    assert validate_runtime_floors() == []
+
+
+# --- the check through the checker ----------------------------------------------------------------
+
+
+def check(tmp_path: Path, packages: dict) -> list[Finding]:
+    snapshot = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": {"os": "linux", "arch": "x86_64"},
+                                   "python": {"version": "3.11.9"}, "packages": packages})
+    return [f for f in run_check(snapshot, stack=None, cwd=tmp_path).findings if f.rule == "runtime-version-check"]
+
+
+def test_tokenizers_too_new_for_transformers_fails_with_both_fixes(tmp_path: Path) -> None:
+    found = check(tmp_path, {"transformers": {"version": "4.39.3"}, "tokenizers": {"version": "0.19.1"}})
+    assert [(f.components, f.severity.value, f.category.value) for f in found] == \
+        [(("tokenizers", "transformers"), "fail", "version")]
+    finding = found[0]
+    assert "tokenizers>=0.14,<0.19 is required for a normal functioning of this module, but found " \
+           "tokenizers==0.19.1" in finding.message
+    assert finding.fix.startswith('pip install "tokenizers<0.19,>=0.14"')
+    assert '# or: pip install "transformers==' in finding.fix
+    # The transformers release offered instead really accepts tokenizers 0.19.1 at import.
+    other = finding.fix.rsplit("==", 1)[1].rstrip('"')
+    assert all(f.requires != "tokenizers>=0.14,<0.19" for f in floors_of("transformers", other))
+
+
+def test_satisfied_or_unknown_versions_say_nothing(tmp_path: Path) -> None:
+    assert check(tmp_path, {"transformers": {"version": "4.39.3"}, "tokenizers": {"version": "0.15.2"}}) == []
+    assert check(tmp_path, {"transformers": {"version": "4.39.3"}, "tokenizers": {"version": None}}) == []
+    assert check(tmp_path, {"transformers": {"version": None}, "tokenizers": {"version": "0.19.1"}}) == []
+
+
+def test_old_peft_under_transformers_integration_fails(tmp_path: Path) -> None:
+    found = check(tmp_path, {"transformers": {"version": "4.39.3"}, "peft": {"version": "0.4.0"}})
+    assert [(f.components, f.severity.value) for f in found] == [(("peft", "transformers"), "fail")]
+    assert found[0].fix.startswith('pip install "peft>=0.5.0"')
+
+
+def test_feature_checks_are_information(tmp_path: Path) -> None:
+    found = check(tmp_path, {"accelerate": {"version": "0.21.0"}, "deepspeed": {"version": "0.8.0"}})
+    assert [(f.components, f.severity.value) for f in found] == [(("deepspeed", "accelerate"), "info")]
+
+
+# --- a malformed file -----------------------------------------------------------------------------
+
+
+def test_malformed_table_is_named(tmp_path: Path) -> None:
+    bad = {"generator": "x", "generated": "2026-12-06", "packages": {"transformers": {
+        "source": {"url": "https://pypi.org/pypi/transformers/json"}, "floor": "4.30.0", "unparsed": {},
+        "releases": {"4.39.3": [{"requires": "tokenizers>=>0.14", "file": "f.py", "when": "import", "error": "e"}]}}}}
+    (tmp_path / "runtime_floors.json").write_text(json.dumps(bad))
+    errors = validate_runtime_floors(tmp_path)
+    assert len(errors) == 1 and "packages.transformers.releases.4.39.3[0].requires" in errors[0]
+    with pytest.raises(MatrixError, match="runtime_floors.json: packages.transformers.releases.4.39.3"):
+        floors_of("transformers", "4.39.3", tmp_path)
+    (tmp_path / "runtime_floors.json").write_text("{")
+    assert "not readable JSON" in validate_runtime_floors(tmp_path)[0]
+
+
+def test_validate_matrices_reads_the_table(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "runtime_floors.json").write_text(json.dumps({"generated": "today", "packages": {}}))
+    assert any("runtime_floors.json: generated" in e for e in validate_matrices(tmp_path))
+
+
+# --- the generator's reading of source ------------------------------------------------------------
+
+
+class Files:
+    """A release made of source texts, as the generator's sources serve it."""
+
+    url = "https://example.invalid/repo"
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    def releases(self, floor: str) -> list[tuple[str, str]]:
+        return [("1.0.0", "v1.0.0")]
+
+    def read(self, ref: str, path: str) -> str | None:
+        return self.files.get(path)
+
+    def candidates(self, ref: str, module: str) -> list[str]:
+        return list(self.files)
+
+    def provenance(self, ref: str) -> dict[str, str]:
+        return {"url": self.url}
+
+
+ACCELERATOR = '''
+class Accelerator:
+    def __init__(self, plugin=None):
+        if plugin is not None:
+            if is_mlu_available():
+                if compare_versions("deepspeed", "<", "0.15.2"):
+                    raise ImportError("DeepSpeed MLU version must be >= 0.15.2.")
+            elif compare_versions("deepspeed", "<", DS_MIN):
+                raise ImportError(f"DeepSpeed version must be >= {DS_MIN}.")
+        if version.parse(transformers.__version__) < version.parse("4.40"):
+            self.legacy = True
+
+def prepare():
+    if not compare_versions("torch", ">=", "2.1"):
+        raise RuntimeError("needs torch 2.1")
+'''
+
+
+def test_generator_reads_guards_and_skips_platform_branches_and_switches() -> None:
+    spec = gen.PackageSpec("accelerate", "accelerate", "0.0", constant_files=("utils/constants.py",),
+                           entry_points=("Accelerator.__init__",))
+    source = Files({"accelerator.py": ACCELERATOR, "utils/constants.py": 'DS_MIN = "0.9.3"\n'})
+    floors, unparsed = gen.release_floors(source, spec, "v1.0.0")
+    assert unparsed == []
+    assert [(f.requires, f.when, f.function, f.condition, f.error) for f in floors] == [
+        ("deepspeed>=0.9.3", "feature", "Accelerator.__init__", "plugin is not None",
+         "ImportError: DeepSpeed version must be >= 0.9.3."),
+        ("torch>=2.1", "feature", "prepare", "prepare() is called", "RuntimeError: needs torch 2.1"),
+    ]
+    # Called by every user: the same unconditional check is "first use".
+    entry = gen.PackageSpec("accelerate", "accelerate", "0.0", constant_files=("utils/constants.py",),
+                            entry_points=("Accelerator.__init__", "prepare"))
+    assert [f.when for f in gen.release_floors(source, entry, "v1.0.0")[0]] == ["feature", "first use"]
+
+
+def test_generator_reads_transformers_dependency_check() -> None:
+    check = ('import sys\npkgs_to_check_at_runtime = "python tqdm tokenizers".split()\n'
+             'if sys.version_info < (3, 8):\n    pkgs_to_check_at_runtime.append("importlib_metadata")\n')
+    table = 'deps = {"python": "python>=3.8", "tqdm": "tqdm>=4.27", "tokenizers": "tokenizers>=0.14,<0.19", ' \
+            '"importlib_metadata": "importlib_metadata", "numpy": "numpy>=1.17"}\n'
+    spec = gen.PackageSpec("transformers", "transformers", "0.0", constant_files=())
+    source = Files({"dependency_versions_check.py": check, "dependency_versions_table.py": table})
+    floors, _ = gen.release_floors(source, spec, "v1.0.0")
+    assert [f.requires for f in floors] == [
+        'importlib_metadata; python_version < "3.8"', "tokenizers>=0.14,<0.19", "tqdm>=4.27"]
+    assert all(f.when == "import" for f in floors)

@@ -1,0 +1,180 @@
+"""Snapshots written from issue threads: unknown versions, missing blocks, only nvidia-smi's header, bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from envdoctor.checker import run_check
+from envdoctor.findings import Report
+from envdoctor.snapshot import SnapshotError, load_snapshot, snapshot_from_dict
+
+SCHEMA = "envdoctor.snapshot/1"
+
+
+def check(tmp_path: Path, stack: str | None = None, **sections: object) -> Report:
+    return run_check(snapshot_from_dict({"schema": SCHEMA, **sections}), stack=stack, cwd=tmp_path)
+
+
+def rules(report: Report, severities: tuple[str, ...] = ("warn", "fail")) -> dict[str, tuple[str, ...]]:
+    return {f.rule: f.components for f in report.findings if f.severity.value in severities}
+
+
+def test_null_and_missing_versions_mean_installed_version_unknown(tmp_path: Path) -> None:
+    snapshot = snapshot_from_dict({"packages": {"flash-attn": None, "bitsandbytes": {}, "torch": {"version": None}}})
+    assert {name: p.version for name, p in snapshot.packages.items()} == {
+        "flash-attn": None, "bitsandbytes": None, "torch": None}
+
+
+def test_presence_alone_fires_flash_attn_on_turing(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"gpus": [{"name": "Tesla T4", "compute_capability": "7.5"}]},
+                   packages={"torch": "2.3.1+cu121", "flash-attn": None})
+    found = [f for f in report.findings if f.rule == "flash-attn-gpu-arch"]
+    assert found and found[0].severity.value == "fail" and "version is unknown" in found[0].message
+
+
+def test_unknown_version_is_said_not_silent(tmp_path: Path) -> None:
+    report = check(tmp_path, packages={"peft": None, "numpy": "1.26.4"}, python={"version": "3.11.7"})
+    unknown = [f for f in report.findings if f.rule == "package-version-unknown"]
+    assert unknown and unknown[0].components == ("peft",) and unknown[0].verified is False
+
+
+def test_header_cuda_version_alone_judges_the_driver(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"cuda_driver": "11.4"}, packages={"torch": "2.3.1+cu121"})
+    assert rules(report)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")
+
+
+def test_header_same_major_newer_minor_is_minor_version_compatibility(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"cuda_driver": "12.2"}, packages={"torch": "2.5.1+cu124"})
+    assert "driver-minor-version-compat" in rules(report, ("info",))
+    assert report.status.value == "ok"
+
+
+def test_cuda_runtime_wheel_is_evidence_too(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"driver": "470.82.01"},
+                   packages={"jax-cuda12-plugin": "0.4.30", "nvidia-cuda-runtime-cu12": "12.4.127"})
+    failing = rules(report)
+    assert failing["driver-too-old-for-cuda-build"][1] == "nvidia-driver"
+
+
+def test_unknown_torch_build_on_an_old_driver_warns_unverified(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"cuda_driver": "11.6"}, packages={"torch": None})
+    finding = next(f for f in report.findings if f.rule == "driver-too-old-for-torch-cuda")
+    assert finding.severity.value == "warn" and finding.verified is False
+
+
+def test_windows_plain_pypi_torch_is_a_cpu_build(tmp_path: Path) -> None:
+    report = check(tmp_path, host={"os": "win32"}, packages={"torch": "2.2.2"},
+                   nvidia={"driver": "551.86", "gpus": [{"name": "RTX 4080", "compute_capability": "8.9"}]})
+    assert rules(report)["cpu-torch-on-gpu-machine"] == ("torch",)
+
+
+def test_nightly_torch_gets_its_variants_archs(tmp_path: Path) -> None:
+    report = check(tmp_path, packages={"torch": "2.6.0.dev20241112+cu121"},
+                   nvidia={"driver": "570.86", "gpus": [{"name": "RTX 5070 Ti", "compute_capability": "12.0"}]})
+    assert rules(report)["gpu-arch-not-in-torch"] == ("torch",)
+
+
+def test_nvcc_major_mismatch_breaks_source_builds(tmp_path: Path) -> None:
+    report = check(tmp_path, cuda_toolkit={"nvcc": "12.1"}, torch={"cuda": "11.8"},
+                   packages={"torch": None, "flash-attn": None})
+    finding = next(f for f in report.findings if f.rule == "nvcc-torch-cuda-mismatch")
+    assert finding.severity.value == "fail" and set(finding.components) >= {"cuda-toolkit", "torch", "flash-attn"}
+
+
+def test_nvcc_minor_mismatch_is_information(tmp_path: Path) -> None:
+    report = check(tmp_path, cuda_toolkit={"nvcc": "12.4"}, packages={"torch": "2.3.1+cu121"})
+    assert "nvcc-torch-cuda-minor-mismatch" in rules(report, ("info",))
+    assert "nvcc-torch-cuda-mismatch" not in rules(report, ("info", "warn", "fail"))
+
+
+def test_deepspeed_without_nvcc(tmp_path: Path) -> None:
+    report = check(tmp_path, cuda_toolkit={"nvcc": None}, packages={"torch": "2.3.1+cu121", "deepspeed": "0.14.0"})
+    assert rules(report)["nvcc-missing-for-runtime-builds"] == ("cuda-toolkit", "deepspeed")
+
+
+def test_extension_released_before_torch_minor(tmp_path: Path) -> None:
+    # xformers 0.0.20 (2023-05) cannot have been built for torch 2.1 (2023-10)
+    report = check(tmp_path, packages={"torch": "2.1.0", "xformers": "0.0.20"})
+    assert {"xformers", "torch"} <= set(next(f.components for f in report.findings if "xformers" in f.components
+                                             and f.category.value in ("abi", "version")
+                                             and f.severity.value in ("warn", "fail")))
+
+
+def test_flash_attn_without_a_wheel_for_this_torch_warns(tmp_path: Path) -> None:
+    report = check(tmp_path, packages={"torch": "2.6.0", "flash-attn": "2.6.3"})
+    finding = next(f for f in report.findings if f.rule == "flash-attn-no-release-wheel")
+    assert finding.severity.value == "warn" and finding.verified is False
+
+
+def test_unknown_companion_version_beside_torch_warns(tmp_path: Path) -> None:
+    report = check(tmp_path, packages={"torch": "2.1.0+cu121", "xformers": None})
+    assert rules(report)["extension-build-unknown"] == ("xformers", "torch")
+
+
+@pytest.mark.parametrize(("where", "section"), [
+    ("nvidia.gpus[0].compute_capability", {"nvidia": {"driver": "550.54.14", "gpus": [{"compute_capability": "abc"}]}}),
+    ("nvidia.gpus[0].compute_capability", {"nvidia": {"driver": "550.54.14", "gpus": [{"compute_capability": "75"}]}}),
+    ("nvidia.gpus[0].memory_mib", {"nvidia": {"driver": "550.54.14", "gpus": [{"memory_mib": -5}]}}),
+    ("nvidia.cuda_driver", {"nvidia": {"cuda_driver": "twelve"}}),
+    ("torch.cuda", {"torch": {"cuda": "banana"}, "packages": {"torch": "2.3.1"}}),
+    ("torch.cuda", {"torch": {"cuda": "11.8"}, "packages": {"torch": "2.3.1+cu121"}}),
+    ("packages.torch.version", {"packages": {"torch": "latest"}}),
+    ("packages.torch.version", {"packages": {"torch": "2.3.1 ; rm -rf x"}}),
+    ("packages.torch.version", {"packages": {"torch": "999.0\ntouch /tmp/x #"}}),
+])
+def test_invalid_values_are_reported_and_never_green(tmp_path: Path, where: str, section: dict) -> None:
+    report = check(tmp_path, **section)
+    invalid = [f for f in report.findings if f.rule == "snapshot-invalid-value"]
+    assert invalid and where in invalid[0].message and invalid[0].verified is False
+    assert report.status.value != "ok"
+    assert all("\n" not in (f.fix or "") and "rm -rf" not in (f.fix or "") for f in report.findings)
+
+
+def test_gpu_stack_with_unknown_compute_capability_is_not_ok(tmp_path: Path) -> None:
+    report = check(tmp_path, stack="phase1a-2.0", nvidia={"driver": "550.54.14", "gpus": [{"name": "GPU"}]},
+                   packages={"torch": "2.3.1+cu121"})
+    assert "gpu-arch-unknown" in rules(report) and report.status.value != "ok"
+
+
+def test_gpu_listed_without_driver_facts_is_said(tmp_path: Path) -> None:
+    report = check(tmp_path, stack="phase1a-2.0", nvidia={"gpus": [{"compute_capability": "9.0"}]},
+                   packages={"torch": "2.3.1+cu121"})
+    assert "driver-unknown" in rules(report)
+
+
+def test_two_spellings_of_one_package_are_refused() -> None:
+    with pytest.raises(SnapshotError, match="names one package twice"):
+        snapshot_from_dict({"packages": {"TORCH": "2.3.1", "torch": "2.4.0"}})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{}", "field 'schema' is missing"),
+    ('{"packages": {"torch": "2.3.1"}}', "field 'schema' is missing"),
+    ('{"schema": "envdoctor.snapshot/0"}', "not a format envdoctor ever wrote"),
+    ('{"schema": "envdoctor.snapshot/2"}', "newer than this envdoctor reads"),
+    ('{"schema": "something/1"}', "expected 'envdoctor.snapshot/1'"),
+])
+def test_a_file_that_is_not_a_snapshot_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    with pytest.raises(SnapshotError, match=message):
+        load_snapshot(path)
+
+
+def test_schema_only_snapshot_is_not_ok(tmp_path: Path) -> None:
+    report = check(tmp_path)
+    assert "snapshot-empty" in rules(report) and report.status.value != "ok"
+
+
+def test_without_a_stack_an_absent_package_is_not_a_failure(tmp_path: Path) -> None:
+    report = check(tmp_path, python={"version": "3.11.7"}, packages={"packaging": "24.1", "rich": "13.7.1"},
+                   nvidia={"error": "libnvidia-ml.so.1 not found", "gpus": []})
+    assert report.stack is None and not [f for f in report.findings if f.category.value == "missing"]
+
+
+def test_host_os_aliases_are_one_value() -> None:
+    for alias in ("win32", "Windows", "cygwin"):
+        assert snapshot_from_dict({"host": {"os": alias}}).host.os == "windows"
+    assert snapshot_from_dict({"host": {"os": "macOS"}}).host.os == "darwin"

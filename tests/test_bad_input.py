@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SNAPSHOTS, python_env
 from envdoctor.atomic import UnsafeTargetError, write_atomic
 from envdoctor.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOTS = ROOT / "tests" / "data" / "snapshots"
 T4 = SNAPSHOTS / "t4-flash-attn.json"
 EXIT_IO = 74
 
@@ -30,8 +31,11 @@ def _run(*args: str, shell_suffix: str = "", env: dict[str, str] | None = None, 
         if memory_mib:
             resource.setrlimit(resource.RLIMIT_AS, (memory_mib << 20, memory_mib << 20))
 
+    child_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
+                                                                          os.environ.get("PYTHONPATH")]))}
+    child_env.pop("NO_COLOR", None)
     return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, check=False,
-                          env={**python_env(), **(env or {})}, cwd=cwd or ROOT, preexec_fn=limit_memory)
+                          env={**child_env, **(env or {})}, cwd=cwd or ROOT, preexec_fn=limit_memory)
 
 
 def _one_line(stderr: str, *needles: str) -> str:
@@ -391,3 +395,15 @@ def test_deeply_nested_snapshot_is_refused(tmp_path: Path, capsys: pytest.Captur
     path.write_text('{"schema": "envdoctor.snapshot/1", "note": ' + "[" * 100_000 + "]" * 100_000 + "}")
     assert main(["check", "--snapshot", str(path), "--json"]) == 2
     _one_line(capsys.readouterr().err, "deep.json", "nested")
+
+
+def test_hostile_requires_lines_give_no_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = json.loads(T4.read_text())
+    data["packages"]["okpkg"] = {"version": "1.0", "requires": ["numpy>=3.0$(touch /tmp/x)", "torch (>=9.0`id`)",
+                                                                "scipy>=1"]}
+    path = tmp_path / "requires.json"
+    path.write_text(json.dumps(data))
+    assert main(["check", "--snapshot", str(path), "--json"]) == 1
+    fixes = [f["fix"] for f in json.loads(capsys.readouterr().out)["findings"] if f["fix"]]
+    assert 'pip install "scipy>=1"' in fixes
+    assert not [fix for fix in fixes if "$(" in fix or "`" in fix]

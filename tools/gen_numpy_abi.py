@@ -52,6 +52,8 @@ SOURCE_ID = "numpy-abi-wheel-scan"
 PYTHON_PREFERENCE = ("cp311", "cp312", "cp310", "cp313", "cp39", "cp314")
 EXTENSION = re.compile(r"\.(so|pyd)(\.[0-9.]+)?$")
 DATE_FLOOR = "2023-06-01"  # the first NumPy 2 builds appeared from 2024-03 on
+IMPORT_TIME_MARKERS = (b"module compiled against ABI version", b"size changed, may indicate binary incompatibility")
+BINDING_RULE = 2  # bump when the binding test changes: cached NumPy 1.x scans are then read again
 FEATURE = re.compile(rb"\(NumPy ([0-9]+\.[0-9]+)\) but the running NumPy")
 
 # package -> oldest release searched (the first NumPy 2 builds appeared from 2024-03 on; the floor sits below).
@@ -90,9 +92,11 @@ class Scan:
     feature: str | None  # the oldest NumPy most of its modules accept at run time (from the embedded error text)
     feature_max: str | None = None  # the newest such floor of any module (an optional module may need more)
     requires: tuple[str, ...] = ()  # the wheel METADATA's Requires-Dist lines naming numpy
-    # A NumPy 1.x build: "c-api" when a module carries numpy/__multiarray_api.h's import_array (called at module
-    # init, so the import fails); "lazy" when only pybind11 < 2.12 or rust-numpy look the API up, at the first array.
+    # A NumPy 1.x build: "c-api" when a module carries numpy/__multiarray_api.h's import_array or Cython's type
+    # size check (both run at module init, so the import fails: "_ARRAY_API not found", "numpy.dtype size changed");
+    # "lazy" when only pybind11 < 2.12 or rust-numpy look the API up, at the first array they handle.
     numpy1_binding: str | None = None
+    binding_rule: int = BINDING_RULE
 
 
 def http_json(url: str, tries: int = 5) -> Any:
@@ -153,7 +157,7 @@ def scan_wheel(path: Path) -> Scan:
                 numpy2 = True
             elif b"numpy.core._multiarray_umath" in data or b"numpy.core.multiarray" in data:
                 numpy1 = True
-                c_api = c_api or b"module compiled against ABI version" in data
+                c_api = c_api or any(marker in data for marker in IMPORT_TIME_MARKERS)
             features.extend({m.decode() for m in FEATURE.findall(data)})
     # h5py 3.14: one optional module (_npystrings) targets NumPy 2.0 while the rest, and the package, run on 1.x.
     feature = min(set(features), key=lambda f: (-features.count(f), Version(f))) if features else None
@@ -170,11 +174,19 @@ def download_and_scan(name: str, version: Version, filename: str) -> Scan:
                "--python-version", f"{digits[0]}.{digits[1:]}"]
     for platform in platforms.split("."):
         command += ["--platform", platform]
-    with tempfile.TemporaryDirectory(prefix="numpy-abi-") as folder:
-        subprocess.run([*command, "--dest", folder, f"{name}=={version}"], check=True, capture_output=True,
-                       timeout=1800)
-        (wheel,) = Path(folder).glob("*.whl")
-        return scan_wheel(wheel)
+    for attempt in range(3):  # a busy index or network fails a download now and then
+        with tempfile.TemporaryDirectory(prefix="numpy-abi-") as folder:
+            try:
+                subprocess.run([*command, "--dest", folder, f"{name}=={version}"], check=True, capture_output=True,
+                               timeout=1800)
+            except subprocess.SubprocessError:
+                if attempt == 2:
+                    raise
+                time.sleep(5 * (attempt + 1))
+                continue
+            (wheel,) = Path(folder).glob("*.whl")
+            return scan_wheel(wheel)
+    raise AssertionError("unreachable")
 
 
 def declared_numpy2_only(requires: list[str], python: str) -> str | None:
@@ -205,7 +217,8 @@ class Scanner:
         stale = self.cache.get(key, {})
         if "feature_max" not in stale and stale.get("feature") and Version(stale["feature"]) >= Version("2.0"):
             del self.cache[key]  # scanned before the per-module floor was kept: its "feature" was the newest
-        if stale.get("numpy2") is False and "numpy1_binding" not in stale and want_binding:
+        if (want_binding and stale.get("numpy2") is False and stale.get("numpy1_binding") != "c-api"
+                and stale.get("binding_rule") != BINDING_RULE):  # a "c-api" verdict holds under every rule
             self.cache.pop(key, None)  # scanned before the NumPy 1 binding was told apart
         if key not in self.cache:
             scanned = download_and_scan(name, version, filename).__dict__
@@ -247,7 +260,8 @@ def study(name: str, floor: str | None, scanner: Scanner) -> dict[str, Any]:
     if index is None:
         return {"name": name, "verdict": f"no NumPy 2 build up to {found[-1][0]}"}
     if index == 0:
-        return {"name": name, "verdict": f"already built against NumPy 2 at the floor {floor or DATE_FLOOR}: lower it"}
+        return {"name": name, "verdict": f"{found[0][0]}, the oldest release searched (floor {floor or DATE_FLOOR}) "
+                "with a manylinux wheel, is already a NumPy 2 build: no NumPy 1.x wheel to compare"}
     last_numpy1 = scanner.scan(name, *found[index - 1], want_binding=True)
     row: dict[str, Any] = {"name": name, "numpy2_from": str(found[index][0]),
                            "last_numpy1_build": str(found[index - 1][0]),

@@ -75,7 +75,7 @@ PACKAGES = {
         constant_files=("utils/import_utils.py", "integrations/peft.py", "utils/peft_utils.py"),
         always=("dependency_versions_check.py", "training_args.py", "integrations/peft.py", "trainer.py",
                 "utils/peft_utils.py"),
-        entry_points=("TrainingArguments._setup_devices", "PeftAdapterMixin.")),
+        entry_points=("TrainingArguments.__post_init__", "TrainingArguments._setup_devices", "PeftAdapterMixin.")),
     "peft": PackageSpec("peft", "peft", "0.3.0", constant_files=("import_utils.py",)),
     "trl": PackageSpec("trl", "trl", "0.7.0", constant_files=("import_utils.py",)),
     "accelerate": PackageSpec("accelerate", "accelerate", "0.20.0",
@@ -333,10 +333,10 @@ def dependency_versions_check(release: Release) -> list[Floor]:
         if name == "python" or name not in deps:  # python: Requires-Python says it
             continue
         line = deps[name] + (f"; {marker}" if marker else "")
-        Requirement(line)  # a table entry that is not PEP 508 stops the generator
+        written = Requirement(line).name  # a table entry that is not PEP 508 stops the generator
         out.append(Floor(line, f"{module}/{path}", "import",
                          f"ImportError: {deps[name]} is required for a normal functioning of this module, "
-                         f"but found {canonicalize_name(name)}=={{installed}}"))
+                         f"but found {written}=={{installed}}"))
     return out
 
 
@@ -428,7 +428,11 @@ def guarded_raises(release: Release) -> list[Floor]:
             if found is None:
                 continue
             package, op, version = found
-            requirement = f"{canonicalize_name(package)}{NEGATE[op]}{version}"
+            requirement = _requirement(package, NEGATE[op], version)
+            if requirement is None:
+                print(f"{release.spec.name} {release.ref}: {path}: unreadable version test {ast.unparse(node.test)}",
+                      file=sys.stderr)
+                continue
             conditions = guard.conditions
             if guard.function and not release.spec.is_entry_point(guard.function):
                 conditions = (f"{guard.function}() is called", *conditions)
@@ -436,6 +440,17 @@ def guarded_raises(release: Release) -> list[Floor]:
             out.append(Floor(requirement, f"{release.spec.module}/{path}", when,
                              _raise_text(release, raises[0], local), guard.function, " and ".join(conditions)))
     return out
+
+
+def _requirement(package: str, op: str, version: str) -> str | None:
+    """``torch>=2.1.0a0`` for a test on ``2.1.0a0+32f93b1``: a local label orders after its public version, and
+    PEP 440 allows it only with == and !=, so an ordered comparison keeps the public part."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return None
+    text = version if op in ("==", "!=") or not parsed.local else parsed.public
+    return f"{canonicalize_name(package)}{op}{text}"
 
 
 def _raise_text(release: Release, node: ast.Raise, local: dict[str, str]) -> str:
@@ -568,9 +583,9 @@ def _parsed_literal(release: Release, node: ast.expr, local: dict[str, str]) -> 
 def release_floors(source: Source, spec: PackageSpec, ref: str) -> tuple[list[Floor], list[str]]:
     release = Release(source, spec, ref)
     found = dependency_versions_check(release) + peft_version_calls(release) + guarded_raises(release)
-    unique: dict[tuple[str, str], Floor] = {}
-    for floor in found:
-        unique.setdefault((floor.requires, floor.file), floor)
+    unique: dict[tuple[str, str, str, str], Floor] = {}
+    for floor in found:  # one entry per requirement and file, unless each of its places is its own feature
+        unique.setdefault((floor.requires, floor.file, floor.when, floor.condition), floor)
     return sorted(unique.values(), key=lambda f: (f.when != "import", f.requires, f.file)), release.unparsed
 
 

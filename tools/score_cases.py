@@ -82,6 +82,22 @@ def rates(results: list[CaseResult]) -> dict[str, tuple[int, int]]:
     return table
 
 
+def markdown_table(results: list[CaseResult]) -> str:
+    """Per class: all cases, and the held-out ones (collected after the rules were written) apart."""
+    held = [r for r in results if _heldout(r.path)]
+    every, apart = rates(results), rates(held)
+    lines = ["| class | cases | diagnosed | rate | held-out cases | held-out diagnosed |", "|---|---|---|---|---|---|"]
+    for name in sorted(every, key=lambda n: (n == "all", n)):
+        hit, total = every[name]
+        held_hit, held_total = apart.get(name, (0, 0))
+        lines.append(f"| {name} | {total} | {hit} | {hit / total:.0%} | {held_total} | {held_hit} |")
+    return "\n".join(lines)
+
+
+def _heldout(path: Path) -> bool:
+    return bool(json.loads(path.read_text(encoding="utf-8")).get("heldout"))
+
+
 def below_floor(table: dict[str, tuple[int, int]], floor: dict[str, float]) -> list[str]:
     return [f"{name}: {hit}/{total} = {hit / total:.0%} < floor {floor[name]:.0%}"
             for name, (hit, total) in table.items() if name in floor and total and hit / total < floor[name]]
@@ -92,12 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", type=Path, default=[CASES])
     parser.add_argument("--misses", action="store_true", help="list each missed case with what it got")
     parser.add_argument("--check-floor", action="store_true", help=f"exit 1 below the rates in {FLOOR}")
+    parser.add_argument("--markdown", action="store_true", help="the table as Markdown, with held-out cases apart")
     args = parser.parse_args(argv)
     results = [score_case(path) for path in case_files(args.paths)]
     table = rates(results)
-    print(f"{'class':<12} {'cases':>5} {'diagnosed':>9} {'rate':>6}")
-    for name, (hit, total) in sorted(table.items(), key=lambda item: (item[0] == "all", item[0])):
-        print(f"{name:<12} {total:>5} {hit:>9} {hit / total if total else 0:>6.0%}")
+    if args.markdown:
+        print(markdown_table(results))
+    else:
+        print(f"{'class':<12} {'cases':>5} {'diagnosed':>9} {'rate':>6}")
+        for name, (hit, total) in sorted(table.items(), key=lambda item: (item[0] == "all", item[0])):
+            print(f"{name:<12} {total:>5} {hit:>9} {hit / total if total else 0:>6.0%}")
     if args.misses:
         for result in results:
             if not result.diagnosed:

@@ -20,8 +20,10 @@
 # Environment: STEPS (default 30), OUT (logs and summaries copied there; default WORK_DIR/out), LIMIT (seconds per
 # part, default 420), TRAINER_EXTRA (flags appended to every trainer run).
 # Each part's log (progress bars dropped) and summary.json go to OUT as NAME.log and NAME-summary.json.
+# On the lent device image the gate refuses the carried NumPy 1 beside the image's contourpy, jaxlib and ml-dtypes
+# (NumPy-2-only builds the trainer does not use): run `python3 -m pip uninstall -y contourpy jaxlib ml-dtypes` first.
 set -uo pipefail
-if [ $# -lt 4 ]; then sed -n '2,25p' "$0"; exit 2; fi
+if [ $# -lt 4 ]; then sed -n '2,27p' "$0"; exit 2; fi
 MODEL=$1 DATA=$2 WHEELS=$3 WORK=$4
 PARTS=",${5:-compiled,eager,speed,as_given},"
 cd "$(dirname "$0")/../.."

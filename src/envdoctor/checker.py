@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from envdoctor.checks import CheckContext, run_checks
-from envdoctor.facts import Facts
+from envdoctor.facts import facts_at
 from envdoctor.findings import Finding, Report
 from envdoctor.matrices import Matrices, MatrixError, Stack, StackNotFoundError, load_matrices
 from envdoctor.rules import evaluate, fact, has_no_gpu, parse_version, torch_variant
 from envdoctor.score import score_findings
 from envdoctor.snapshot import Snapshot
+from envdoctor.untrusted import safe_fix
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,9 +43,11 @@ def run_check(
         snapshot = probe()
     matrices = matrices or load_matrices()
     chosen, reason = choose_stack(snapshot, matrices, stack, cwd)
-    ctx = CheckContext(snapshot=snapshot, matrices=matrices, facts=Facts(matrices.root), stack=chosen, model=model)
+    ctx = CheckContext(snapshot=snapshot, matrices=matrices, facts=facts_at(Path(matrices.root)), stack=chosen,
+                       model=model)
     supersedes = {**matrices.policy.supersedes, **{r.id: r.supersedes for r in matrices.rules if r.supersedes}}
-    findings = _ordered(drop_superseded(evaluate(matrices.rules, snapshot) + run_checks(ctx), supersedes))
+    found = [_with_safe_fix(f) for f in evaluate(matrices.rules, snapshot) + run_checks(ctx)]
+    findings = _ordered(drop_superseded(found, supersedes))
     return Report(
         stack=chosen.name if chosen else None,
         stack_reason=reason,
@@ -51,6 +55,12 @@ def run_check(
         score=score_findings(findings, matrices.policy),
         snapshot=snapshot.to_dict(),
     )
+
+
+def _with_safe_fix(finding: Finding) -> Finding:
+    """No consumer (table, JSON, the trainer's gate) ever gets a fix holding a control character or a newline."""
+    fix = safe_fix(finding.fix)
+    return finding if fix == finding.fix else dataclasses.replace(finding, fix=fix)
 
 
 def drop_superseded(findings: list[Finding], supersedes: dict[str, tuple[str, ...]]) -> list[Finding]:

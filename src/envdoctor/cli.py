@@ -1,6 +1,7 @@
 """The ``envdoctor`` command line. Only this module prints or exits.
 
-Exit codes: 0 green (warnings allowed), 1 any failure, 2 bad usage or unreadable input
+Exit codes: 0 green (warnings allowed unless ``--fail-on warn``), 1 any failure (or warning, with
+``--fail-on warn``), 2 bad usage or unreadable input
 (one ``envdoctor: error: ...`` line on stderr, never a traceback), 74 stdout could not be written
 (closed, full, a broken pipe).
 """
@@ -90,6 +91,10 @@ def _add_check(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--stack", metavar="NAME", help="stack to check against (default: envdoctor.toml or closest)")
     check.add_argument("--model", metavar="PATH_OR_ID", help="also check this base model (local dir or hub id)")
     check.add_argument("--deep", action="store_true", help="also import compiled extensions in subprocesses")
+    check.add_argument("--python", metavar="PATH", help="check this interpreter's environment (e.g. a venv's "
+                       "bin/python) instead of envdoctor's own; nothing is installed into it")
+    check.add_argument("--fail-on", choices=("warn", "fail"), default="fail",
+                       help="exit 1 when the worst finding reaches this level (default: fail)")
     check.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
     check.set_defaults(handler=run_check_command, fmt="table")
 
@@ -98,6 +103,8 @@ def _add_probe(commands: argparse._SubParsersAction) -> None:
     probe = commands.add_parser("probe", help="print this environment's snapshot (envdoctor.snapshot/1 JSON)")
     probe.add_argument("--json", action="store_true", help="JSON output (the only format; accepted for symmetry)")
     probe.add_argument("--deep", action="store_true", help="also import compiled extensions in subprocesses")
+    probe.add_argument("--python", metavar="PATH", help="probe this interpreter's environment (e.g. a venv's "
+                       "bin/python) instead of envdoctor's own; nothing is installed into it")
     probe.add_argument("-o", "--output", metavar="FILE", help="write the snapshot here (atomically)")
     probe.set_defaults(handler=run_probe_command)
 
@@ -125,7 +132,9 @@ def _add_plan(commands: argparse._SubParsersAction, with_plan: bool) -> None:
 def run_check_command(args: argparse.Namespace) -> int:
     if args.model is not None and not args.model.strip():
         raise UsageError("--model is empty; pass a model directory or a hub id (org/name)")
-    pending = _start_probe(args.snapshot, args.deep)
+    if args.python is not None and args.snapshot is not None:
+        raise UsageError("--python probes an interpreter; it cannot be combined with --snapshot")
+    pending = _start_probe(args.snapshot, args.deep, args.python)
     from envdoctor.checker import run_check  # imported while the NVML child process runs
     from envdoctor.render import render
 
@@ -135,13 +144,13 @@ def run_check_command(args: argparse.Namespace) -> int:
     write_stdout(render(report, args.fmt, color=color, ascii_only=not can_show(BOX_SAMPLE)))
     if not _stdout_is_terminal():
         write_stderr(_summary_line(report) + "\n")
-    return report.exit_code
+    return _exit_code(report, args.fail_on)
 
 
 def run_probe_command(args: argparse.Namespace) -> int:
     from envdoctor.probe import probe
 
-    text = probe(deep=args.deep).to_json()
+    text = probe(deep=args.deep, python=args.python).to_json()
     if args.output:
         write_atomically(Path(args.output), text)
     else:
@@ -185,12 +194,19 @@ def _validate_matrices() -> int:
     return EXIT_FAIL if problems else EXIT_OK
 
 
-def _start_probe(path: str | None, deep: bool):  # -> PendingProbe | None
+def _start_probe(path: str | None, deep: bool, python: str | None = None):  # -> PendingProbe | None
     if path is not None:
         return None
     from envdoctor.probe import start_probe
 
-    return start_probe(deep=deep)
+    return start_probe(deep=deep, python=python)
+
+
+def _exit_code(report: Report, fail_on: str) -> int:
+    """1 when the worst finding is at least ``fail_on`` (``warn`` or ``fail``), else 0."""
+    from envdoctor.findings import Severity
+
+    return EXIT_FAIL if report.status.rank >= Severity(fail_on).rank else EXIT_OK
 
 
 def _load_or_probe(path: str | None, deep: bool) -> Snapshot:
@@ -240,7 +256,7 @@ def _summary_line(report: Report) -> str:
 
 def _is_input_error(exc: Exception) -> bool:
     """Errors about the user's input (snapshot, matrices, stack name, model) print as one line."""
-    names = {"SnapshotError", "MatrixError", "StackNotFoundError", "ModelError", "JsonFileError"}
+    names = {"SnapshotError", "MatrixError", "StackNotFoundError", "ModelError", "JsonFileError", "InterpreterError"}
     return any(cls.__name__ in names for cls in type(exc).__mro__)
 
 

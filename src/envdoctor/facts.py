@@ -487,6 +487,12 @@ def default_facts() -> Facts:
     return Facts()
 
 
+@functools.lru_cache(maxsize=8)
+def facts_at(root: Path) -> Facts:
+    """One shared, lazily loaded Facts per matrices folder, so repeated checks in one process parse each table once."""
+    return Facts(root)
+
+
 FACT_FILES = ("cuda.toml", "torch.toml", "flash_attn.toml", "xformers.toml", "bitsandbytes.toml", "companions.toml")
 
 

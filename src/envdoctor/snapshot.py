@@ -16,9 +16,10 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packaging.version import InvalidVersion, Version
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 SNAPSHOT_SCHEMA = "envdoctor.snapshot/1"
 SCHEMA_PREFIX = "envdoctor.snapshot/"
@@ -63,6 +64,8 @@ class Gpu:
     name: str | None = None
     compute_capability: str | None = None  # "9.0"
     memory_mib: int | None = None
+    memory_used_mib: int | None = None  # in use by every process when probed (NVML)
+    processes: int | None = None  # compute processes NVML could see on it (other containers' are hidden)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,17 @@ class TorchBuild:
 
 
 @dataclass(frozen=True)
+class Environment:
+    """Process environment variables that change what CUDA and the Hugging Face libraries see."""
+
+    cuda_visible_devices: str | None = None  # None: unset (every GPU visible); "" hides them all
+    ld_library_path: tuple[str, ...] | None = None  # its directories in search order; None: unset
+    cuda_library_dirs: tuple[str, ...] | None = None  # those of them holding libcudart, libnvJitLink, libcublas...
+    hf_hub_offline: bool | None = None  # HF_HUB_OFFLINE as huggingface_hub reads it
+    hf_home: str | None = None  # HF_HOME as set; None: unset (~/.cache/huggingface)
+
+
+@dataclass(frozen=True)
 class SmokeResult:
     ok: bool
     error: str | None = None
@@ -120,6 +134,7 @@ class Snapshot:
     packages: dict[str, Package] | None = None  # keyed by normalized name
     torch: TorchBuild | None = None
     smoke: dict[str, SmokeResult] | None = None
+    env: Environment | None = None
     note: str | None = None
     problems: tuple[FieldProblem, ...] = ()
 
@@ -205,6 +220,7 @@ def snapshot_from_dict(data: Any, origin: str = "snapshot", require_schema: bool
         packages=packages,
         torch=torch,
         smoke=reader.smoke(data),
+        env=reader.environment(data),
         note=reader.scalar(data, "note", str, "note"),
         problems=tuple(reader.problems),
     )
@@ -272,10 +288,16 @@ def load_snapshot(path: str | Path) -> Snapshot:
 
 
 def parse_pep440(text: str) -> Version | None:
+    from packaging.version import InvalidVersion, Version  # here, so the probe runs where packaging is absent
+
     try:
         return Version(text)
     except InvalidVersion:
         return None
+
+
+def _tuple_or_none(value: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None
 
 
 def _is_python_version(text: str) -> bool:
@@ -339,8 +361,8 @@ class _Reader:
         return cls(**kwargs)
 
     def gpu(self, raw: Any, where: str) -> Gpu:
-        gpu = self.obj({"g": raw}, "g", Gpu, {"index": int, "name": str, "compute_capability": str, "memory_mib": int},
-                       where=where) or Gpu()
+        gpu = self.obj({"g": raw}, "g", Gpu, {"index": int, "name": str, "compute_capability": str, "memory_mib": int,
+                                              "memory_used_mib": int, "processes": int}, where=where) or Gpu()
         return Gpu(
             index=gpu.index,
             name=gpu.name,
@@ -348,6 +370,9 @@ class _Reader:
                                           _is_compute_capability, "a compute capability like 8.6"),
             memory_mib=self.valid(gpu.memory_mib, f"{where}.memory_mib", lambda v: v > 0,
                                   "a positive number of MiB"),
+            memory_used_mib=self.valid(gpu.memory_used_mib, f"{where}.memory_used_mib", lambda v: v >= 0,
+                                       "a number of MiB, 0 or more"),
+            processes=self.valid(gpu.processes, f"{where}.processes", lambda v: v >= 0, "a count, 0 or more"),
         )
 
     def nvidia(self, data: dict) -> Nvidia | None:
@@ -370,6 +395,24 @@ class _Reader:
                                    "the CUDA version nvidia-smi shows, like 12.4"),
             error=self.scalar(section, "error", str, "nvidia.error"),
             gpus=gpus,
+        )
+
+    def environment(self, data: dict) -> Environment | None:
+        section = data.get("env")
+        if section is None:
+            return None
+        if not isinstance(section, dict):
+            raise self.fail("env", "an object", section)
+        dirs = {key: section.get(key) for key in ("ld_library_path", "cuda_library_dirs")}
+        for key, value in dirs.items():
+            if value is not None and not (isinstance(value, list) and all(isinstance(d, str) for d in value)):
+                raise self.fail(f"env.{key}", "a list of directories (strings)", value)
+        return Environment(
+            cuda_visible_devices=self.scalar(section, "cuda_visible_devices", str, "env.cuda_visible_devices"),
+            ld_library_path=_tuple_or_none(dirs["ld_library_path"]),
+            cuda_library_dirs=_tuple_or_none(dirs["cuda_library_dirs"]),
+            hf_hub_offline=self.scalar(section, "hf_hub_offline", bool, "env.hf_hub_offline"),
+            hf_home=self.scalar(section, "hf_home", str, "env.hf_home"),
         )
 
     def packages(self, data: dict) -> dict[str, Package] | None:

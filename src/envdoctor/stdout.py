@@ -1,4 +1,5 @@
-"""Writing the CLI's output: a closed, full or non-UTF-8 stdout is an ``OutputError`` (exit 74), never a traceback.
+"""Writing the CLI's output: a closed or full stdout or a broken pipe is an ``OutputError`` (exit 74), never a
+traceback; characters a non-UTF-8 stdout cannot show are written as backslash escapes.
 
 Only the command-line modules (``envdoctor.cli``, ``envdoctor.plan.cli``) use this.
 """

@@ -97,6 +97,8 @@ def _coerce(path: str, key: str, value: Any, annotation: str) -> Any:
         return [str(item) for item in values]
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{path}: key '{key}' must be true or false, got {value!r}")
+    if kind in (int, float) and isinstance(value, bool):  # a bool is an int to isinstance
+        raise ConfigError(f"{path}: key '{key}' must be a number, got {value!r}")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, float) and value.is_integer():

@@ -18,7 +18,7 @@ from typing import Any
 
 from trainer.types import IGNORE_INDEX
 
-CACHE_VERSION = "trainer-data/1"
+CACHE_VERSION = "trainer-data/2"  # 2: stricter rows (UTF-8, nesting, roles), template errors per row
 ROLES = ("system", "user", "assistant")
 ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
@@ -128,6 +128,8 @@ def _chat_error(row: dict[str, Any]) -> str | None:
             return f"messages[{index}]: {problem}"
     if not any(message["role"] == "assistant" for message in messages):
         return "no assistant message (nothing to train on)"
+    if messages[0]["role"] == "assistant":  # its prompt part would be an empty conversation, which templates refuse
+        return "messages[0] is the assistant's: start the conversation with a system or user message"
     return None
 
 
@@ -319,12 +321,21 @@ def fit_length(ids: list[int], labels: list[int], max_len: int, truncate: bool) 
 
 
 def _tokenize_batch(batch: dict[str, list[Any]], tokenizer: Any, settings: DataSettings) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "status": [], "length": []}
+    out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "status": [], "length": [], "problem": []}
     for record in batch["record"]:
-        ids, labels = tokenize_record(json.loads(record), tokenizer)
+        problem = ""
+        try:
+            ids, labels = tokenize_record(json.loads(record), tokenizer)
+        except DataError:
+            raise
+        except Exception as error:  # the chat template's own raise_exception(), or the tokenizer refusing this row
+            ids, labels, problem = [], [], (str(error).strip().splitlines() or [type(error).__name__])[0]
         full_length = len(ids)
         ids, labels, status = fit_length(ids, labels, settings.max_seq_length, settings.truncate_long_rows)
-        for key, value in (("input_ids", ids), ("labels", labels), ("status", status), ("length", full_length)):
+        status = "unrenderable" if problem else status
+        values = (("input_ids", ids), ("labels", labels), ("status", status), ("length", full_length),
+                  ("problem", problem))
+        for key, value in values:
             out[key].append(value)
     return out
 
@@ -332,6 +343,7 @@ def _tokenize_batch(batch: dict[str, list[Any]], tokenizer: Any, settings: DataS
 STATUS_REASONS = {
     "too_long": "over-long: {length} tokens > --max_seq_length {max_len} (raise it, or pass --truncate_long_rows)",
     "no_labels": "no trainable tokens left after truncation to {max_len}",
+    "unrenderable": "the tokenizer or its chat template refused it: {problem}",
 }
 
 
@@ -348,9 +360,10 @@ def tokenize_file(path: Path, tokenizer: Any, settings: DataSettings, num_proc: 
         _tokenize_batch, batched=True, remove_columns=["record"], num_proc=num_proc if num_proc > 1 else None,
         fn_kwargs={"tokenizer": tokenizer, "settings": settings}, desc=f"tokenizing {path.name}",
     )
-    for line, status, length in zip(dataset["line"], dataset["status"], dataset["length"], strict=True):
+    columns = (dataset["line"], dataset["status"], dataset["length"], dataset["problem"])
+    for line, status, length, problem in zip(*columns, strict=True):
         if status in STATUS_REASONS:
-            reason = STATUS_REASONS[status].format(length=length, max_len=settings.max_seq_length)
+            reason = STATUS_REASONS[status].format(length=length, max_len=settings.max_seq_length, problem=problem)
             bad.append(BadRow(line, reason))
     bad.sort(key=lambda row: row.line)
     stats.bad_rows = bad
@@ -360,7 +373,7 @@ def tokenize_file(path: Path, tokenizer: Any, settings: DataSettings, num_proc: 
     if len(dataset) == 0:  # --on_bad_row skip, and every row was too long or kept no trainable token
         raise DataError(f"{path}: no usable rows ({_describe_bad(bad)}); raise --max_seq_length or fix the rows")
     _fill_stats(stats, dataset)
-    return dataset.remove_columns(["status", "length"]), stats
+    return dataset.remove_columns(["status", "length", "problem"]), stats
 
 
 def _describe_bad(bad: list[BadRow]) -> str:

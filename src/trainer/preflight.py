@@ -35,6 +35,7 @@ def check_inputs(config: DataConfig) -> None:
 def data_problems(config: DataConfig) -> list[str]:
     """The data flags shared by train and pretokenize: files, format, lengths, output and cache directories."""
     problems = [
+        None if config.model_name else "--model_name is required (a local model directory or a hub id)",
         input_file_problem("--dataset_path", config.dataset_path, required=True),
         input_file_problem("--eval_dataset_path", config.eval_dataset_path),
         _choice("--dataset_format", config.dataset_format, DATASET_FORMATS),

@@ -7,13 +7,17 @@ spends its time waiting on PyPI), and each test asserts on its own plan's result
 from __future__ import annotations
 
 import dataclasses
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from envdoctor.matrices import load_matrices
 from envdoctor.plan.build import build_plan
-from envdoctor.plan.model import Plan, Source, Step, StepKind, Target
+from envdoctor.plan.indexes import PYPI_SIMPLE, IndexConfig, configured_indexes
+from envdoctor.plan.installer import find_uv
+from envdoctor.plan.model import Installer, Plan, Source, Step, StepKind, Target
+from envdoctor.plan.resolvers import Resolver, choose_resolver
 from envdoctor.plan.verify import PYPI_PROBE_URL, StepCheck, Verdict, reach, verify_plan
 
 RESOLVING = [("phase1a-2.0", "12.4", "3.10"), ("lora-cu128-2026.11", "12.8", "3.11")]  # cu118: offline goldens
@@ -85,3 +89,74 @@ def test_conflict_is_reported_with_pips_reason(verified):
     assert packages.step == "packages"
     assert packages.verdict is Verdict.CONFLICT
     assert "numpy" in packages.detail and "trl" in packages.detail, packages.detail
+
+
+# --- resolver choice, configured indexes, unreachable indexes ----------------------------------------------------
+
+UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"  # the discard port: nothing listens, the connection is refused
+
+
+def test_a_missing_uv_falls_back_to_pip(tmp_path):
+    resolver = choose_resolver(None, search_path=str(tmp_path))  # a PATH without uv
+    assert resolver.kind is Installer.PIP and "uv was not found" in resolver.reason
+
+
+def test_uv_is_the_resolver_when_found_unless_pip_is_asked():
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("uv not installed")
+    assert choose_resolver(None).kind is Installer.UV
+    assert choose_resolver(Installer.PIP).kind is Installer.PIP
+
+
+def test_an_unreachable_configured_index_is_not_verified_offline():
+    plan = _plan("phase1a-2.0", "12.4", "3.10")
+    checks = verify_plan(plan, indexes=IndexConfig(index_url=UNREACHABLE_INDEX, origin="PIP_INDEX_URL"))
+    by_step = {c.step: c for c in checks}
+    for step in ("torch", "packages"):
+        assert by_step[step].verdict is Verdict.OFFLINE
+        assert "127.0.0.1:9 (PIP_INDEX_URL) is not reachable" in by_step[step].detail
+
+
+@pytest.mark.parametrize("kind", [Installer.PIP, Installer.UV])
+def test_a_resolver_that_cannot_reach_the_index_is_offline_not_a_conflict(monkeypatch, kind):
+    """The probe said the index is up, the resolver then cannot connect: its own error is read as offline."""
+    uv = find_uv()
+    if kind is Installer.UV and uv is None:
+        pytest.skip("uv not installed")
+    for variable in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_INDEX", "UV_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE_INDEX)
+    monkeypatch.setenv("PIP_RETRIES", "1")  # pip names the refused connection only when it retries
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    monkeypatch.setenv("UV_NO_CACHE", "1")  # a cached answer would hide the refused connection
+    plan = _plan("phase1a-2.0", "12.4", "3.10").only_steps(("packages",))
+    resolver = choose_resolver(Installer.PIP) if kind is Installer.PIP else Resolver(Installer.UV, uv, "test")
+    indexes = configured_indexes()
+    assert indexes.index_url == UNREACHABLE_INDEX and indexes.extra_index_urls == () and indexes.find_links == ()
+    (packages,) = verify_plan(plan, reach_url=lambda url: 200, resolver=resolver, indexes=indexes)
+    assert packages.verdict is Verdict.OFFLINE, packages.detail
+    assert "could not reach its index" in packages.detail
+
+
+def test_configured_indexes_follow_pip_conf_then_the_environment(tmp_path):
+    system, user = tmp_path / "system.conf", tmp_path / "user.conf"
+    system.write_text("[global]\nindex-url = https://mirror.example/simple\nextra-index-url = https://a.example/s\n")
+    user.write_text("[install]\nextra-index-url =\n  https://b.example/s\n  https://c.example/s\n")
+    from_files = configured_indexes(environ={}, files=[system, user, tmp_path / "missing.conf"])
+    assert from_files.index_url == "https://mirror.example/simple" and from_files.origin == str(system)
+    assert from_files.extra_index_urls == ("https://b.example/s", "https://c.example/s")
+    assert from_files.host == "mirror.example"
+    env = {"UV_INDEX_URL": "https://uv.example/simple", "PIP_FIND_LINKS": "/wheels"}
+    from_env = configured_indexes(environ=env, files=[system])
+    assert from_env.index_url == "https://uv.example/simple" and from_env.origin == "UV_INDEX_URL"
+    assert from_env.find_links == ("/wheels",)
+    assert configured_indexes(environ={}, files=[]) == IndexConfig()  # nothing configured: PyPI
+
+
+def test_an_unreadable_pip_conf_is_skipped(tmp_path):
+    broken = tmp_path / "pip.conf"
+    broken.write_text("[global\nindex-url = https://x.example/simple\n")
+    assert configured_indexes(environ={}, files=[broken, tmp_path]).index_url == PYPI_SIMPLE
+    assert configured_indexes(environ={"PIP_CONFIG_FILE": os.devnull}, files=None).extra_index_urls == ()

@@ -68,12 +68,11 @@ def test_probe_with_a_garbage_nvcc_on_path_prints_no_traceback(tmp_path):
     import os
     import subprocess
     import sys
-
-    from conftest import python_env
+    from pathlib import Path
 
     _script(tmp_path / "bin" / "nvcc", "head -c 4096 /dev/urandom")
-    env = python_env()
-    env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
     done = subprocess.run([sys.executable, "-m", "envdoctor", "probe"], capture_output=True, text=True, env=env,
                           timeout=60, check=False)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

@@ -21,6 +21,8 @@ _spec.loader.exec_module(gen)
 NUMPY2_MODULE = (b"\x7fELF...numpy._core._multiarray_umath\x00numpy.core._multiarray_umath\x00module was compiled "
                  b"against NumPy C-API version 0x%x (NumPy 1.23) but the running NumPy has C-API version 0x%x")
 NUMPY1_MODULE = b"\x7fELF...numpy.core._multiarray_umath\x00module compiled against ABI version 0x%x"
+CYTHON_NUMPY1_MODULE = (b"\x7fELF...numpy.core.multiarray\x00%.200s.%.200s size changed, may indicate binary "
+                        b"incompatibility. Expected %zd from C header, got %zd from PyObject")  # type check at import
 PYBIND11_NUMPY1_MODULE = b"\x7fELF...numpy.core.multiarray\x00_ARRAY_API\x00"  # pybind11 < 2.12: looked up lazily
 
 
@@ -45,10 +47,12 @@ def test_numpy2_build_and_its_runtime_floor(tmp_path: Path) -> None:
 
 
 def test_numpy1_build_and_no_numpy_at_all(tmp_path: Path) -> None:
-    for name in ("c-api", "pybind11", "none"):
+    for name in ("c-api", "cython", "pybind11", "none"):
         (tmp_path / name).mkdir()
     c_api = gen.scan_wheel(_wheel(tmp_path / "c-api", {"pkg/a.abi3.so": NUMPY1_MODULE}))
     assert (c_api.numpy2, c_api.numpy1_binding) == (False, "c-api")
+    cython = gen.scan_wheel(_wheel(tmp_path / "cython", {"pkg/a.abi3.so": CYTHON_NUMPY1_MODULE}))
+    assert (cython.numpy2, cython.numpy1_binding) == (False, "c-api")
     pybind11 = gen.scan_wheel(_wheel(tmp_path / "pybind11", {"pkg/a.abi3.so": PYBIND11_NUMPY1_MODULE}))
     assert (pybind11.numpy2, pybind11.numpy1_binding) == (False, "lazy")
     assert gen.scan_wheel(_wheel(tmp_path / "none", {"pkg/a.abi3.so": b"\x7fELF plain"})).numpy2 is None

@@ -6,6 +6,7 @@ first pattern that matches wins exactly as it does for a user.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,8 @@ def test_every_pattern_cites_known_sources() -> None:
 def test_unknown_error_text_is_said_as_it_is(tmp_path: Path) -> None:
     finding = _smoke_finding("torch", "Segmentation fault (core dumped)", tmp_path)
     assert finding.rule == "smoke-failed" and "Segmentation fault" in finding.message
+
+
+def test_fixes_are_commands_without_placeholders() -> None:
+    placeholder = re.compile(r"<(the|cu|[a-z ]+>)|cuXYZ|\.\.\.")  # as tests/rules/test_fixes.py
+    assert [p.id for p in load_matrices().smoke if placeholder.search(p.fix)] == []

@@ -168,3 +168,37 @@ def test_a_line_over_the_size_bound_is_a_bad_row(tmp_path: Path, monkeypatch: py
 def test_a_missing_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         read_rows(tmp_path / "absent.jsonl")
+
+
+def test_an_assistant_first_chat_is_a_bad_row(tmp_path: Path) -> None:
+    rows = [{"messages": [{"role": "assistant", "content": "v1"}]}, *synthetic_chat_rows(1)]
+    _lines, _records, bad, _fmt = read_rows(write_jsonl(tmp_path / "d.jsonl", rows))
+    assert [row.line for row in bad] == [1] and "messages[0] is the assistant's" in bad[0].reason
+
+
+def test_a_chat_template_that_refuses_a_row_names_its_line(tmp_path: Path) -> None:
+    from tiny import build_tiny_tokenizer
+
+    from trainer.data import DataSettings, tokenize_file
+
+    tokenizer = build_tiny_tokenizer(tmp_path / "tok")
+    tokenizer.chat_template = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system role here') }}"
+                               "{% endif %}" + tokenizer.chat_template)
+    system_first = {"messages": [{"role": "system", "content": "hello"}, *synthetic_chat_rows(1)[0]["messages"]]}
+    data = write_jsonl(tmp_path / "d.jsonl", [*synthetic_chat_rows(2), system_first])
+    with pytest.raises(DataError, match="line 3: the tokenizer or its chat template refused it: no system role here"):
+        tokenize_file(data, tokenizer, DataSettings(max_seq_length=64), num_proc=0)
+    dataset, stats = tokenize_file(data, tokenizer, DataSettings(max_seq_length=64, on_bad_row="skip"), num_proc=0)
+    assert list(dataset["line"]) == [1, 2] and stats.rows_skipped == 1 and stats.rows_total == 3
+
+
+@pytest.mark.parametrize("yaml_line,flag", [
+    ("lora_r: true", "lora_r"), ("num_train_epochs: .nan", "--num_train_epochs"),
+    ("gradient_accumulation_steps: 0", "--gradient_accumulation_steps"),
+])
+def test_bad_values_in_the_yaml_config(yaml_line: str, flag: str, tmp_path: Path, chat_file: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml_line + "\n", encoding="utf-8")
+    line = rejected(flag_args(tmp_path, chat_file, "--config", str(config)), capsys)
+    assert flag in line

@@ -83,7 +83,7 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return build_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(lines=st.lists(LINES | USABLE | USABLE, min_size=1, max_size=8).filter(lambda found: any(
            line in USABLE_ROWS for line in found)),

@@ -130,7 +130,7 @@ def test_fused_loss_equals_the_plain_loss_on_the_same_batch(tiny_model: Path, tm
 def test_fused_ce_auto_follows_packing_also_with_compile(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
     base = ["--model_name", "m", "--dataset_path", str(data)]
-    assert use_fused_ce(parse([*base, "--packing"])) and not use_fused_ce(parse(base))
+    assert use_fused_ce(parse([*base, "--packing"])) and not use_fused_ce(parse([*base, "--no-packing"]))
     assert use_fused_ce(parse([*base, "--packing", "--torch_compile"]))  # the layers are compiled in place
     assert not use_fused_ce(parse([*base, "--packing", "--fused_ce", "off"]))
     check_config(parse([*base, "--fused_ce", "on", "--torch_compile"]))  # accepted
@@ -201,7 +201,7 @@ def test_compile_mode_flag_is_checked_and_auto_tunes_only_packed_rows(tmp_path: 
         check_config(parse([*base, "--torch_compile_mode", "max-autotune", "--torch_compile_backend", "aot_eager"]))
     assert compile_mode(parse([*base, "--packing"]), on_gpu=True) == "max-autotune-no-cudagraphs"
     assert compile_mode(parse([*base, "--packing"]), on_gpu=False) is None  # the gain was measured on GPUs only
-    assert compile_mode(parse(base), on_gpu=True) is None  # unpacked batches come in several shapes
+    assert compile_mode(parse([*base, "--no-packing"]), on_gpu=True) is None  # unpacked batches come in several shapes
     assert compile_mode(parse([*base, "--packing", "--torch_compile_backend", "aot_eager"]), on_gpu=True) is None
     assert compile_mode(parse([*base, "--packing", "--torch_compile_mode", "default"]), on_gpu=True) is None
     assert compile_mode(parse([*base, "--torch_compile_mode", "reduce-overhead"])) == "reduce-overhead"
@@ -254,7 +254,7 @@ def test_train_merge_validate_in_one_command(pipeline_run: tuple[Path, Any], tin
 
 def config_for(tiny_model: Path, chat_data: Path, output: Path, **overrides: Any) -> TrainConfig:
     return TrainConfig(model_name=str(tiny_model), dataset_path=str(chat_data), output_dir=str(output),
-                       merge=True, **overrides)
+                       merge=True, **{"packing": False, **overrides})  # padded batches unless a test packs
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     the stack needs a GPU and none is usable, that is said once and the GPU-dependent checks are skipped."""
     from envdoctor.checks import (
         driver,
+        environment,
         extensions,
         gpu,
         model,
@@ -50,6 +51,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, wheels.check_wheels,
         platforms.check_platforms,
         check_numpy_abi, check_runtime_floors, smoke.check_smoke, model.check_model, unknowns.check_invalid_values,
+        environment.check_environment,
     ]
     gate = gpu.check_gpu_present(ctx)
     if gate:

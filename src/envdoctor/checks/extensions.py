@@ -137,7 +137,8 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
         elif previous and package.version:
             findings.append(_torch_swapped(ctx, name, package.version, torch, previous))
         elif name == "flash-attn" and package.version and ctx.facts.flash_attn(package.version):
-            findings.extend(_no_release_wheel(ctx, package.version, torch))
+            findings.extend(_no_release_wheel(ctx, package.version, torch)
+                            or _released_before_torch(ctx, name, package.version, torch, prerelease_wheels=True))
         elif package.version and name not in ctx.matrices.policy.runtime_compiled:
             findings.extend(_released_before_torch(ctx, name, package.version, torch))
     return findings
@@ -149,9 +150,11 @@ def _first_release_of_minor(package: str, version: str) -> ReleaseFacts | None:
     return min(same, key=lambda r: r.date) if same else None
 
 
-def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: str) -> list[Finding]:
+def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: str,
+                           prerelease_wheels: bool = False) -> list[Finding]:
     """An extension released before the installed torch minor existed cannot have been built for it (inferred from
-    PyPI upload dates): a prebuilt binary of it targets an older torch, unless it was compiled here afterwards."""
+    PyPI upload dates): a prebuilt binary of it targets an older torch, or a pre-release of this one when its build
+    matrix already listed the minor (``prerelease_wheels``), unless it was compiled here afterwards."""
     extension, torch_minor = release_facts(name, version), _first_release_of_minor("torch", torch)
     if extension is None or torch_minor is None or extension.date >= torch_minor.date:
         return []
@@ -162,8 +165,11 @@ def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: st
         rule="extension-predates-torch", category=Category.ABI, severity=Severity.WARN,
         components=(name, "torch"), sources=("pypi-release-dates", "anchors-failure-modes"), verified=False,
         message=f"{name} {version} was released on {extension.date}, before torch {_minor(torch)} existed (first "
-        f"released {torch_minor.date}), so no build of it targets torch {torch} (inferred from release dates): "
-        "unless it was compiled here against this torch, import fails with 'undefined symbol'",
+        f"released {torch_minor.date}), so "
+        + (f"its torch {_minor(torch)} wheels were built against a pre-release of it" if prerelease_wheels
+           else f"no build of it targets torch {torch}")
+        + " (inferred from release dates): unless it was compiled here against this torch, import fails with "
+        "'undefined symbol'",
         fix=fix,
     )]
 

@@ -152,7 +152,7 @@ def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[s
             message=f"{owner} is installed with an unknown version; {since} require {requirement.name}{spec}, but "
             f"{name} {installed.version} is installed: a {owner} installed or upgraded "
             f"{'after ' + first_bad.date if last_ok else 'from PyPI'} refuses or breaks with it",
-            fix="   # or: ".join(fixes),
+            fix="   # or: ".join(fix for fix in fixes if fix) or None,
         ))
     return findings
 
@@ -250,7 +250,7 @@ def _conflict(ctx: CheckContext, owner: DeclaredBy, requirement: Declared, name:
         components=(name, owner.owner), sources=owner.sources,
         message=f"{owner.label} requires {requirement.name}{requirement.specifier}{where}, but {name} {installed} "
         f"is installed: {owner.owner} refuses or breaks with it",
-        fix="   # or: ".join(fixes),
+        fix="   # or: ".join(fix for fix in fixes if fix) or None,
     )
 
 

@@ -16,6 +16,7 @@ from envdoctor.untrusted import escape_control
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_STACK = "phase1a-2.0"
 FORMATS = ("script", "requirements", "json")
+INSTALLERS = ("pip", "uv")
 _PATTERNS = {
     "cuda": (re.compile(r"^\d{1,2}\.\d{1,2}(\.\d{1,3})?$"), "a CUDA version like 12.4"),
     "python": (re.compile(r"^3\.\d{1,2}$"), "a Python version like 3.10"),
@@ -41,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--constraints", default="constraints.txt",
                         help="where --format requirements writes the constraints file (default: constraints.txt)")
     parser.add_argument("--venv", help="create this virtual environment and install into it")
+    parser.add_argument("--installer", choices=INSTALLERS,
+                        help="what the script installs with (default: uv when the target interpreter has no pip and"
+                             " uv is on PATH, else pip); --verify: pip forces pip's resolver")
     parser.add_argument("--verify", action="store_true",
-                        help="resolve every step with pip (no install) for the target; report per step")
+                        help="resolve every step (no install) for the target with uv pip compile when uv is found,"
+                             " else pip; report per step")
     parser.add_argument("--steps", help="only these step ids, comma-separated (e.g. packages); see --format json")
     parser.add_argument("--matrices", help=argparse.SUPPRESS)
 
@@ -57,7 +62,7 @@ def cli_main(args: argparse.Namespace) -> int:
     except PlanError as exc:
         return _fail(str(exc), EXIT_FAIL)
     if args.verify:
-        return _run_verify(plan, args.plan_format)
+        return _run_verify(plan, args.plan_format, args.installer)
     try:
         text = _render(plan, args)
     except OSError as exc:  # --constraints names a path that cannot be written
@@ -146,10 +151,16 @@ def _make_plan(args: argparse.Namespace, target: Target, stack_name: str | None)
         raise PlanInputError(str(exc)) from None
     except MatrixError as exc:
         raise PlanInputError(str(exc).splitlines()[0]) from None
+    from envdoctor.plan.installer import choose_installer
     from envdoctor.plan.source import envdoctor_source
 
     plan = build_plan(stack, target, venv=args.venv, other_stacks=others)
-    return replace(plan, envdoctor_source=envdoctor_source())
+    wanted = args.plan_format != "requirements" and not args.verify
+    choice = choose_installer(args.installer, args.venv) if wanted else None
+    if choice is None:
+        return replace(plan, envdoctor_source=envdoctor_source())
+    return replace(plan, envdoctor_source=envdoctor_source(), installer=choice.installer,
+                   installer_reason=choice.reason)
 
 
 def _render(plan: Plan, args: argparse.Namespace) -> str:
@@ -167,10 +178,15 @@ def _render(plan: Plan, args: argparse.Namespace) -> str:
     return render_script(plan)
 
 
-def _run_verify(plan: Plan, plan_format: str) -> int:
-    """Per step: resolved, conflict or not verified (offline); ``--format json`` prints envdoctor.plan-verify/1."""
+def _run_verify(plan: Plan, plan_format: str, installer: str | None) -> int:
+    """Per step: resolved, conflict or not verified (offline); ``--format json`` prints envdoctor.plan-verify/1.
+    The resolver used (and why) goes to stderr."""
+    from envdoctor.plan.model import Installer
+    from envdoctor.plan.resolvers import choose_resolver
     from envdoctor.plan.verify import Verdict, render_checks, render_checks_json, verify_plan
 
-    checks = verify_plan(plan)
-    write_stdout(render_checks_json(plan, checks) if plan_format == "json" else render_checks(checks))
+    resolver = choose_resolver(Installer(installer) if installer else None)
+    write_stderr(f"envdoctor plan --verify: resolving with {resolver.label} ({resolver.reason})\n")
+    checks = verify_plan(plan, resolver=resolver)
+    write_stdout(render_checks_json(plan, checks, resolver) if plan_format == "json" else render_checks(checks))
     return EXIT_FAIL if any(c.verdict is Verdict.CONFLICT for c in checks) else EXIT_OK

@@ -16,6 +16,13 @@ class PlanError(ValueError):
     """No plan that can work exists for the target; the message says why and what would work instead."""
 
 
+class Installer(str, Enum):
+    """What the script installs with: ``python -m pip`` or ``uv pip --python``."""
+
+    PIP = "pip"
+    UV = "uv"
+
+
 class StepKind(str, Enum):
     UNINSTALL = "uninstall"  # remove packages that would conflict (a CPU torch, a mismatched extension)
     INSTALL = "install"  # pip install of pinned requirements
@@ -96,6 +103,8 @@ class Plan:
     notes: tuple[str, ...] = field(default_factory=tuple)
     venv: str | None = None
     envdoctor_source: str | None = None  # what the check step installs when the target lacks envdoctor
+    installer: Installer = Installer.PIP
+    installer_reason: str = ""  # one line: why this installer (asked for, or detected)
 
     def only_steps(self, ids: tuple[str, ...]) -> Plan:
         """The same plan limited to the steps named in ``ids`` (plan order kept)."""
@@ -123,6 +132,7 @@ class Plan:
             },
             "venv": self.venv,
             "envdoctor_source": self.envdoctor_source,
+            "installer": self.installer.value,
             "constraints": list(self.constraints),
             "notes": list(self.notes),
             "steps": [step.to_dict() for step in self.steps],

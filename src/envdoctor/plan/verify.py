@@ -1,17 +1,15 @@
-"""--verify: ask pip's resolver, without installing, whether each step of a plan resolves for the target.
+"""--verify: ask a resolver (uv pip compile, else pip's), without installing, whether each step of a plan resolves.
 
-Only sources this machine can reach are asked. PyPI answers for the PyPI steps, and PyPI's torch build of
-the same version stands in for the PyTorch-index build when download.pytorch.org is unreachable: the other steps
-are then verified against it, but the torch step itself is "not verified (offline)", since the build it installs
-was not seen. A source that cannot be reached is reported as "not verified (offline)": never a failure, never a
-pretend pass.
+Only sources this machine can reach are asked. The configured index (PIP_INDEX_URL, UV_INDEX_URL, pip.conf; PyPI
+when none is set) answers for the PyPI steps, and its torch build of the same version stands in for the
+PyTorch-index build when download.pytorch.org is unreachable: the other steps are then verified against it, but the
+torch step itself is "not verified (offline)", since the build it installs was not seen. A source that cannot be
+reached is reported as "not verified (offline)": never a failure, never a pretend pass.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -21,15 +19,13 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
+from envdoctor.plan.indexes import IndexConfig, configured_indexes
 from envdoctor.plan.model import Plan, Source, Step, StepKind
+from envdoctor.plan.resolvers import RESOLVE_TIMEOUT_S, Resolver, choose_resolver, failure_cause, resolve
 
 VERIFY_SCHEMA = "envdoctor.plan-verify/1"
 PYPI_PROBE_URL = "https://pypi.org/simple/pip/"
-PIP_TIMEOUT_S = 300.0
 REACH_TIMEOUT_S = 8.0
-# pip does not widen --platform to older manylinux tags, so name them all (glibc 2.28 host and older).
-MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_24", "manylinux_2_17", "manylinux2014",
-             "manylinux_2_12", "manylinux2010", "manylinux_2_5", "manylinux1")
 
 
 class Verdict(str, Enum):
@@ -49,7 +45,9 @@ Reach = Callable[[str], "int | None"]  # URL -> HTTP status, None when unreachab
 
 
 def reach(url: str) -> int | None:
-    """HTTP status of a HEAD request to ``url``; None when the host cannot be reached."""
+    """HTTP status of a HEAD request to ``url`` (200 for an existing file:// path); None when it cannot be reached."""
+    if url.startswith("file:"):
+        return 200 if Path(urllib.request.url2pathname(url.split(":", 1)[1].removeprefix("//"))).exists() else None
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "envdoctor-plan-verify"})
     try:
         with urllib.request.urlopen(request, timeout=REACH_TIMEOUT_S) as response:
@@ -60,78 +58,102 @@ def reach(url: str) -> int | None:
         return None
 
 
-def verify_plan(plan: Plan, reach_url: Reach | None = None) -> tuple[StepCheck, ...]:
+@dataclass(frozen=True)
+class _Ask:
+    """What every resolution of one verify run shares."""
+
+    plan: Plan
+    constraints: Path
+    resolver: Resolver
+    indexes: IndexConfig
+    reach_url: Reach
+
+
+def verify_plan(
+    plan: Plan, reach_url: Reach | None = None, resolver: Resolver | None = None, indexes: IndexConfig | None = None
+) -> tuple[StepCheck, ...]:
     """One StepCheck per install step, in plan order.
 
-    All PyPI-answerable steps (the torch step through PyPI's build, the packages step) are resolved together
-    in one pip call, which also proves they resolve with each other. Only when that call fails is each step
-    resolved on its own, to say which step the conflict is in.
+    All index-answerable steps (the torch step through the index's public build, the packages step) are resolved
+    together in one call, which also proves they resolve with each other. Only when that call fails is each step
+    resolved on its own, to say which step the conflict is in. ``resolver``: uv when found, else pip
+    (``choose_resolver``); ``indexes``: the configured ones (``configured_indexes``).
     """
     reach_url = reach_url or reach
+    resolver = resolver or choose_resolver(None)
+    indexes = indexes or configured_indexes()
     installs = [step for step in plan.steps if step.kind is StepKind.INSTALL]
-    pypi_steps = tuple(step for step in installs if step.source in (Source.PYPI, Source.TORCH_INDEX))
-    pypi_up = bool(pypi_steps) and reach_url(PYPI_PROBE_URL) is not None
+    index_steps = tuple(step for step in installs if step.source in (Source.PYPI, Source.TORCH_INDEX))
+    index_up = bool(index_steps) and reach_url(indexes.index_url) is not None
     with tempfile.TemporaryDirectory(prefix="envdoctor-verify-") as tmp:
         constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text("\n".join(_pypi_constraints(plan)) + "\n", encoding="utf-8")
-        resolved = _resolve_steps(pypi_steps, plan, constraints, reach_url) if pypi_up else {}
-    return tuple(_verify_step(step, resolved, pypi_up, reach_url) for step in installs)
+        constraints.write_text("\n".join(_public_constraints(plan)) + "\n", encoding="utf-8")
+        ask = _Ask(plan, constraints, resolver, indexes, reach_url)
+        resolved = _resolve_steps(index_steps, ask) if index_up else {}
+    down = f"the index {indexes.host} ({indexes.origin}) is not reachable from this machine"
+    return tuple(_verify_step(step, resolved, down if not index_up else "", reach_url) for step in installs)
 
 
-def _verify_step(step: Step, resolved: dict[str, StepCheck], pypi_up: bool, reach_url: Reach) -> StepCheck:
+def _verify_step(step: Step, resolved: dict[str, StepCheck], index_down: str, reach_url: Reach) -> StepCheck:
     if step.source is Source.URL:
         return _verify_urls(step, reach_url)
     if step.source is Source.VCS:
         return StepCheck(step.id, Verdict.OFFLINE, "git sources are not resolved by --verify")
-    if not pypi_up:
-        return StepCheck(step.id, Verdict.OFFLINE, "PyPI is not reachable from this machine")
+    if index_down:
+        return StepCheck(step.id, Verdict.OFFLINE, index_down)
     return resolved[step.id]
 
 
-def _resolve_steps(steps: tuple[Step, ...], plan: Plan, constraints: Path, reach_url: Reach) -> dict[str, StepCheck]:
-    """StepCheck per step id: one pip call for all steps; one call per step only to place a conflict."""
-    asked = {step.id: _public_requirements(step, plan) for step in steps}
+def _resolve_steps(steps: tuple[Step, ...], ask: _Ask) -> dict[str, StepCheck]:
+    """StepCheck per step id: one resolution for all steps; one per step only to place a conflict."""
+    asked = {step.id: _public_requirements(step, ask.plan) for step in steps}
     together = tuple(dict.fromkeys(r for requirements in asked.values() for r in requirements))
-    done = _run_pip(together, plan, constraints)
-    if isinstance(done, StepCheck):  # pip did not answer: asking again per step would not help
-        return {step.id: replace(done, step=step.id) for step in steps}
-    if done.returncode == 0:
-        return {step.id: _resolved(step, asked[step.id], done.report, plan, reach_url) for step in steps}
-    joint = _failure("", done.output)
-    if len(steps) == 1 or joint.verdict is Verdict.OFFLINE:
-        return {step.id: replace(joint, step=step.id) for step in steps}
-    with ThreadPoolExecutor(max_workers=len(steps)) as pool:  # pip waits on the network: ask in parallel
-        futures = {s.id: pool.submit(_resolve_one, s, asked[s.id], plan, constraints, reach_url) for s in steps}
-        alone = {step_id: future.result() for step_id, future in futures.items()}
+    joint = _resolve_one("", together, ask)
+    if joint.verdict is Verdict.RESOLVED or joint.verdict is Verdict.OFFLINE or len(steps) == 1:
+        return {step.id: _for_step(step, joint, asked[step.id], ask) for step in steps}
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:  # resolvers wait on the network: ask in parallel
+        futures = {s.id: pool.submit(_resolve_one, s.id, asked[s.id], ask) for s in steps}
+        alone = {s.id: _for_step(s, futures[s.id].result(), asked[s.id], ask) for s in steps}
     if any(check.verdict is not Verdict.RESOLVED for check in alone.values()):
         return alone
     others = ", ".join(alone)  # each resolves alone, not together: the steps conflict with each other
     return {sid: replace(joint, step=sid, detail=f"only together with {others}: {joint.detail}") for sid in alone}
 
 
+@dataclass(frozen=True)
+class _Outcome(StepCheck):
+    """A StepCheck that also carries the resolved versions, so each step can name its own pins."""
+
+    versions: tuple[tuple[str, str], ...] = ()
+
+
+def _resolve_one(step_id: str, requirements: tuple[str, ...], ask: _Ask) -> _Outcome:
+    done = resolve(ask.resolver, requirements, ask.plan, ask.constraints, ask.indexes)
+    if done.returncode is None:
+        return _Outcome(step_id, Verdict.OFFLINE, f"{ask.resolver.label} did not answer within"
+                        f" {RESOLVE_TIMEOUT_S:.0f} s")
+    if done.unreachable:
+        return _Outcome(step_id, Verdict.OFFLINE, f"{ask.resolver.label} could not reach its index")
+    if done.returncode != 0:
+        return _Outcome(step_id, Verdict.CONFLICT, failure_cause(ask.resolver, done.output))
+    return _Outcome(step_id, Verdict.RESOLVED, "", tuple(sorted(done.versions.items())))
+
+
+def _for_step(step: Step, outcome: _Outcome, requirements: tuple[str, ...], ask: _Ask) -> StepCheck:
+    if outcome.verdict is not Verdict.RESOLVED:
+        return StepCheck(step.id, outcome.verdict, outcome.detail)
+    summary = _resolved_summary(dict(outcome.versions), requirements)
+    if step.source is Source.TORCH_INDEX and ask.reach_url(step.index_url or "") is None:
+        return StepCheck(step.id, Verdict.OFFLINE, f"{step.index_url} is not reachable, so the"
+                         f" {ask.plan.torch.variant} build is not verified; the index's public build of the same"
+                         f" version {summary}")
+    return StepCheck(step.id, Verdict.RESOLVED, summary)
+
+
 def _public_requirements(step: Step, plan: Plan) -> tuple[str, ...]:
     if step.source is Source.TORCH_INDEX:
         return tuple(_public(r) for r in step.requirements)
     return (_public(plan.torch.pin), *step.requirements)
-
-
-def _resolve_one(
-    step: Step, requirements: tuple[str, ...], plan: Plan, constraints: Path, reach_url: Reach
-) -> StepCheck:
-    done = _run_pip(requirements, plan, constraints)
-    if isinstance(done, StepCheck):
-        return StepCheck(step.id, done.verdict, done.detail)
-    if done.returncode != 0:
-        return _failure(step.id, done.output)
-    return _resolved(step, requirements, done.report, plan, reach_url)
-
-
-def _resolved(step: Step, requirements: tuple[str, ...], report: str, plan: Plan, reach_url: Reach) -> StepCheck:
-    summary = _resolved_summary(report, requirements)
-    if step.source is Source.TORCH_INDEX and reach_url(step.index_url or "") is None:
-        return StepCheck(step.id, Verdict.OFFLINE, f"{step.index_url} is not reachable, so the {plan.torch.variant}"
-                         f" build is not verified; PyPI's build of the same version {summary}")
-    return StepCheck(step.id, Verdict.RESOLVED, summary)
 
 
 def _verify_urls(step: Step, reach_url: Reach) -> StepCheck:
@@ -149,77 +171,14 @@ def _public(requirement: str) -> str:
     return requirement.split("+", 1)[0] if "==" in requirement else requirement
 
 
-def _pypi_constraints(plan: Plan) -> list[str]:
+def _public_constraints(plan: Plan) -> list[str]:
     return [_public(line) for line in plan.constraints]
 
 
-@dataclass(frozen=True)
-class PipRun:
-    """One dry-run resolution: pip's exit status, its JSON report (on success) and everything it printed."""
-
-    returncode: int
-    report: str
-    output: str
-
-
-def _run_pip(requirements: tuple[str, ...], plan: Plan, constraints: Path) -> PipRun | StepCheck:
-    """pip's dry-run resolution, or an OFFLINE StepCheck when pip does not answer in time.
-
-    Not --quiet: pip prints the cause of a conflict ("The conflict is caused by: ...") at info level.
-    """
-    with tempfile.TemporaryDirectory(prefix="envdoctor-target-") as work_dir:
-        report = Path(work_dir) / "report.json"
-        command = _pip_command(plan, constraints, Path(work_dir) / "target", report, requirements)
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired:
-            return StepCheck("", Verdict.OFFLINE, f"pip did not answer within {PIP_TIMEOUT_S:.0f} s")
-        report_text = report.read_text(encoding="utf-8") if report.is_file() else ""
-        return PipRun(done.returncode, report_text, done.stdout + "\n" + done.stderr)
-
-
-def _pip_command(
-    plan: Plan, constraints: Path, target_dir: Path, report: Path, requirements: tuple[str, ...]
-) -> list[str]:
-    arch = plan.target.platform.split("_", 1)[1]
-    platforms = [arg for tag in MANYLINUX for arg in ("--platform", f"{tag}_{arch}")]
-    return [
-        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", str(report),
-        "--no-color", "--disable-pip-version-check", "--no-input", "--python-version", plan.target.python, *platforms,
-        "--only-binary=:all:", "--target", str(target_dir), "-c", str(constraints), *requirements,
-    ]
-
-
-def _resolved_summary(report_text: str, requirements: tuple[str, ...]) -> str:
-    try:
-        installs = json.loads(report_text).get("install", [])
-    except json.JSONDecodeError:
-        return "resolved"
-    versions = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in installs}
-    asked = [r.split("==")[0].split("[")[0].lower() for r in requirements]
+def _resolved_summary(versions: dict[str, str], requirements: tuple[str, ...]) -> str:
+    asked = [r.split("==")[0].split("[")[0].split(" @ ")[0].strip().lower() for r in requirements]
     shown = [f"{name}=={versions[name]}" for name in asked if name in versions]
-    return f"resolved {len(installs)} distributions: " + ", ".join(shown)
-
-
-def _failure(step_id: str, output: str) -> StepCheck:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    if any("Failed to establish a new connection" in line or "NewConnectionError" in line for line in lines):
-        return StepCheck(step_id, Verdict.OFFLINE, "pip could not reach its index")
-    cause = _conflict_block(lines) or [line for line in lines if line.startswith("ERROR:")][:3]
-    return StepCheck(step_id, Verdict.CONFLICT, " | ".join(cause) or "pip failed without an error message")
-
-
-def _conflict_block(lines: list[str]) -> list[str]:
-    """The 'The conflict is caused by:' lines pip prints for ResolutionImpossible."""
-    if "The conflict is caused by:" not in lines:
-        return []
-    start = lines.index("The conflict is caused by:")
-    block = []
-    for line in lines[start + 1:]:
-        if line.startswith(("To fix", "Additionally", "ERROR:")):
-            break
-        block.append(line)
-    return block
+    return f"resolved {len(versions)} distributions: " + ", ".join(shown)
 
 
 def render_checks(checks: tuple[StepCheck, ...]) -> str:
@@ -227,11 +186,13 @@ def render_checks(checks: tuple[StepCheck, ...]) -> str:
     return "".join(f"{c.step}: {c.verdict.value}: {c.detail}\n" for c in checks)
 
 
-def render_checks_json(plan: Plan, checks: tuple[StepCheck, ...]) -> str:
-    """``envdoctor.plan-verify/1``: the stack, the target and one ``{step, status, detail}`` per install step."""
+def render_checks_json(plan: Plan, checks: tuple[StepCheck, ...], resolver: Resolver | None = None) -> str:
+    """``envdoctor.plan-verify/1``: the stack, the target, the resolver and one ``{step, status, detail}`` per
+    install step."""
     data = {
         "schema": VERIFY_SCHEMA,
         "stack": plan.stack,
+        "resolver": resolver.kind.value if resolver else None,
         "target": {"cuda": plan.target.cuda, "python": plan.target.python, "platform": plan.target.platform},
         "steps": [{"step": c.step, "status": c.verdict.value, "detail": c.detail} for c in checks],
     }

@@ -25,12 +25,23 @@ def query(nvml: Any) -> dict[str, Any]:
 def _gpu(nvml: Any, index: int) -> dict[str, Any]:
     handle = nvml.nvmlDeviceGetHandleByIndex(index)
     major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
     return {
         "index": index,
         "name": _text(nvml.nvmlDeviceGetName(handle)),
         "compute_capability": f"{major}.{minor}",
-        "memory_mib": int(nvml.nvmlDeviceGetMemoryInfo(handle).total) // (1024 * 1024),
+        "memory_mib": int(memory.total) // (1024 * 1024),
+        "memory_used_mib": _optional(lambda: int(memory.used) // (1024 * 1024)),
+        "processes": _optional(lambda: len(nvml.nvmlDeviceGetComputeRunningProcesses(handle))),
     }
+
+
+def _optional(read: Any) -> int | None:
+    """A value some drivers, GPUs or containers do not give (no permission, not supported): None then."""
+    try:
+        return read()
+    except Exception:
+        return None
 
 
 def cuda_version_from_int(value: int) -> str:

@@ -42,6 +42,11 @@ SMOKE_TESTS: tuple[SmokeTest, ...] = (
     SmokeTest("numpy", "import numpy"),
     SmokeTest("pyarrow", "import pyarrow, pyarrow.lib"),
     SmokeTest("datasets", "import datasets"),
+    # Compiled against NumPy's C API, so the first to break when NumPy moves between 1.x and 2.x.
+    SmokeTest("pandas", "import pandas"),
+    SmokeTest("scipy", "import scipy, scipy.linalg, scipy.sparse"),
+    SmokeTest("scikit-learn", "import sklearn, sklearn.linear_model"),
+    SmokeTest("matplotlib", "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"),
 )
 
 

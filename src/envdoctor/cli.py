@@ -72,12 +72,13 @@ def build_parser(with_plan: bool = False) -> argparse.ArgumentParser:
     """The argument parser; the plan subcommand's options are added only when it runs (keeps startup fast)."""
     parser = _Parser(prog="envdoctor", description="Diagnose LLM fine-tuning environments without importing torch.")
     parser.add_argument("--version", action="version", version=f"envdoctor {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,probe,stacks,plan}",
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,probe,stacks,plan,schema}",
                                      parser_class=_Parser)
     _add_check(commands)
     _add_probe(commands)
     _add_stacks(commands)
     _add_plan(commands, with_plan)
+    _add_schema(commands)
     return parser
 
 
@@ -172,6 +173,19 @@ def run_stacks_command(args: argparse.Namespace) -> int:
     else:
         width = max((len(s.name) for s in stacks), default=0)
         write_stdout("".join(f"{s.name:<{width}}  {s.summary}\n" for s in stacks))
+    return EXIT_OK
+
+
+def _add_schema(commands: argparse._SubParsersAction) -> None:
+    schema = commands.add_parser("schema", help="print the JSON Schema of envdoctor.snapshot/1 or envdoctor.report/1")
+    schema.add_argument("name", choices=("snapshot", "report"), help="which format")
+    schema.set_defaults(handler=run_schema_command)
+
+
+def run_schema_command(args: argparse.Namespace) -> int:
+    from envdoctor.schemas import schema_text
+
+    write_stdout(schema_text(args.name))
     return EXIT_OK
 
 

@@ -83,9 +83,18 @@ def test_tokenizers_too_new_for_transformers_fails_with_both_fixes(tmp_path: Pat
            "tokenizers==0.19.1" in finding.message
     assert finding.fix.startswith('pip install "tokenizers<0.19,>=0.14"')
     assert '# or: pip install "transformers==' in finding.fix
-    # The transformers release offered instead really accepts tokenizers 0.19.1 at import.
-    other = finding.fix.rsplit("==", 1)[1].rstrip('"')
-    assert all(f.requires != "tokenizers>=0.14,<0.19" for f in floors_of("transformers", other))
+    # The transformers release offered instead is the next one whose import check accepts tokenizers 0.19.1:
+    # 4.40.0 checks "tokenizers>=0.19,<0.20".
+    assert finding.fix.endswith('pip install "transformers==4.40.0"')
+    assert "tokenizers>=0.19,<0.20" in requires("transformers", "4.40.0", "import")
+
+
+def test_numpy_2_under_a_transformers_that_refuses_it(tmp_path: Path) -> None:
+    # transformers 4.42.x checks "numpy>=1.17,<2.0" at import; 4.43.0 dropped the upper bound.
+    found = check(tmp_path, {"transformers": {"version": "4.42.3"}, "numpy": {"version": "2.0.0"}})
+    assert [(f.components, f.severity.value) for f in found] == [(("numpy", "transformers"), "fail")]
+    assert "numpy>=1.17,<2.0 is required" in found[0].message
+    assert found[0].fix == 'pip install "numpy<2.0,>=1.17"   # or: pip install "transformers==4.43.0"'
 
 
 def test_satisfied_or_unknown_versions_say_nothing(tmp_path: Path) -> None:
@@ -197,3 +206,26 @@ def test_generator_reads_transformers_dependency_check() -> None:
     assert [f.requires for f in floors] == [
         'importlib_metadata; python_version < "3.8"', "tokenizers>=0.14,<0.19", "tqdm>=4.27"]
     assert all(f.when == "import" for f in floors)
+
+
+def test_generator_reads_release_tags_of_a_git_clone(tmp_path: Path) -> None:
+    import subprocess
+
+    work = tmp_path / "huggingface+accelerate"
+    (work / "src" / "accelerate" / "utils").mkdir(parents=True)
+    (work / "src" / "accelerate" / "accelerator.py").write_text(ACCELERATOR)
+    (work / "src" / "accelerate" / "utils" / "constants.py").write_text('DS_MIN = "0.9.3"\n')
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    for command in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"], ["tag", "v0.20.0"],
+                    ["tag", "v0.21.0rc1"], ["tag", "v0.19.0"]):
+        subprocess.run(["git", "-C", str(work), *command], check=True, env=env)
+    source = gen.GitTags(work / ".git", "accelerate")
+    assert source.url == "https://github.com/huggingface/accelerate"
+    assert source.releases("0.20.0") == [("0.20.0", "v0.20.0")]  # no pre-release, nothing under the floor
+    assert source.candidates("v0.20.0", "accelerate") == ["accelerator.py"]
+    floors, _ = gen.release_floors(source, gen.PACKAGES["accelerate"], "v0.20.0")
+    assert [(f.requires, f.file, f.when) for f in floors] == [
+        ("deepspeed>=0.9.3", "accelerate/accelerator.py", "feature"), ("torch>=2.1", "accelerate/accelerator.py",
+                                                                        "feature")]
+    assert len(source.provenance("v0.20.0")["commit"]) == 40

@@ -20,7 +20,8 @@ def check_gpu_present(ctx: CheckContext) -> list[Finding]:
     severity = Severity.FAIL if ctx.stack is not None else Severity.WARN
     return [Finding(
         rule="no-nvidia-gpu", category=Category.DRIVER, severity=severity, components=("nvidia-driver",),
-        message=f"no usable NVIDIA GPU or driver ({reason}); {name} needs one, so nothing else was checked against it",
+        message=f"no usable NVIDIA GPU or driver ({reason}); {name} needs one: the driver, GPU and CUDA checks were "
+        "skipped (the installed packages were still checked against each other)",
         fix="run on a machine with an NVIDIA GPU and driver (nvidia-smi must work), or choose a cpu_ok stack",
         sources=("anchors-failure-modes",),
     )]

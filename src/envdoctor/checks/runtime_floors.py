@@ -73,8 +73,10 @@ def _finding(ctx: CheckContext, broken: Broken) -> Finding:
     first = min(broken.floors, key=lambda f: ("import", "first use", "feature").index(f.when))
     requirement = Requirement(first.requires)
     specifier = str(requirement.specifier)
+    written = first.requires.split(";", 1)[0].strip()  # as the library writes it: "numpy>=1.17,<2.0"
     files = ", ".join(dict.fromkeys(f.file for f in broken.floors))
-    when = WHEN_TEXT[first.when].format(function=first.function or "it", condition=first.condition)
+    condition = first.condition if len(first.condition) <= 160 else first.condition[:157] + "..."
+    when = WHEN_TEXT[first.when].format(function=first.function or "it", condition=condition)
     error = first.error.replace("{installed}", broken.installed)
     fixes = [requirement_install(ctx, broken.dependency, specifier)]
     other = _owner_release_accepting(ctx, broken)
@@ -85,29 +87,39 @@ def _finding(ctx: CheckContext, broken: Broken) -> Finding:
         rule="runtime-version-check", category=Category.VERSION,
         severity=Severity.INFO if first.when == "feature" else Severity.FAIL,
         components=(broken.dependency, broken.owner), sources=(SOURCE,),
-        message=f"{broken.owner} {broken.owner_version} checks {requirement.name}{specifier} {when} ({files}; "
-        f"read from {source}), but {broken.dependency} {broken.installed} is installed. It raises: {error}",
+        message=f"{broken.owner} {broken.owner_version} checks {written} {when} ({files}; read from {source}), "
+        f"but {broken.dependency} {broken.installed} is installed. It raises: {error}",
         fix="   # or: ".join(fix for fix in fixes if fix) or None,
     )
 
 
 def _owner_release_accepting(ctx: CheckContext, broken: Broken) -> str | None:
-    """The newest release of the owner whose run-time checks on the dependency accept the installed version
-    (and that checks it at all, so the answer is a fact, not an absence of knowledge)."""
+    """The release of the owner nearest to the installed one (the next newer one first, else the newest older
+    one) whose run-time checks on the dependency accept the installed version, and that checks it at all, so
+    the answer is a fact, not an absence of knowledge."""
     from packaging.version import InvalidVersion, Version
 
     from envdoctor.runtime_floors import releases_of
 
-    def key(text: str) -> Version:
+    def parsed(text: str) -> Version | None:
         try:
-            return Version(text)
+            return Version(text.split("+", 1)[0])
         except InvalidVersion:
-            return Version("0")
+            return None
 
-    for version in sorted(releases_of(broken.owner, ctx.matrices.root), key=key, reverse=True):
+    current = parsed(broken.owner_version)
+    if current is None:
+        return None
+    accepting = []
+    for version in releases_of(broken.owner, ctx.matrices.root):
+        candidate = parsed(version)
         floors = [r for f in floors_of(broken.owner, version, ctx.matrices.root) or ()
                   if f.when != "feature" and (r := _requirement(f)) is not None
                   and normalize_name(r.name) == broken.dependency]
-        if floors and all(matches_specifier(broken.installed, str(r.specifier)) for r in floors):
-            return version
-    return None
+        if candidate is not None and candidate != current and floors and \
+                all(matches_specifier(broken.installed, str(r.specifier)) for r in floors):
+            accepting.append(candidate)
+    newer = [v for v in accepting if v > current]
+    older = [v for v in accepting if v < current]
+    chosen = min(newer) if newer else max(older) if older else None
+    return str(chosen) if chosen is not None else None

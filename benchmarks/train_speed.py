@@ -49,7 +49,7 @@ from trainer.attention import packed_rows_mask  # noqa: E402
 from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
 from trainer.kernels.fused_lora import disable_fused_lora, enable_fused_lora  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
-from trainer.recipe import compile_decoder_layers  # noqa: E402
+from trainer.compiling import compile_decoder_layers  # noqa: E402
 from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
 
 DEFAULT_SETUPS = "baseline,packed-sdpa,packed-flex,trainer,trainer+compile"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The trainer's first run on one GPU, as a newcomer makes it: the seed's Phase 1A command exactly as the seed writes
-# it (../shared/seed-phase1a-readme.md, with --torch_compile), with --max_steps added, then without --torch_compile,
-# then train_speed.py's trainer path in the same row layout on the same rows, for the CLI-to-benchmark ratio.
+# The trainer's first run on one GPU, as a newcomer makes it: the Phase 1A command exactly as the README writes it
+# (with --torch_compile), with --max_steps added, then without --torch_compile, then train_speed.py's trainer path
+# in the same row layout on the same rows, for the CLI-to-benchmark ratio.
 #
 # Usage: bash benchmarks/device/first_run.sh MODEL_DIR DATA_JSONL WHEEL_DIR WORK_DIR [PARTS]
 #   MODEL_DIR   a Llama-3.1-8B-shaped model; built there with random bf16 weights (make_llama8b.py) if it has no
 #               config.json
 #   DATA_JSONL  chat rows; written there (dataset_words.py, 4,000 rows, seed 0) if missing
 #   WHEEL_DIR   wheels installed with --target into WORK_DIR/site and put first on PYTHONPATH (the NumPy-1 set the
-#               trainer's stack needs: numpy 1.26.4, scipy, datasets, trl, dill, multiprocess); "-" for none
+#               trainer's stack needs: make_wheels.sh numpy1); "-" for none: PYTHONPATH as the caller set it
+#               (run_suite.py's first-run-* suites install the set and pass "-")
 #   WORK_DIR    checkpoints (WORK_DIR/NAME), the wheels' install and the logs
 #   PARTS       comma-separated, run in this order (default compiled,eager,speed,as_given):
 #     compiled  the seed's command as written (--torch_compile), --max_steps $STEPS
@@ -20,13 +21,14 @@
 # Environment: STEPS (default 30), OUT (logs and summaries copied there; default WORK_DIR/out), LIMIT (seconds per
 # part, default 420), TRAINER_EXTRA (flags appended to every trainer run).
 # Each part's log (progress bars dropped) and summary.json go to OUT as NAME.log and NAME-summary.json.
-# On the lent device image the gate refuses the carried NumPy 1 beside the image's contourpy, jaxlib and ml-dtypes
-# (NumPy-2-only builds the trainer does not use): run `python3 -m pip uninstall -y contourpy jaxlib ml-dtypes` first.
+# On a GPU image that ships NumPy 2 the gate refuses the NumPy-1 set beside the image's contourpy, jaxlib and
+# ml-dtypes (NumPy-2-only builds the trainer does not use): `python3 -m pip uninstall -y contourpy jaxlib ml-dtypes`
+# first (run_suite.py --uninstall-conflicts).
 set -uo pipefail
-if [ $# -lt 4 ]; then sed -n '2,27p' "$0"; exit 2; fi
+if [ $# -lt 4 ]; then sed -n '2,26p' "$0" >&2; exit 2; fi
 MODEL=$1 DATA=$2 WHEELS=$3 WORK=$4
 PARTS=",${5:-compiled,eager,speed,as_given},"
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 REPO=$PWD
 OUT=${OUT:-$WORK/out}
 STEPS=${STEPS:-30}
@@ -41,7 +43,7 @@ if [ "$WHEELS" != "-" ] && [ ! -f "$WORK/site/numpy/__init__.py" ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
         "$WHEELS"/*.whl || exit 1
 fi
-export PYTHONPATH="$WORK/site:$REPO/src"
+export PYTHONPATH="$WORK/site:$REPO/src${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import torch, transformers, peft, numpy; print('torch', torch.__version__, 'transformers',
 transformers.__version__, 'peft', peft.__version__, 'numpy', numpy.__version__)"
 if [ ! -f "$MODEL/config.json" ]; then

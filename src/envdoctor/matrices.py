@@ -701,6 +701,9 @@ def validate_matrices(root: Path | str | None = None) -> list[str]:
     from envdoctor.runtime_floors import validate_runtime_floors  # runtime_floors imports this module
 
     errors.extend(validate_runtime_floors(path))
+    from envdoctor.api_breaks import validate_api_breaks  # api_breaks imports this module
+
+    errors.extend(validate_api_breaks(path))
     from envdoctor.checks.platforms import validate_platforms  # it imports this module
     from envdoctor.facts import validate_facts  # facts imports this module
 

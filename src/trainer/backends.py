@@ -12,13 +12,24 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from trainer.errors import BadInputError, first_line, log
 
 REQUESTS = ("auto", "hf", "unsloth")
 DATA_SHAPES = {False: "fixed", True: "packed"}  # matrices/backends.toml data_shape, by --packing
 
 
-class BackendError(ValueError):
+class Backend(Protocol):
+    """What the rest of the trainer reads of a backend choice: its name ("hf" or "unsloth") and why."""
+
+    @property
+    def name(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+
+class BackendError(BadInputError):
     """A backend cannot be used; one line that says what to do (the CLI exits 2)."""
 
 
@@ -41,7 +52,7 @@ def auto_rules(matrices: Any = None) -> tuple[Any, ...]:
     try:
         return tuple(matrices.backends if matrices is not None else envdoctor.backend_rules())
     except envdoctor.MatrixError as error:
-        raise BackendError(f"cannot read the backend rules (matrices/backends.toml): {_first_line(error)}") from None
+        raise BackendError(f"cannot read the backend rules (matrices/backends.toml): {first_line(error)}") from None
 
 
 def unsloth_install_command(matrices: Any = None) -> str:
@@ -102,7 +113,7 @@ def _import_unsloth() -> str | None:
     try:
         importlib.import_module("unsloth")
     except Exception as error:  # noqa: BLE001 - Unsloth raises many kinds (no GPU, version checks)
-        return f"Unsloth is installed but failed to import ({type(error).__name__}: {_first_line(error)})"
+        return f"Unsloth is installed but failed to import ({type(error).__name__}: {first_line(error)})"
     return None
 
 
@@ -122,10 +133,6 @@ def _auto_choice(rules: tuple[Any, ...], packing: bool, matrices: Any) -> Backen
     return BackendChoice("hf", f"auto for {rows}: matrices/backends.toml has no {shape} rule; using the default path")
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 # ---- loading -------------------------------------------------------------------------------------------
 
 
@@ -140,7 +147,7 @@ def lora_settings(config: Any) -> dict[str, Any]:
     }
 
 
-def load_lora_model_for(choice: BackendChoice, config: Any) -> Any:
+def load_lora_model_for(choice: Backend, config: Any) -> Any:
     """The peft-wrapped model: bf16 on GPU (fp32 on CPU for hf), never quantized, LoRA on the target modules."""
     if choice.name == "unsloth":
         model = _load_unsloth(config)
@@ -157,17 +164,15 @@ def _load_hf(config: Any) -> Any:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from trainer.recipe import TrainerInputError, log
-
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(config.model_name, dtype=dtype, revision=config.revision,
                                                      trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as error:
-        raise TrainerInputError(f"cannot load {config.model_name}: {_first_line(error)}") from None
+        raise BadInputError(f"cannot load {config.model_name}: {first_line(error)}") from None
     model.config.use_cache = False
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora_settings(config)))
-    _log_trainable(log, model, config, f"{dtype}, transformers + peft")
+    _log_trainable(model, config, f"{dtype}, transformers + peft")
     return model
 
 
@@ -201,19 +206,17 @@ def _unsloth_checkpointing(config: Any) -> str | bool:
 def _load_unsloth(config: Any) -> Any:
     from unsloth import FastLanguageModel  # imported (first) by select_backend
 
-    from trainer.recipe import TrainerInputError, log
-
     try:
         model, _tokenizer = FastLanguageModel.from_pretrained(**unsloth_load_arguments(config))
     except (OSError, ValueError, RuntimeError) as error:
-        raise TrainerInputError(f"Unsloth cannot load {config.model_name}: {_first_line(error)}") from None
+        raise BadInputError(f"Unsloth cannot load {config.model_name}: {first_line(error)}") from None
     model.config.use_cache = False
     model = FastLanguageModel.get_peft_model(model, **unsloth_peft_arguments(config))
-    _log_trainable(log, model, config, "bf16, Unsloth")
+    _log_trainable(model, config, "bf16, Unsloth")
     return model
 
 
-def _log_trainable(log: Any, model: Any, config: Any, how: str) -> None:
+def _log_trainable(model: Any, config: Any, how: str) -> None:
     trainable, total = model.get_nb_trainable_parameters()
     log(f"base {config.model_name} in {how}, LoRA r={config.lora_r}: {trainable:,} of {total:,} parameters train")
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from envdoctor import write_atomic
+from trainer.errors import BadInputError
 
 COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInputError):
     """--resume_from_checkpoint names something that is not a complete checkpoint."""
 
 

@@ -9,19 +9,21 @@ Exit codes: 0 ok, 1 --merge check or --validate failed, 2 bad input, 3 refused (
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from trainer.config import DataConfig, TrainConfig
+from trainer.config import DataConfig, MergeConfig, TrainConfig, ValidateConfig
+from trainer.errors import EXIT_OK, BadInputError, RefusedError, TrainerError
 from trainer.preflight import check_inputs
 
 SUBCOMMANDS = ("train", "pretokenize", "merge", "validate")
-EXIT_BAD_INPUT = 2
+CONFIGS = {"train": TrainConfig, "pretokenize": DataConfig, "merge": MergeConfig, "validate": ValidateConfig}
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError):
     """A bad --config file or flag value; the message names the file and key."""
 
 
@@ -35,40 +37,33 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, config_class: type) -> 
     for item in fields(config_class):
         kind = _flag_type(str(item.type))
         help_text = item.metadata.get("help", "").replace("%", "%%")  # argparse reads % as a format code
+        names = [f"--{name}" for name in (item.name, *item.metadata.get("aliases", ()))]  # TRL's names too
         if item.metadata.get("switch"):  # auto|on|off; --NAME alone means on, --no-NAME off
-            parser.add_argument(f"--{item.name}", nargs="?", const="on", choices=("auto", "on", "off"),
+            parser.add_argument(*names, dest=item.name, nargs="?", const="on", choices=("auto", "on", "off"),
                                 default=argparse.SUPPRESS, help=help_text)
             parser.add_argument(f"--no-{item.name}", dest=item.name, action="store_const", const="off",
                                 default=argparse.SUPPRESS, help=f"the same as --{item.name} off")
         elif kind is bool:
-            parser.add_argument(f"--{item.name}", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=help_text)
+            parser.add_argument(*names, dest=item.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
         elif str(item.type) == "list[str]":
-            parser.add_argument(f"--{item.name}", nargs="+", default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(*names, dest=item.name, nargs="+", default=argparse.SUPPRESS, help=help_text)
         else:
-            parser.add_argument(f"--{item.name}", type=kind, default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(*names, dest=item.name, type=kind, choices=item.metadata.get("choices"),
+                                default=argparse.SUPPRESS, help=help_text)
     parser.add_argument("--config", default=None, help="YAML file with the same keys as the flags")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Gated LoRA fine-tuning of bf16 bases.")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_dataclass_flags(commands.add_parser("train", help="fine-tune (default)"), TrainConfig)
-    add_dataclass_flags(commands.add_parser("pretokenize", help="build the tokenized data cache only"), DataConfig)
-    for name in ("merge", "validate"):
-        module = _optional_module(name)
-        if module is not None:
-            module.add_arguments(commands.add_parser(name, help=f"{name} (see trainer.{name})"))
+    helps = {"train": "fine-tune (default)", "pretokenize": "build the tokenized data cache only",
+             "merge": "merge (see trainer.merge)", "validate": "validate (see trainer.validate)"}
+    for name, config_class in CONFIGS.items():
+        command = commands.add_parser(name, help=helps[name])
+        add_dataclass_flags(command, config_class)
+        command.set_defaults(command_parser=command)  # to report missing required flags as argparse does
     return parser
-
-
-def _optional_module(name: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(f"trainer.{name}")
-    except ImportError:
-        return None
 
 
 def read_yaml(path: str) -> dict[str, Any]:
@@ -112,9 +107,13 @@ def build_config(config_class: type, namespace: argparse.Namespace) -> Any:
     """Dataclass defaults, then the YAML file, then the flags given. Raises ConfigError."""
     known = {item.name: str(item.type) for item in fields(config_class)}
     switches = {item.name for item in fields(config_class) if item.metadata.get("switch")}
+    aliases = {alias: item.name for item in fields(config_class) for alias in item.metadata.get("aliases", ())}
     values: dict[str, Any] = {}
     if namespace.config:
-        for key, value in read_yaml(namespace.config).items():
+        for given, value in read_yaml(namespace.config).items():
+            key = aliases.get(given, given)  # TRL / LLaMA-Factory names (model_name_or_path, max_length, ...)
+            if key in values:
+                raise ConfigError(f"{namespace.config}: keys '{given}' and '{key}' name the same setting; keep one")
             if key not in known:
                 raise ConfigError(f"{namespace.config}: unknown key '{key}'; the keys are the flag names")
             if key in switches and isinstance(value, bool):
@@ -131,17 +130,40 @@ def normalize_argv(argv: list[str]) -> list[str]:
     return ["train", *argv]
 
 
+def require_flags(config: Any, parser: argparse.ArgumentParser) -> None:
+    """Flags marked required that neither the command line nor --config gave: argparse's usage error (exit 2)."""
+    missing = [f"--{item.name}" for item in fields(config) if item.metadata.get("required")
+               and not getattr(config, item.name)]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (trainer.errors: each TrainerError carries its own)."""
     args = build_parser().parse_args(normalize_argv(list(sys.argv[1:] if argv is None else argv)))
-    if args.command in ("merge", "validate"):
-        return int(_optional_module(args.command).run(args))
     try:
-        config = build_config(TrainConfig if args.command == "train" else DataConfig, args)
-        check_inputs(config)  # flag values and input files, before the gate and before anything heavy loads
-        return run_train(config) if args.command == "train" else run_pretokenize(config)
-    except ValueError as error:  # ConfigError, TrainerInputError, DataError, CheckpointError, ModelError
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        config = build_config(CONFIGS[args.command], args)
+        require_flags(config, args.command_parser)
+        commands = {"train": run_train, "pretokenize": run_pretokenize, "merge": run_merge_command,
+                    "validate": run_validate_command}
+        return commands[args.command](config)
+    except TrainerError as error:
+        print(render_error(args.command, error), file=sys.stderr)
+        return error.exit_code
+
+
+def render_error(command: str, error: TrainerError) -> str:
+    """The line an error is printed as: bad input is an `error:`, a refused merge `refused:`; training's stops and
+    the stages after it carry their own wording."""
+    if isinstance(error, BadInputError):
+        return f"error: {error}"
+    if command == "merge":
+        return f"{'refused' if isinstance(error, RefusedError) else 'error'}: {error}"
+    return str(error)
+
+
+def print_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def run_train(config: TrainConfig) -> int:
@@ -154,8 +176,9 @@ def run_train(config: TrainConfig) -> int:
         shutdown_process_group,
     )
     from trainer.gate import REFUSED_EXIT_CODE, refusals, render_refusals
-    from trainer.recipe import check_config
+    from trainer.preflight import check_config
 
+    check_inputs(config)  # flag values and input files, before the gate and before anything heavy loads
     check_config(config)  # the flag combinations, also before the gate
     configure_distributed_env()
     found = refusals(config.model_name, config.stack, config.load_in_4bit, config.load_in_8bit, config.revision)
@@ -164,33 +187,45 @@ def run_train(config: TrainConfig) -> int:
         if is_main_process():
             print(render_refusals(found), file=sys.stderr)
         return REFUSED_EXIT_CODE
-    from trainer.recipe import run_training
+    from trainer.pipeline import run_pipeline
 
     try:
-        outcome = run_training(config, choose_backend(config))
+        result = run_pipeline(config)
     finally:
         shutdown_process_group()
-    if outcome.message:
-        print(outcome.message, file=sys.stderr if outcome.exit_code else sys.stdout)
-    return outcome.exit_code
-
-
-def choose_backend(config: TrainConfig) -> Any:
-    """trainer.backends' choice (made before transformers is imported, as Unsloth requires); raises BackendError."""
-    from trainer.backends import select_backend
-    from trainer.distributed import is_main_process
-    from trainer.fast_defaults import packing_decision
-
-    choice = select_backend(config.backend, packing_decision(config).on)
-    if is_main_process():
-        print(f"[trainer] backend {choice.name}: {choice.reason}", file=sys.stderr, flush=True)
-    return choice
+    if result.message:
+        print(result.message)
+    return EXIT_OK
 
 
 def run_pretokenize(config: DataConfig) -> int:
-    from trainer.recipe import TrainerInputError, load_data, load_tokenizer
+    """Build the tokenized data cache only (trainer.loaders.load_data)."""
+    from trainer.loaders import load_data, load_tokenizer
 
+    check_inputs(config)
     if not config.dataset_path or not Path(config.dataset_path).is_file():
-        raise TrainerInputError(f"--dataset_path {config.dataset_path!r}: no such file; pass a JSONL file")
+        raise BadInputError(f"--dataset_path {config.dataset_path!r}: no such file; pass a JSONL file")
     load_data(config, load_tokenizer(config))
-    return 0
+    return EXIT_OK
+
+
+def run_merge_command(config: MergeConfig) -> int:
+    """Merge and verify (trainer.merge); the report goes to stdout."""
+    from trainer.merge import render_result, run_merge
+
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # SystemExit unwinds the merge, which removes its staging dir
+    print(render_result(run_merge(config, log=print_progress)))
+    return EXIT_OK
+
+
+def run_validate_command(config: ValidateConfig) -> int:
+    """Validate a model (trainer.validate); the summary goes to stdout, exit 1 when a check failed."""
+    from trainer.validate import render_summary, run_validation
+
+    result = run_validation(config, log=print_progress)
+    print(render_summary(result))
+    return result.exit_code
+
+
+def exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.config import DEFAULT_MAX_SEQ_LENGTH
+from trainer.errors import BadInputError
 from trainer.types import IGNORE_INDEX
 
 CACHE_VERSION = "trainer-data/2"  # 2: stricter rows (UTF-8, nesting, roles), template errors per row
@@ -31,7 +33,7 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 
 
-class DataError(ValueError):
+class DataError(BadInputError):
     """Bad training data: the message names the file, the lines and what to do."""
 
 
@@ -60,7 +62,7 @@ class DataStats:
 class DataSettings:
     dataset_format: str = "auto"
     on_bad_row: str = "fail"
-    max_seq_length: int = 2048
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
     truncate_long_rows: bool = False
     eval_split: float = 0.0
     seed: int = 42

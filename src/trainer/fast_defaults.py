@@ -1,4 +1,4 @@
-"""Defaults that make a first run fast: `--packing auto` and a persistent compile cache.
+"""Defaults that make a first run fast: `--packing auto` (the one reader of --packing) and a persistent compile cache.
 
 Nothing here imports transformers or torch: `packing_decision` runs before the backend is chosen (Unsloth must be
 imported before transformers), `use_compile_cache` before anything compiles.
@@ -34,6 +34,15 @@ def packing_request(value: Any) -> str:
     if value in PACKING_CHOICES:
         return value
     raise ValueError(f"--packing {value!r}: use auto, on or off (or --packing / --no-packing)")
+
+
+def packing_problem(config: Any) -> str | None:
+    """Why --packing cannot be read (None when it can): the flag checks report it with the others."""
+    try:
+        packing_request(config.packing)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def transformers_major() -> int | None:

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
+from trainer.errors import EXIT_REFUSED
+
 if TYPE_CHECKING:
     from envdoctor import Finding
 
-REFUSED_EXIT_CODE = 3
+REFUSED_EXIT_CODE = EXIT_REFUSED
 NUMPY_FIX = 'pip install "numpy==1.26.4"'
 FULL_PRECISION_FIX = (
     "use the full-precision (bf16) base instead, e.g. meta-llama/Meta-Llama-3.1-8B-Instruct, "

@@ -1,12 +1,17 @@
-"""transformers' Trainer with the trainer's additions: the chunked fused cross-entropy, eval perplexity, and the
-per-step divergence checks (loss and gradient norm of every step, not only the logged ones)."""
+"""The transformers glue: TrainingArguments from the flags, and transformers' Trainer with the trainer's additions
+(the chunked fused cross-entropy, eval perplexity, the per-step divergence checks of every step's loss and gradient
+norm, not only the logged ones)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any
 
-from transformers import Trainer
+from transformers import Trainer, TrainingArguments
+
+from trainer.config import TrainConfig
+from trainer.distributed import is_main_process, world_size
 
 MAX_EXP_ARGUMENT = 700.0  # math.exp overflows a float above ~709
 
@@ -98,3 +103,69 @@ def non_padding_tokens(inputs: dict[str, Any], pad_token_id: int | None) -> Any:
         return inputs["attention_mask"].sum()
     input_ids = inputs["input_ids"]
     return (input_ids != pad_token_id).sum() if pad_token_id is not None else input_ids.numel()
+
+
+def training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArguments:
+    """transformers.TrainingArguments whose every value comes from the flag of the same meaning."""
+    import torch
+
+    on_cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(config.output_dir), num_train_epochs=config.num_train_epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
+        **warmup_argument(TrainingArguments, config.warmup_ratio), lr_scheduler_type=config.lr_scheduler_type,
+        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, logging_steps=config.logging_steps,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if has_eval else "no", eval_steps=config.eval_steps or config.save_steps,
+        bf16=on_cuda, dataloader_num_workers=config.dataloader_num_workers, seed=config.seed,
+        data_seed=config.seed, torch_compile=False,  # --torch_compile: compiling.compile_decoder_layers (regional)
+        **checkpointing_arguments(TrainingArguments, config.gradient_checkpointing),
+        report_to=["tensorboard"] if config.report_to == "tensorboard" else "none",
+        include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
+        logging_nan_inf_filter=False,  # its check reads every step's loss back (a sync); the guard stops on NaN
+        disable_tqdm=not is_main_process(), use_cpu=not on_cuda,  # use_cpu: accelerate's multi-CPU (gloo) DDP
+        ddp_backend=None if on_cuda or world_size() == 1 else "gloo",
+        ddp_find_unused_parameters=False if world_size() > 1 else None,
+    )
+
+
+def warmup_argument(arguments_class: type, ratio: float) -> dict[str, float]:
+    """transformers 4.x has warmup_ratio; 5.x dropped it and reads a warmup_steps below 1 as a fraction."""
+    if "warmup_ratio" in {item.name for item in fields(arguments_class)}:
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": ratio}  # check_config keeps it in [0, 1), so it is read as a fraction of the steps
+
+
+def checkpointing_arguments(arguments_class: type, enabled: bool) -> dict[str, Any]:
+    """--gradient_checkpointing: transformers 5.x calls it activation_checkpointing (the old name is deprecated)."""
+    name = "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(arguments_class)} \
+        else "gradient_checkpointing"
+    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False} if enabled else None}
+
+
+def keep_one_gpu_per_process(args: Any) -> int:
+    """A single process (no torchrun) on a machine with several GPUs trains on one: transformers' Trainer would wrap
+    the model in nn.DataParallel, whose replicas the compiled layers cannot run (they fail with "found two
+    different devices cuda:0, cuda:1"), and which multiplies the batch. Returns how many GPUs were visible."""
+    visible = args.n_gpu
+    if world_size() == 1 and visible > 1:
+        args._n_gpu = 1  # what transformers itself does for a model spread over GPUs (Trainer.__init__)
+    return visible
+
+
+def build_trainer(args: TrainingArguments, model: Any, tokenizer: Any, datasets: tuple[Any, Any], collator: Any,
+                  callbacks: list[Any], fused_ce: bool = False, guard: Any = None) -> LoRATrainer:
+    """The LoRATrainer of a run, with the throughput progress bar in place of transformers' own."""
+    from transformers.trainer_callback import ProgressCallback
+
+    from trainer.callbacks import ThroughputProgress
+
+    trainer = LoRATrainer(model=model, args=args, train_dataset=datasets[0], eval_dataset=datasets[1],
+                          data_collator=collator, processing_class=tokenizer, callbacks=callbacks, fused_ce=fused_ce,
+                          guard=guard)
+    if not args.disable_tqdm:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(ThroughputProgress())  # after MetricsLogger, which adds tokens/s to the logs
+    return trainer

@@ -19,13 +19,10 @@ Memory: the float32 stage holds the model in float32 (about 32 GB for an 8B mode
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
 import shutil
-import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,12 +30,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+from trainer.config import DTYPE_CHOICES, MergeConfig
+from trainer.errors import BadInputError, CheckFailedError, RefusedError
+
 MERGE_INFO_FILE = "merge_info.json"
 MERGE_INFO_SCHEMA = "trainer.merge/1"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-DTYPE_CHOICES = ("bfloat16", "float16", "float32")
 # float32: largest |merged - reference| logit difference allowed, as a fraction of the largest |logit| (summation
 # order only; measured ~1e-7 on tiny Llamas). bf16/fp16: NOISE_FLOOR_FACTOR x the unmerged model's own difference.
 EXACT_TOLERANCE = 1e-4
@@ -55,15 +53,15 @@ QUANTIZED_ADAPTER_FIELDS = ("quantization_config", "loftq_config", "use_qalora")
 Log = Callable[[str], None]
 
 
-class MergeInputError(ValueError):
+class MergeInputError(BadInputError):
     """Bad input (missing adapter, unreadable adapter_config.json, existing output dir): exit 2."""
 
 
-class MergeRefused(Exception):
+class MergeRefused(RefusedError):
     """The merge would be corrupt by construction (quantized base, adapter from another base): exit 3."""
 
 
-class MergeCheckError(RuntimeError):
+class MergeCheckError(CheckFailedError):
     """The saved merged model's logits differ from base + adapter beyond the tolerance: exit 1."""
 
 
@@ -450,41 +448,16 @@ def count_parameters(model: Any) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-# ---- CLI ----
+# ---- the merge command ----
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base_model", required=True, help="full-precision base: local dir or hub id")
-    parser.add_argument("--adapter_path", required=True, help="peft adapter dir (adapter_config.json + safetensors)")
-    parser.add_argument("--output_dir", required=True, help="where the merged model goes (must not exist)")
-    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help="default: the dtype the base was saved in")
-    parser.add_argument("--revision", default=None, help="base model revision (hub ids)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
-    parser.add_argument("--allow_base_mismatch", action="store_true",
-                        help="merge although adapter_config.json names another base (a copy of the same weights)")
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="logit difference always allowed, as a fraction of the largest logit (default 1e-4); "
-                             "bf16/fp16 merges are also allowed twice the unmerged model's own difference")
-    parser.add_argument("--device", default="cpu", help="where to merge and compare: cpu (default) or cuda")
-
-
-def run(args: argparse.Namespace) -> int:
-    """CLI entry: exit 0 merged and verified, 1 check failed, 2 bad input, 3 refused."""
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that the staging dir is cleaned up
-    try:
-        result = merge_adapter(
-            args.base_model, args.adapter_path, args.output_dir, dtype=args.dtype, overwrite=args.overwrite,
-            revision=args.revision, allow_base_mismatch=args.allow_base_mismatch, tolerance=args.tolerance,
-            device=args.device, log=_log,
-        )
-    except MergeInputError as error:
-        return _fail(f"error: {error}", EXIT_BAD_INPUT)
-    except MergeRefused as error:
-        return _fail(f"refused: {error}", EXIT_REFUSED)
-    except MergeCheckError as error:
-        return _fail(f"error: {error}", EXIT_FAILED)
-    print(render_result(result))
-    return EXIT_OK
+def run_merge(config: MergeConfig, log: Log = lambda message: None) -> MergeResult:
+    """`python -m trainer merge`: merge_adapter with the command's settings. Raises MergeInputError, MergeRefused or
+    MergeCheckError."""
+    return merge_adapter(config.base_model, config.adapter_path, config.output_dir, dtype=config.dtype,
+                         overwrite=config.overwrite, revision=config.revision,
+                         allow_base_mismatch=config.allow_base_mismatch, tolerance=config.tolerance,
+                         device=config.device, log=log)
 
 
 def render_result(result: MergeResult) -> str:
@@ -504,16 +477,3 @@ def human_size(size: int) -> str:
             return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
         value /= 1024
     return f"{size} B"
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _fail(message: str, code: int) -> int:
-    print(message, file=sys.stderr)
-    return code
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)

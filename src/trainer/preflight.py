@@ -1,4 +1,4 @@
-"""Checks on flag values and input paths, made before the gate and before anything heavy is imported or loaded.
+"""Checks on flag values, their combinations and input paths, made before the gate and before anything heavy loads.
 
 Each problem is one phrase that names the flag (and its value or file) and what to pass instead; check_inputs joins
 them into one line and raises InputError (the CLI prints it and exits 2). Nothing is created or written, except an
@@ -12,14 +12,25 @@ import os
 import tempfile
 from pathlib import Path
 
-from trainer.config import DATASET_FORMATS, DataConfig, TrainConfig
+from trainer.config import (
+    AUTO_ON_OFF,
+    AUTO_ON_OFF_FLAGS,
+    BACKENDS,
+    COMPILE_MODES,
+    DATASET_FORMATS,
+    DataConfig,
+    TrainConfig,
+)
+from trainer.errors import BadInputError
+from trainer.fast_defaults import packing_problem
 
 BAD_ROW_CHOICES = ("fail", "skip")
+MEMORY_FIT_CHOICES = ("auto", "off")
 REPORT_TO_CHOICES = ("jsonl", "tensorboard")
 SEED_LIMIT = 2**32  # NumPy's seed range, which transformers' set_seed passes it
 
 
-class InputError(ValueError):
+class InputError(BadInputError):
     """Flag values or input files that cannot work; the message is one line naming each flag."""
 
 
@@ -158,3 +169,59 @@ def stack_problem(stack: str | None) -> str | None:
     except MatrixError:
         return None
     return None
+
+
+def check_config(config: TrainConfig) -> None:
+    """The training flags' choices and combinations, checked again before training (LoRARecipe relies on them).
+    Raises InputError."""
+    problems = []
+    if not config.model_name:
+        problems.append("--model_name is required (a local model directory or a hub id)")
+    if not config.dataset_path or not Path(config.dataset_path).is_file():
+        problems.append(f"--dataset_path {config.dataset_path!r}: no such file; pass a JSONL file")
+    if config.dataset_format not in DATASET_FORMATS:
+        problems.append(f"--dataset_format must be one of {', '.join(DATASET_FORMATS)}")
+    problems.append(packing_problem(config))
+    if config.memory_fit not in MEMORY_FIT_CHOICES:
+        problems.append(f"--memory_fit must be one of {', '.join(MEMORY_FIT_CHOICES)}")
+    if config.on_bad_row not in BAD_ROW_CHOICES:
+        problems.append("--on_bad_row must be fail or skip")
+    if not 0 <= config.eval_split < 1:
+        problems.append("--eval_split must be in [0, 1)")
+    problems += combination_problems(config)
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def combination_problems(config: TrainConfig) -> list[str]:
+    """Flags that are valid alone but not together (or need another flag)."""
+    problems = []
+    if not 0 <= config.warmup_ratio < 1:
+        problems.append(f"--warmup_ratio {config.warmup_ratio}: must be a fraction of the steps in [0, 1)")
+    if config.backend not in BACKENDS:
+        problems.append(f"--backend must be one of {', '.join(BACKENDS)}")
+    for flag in AUTO_ON_OFF_FLAGS:
+        if getattr(config, flag) not in AUTO_ON_OFF:
+            problems.append(f"--{flag} must be one of {', '.join(AUTO_ON_OFF)}")
+    if config.torch_compile_mode not in COMPILE_MODES:
+        problems.append(f"--torch_compile_mode must be one of {', '.join(COMPILE_MODES)}")
+    elif config.torch_compile_mode not in ("auto", "default") and config.torch_compile_backend != "inductor":
+        problems.append(f"--torch_compile_mode {config.torch_compile_mode} needs --torch_compile_backend inductor "
+                        f"(it is {config.torch_compile_backend}); drop one of them")
+    budget = config.activation_memory_budget
+    if not 0 < budget <= 1:
+        problems.append(f"--activation_memory_budget {budget}: must be a share in (0, 1], e.g. 0.6")
+    elif budget < 1 and not (config.torch_compile and config.torch_compile_backend == "inductor"):
+        problems.append(f"--activation_memory_budget {budget} needs --torch_compile with the inductor backend (the "
+                        "compiler chooses what to recompute); without it use --gradient_checkpointing")
+    if config.fused_lora == "on" and config.backend == "unsloth":
+        problems.append("--fused_lora on does not apply to --backend unsloth (Unsloth fuses its own LoRA); drop it")
+    if config.validate and not config.merge:
+        problems.append("--validate needs --merge (it validates the merged model)")
+    if config.validate and not (config.validate_test_set or config.eval_dataset_path or config.eval_split > 0):
+        problems.append("--validate needs a test set: pass --validate_test_set PATH, --eval_dataset_path PATH or "
+                        "--eval_split 0.01")
+    if config.validate_test_set and not Path(config.validate_test_set).is_file():
+        problems.append(f"--validate_test_set {config.validate_test_set!r}: no such file; pass a JSONL file")
+    return problems

@@ -9,20 +9,19 @@ passes. The seed README's GPT-4-judged MATH/CODE win rates need an external judg
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from envdoctor import write_atomic
+from trainer.config import DEFAULT_MAX_SEQ_LENGTH, ValidateConfig
+from trainer.errors import EXIT_FAILED, EXIT_OK, BadInputError
 from trainer.types import IGNORE_INDEX
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 REPORT_SCHEMA = "trainer.validation/1"
 REPORT_JSON, REPORT_MD = "validation_report.json", "validation_report.md"
 MERGE_INFO_FILE = "merge_info.json"  # written by trainer.merge
@@ -36,7 +35,7 @@ JUDGE_NOTE = "needs an external GPT-4 judge (pairwise win/tie rates); not run by
 Log = Callable[[str], None]
 
 
-class ValidationInputError(ValueError):
+class ValidationInputError(BadInputError):
     """Bad input (missing model dir, test set, bad JSONL rows): exit 2."""
 
 
@@ -115,7 +114,7 @@ def validate_model(
     num_samples: int = 5,
     max_new_tokens: int = 64,
     max_garbled_rate: float = 0.2,
-    max_seq_length: int = 2048,
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
     batch_size: int = 8,
     dtype: str | None = None,
     device: str | None = None,
@@ -422,43 +421,17 @@ def write_reports(result: ValidationResult) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-# ---- CLI ----
+# ---- the validate command ----
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model_path", required=True, help="model dir (the merged model); reports are written here")
-    parser.add_argument("--test_set", required=True, help="held-out JSONL (chat / alpaca / prompt-completion / text)")
-    parser.add_argument("--max_perplexity", type=float, default=10.0, help="fail at or above this (default 10)")
-    parser.add_argument("--base_model", default=None, help="also measure the base's perplexity (before vs after)")
-    parser.add_argument("--num_samples", type=int, default=5, help="test prompts to generate from (default 5)")
-    parser.add_argument("--max_new_tokens", type=int, default=64)
-    parser.add_argument("--max_garbled_rate", type=float, default=0.2,
-                        help="largest share of garbled samples allowed (default 0.2)")
-    parser.add_argument("--max_seq_length", type=int, default=2048, help="longer rows are truncated")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--dataset_format", default="auto",
-                        choices=("auto", "chat", "alpaca", "prompt_completion", "text"))
-    parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
-                        help="default: the dtype the model was saved in")
-    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-
-
-def run(args: argparse.Namespace) -> int:
-    """CLI entry: exit 0 every check passed, 1 a check failed, 2 bad input."""
-    from trainer.data import DataError
-
-    try:
-        result = validate_model(
-            args.model_path, args.test_set, max_perplexity=args.max_perplexity, base_model=args.base_model,
-            num_samples=args.num_samples, max_new_tokens=args.max_new_tokens, max_garbled_rate=args.max_garbled_rate,
-            max_seq_length=args.max_seq_length, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-            dataset_format=args.dataset_format, log=_log,
-        )
-    except (ValidationInputError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(render_summary(result))
-    return result.exit_code
+def run_validation(config: ValidateConfig, log: Log = lambda message: None) -> ValidationResult:
+    """`python -m trainer validate`: validate_model with the command's settings. Raises ValidationInputError or
+    trainer.data.DataError (both bad input)."""
+    return validate_model(config.model_path, config.test_set, max_perplexity=config.max_perplexity,
+                          base_model=config.base_model, num_samples=config.num_samples,
+                          max_new_tokens=config.max_new_tokens, max_garbled_rate=config.max_garbled_rate,
+                          max_seq_length=config.max_seq_length, batch_size=config.batch_size, dtype=config.dtype,
+                          device=config.device, dataset_format=config.dataset_format, log=log)
 
 
 def render_summary(result: ValidationResult) -> str:
@@ -470,7 +443,3 @@ def render_summary(result: ValidationResult) -> str:
     lines += [f"checklist: {item.status:<11} {item.item}" for item in result.checklist]
     lines += [f"report: {path}" for path in result.report_paths]
     return "\n".join(lines)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

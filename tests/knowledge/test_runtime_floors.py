@@ -229,3 +229,11 @@ def test_generator_reads_release_tags_of_a_git_clone(tmp_path: Path) -> None:
         ("deepspeed>=0.9.3", "accelerate/accelerator.py", "feature"), ("torch>=2.1", "accelerate/accelerator.py",
                                                                         "feature")]
     assert len(source.provenance("v0.20.0")["commit"]) == 40
+
+
+def test_transformers_peft_floor_comes_from_the_generated_table(tmp_path: Path) -> None:
+    """transformers 5.24 checks peft >= 0.22 at run time (not in its metadata): the generated floors say so."""
+    report = run_check(snapshot_from_dict({"packages": {"transformers": "5.24.0", "peft": "0.21.2"}}), cwd=tmp_path)
+    failing = [f for f in report.findings if f.severity.value == "fail" and set(f.components) == {"peft",
+                                                                                                   "transformers"}]
+    assert failing and "0.22" in failing[0].message

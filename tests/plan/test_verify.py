@@ -53,23 +53,38 @@ def test_only_install_steps_are_checked_and_vcs_is_not_pretended():
     assert [(c.step, c.verdict) for c in checks] == [("vcs-x", Verdict.OFFLINE)]
 
 
+RESOLVERS = ("pip", "uv")
+
+
 @pytest.fixture(scope="module")
 def verified() -> dict[str, tuple[StepCheck, ...]]:
-    """One verify run per plan, run concurrently; keyed by 'stack-cuda-python' and 'numpy2'."""
+    """One verify run per plan and resolver, all run concurrently; keyed by 'stack-cuda-python/resolver' and
+    'numpy2/resolver'. uv's runs are left out when uv is not installed (its tests then skip)."""
     if reach(PYPI_PROBE_URL) is None:
         pytest.skip("PyPI not reachable")
     plans = {"-".join(case): _plan(*case) for case in RESOLVING}
     plans["numpy2"] = _numpy2_plan()
-    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-        futures = {key: pool.submit(verify_plan, plan) for key, plan in plans.items()}
+    resolvers = {"pip": choose_resolver(Installer.PIP)}
+    if find_uv() is not None:
+        resolvers["uv"] = choose_resolver(None)
+    with ThreadPoolExecutor(max_workers=len(plans) * len(resolvers)) as pool:
+        futures = {f"{key}/{name}": pool.submit(verify_plan, plan, resolver=resolver)
+                   for key, plan in plans.items() for name, resolver in resolvers.items()}
         return {key: future.result() for key, future in futures.items()}
+
+
+def _checks(verified: dict[str, tuple[StepCheck, ...]], key: str) -> tuple[StepCheck, ...]:
+    if key not in verified:
+        pytest.skip("uv not installed")
+    return verified[key]
 
 
 @pytest.mark.network
 @pytest.mark.slow
+@pytest.mark.parametrize("resolver", RESOLVERS)
 @pytest.mark.parametrize("stack,cuda,python", RESOLVING)
-def test_bundled_stack_resolves_on_pypi(verified, stack, cuda, python):
-    checks = {c.step: c for c in verified[f"{stack}-{cuda}-{python}"]}
+def test_bundled_stack_resolves_on_pypi(verified, stack, cuda, python, resolver):
+    checks = {c.step: c for c in _checks(verified, f"{stack}-{cuda}-{python}/{resolver}")}
     assert checks["packages"].verdict is Verdict.RESOLVED, checks["packages"].detail
     plan = _plan(stack, cuda, python)
     index_up = reach(plan.torch.index_url) is not None  # else PyPI's build resolved, the variant's is unseen
@@ -84,8 +99,9 @@ def test_bundled_stack_resolves_on_pypi(verified, stack, cuda, python):
 
 @pytest.mark.network
 @pytest.mark.slow
-def test_conflict_is_reported_with_pips_reason(verified):
-    (packages,) = verified["numpy2"]
+@pytest.mark.parametrize("resolver", RESOLVERS)
+def test_conflict_is_reported_with_the_resolvers_reason(verified, resolver):
+    (packages,) = _checks(verified, f"numpy2/{resolver}")
     assert packages.step == "packages"
     assert packages.verdict is Verdict.CONFLICT
     assert "numpy" in packages.detail and "trl" in packages.detail, packages.detail

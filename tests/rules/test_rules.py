@@ -17,8 +17,6 @@ CASES = {
     "numpy2-with-trl-numpy1": ({"trl": "0.9.6", "numpy": "2.0.1"}, {"trl": "0.9.6", "numpy": "1.26.4"}, "linux"),
     "numpy2-with-trl-windows-numpy1": ({"trl": "0.11.4", "numpy": "2.0.1"}, {"trl": "0.12.0", "numpy": "2.0.1"},
                                        "windows"),
-    "transformers-needs-newer-peft": ({"transformers": "5.24.0", "peft": "0.21.2"},
-                                      {"transformers": "5.23.0", "peft": "0.21.2"}, "linux"),
     "transformers-disables-old-torch": ({"transformers": "5.17.0", "torch": "2.4.1+cu121"},
                                         {"transformers": "5.17.0", "torch": "2.5.1+cu124"}, "linux"),
     "trl-undeclared-rich": ({"trl": "0.11.4"}, {"trl": "0.11.4", "rich": "13.7.1"}, "linux"),

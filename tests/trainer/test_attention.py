@@ -84,6 +84,7 @@ def test_each_kind_of_row_gets_its_mask() -> None:
     assert torch.equal(allowed, (sample[:, None] == sample[None, :]) & (query >= key))
 
 
+@pytest.mark.slow
 def test_document_mask_is_the_mask_transformers_builds_for_packed_rows() -> None:
     """The fused loss passes document_mask (no host sync); it must be the block mask transformers would build."""
     model = tiny_llama(ROWS_ATTENTION)

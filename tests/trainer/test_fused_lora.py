@@ -141,6 +141,7 @@ def test_each_optimizer_step_reaches_the_next_forward() -> None:
             torch.testing.assert_close(param, plain_state[name], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("through_decoder", [False, True])
 def test_compiled_training_sees_each_step(through_decoder: bool) -> None:
     """Compiled layers, fused AdamW steps, and the forward entering through the PEFT wrapper or, as the trainer's
@@ -156,7 +157,7 @@ def test_compiled_training_sees_each_step(through_decoder: bool) -> None:
 def trainer_compiled_layers(model: torch.nn.Module, memory_budget: float = 1.0) -> Iterator[None]:
     """The decoder layers compiled by the trainer's compile_decoder_layers (Inductor), from a fresh Dynamo cache;
     uncompiled, and the process-wide memory budget back at 1, afterwards."""
-    from trainer.recipe import compile_decoder_layers
+    from trainer.compiling import compile_decoder_layers
 
     torch._dynamo.reset()
     try:
@@ -189,6 +190,7 @@ def activation_bytes_saved(model: torch.nn.Module, memory_budget: float = 1.0) -
     return sum(saved.values())
 
 
+@pytest.mark.slow
 def test_compiled_fused_layers_keep_no_more_activations_than_peft() -> None:
     """The fused op keeps its input, which the compiler recomputes from what the layer keeps anyway, like PEFT's. A
     variant that kept [x | xA^T] (benchmarks/README.md, joined GEMMs) cost 13 GiB more on the device for an 8B
@@ -201,6 +203,7 @@ def test_compiled_fused_layers_keep_no_more_activations_than_peft() -> None:
     assert activation_bytes_saved(fused_model) <= 1.02 * plain
 
 
+@pytest.mark.slow
 def test_activation_memory_budget_makes_compiled_layers_keep_less() -> None:
     """--activation_memory_budget: the compiler recomputes instead of keeping; the training result stays the same."""
     model = lora_model()

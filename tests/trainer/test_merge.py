@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ peft = pytest.importorskip("peft")
 from tiny import build_tiny_llama, build_tiny_model_dir, build_tiny_tokenizer  # noqa: E402
 
 from trainer import merge  # noqa: E402
+from trainer.cli import main  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -62,9 +62,7 @@ def copy_adapter(adapter: Path, destination: Path, **config_changes: object) -> 
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    merge.add_arguments(parser)
-    return merge.run(parser.parse_args(list(argv)))
+    return main(["merge", *argv])
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -295,6 +293,7 @@ merge.merge_adapter(sys.argv[1], sys.argv[2], sys.argv[3])
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_save_leaves_no_output_dir_and_the_next_merge_cleans_up(tiny, tmp_path):
     base, adapter = tiny
     out, ready = tmp_path / "merged", tmp_path / "ready"

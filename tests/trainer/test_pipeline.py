@@ -14,7 +14,12 @@ from tiny import ANSWER_OF, synthetic_chat_rows, write_jsonl
 
 from trainer.cli import build_config, build_parser, normalize_argv
 from trainer.config import TrainConfig
-from trainer.recipe import TrainerInputError, check_config, merge_and_validate, training_arguments, use_fused_ce
+from trainer.errors import BadInputError, TrainerError
+from trainer.fast_defaults import packing_decision
+from trainer.hf_trainer import training_arguments
+from trainer.pipeline import merge_and_validate
+from trainer.plan import build_run_plan, compile_mode, use_fused_ce, use_fused_lora
+from trainer.preflight import check_config
 
 torch = pytest.importorskip("torch")
 
@@ -29,6 +34,25 @@ def parse(argv: list[str]) -> TrainConfig:
     return build_config(TrainConfig, build_parser().parse_args(normalize_argv(argv)))
 
 
+def fused_ce_for(argv: list[str]) -> bool:
+    config = parse(argv)
+    return use_fused_ce(config, packing_decision(config).on)
+
+
+def compile_mode_for(argv: list[str], on_gpu: bool | None = None) -> str | None:
+    config = parse(argv)
+    return compile_mode(config, packing_decision(config).on, torch.cuda.is_available() if on_gpu is None else on_gpu)
+
+
+def exit_code_of(config: TrainConfig, adapter: Path, test_set: Path | None) -> int:
+    """merge_and_validate's exit code, as the CLI would return it."""
+    try:
+        merge_and_validate(config, adapter, test_set)
+    except TrainerError as error:
+        return error.exit_code
+    return 0
+
+
 # ---- every seed flag reaches TrainingArguments with its meaning ----------------------------------------------
 
 def test_seed_command_line_sets_the_training_arguments_it_names() -> None:
@@ -38,7 +62,7 @@ def test_seed_command_line_sets_the_training_arguments_it_names() -> None:
     assert args.per_device_train_batch_size == 4 and args.gradient_accumulation_steps == 2
     assert args.dataloader_num_workers == 4
     assert args.save_strategy == "steps" and args.save_steps == 2000
-    # --torch_compile compiles each decoder layer (recipe.compile_decoder_layers), not transformers' whole model
+    # --torch_compile compiles each decoder layer (compiling.compile_decoder_layers), not transformers' whole model
     assert config.torch_compile is True and args.torch_compile is False
     assert args.output_dir.endswith("checkpoints/phase1a_v2")
     assert args.learning_rate == 2e-4 and args.lr_scheduler_type == "cosine" and args.seed == 42
@@ -56,7 +80,7 @@ def test_warmup_ratio_is_a_fraction_of_the_steps(ratio: float, steps: int) -> No
 
 def test_warmup_ratio_outside_zero_one_is_refused(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
-    with pytest.raises(TrainerInputError, match=r"--warmup_ratio 2.0: must be a fraction"):
+    with pytest.raises(BadInputError, match=r"--warmup_ratio 2.0: must be a fraction"):
         check_config(parse(["--model_name", "m", "--dataset_path", str(data), "--warmup_ratio", "2"]))
 
 
@@ -80,7 +104,7 @@ def test_torch_compile_flag_compiles_every_decoder_layer_and_trains(tiny_model: 
     from trainer.recipe import LoRARecipe
 
     # aot_eager: Dynamo traces and AOTAutograd splits forward/backward as with inductor, minus the C++ build
-    recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / "out", torch_compile=True, max_steps=2,
+    recipe = LoRARecipe(plan_for(tiny_model, chat_data, tmp_path / "out", torch_compile=True, max_steps=2,
                                    torch_compile_backend="aot_eager"))
     recipe.setup()
     layers = [m for m in recipe.trainer.model.modules() if type(m).__name__.endswith("DecoderLayer")]
@@ -130,18 +154,19 @@ def test_fused_loss_equals_the_plain_loss_on_the_same_batch(tiny_model: Path, tm
 def test_fused_ce_auto_follows_packing_also_with_compile(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
     base = ["--model_name", "m", "--dataset_path", str(data)]
-    assert use_fused_ce(parse([*base, "--packing"])) and not use_fused_ce(parse([*base, "--no-packing"]))
-    assert use_fused_ce(parse([*base, "--packing", "--torch_compile"]))  # the layers are compiled in place
-    assert not use_fused_ce(parse([*base, "--packing", "--fused_ce", "off"]))
+    assert fused_ce_for([*base, "--packing"]) and not fused_ce_for([*base, "--no-packing"])
+    assert fused_ce_for([*base, "--packing", "--torch_compile"])  # the layers are compiled in place
+    assert not fused_ce_for([*base, "--packing", "--fused_ce", "off"])
     check_config(parse([*base, "--fused_ce", "on", "--torch_compile"]))  # accepted
 
 
+@pytest.mark.slow
 def test_fused_loss_runs_the_compiled_layers(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
     from torch._dynamo.utils import counters
 
     from trainer.recipe import LoRARecipe
 
-    recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / "out", torch_compile=True, packing=True,
+    recipe = LoRARecipe(plan_for(tiny_model, chat_data, tmp_path / "out", torch_compile=True, packing=True,
                                    max_seq_length=64, max_steps=1, torch_compile_backend="aot_eager"))
     recipe.setup()
     trainer = recipe.trainer
@@ -156,6 +181,7 @@ def test_fused_loss_runs_the_compiled_layers(tiny_model: Path, chat_data: Path, 
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("packing", [False, True])  # packed: the fused loss enters through get_decoder()
 def test_fused_lora_on_trains_the_same_steps_as_peft(tiny_model: Path, chat_data: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str], packing: bool) -> None:
@@ -163,7 +189,7 @@ def test_fused_lora_on_trains_the_same_steps_as_peft(tiny_model: Path, chat_data
 
     losses = {}
     for choice in ("off", "on"):
-        recipe = LoRARecipe(config_for(tiny_model, chat_data, tmp_path / choice, fused_lora=choice, lora_dropout=0.0,
+        recipe = LoRARecipe(plan_for(tiny_model, chat_data, tmp_path / choice, fused_lora=choice, lora_dropout=0.0,
                                        max_steps=3, logging_steps=1, packing=packing))
         recipe.setup()
         recipe.trainer.train()
@@ -173,39 +199,37 @@ def test_fused_lora_on_trains_the_same_steps_as_peft(tiny_model: Path, chat_data
 
 
 def test_fused_lora_flag_is_checked(tmp_path: Path) -> None:
-    from trainer.recipe import use_fused_lora
 
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
     base = ["--model_name", "m", "--dataset_path", str(data)]
-    with pytest.raises(TrainerInputError, match="--fused_lora must be one of auto, on, off"):
+    with pytest.raises(BadInputError, match="--fused_lora must be one of auto, on, off"):
         check_config(parse([*base, "--fused_lora", "yes"]))
-    with pytest.raises(TrainerInputError, match="--fused_ce must be one of auto, on, off"):
+    with pytest.raises(BadInputError, match="--fused_ce must be one of auto, on, off"):
         check_config(parse([*base, "--fused_ce", "yes"]))
-    with pytest.raises(TrainerInputError, match="does not apply to --backend unsloth"):
+    with pytest.raises(BadInputError, match="does not apply to --backend unsloth"):
         check_config(parse([*base, "--fused_lora", "on", "--backend", "unsloth"]))
-    assert use_fused_lora(parse(base)) == torch.cuda.is_available()  # auto: on where training runs on a GPU
-    assert use_fused_lora(parse([*base, "--fused_lora", "on"])) and not use_fused_lora(parse([*base, "--fused_lora",
-                                                                                              "off"]))
+    assert use_fused_lora(parse(base), None, on_gpu=True) and not use_fused_lora(parse(base), None, on_gpu=False)
+    assert use_fused_lora(parse([*base, "--fused_lora", "on"]), None, on_gpu=False)
+    assert not use_fused_lora(parse([*base, "--fused_lora", "off"]), None, on_gpu=True)
 
 
 def test_compile_mode_flag_is_checked_and_auto_tunes_only_packed_rows(tmp_path: Path) -> None:
-    from trainer.recipe import compile_mode
 
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
     base = ["--model_name", "m", "--dataset_path", str(data), "--torch_compile"]
-    with pytest.raises(TrainerInputError, match="--torch_compile_mode must be one of auto, default, "
+    with pytest.raises(BadInputError, match="--torch_compile_mode must be one of auto, default, "
                                                 "max-autotune-no-cudagraphs, max-autotune, reduce-overhead"):
         check_config(parse([*base, "--torch_compile_mode", "fast"]))
-    with pytest.raises(TrainerInputError, match="--torch_compile_mode max-autotune needs --torch_compile_backend "
+    with pytest.raises(BadInputError, match="--torch_compile_mode max-autotune needs --torch_compile_backend "
                                                 "inductor \\(it is aot_eager\\); drop one of them"):
         check_config(parse([*base, "--torch_compile_mode", "max-autotune", "--torch_compile_backend", "aot_eager"]))
-    assert compile_mode(parse([*base, "--packing"]), on_gpu=True) == "max-autotune-no-cudagraphs"
-    assert compile_mode(parse([*base, "--packing"]), on_gpu=False) is None  # the gain was measured on GPUs only
-    assert compile_mode(parse([*base, "--no-packing"]), on_gpu=True) is None  # unpacked batches come in several shapes
-    assert compile_mode(parse([*base, "--packing", "--torch_compile_backend", "aot_eager"]), on_gpu=True) is None
-    assert compile_mode(parse([*base, "--packing", "--torch_compile_mode", "default"]), on_gpu=True) is None
-    assert compile_mode(parse([*base, "--torch_compile_mode", "reduce-overhead"])) == "reduce-overhead"
-    assert compile_mode(parse([*base, "--packing"])) == ("max-autotune-no-cudagraphs" if torch.cuda.is_available()
+    assert compile_mode_for([*base, "--packing"], on_gpu=True) == "max-autotune-no-cudagraphs"
+    assert compile_mode_for([*base, "--packing"], on_gpu=False) is None  # the gain was measured on GPUs only
+    assert compile_mode_for([*base, "--no-packing"], on_gpu=True) is None  # unpacked batches come in several shapes
+    assert compile_mode_for([*base, "--packing", "--torch_compile_backend", "aot_eager"], on_gpu=True) is None
+    assert compile_mode_for([*base, "--packing", "--torch_compile_mode", "default"], on_gpu=True) is None
+    assert compile_mode_for([*base, "--torch_compile_mode", "reduce-overhead"]) == "reduce-overhead"
+    assert compile_mode_for([*base, "--packing"]) == ("max-autotune-no-cudagraphs" if torch.cuda.is_available()
                                                          else None)
 
 
@@ -213,13 +237,13 @@ def test_activation_memory_budget_is_a_share_that_needs_the_compiler(tmp_path: P
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
     base = ["--model_name", "m", "--dataset_path", str(data)]
     for bad in ("0", "1.5", "-0.2"):
-        with pytest.raises(TrainerInputError, match=f"--activation_memory_budget {float(bad)}: must be a share in "
+        with pytest.raises(BadInputError, match=f"--activation_memory_budget {float(bad)}: must be a share in "
                                                     "\\(0, 1\\], e.g. 0.6"):
             check_config(parse([*base, "--torch_compile", "--activation_memory_budget", bad]))
-    with pytest.raises(TrainerInputError, match="--activation_memory_budget 0.6 needs --torch_compile with the "
+    with pytest.raises(BadInputError, match="--activation_memory_budget 0.6 needs --torch_compile with the "
                                                 "inductor backend .* use --gradient_checkpointing"):
         check_config(parse([*base, "--activation_memory_budget", "0.6"]))
-    with pytest.raises(TrainerInputError, match="needs --torch_compile with the inductor backend"):
+    with pytest.raises(BadInputError, match="needs --torch_compile with the inductor backend"):
         check_config(parse([*base, "--activation_memory_budget", "0.6", "--torch_compile",
                             "--torch_compile_backend", "aot_eager"]))
     check_config(parse([*base, "--activation_memory_budget", "0.6", "--torch_compile"]))
@@ -257,6 +281,10 @@ def config_for(tiny_model: Path, chat_data: Path, output: Path, **overrides: Any
                        merge=True, **{"packing": False, **overrides})  # padded batches unless a test packs
 
 
+def plan_for(tiny_model: Path, chat_data: Path, output: Path, **overrides: Any) -> Any:
+    return build_run_plan(config_for(tiny_model, chat_data, output, **overrides))
+
+
 @pytest.mark.slow
 def test_merge_and_validate_exit_codes(pipeline_run: tuple[Path, Any], tiny_model: Path, chat_data: Path,
                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,23 +293,23 @@ def test_merge_and_validate_exit_codes(pipeline_run: tuple[Path, Any], tiny_mode
     run_dir, _result = pipeline_run
     adapter = shutil.copytree(run_dir / "adapter", tmp_path / "adapter")
     config = config_for(tiny_model, chat_data, tmp_path / "out")
-    assert merge_and_validate(config, tmp_path / "no-adapter", None).exit_code == 2  # MergeInputError
+    assert exit_code_of(config, tmp_path / "no-adapter", None) == 2  # MergeInputError
     bad_rows = write_jsonl(tmp_path / "bad.jsonl", ['{"messages": "not a list"}'])
-    assert merge_and_validate(config, adapter, bad_rows).exit_code == 2  # validation input error
-    assert merge_and_validate(config_for(tiny_model, chat_data, tmp_path / "o2", max_perplexity=1.0), adapter,
-                              run_dir / "validation_set.jsonl").exit_code == 1  # perplexity ~1.01 >= 1.0
+    assert exit_code_of(config, adapter, bad_rows) == 2  # validation input error
+    assert exit_code_of(config_for(tiny_model, chat_data, tmp_path / "o2", max_perplexity=1.0), adapter,
+                        run_dir / "validation_set.jsonl") == 1  # perplexity ~1.01 >= 1.0
     monkeypatch.setattr(merge, "EXACT_TOLERANCE", -1.0)  # nothing allowed: MergeCheckError
-    outcome = merge_and_validate(config_for(tiny_model, chat_data, tmp_path / "o3"), adapter, None)
-    assert outcome.exit_code == 1 and not (tmp_path / "o3" / "merged").exists()
+    assert exit_code_of(config_for(tiny_model, chat_data, tmp_path / "o3"), adapter, None) == 1
+    assert not (tmp_path / "o3" / "merged").exists()
     settings = json.loads((adapter / "adapter_config.json").read_text())
     settings["quantization_config"] = {"load_in_4bit": True, "quant_method": "bitsandbytes"}
     (adapter / "adapter_config.json").write_text(json.dumps(settings))
-    assert merge_and_validate(config, adapter, None).exit_code == 3  # MergeRefused
+    assert exit_code_of(config, adapter, None) == 3  # MergeRefused
 
 
 def test_validate_without_a_test_set_is_refused_early(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_chat_rows(4))
-    with pytest.raises(TrainerInputError, match="--validate needs a test set"):
+    with pytest.raises(BadInputError, match="--validate needs a test set"):
         check_config(parse(["--model_name", "m", "--dataset_path", str(data), "--merge", "--validate"]))
 
 
@@ -421,16 +449,16 @@ def test_backend_unsloth_without_unsloth_is_one_line_exit_2(tiny_model: Path, ch
 
 
 def test_unknown_compile_backend_is_one_line_naming_the_choices() -> None:
-    from trainer.recipe import compile_decoder_layers
+    from trainer.compiling import compile_decoder_layers
 
-    with pytest.raises(TrainerInputError, match="'nope': not a torch.compile backend.*inductor"):
+    with pytest.raises(BadInputError, match="'nope': not a torch.compile backend.*inductor"):
         compile_decoder_layers(torch.nn.Linear(2, 2), "nope")
 
 
 def test_one_process_on_several_gpus_trains_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from trainer.recipe import keep_one_gpu_per_process
+    from trainer.hf_trainer import keep_one_gpu_per_process
 
     two_gpus = SimpleNamespace(n_gpu=2, _n_gpu=2)  # what TrainingArguments reports on a 2-GPU machine
     monkeypatch.delenv("WORLD_SIZE", raising=False)

@@ -13,7 +13,6 @@ import pytest
 from helpers import REPO, greedy_answers, logged, run_trainer, subprocess_env, train_args, trainer_command
 from tiny import ANSWER_OF
 
-pytestmark = pytest.mark.slow
 torch = pytest.importorskip("torch")
 
 
@@ -54,6 +53,7 @@ def adapter_weights(directory: Path) -> dict[str, torch.Tensor]:
     return load_file(str(directory / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_an_uninterrupted_run(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
     steps = ["--max_steps", "150", "--save_steps", "10", "--logging_steps", "10"]
     reference = tmp_path / "reference"
@@ -75,6 +75,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tiny_model: Path, chat_d
     assert logged(crashed, "loss")[-1] == pytest.approx(logged(reference, "loss")[-1], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
     output = tmp_path / "interrupted"
     args = train_args(tiny_model, chat_data, output, "--max_steps", "100000", "--save_steps", "100000")

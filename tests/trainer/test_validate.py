@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -21,6 +20,7 @@ from tiny import (  # noqa: E402
 )
 
 from trainer import merge, validate  # noqa: E402
+from trainer.cli import main  # noqa: E402
 from trainer.data import normalize, tokenize_record  # noqa: E402
 
 
@@ -59,9 +59,7 @@ def chat_test_set(tmp_path: Path) -> Path:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    validate.add_arguments(parser)
-    return validate.run(parser.parse_args(list(argv)))
+    return main(["validate", *argv])
 
 
 def test_a_model_fitted_to_the_task_passes_and_reports(fitted, chat_test_set, capsys):

@@ -45,9 +45,11 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     )
     from envdoctor.checks.flash_attn_build import check_flash_attn_build
     from envdoctor.checks.numpy_abi import check_numpy_abi
+    from envdoctor.checks.api_breaks import check_api_breaks
     from envdoctor.checks.runtime_floors import check_runtime_floors
 
     packages: list[Check] = [
+        check_api_breaks,
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, wheels.check_wheels,
         platforms.check_platforms,
         check_numpy_abi, check_runtime_floors, smoke.check_smoke, model.check_model, unknowns.check_invalid_values,

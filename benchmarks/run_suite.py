@@ -219,7 +219,7 @@ def _stop(process: subprocess.Popen) -> int:
 
 def machine_facts() -> dict[str, str]:
     facts = {}
-    for key, command in (("commit", ["git", "rev-parse", "HEAD"]),
+    for key, command in (("commit", ["git", "describe", "--always", "--dirty", "--abbrev=12"]),
                          ("gpus", ["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
                                    "--format=csv,noheader"])):
         try:

@@ -1,7 +1,7 @@
 """Trainer speed on the Llama-3.1-8B shape: plain HF+PEFT baseline vs packing and the trainer's fast path.
 
 Random bf16 weights built on the GPU (no hub), LoRA r=16 alpha=32 on q,k,v,o,gate,up,down, AdamW. Two data
-shapes: `var` (seeded log-normal lengths, mean ~344, median ~247, cap 2048, as /work/shared/bench generates them)
+shapes: `var` (seeded log-normal lengths, mean ~344, median ~247, cap 2048, as benchmarks/peers/ draws them)
 and `fixed` (2,048-token samples). Set-ups run one after the other on one model (LoRA weights reset between them):
 
   baseline      padded batches of 4, accumulation 2, SDPA, gradient checkpointing (always runs first)
@@ -46,10 +46,10 @@ from profile_breakdown import Breakdown, breakdown  # noqa: E402
 
 from envdoctor import write_atomic  # noqa: E402
 from trainer.attention import packed_rows_mask  # noqa: E402
+from trainer.compiling import compile_decoder_layers  # noqa: E402
 from trainer.kernels.fused_ce import causal_lm_loss  # noqa: E402
 from trainer.kernels.fused_lora import disable_fused_lora, enable_fused_lora  # noqa: E402
 from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency  # noqa: E402
-from trainer.compiling import compile_decoder_layers  # noqa: E402
 from trainer.types import IGNORE_INDEX, TokenizedExample  # noqa: E402
 
 DEFAULT_SETUPS = "baseline,packed-sdpa,packed-flex,trainer,trainer+compile"

@@ -9,7 +9,7 @@ Builds a random bf16 Llama-3.1-8B-shaped model + word-level tokenizer (no hub), 
 then checks that each backend's adapter, loaded into the other backend's model, gives the same loss (what a resume
 across backends needs), and merges each adapter with trainer.merge.merge_adapter (which reloads and compares logits).
 
-Usage (on the device, with Unsloth's wheels installed, e.g. bench/peer_wheels.sh):
+Usage (on the device, with Unsloth's wheels installed: device/make_wheels.sh peers):
   PYTHONPATH=src python benchmarks/unsloth_backend.py [--steps 15] [--batch 2] [--seq 2048] [--layers 32]
                                                       [--workdir /tmp/unsloth_backend] [--no-merge]
 --layers 4 gives a quick run. Exit code 1 when a loss check fails.

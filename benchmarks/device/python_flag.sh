@@ -36,7 +36,8 @@ echo "== timing: check --python from the uv tool install"
 python3 benchmarks/python_flag_speed.py --python "$TARGET" --envdoctor "$ED" -n 15
 echo "== --deep --python"
 START=$(date +%s.%N)
-"$ED" check --python "$TARGET" --deep --json > "$OUT/deep_target.json" 2>/dev/null; echo "deep rc=$? in $(echo "$(date +%s.%N) - $START" | bc) s"
+"$ED" check --python "$TARGET" --deep --json > "$OUT/deep_target.json" 2>/dev/null; RC=$?
+echo "deep rc=$RC in $(python3 -c "print(round($(date +%s.%N) - $START, 1))") s"
 python3 -c "import json; r=json.load(open('$OUT/deep_target.json')); print({k: v['ok'] for k, v in r['snapshot']['smoke'].items()})"
 echo "== peers"
 python3 -m venv /tmp/pdtvenv && /tmp/pdtvenv/bin/pip install -q --no-index --find-links $W/pdt pipdeptree

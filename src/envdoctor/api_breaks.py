@@ -24,7 +24,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from envdoctor.matrices import RULE_ID, MatrixError, _Checker, _all_sources, default_root, read_toml
+from envdoctor.matrices import RULE_ID, MatrixError, _all_sources, _Checker, default_root, read_toml
 from envdoctor.snapshot import normalize_name
 
 FILE = "api_breaks.toml"

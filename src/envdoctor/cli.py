@@ -40,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from envdoctor.nvml_launch import launch_early
 
         launch_early()  # NVML's child process runs while the parser, the probe and the checker load
+        python = _python_option(argv)
+        if python:
+            from envdoctor.probe.interpreter import launch_early as launch_interpreter_early
+
+            launch_interpreter_early(python, deep="--deep" in argv)  # so does --python's interpreter
     try:
         try:
             args = build_parser(with_plan=argv[:1] == ["plan"]).parse_args(argv)
@@ -66,6 +71,16 @@ def _probes_this_machine(argv: list[str]) -> bool:
     if argv[:1] not in (["check"], ["probe"]):
         return False
     return not any(arg in ("-h", "--help") or arg.startswith("--snapshot") for arg in argv[1:])
+
+
+def _python_option(argv: list[str]) -> str | None:
+    """The value of ``--python PATH`` / ``--python=PATH``, read before parsing; the parser has the last word."""
+    for index, arg in enumerate(argv):
+        if arg == "--python" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--python="):
+            return arg.removeprefix("--python=")
+    return None
 
 
 def build_parser(with_plan: bool = False) -> argparse.ArgumentParser:

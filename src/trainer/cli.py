@@ -1,9 +1,10 @@
 """`python -m trainer [train|pretokenize|merge|validate] ...`: flags from the config dataclasses, --config YAML.
 
-Precedence: dataclass defaults < YAML (--config) < command-line flags. Only this module prints and exits.
-Exit codes: 0 ok, 1 --merge check or --validate failed, 2 bad input, 3 refused (gate, or merge of a quantized base),
-4 training diverged, 5 out of GPU memory (progress saved; the message names the peak and flags that fit),
-130 interrupted (checkpoint saved).
+Precedence: dataclass defaults < YAML (--config) < command-line flags. Only this module prints, installs signal
+handlers (merge's SIGTERM; training's Ctrl-C is trainer.callbacks.SaveOnInterrupt's) and maps errors to exit codes.
+Exit codes (trainer.errors): 0 ok, 1 --merge check or --validate failed, 2 bad input, 3 refused (gate, or merge of
+a quantized base), 4 training diverged, 5 out of GPU memory (progress saved; the message names the peak and flags
+that fit), 130 interrupted (checkpoint saved).
 """
 
 from __future__ import annotations
@@ -187,14 +188,18 @@ def run_train(config: TrainConfig) -> int:
         if is_main_process():
             print(render_refusals(found), file=sys.stderr)
         return REFUSED_EXIT_CODE
+    from trainer.datasets_source import with_dataset_rows
+    from trainer.hub import push_results
     from trainer.pipeline import run_pipeline
 
+    config = with_dataset_rows(config)  # --dataset_name: its rows as the JSONL file the pipeline reads
     try:
         result = run_pipeline(config)
     finally:
         shutdown_process_group()
     if result.message:
         print(result.message)
+    push_results(config, result, log=print_progress)  # --push_to_hub; only after every stage passed
     return EXIT_OK
 
 
@@ -203,6 +208,9 @@ def run_pretokenize(config: DataConfig) -> int:
     from trainer.loaders import load_data, load_tokenizer
 
     check_inputs(config)
+    from trainer.datasets_source import with_dataset_rows
+
+    config = with_dataset_rows(config)
     if not config.dataset_path or not Path(config.dataset_path).is_file():
         raise BadInputError(f"--dataset_path {config.dataset_path!r}: no such file; pass a JSONL file")
     load_data(config, load_tokenizer(config))

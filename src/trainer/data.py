@@ -406,8 +406,9 @@ def tokenizer_fingerprint(tokenizer: Any, model_name: str) -> str:
     """Hash of the tokenizer's files when local, else of its vocabulary and chat template."""
     directory = Path(getattr(tokenizer, "name_or_path", "") or model_name)
     files = [directory / name for name in TOKENIZER_FILES if (directory / name).is_file()]
-    if files:
-        return hashlib.sha256("".join(f.name + file_digest(f) for f in files).encode()).hexdigest()
+    if files:  # the template in use too: --chat_template replaces the one in the files
+        digests = "".join(f.name + file_digest(f) for f in files) + str(getattr(tokenizer, "chat_template", None))
+        return hashlib.sha256(digests.encode()).hexdigest()
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256((vocab + str(tokenizer.chat_template)).encode()).hexdigest()
 

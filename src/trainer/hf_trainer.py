@@ -12,6 +12,7 @@ from transformers import Trainer, TrainingArguments
 
 from trainer.config import TrainConfig
 from trainer.distributed import is_main_process, world_size
+from trainer.trackers import transformers_report_to
 
 MAX_EXP_ARGUMENT = 700.0  # math.exp overflows a float above ~709
 
@@ -122,7 +123,7 @@ def training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArguments
         bf16=on_cuda, dataloader_num_workers=config.dataloader_num_workers, seed=config.seed,
         data_seed=config.seed, torch_compile=False,  # --torch_compile: compiling.compile_decoder_layers (regional)
         **checkpointing_arguments(TrainingArguments, config.gradient_checkpointing),
-        report_to=["tensorboard"] if config.report_to == "tensorboard" else "none",
+        report_to=transformers_report_to(config.report_to),  # trainer.trackers checked them before the gate
         include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
         logging_nan_inf_filter=False,  # its check reads every step's loss back (a sync); the guard stops on NaN
         disable_tqdm=not is_main_process(), use_cpu=not on_cuda,  # use_cpu: accelerate's multi-CPU (gloo) DDP

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.backends import Backend, BackendChoice, load_lora_model_for
+from trainer.chat_templates import use_chat_template
 from trainer.errors import BadInputError, first_line, log
 
 
@@ -21,6 +22,9 @@ def load_tokenizer(config: Any) -> Any:
                             "local model directory, or a hub id that is cached or reachable") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    used = use_chat_template(tokenizer, getattr(config, "chat_template", None))
+    if used:
+        log(f"chat template: {used} (--chat_template)")
     return tokenizer
 
 

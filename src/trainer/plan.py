@@ -39,10 +39,6 @@ class RunPlan:
     rows_attention: bool  # unpacked batches use trainer.attention (SDPA, cuDNN first)
     memory: MemoryFit | None = None  # None without a GPU
 
-    @property
-    def hf_backend(self) -> bool:
-        return is_hf(self.backend)
-
     def describe(self) -> list[str]:
         """The decisions as log lines, in the order they were made."""
         lines = [self.backend.describe(), self.packing.describe()]

@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from trainer.chat_templates import chat_template_problem
 from trainer.config import (
     AUTO_ON_OFF,
     AUTO_ON_OFF_FLAGS,
@@ -21,12 +22,13 @@ from trainer.config import (
     DataConfig,
     TrainConfig,
 )
+from trainer.datasets_source import dataset_problems
 from trainer.errors import BadInputError
 from trainer.fast_defaults import packing_problem
+from trainer.trackers import report_to_problem
 
 BAD_ROW_CHOICES = ("fail", "skip")
 MEMORY_FIT_CHOICES = ("auto", "off")
-REPORT_TO_CHOICES = ("jsonl", "tensorboard")
 SEED_LIMIT = 2**32  # NumPy's seed range, which transformers' set_seed passes it
 
 
@@ -47,7 +49,9 @@ def data_problems(config: DataConfig) -> list[str]:
     """The data flags shared by train and pretokenize: files, format, lengths, output and cache directories."""
     problems = [
         None if config.model_name else "--model_name is required (a local model directory or a hub id)",
-        input_file_problem("--dataset_path", config.dataset_path, required=True),
+        None if config.dataset_name else input_file_problem("--dataset_path", config.dataset_path, required=True),
+        *dataset_problems(config),  # --dataset_name and its split, config and column mapping
+        chat_template_problem(config.chat_template),
         input_file_problem("--eval_dataset_path", config.eval_dataset_path),
         _choice("--dataset_format", config.dataset_format, DATASET_FORMATS),
         _choice("--on_bad_row", config.on_bad_row, BAD_ROW_CHOICES),
@@ -79,7 +83,7 @@ def training_problems(config: TrainConfig) -> list[str]:
         _positive("--max_perplexity", config.max_perplexity, "e.g. 10"),
         _not_negative("--weight_decay", config.weight_decay),
         _not_negative("--max_grad_norm", config.max_grad_norm),
-        _choice("--report_to", config.report_to, REPORT_TO_CHOICES),
+        report_to_problem(config.report_to),
         stack_problem(config.stack),
     ]
     if not (math.isfinite(config.lora_dropout) and 0 <= config.lora_dropout < 1):
@@ -177,7 +181,7 @@ def check_config(config: TrainConfig) -> None:
     problems = []
     if not config.model_name:
         problems.append("--model_name is required (a local model directory or a hub id)")
-    if not config.dataset_path or not Path(config.dataset_path).is_file():
+    if not config.dataset_name and (not config.dataset_path or not Path(config.dataset_path).is_file()):
         problems.append(f"--dataset_path {config.dataset_path!r}: no such file; pass a JSONL file")
     if config.dataset_format not in DATASET_FORMATS:
         problems.append(f"--dataset_format must be one of {', '.join(DATASET_FORMATS)}")

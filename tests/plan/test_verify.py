@@ -7,6 +7,7 @@ spends its time waiting on PyPI), and each test asserts on its own plan's result
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -176,3 +177,45 @@ def test_an_unreadable_pip_conf_is_skipped(tmp_path):
     broken.write_text("[global\nindex-url = https://x.example/simple\n")
     assert configured_indexes(environ={}, files=[broken, tmp_path]).index_url == PYPI_SIMPLE
     assert configured_indexes(environ={"PIP_CONFIG_FILE": os.devnull}, files=None).extra_index_urls == ()
+
+
+def test_resolved_versions_are_read_from_the_machine_readable_outputs():
+    from envdoctor.plan.resolvers import _pylock_versions, _report_versions
+
+    pylock = 'lock-version = "1.0"\n[[packages]]\nname = "huggingface-hub"\nversion = "0.36.2"\n'
+    report = json.dumps({"install": [{"metadata": {"name": "huggingface_hub", "version": "0.36.2"}}]})
+    assert _pylock_versions(pylock) == _report_versions(report) == {"huggingface-hub": "0.36.2"}
+    assert _pylock_versions("not toml [") == {} and _report_versions("{") == {}
+
+
+UV_CONFLICT = """\
+error: No solution found when resolving dependencies
+  cause: Because trl==0.9.6 depends on numpy>=1.18.2,<2.0.0 and you require trl==0.9.6, we can conclude that you \
+require numpy>=1.18.2,<2.0.0.
+         And because you require numpy==2.0.2, we can conclude that your requirements are unsatisfiable.
+"""
+
+
+def test_a_uv_conflict_keeps_its_cause_and_a_warning_is_not_an_outage():
+    from envdoctor.plan.resolvers import _unreachable, failure_cause
+
+    uv = Resolver(Installer.UV, "uv", "test")
+    cause = failure_cause(uv, UV_CONFLICT)
+    assert cause.startswith("Because trl==0.9.6 depends on numpy>=1.18.2,<2.0.0") and "numpy==2.0.2" in cause
+    warned = "warning: A managed Python download failed\n  cause: dns error\n" + UV_CONFLICT
+    assert not _unreachable(Installer.UV, warned)
+    assert _unreachable(Installer.UV, "error: Failed to fetch: `http://127.0.0.1:9/simple/trl/`\n")
+
+
+def test_torch_step_is_offline_when_its_index_is_unreachable_though_the_public_build_resolved(tmp_path):
+    from envdoctor.plan.verify import _Ask, _for_step, _Outcome
+
+    plan = _plan("phase1a-2.0", "12.4", "3.10")
+    torch = next(step for step in plan.steps if step.id == "torch")
+    resolved = _Outcome("", Verdict.RESOLVED, "", (("torch", plan.torch.version),))
+    ask = _Ask(plan, tmp_path / "c.txt", choose_resolver(Installer.PIP), IndexConfig(), reach_url=lambda url: None)
+    check = _for_step(torch, resolved, (f"torch=={plan.torch.version}",), ask)
+    assert check.verdict is Verdict.OFFLINE and "not verified" in check.detail
+    assert f"torch=={plan.torch.version}" in check.detail
+    reachable = _Ask(plan, tmp_path / "c.txt", choose_resolver(Installer.PIP), IndexConfig(), reach_url=lambda u: 200)
+    assert _for_step(torch, resolved, (f"torch=={plan.torch.version}",), reachable).verdict is Verdict.RESOLVED

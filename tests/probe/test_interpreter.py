@@ -184,3 +184,15 @@ def test_every_module_the_probe_loads_there_is_python_3_9_grammar() -> None:
                                  capture_output=True, text=True, check=True,
                                  env={**os.environ, "PYTHONPATH": str(PACKAGE_DIR.parent)})
     assert json.loads(third_party.stdout) == []
+
+
+def test_the_interpreter_starts_before_parsing_and_is_claimed_or_killed(other_venv: Path, capsys) -> None:
+    from envdoctor.probe import interpreter
+
+    assert main(["probe", "--python", str(other_venv)]) == 0
+    assert interpreter._early == {}  # started by main() before parsing, then taken by the probe
+    capsys.readouterr()
+    assert main(["check", f"--python={other_venv}", "--no-such-flag"]) == 2
+    (left,) = interpreter._early.values()  # bad usage: nobody took it ...
+    interpreter._stop_unclaimed()  # ... so the exit handler kills it
+    assert interpreter._early == {} and left.child.returncode is not None

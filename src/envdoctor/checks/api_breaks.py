@@ -42,8 +42,9 @@ def check_api_breaks(ctx: CheckContext) -> list[Finding]:
 
 
 def _broken(ctx: CheckContext, entry: ApiBreak, importer_version: str, provider_version: str) -> Finding:
-    moves = sorted([_move(ctx, entry.provider, entry.provider_range, provider_version),
-                    _move(ctx, entry.importer, entry.importer_range, importer_version)], key=lambda m: m[0])
+    # On a tie the importer moves: the provider is usually what the rest of the environment relies on.
+    moves = sorted([_move(ctx, entry.importer, entry.importer_range, importer_version),
+                    _move(ctx, entry.provider, entry.provider_range, provider_version)], key=lambda m: m[0])
     return Finding(
         rule="api-break", category=Category.VERSION, severity=Severity.FAIL,
         components=(moves[0][1], moves[1][1]), sources=entry.sources,

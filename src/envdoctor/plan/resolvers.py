@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from envdoctor.plan.indexes import IndexConfig
 from envdoctor.plan.installer import find_uv
 from envdoctor.plan.model import Installer, Plan
@@ -52,7 +54,7 @@ class Resolution:
     everything it printed."""
 
     returncode: int | None
-    versions: dict[str, str]
+    versions: dict[str, str]  # PEP 503 normalized name -> version
     output: str
     unreachable: bool = False  # the failure was a connection to an index, not the requirements
 
@@ -130,7 +132,7 @@ def _pylock_versions(text: str) -> dict[str, str]:
         packages = tomllib.loads(text).get("packages", []) if text else []
     except tomllib.TOMLDecodeError:
         return {}
-    return {str(p["name"]).lower(): str(p["version"]) for p in packages if "name" in p and "version" in p}
+    return {canonicalize_name(str(p["name"])): str(p["version"]) for p in packages if "name" in p and "version" in p}
 
 
 def _report_versions(text: str) -> dict[str, str]:
@@ -138,7 +140,7 @@ def _report_versions(text: str) -> dict[str, str]:
         installs = json.loads(text).get("install", []) if text else []
     except json.JSONDecodeError:
         return {}
-    return {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in installs}
+    return {canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"] for item in installs}
 
 
 def failure_cause(resolver: Resolver, output: str) -> str:

@@ -15,9 +15,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from envdoctor.plan.indexes import IndexConfig, configured_indexes
 from envdoctor.plan.model import Plan, Source, Step, StepKind
@@ -117,7 +119,7 @@ def _resolve_steps(steps: tuple[Step, ...], ask: _Ask) -> dict[str, StepCheck]:
     if any(check.verdict is not Verdict.RESOLVED for check in alone.values()):
         return alone
     others = ", ".join(alone)  # each resolves alone, not together: the steps conflict with each other
-    return {sid: replace(joint, step=sid, detail=f"only together with {others}: {joint.detail}") for sid in alone}
+    return {sid: StepCheck(sid, joint.verdict, f"only together with {others}: {joint.detail}") for sid in alone}
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def _public_constraints(plan: Plan) -> list[str]:
 
 
 def _resolved_summary(versions: dict[str, str], requirements: tuple[str, ...]) -> str:
-    asked = [r.split("==")[0].split("[")[0].split(" @ ")[0].strip().lower() for r in requirements]
+    asked = [canonicalize_name(r.split("==")[0].split("[")[0].split(" @ ")[0].strip()) for r in requirements]
     shown = [f"{name}=={versions[name]}" for name in asked if name in versions]
     return f"resolved {len(versions)} distributions: " + ", ".join(shown)
 

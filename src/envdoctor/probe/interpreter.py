@@ -13,6 +13,7 @@ not finish) raises ``InterpreterError`` with one line that names the path.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 from envdoctor.probe._interpreter_child import SNAPSHOT_MARKER
+from envdoctor.probe.deep import SMOKE_TIMEOUT_S
 from envdoctor.snapshot import Snapshot, SnapshotError, snapshot_from_dict
 
 MIN_PYTHON = (3, 9)  # the oldest Python whose grammar and standard library the probe modules use
@@ -113,10 +115,38 @@ class PendingInterpreterProbe:
             raise InterpreterError(f"--python {self.path}: printed an unreadable snapshot ({why})") from None
 
 
-def start_interpreter_probe(path: str, deep: bool = False, smoke_timeout: float = 60.0,
+def start_interpreter_probe(path: str, deep: bool = False, smoke_timeout: float = SMOKE_TIMEOUT_S,
                             timeout: float = PROBE_TIMEOUT_S) -> PendingInterpreterProbe:
-    """Start probing the interpreter at ``path``; raises ``InterpreterError`` when it cannot be started."""
+    """Start probing the interpreter at ``path`` (or take the probe ``launch_early`` started for the same
+    arguments); raises ``InterpreterError`` when it cannot be started."""
+    early = _early.pop((path, deep), None)
+    if early is not None and (smoke_timeout, timeout) == (SMOKE_TIMEOUT_S, PROBE_TIMEOUT_S):
+        return early
+    if early is not None:
+        _kill_group(early.child)
     return PendingInterpreterProbe(path, deep, smoke_timeout, timeout)
+
+
+_early: dict[tuple[str, bool], PendingInterpreterProbe] = {}
+
+
+def launch_early(path: str, deep: bool) -> None:
+    """Start the probe of ``path`` before the command line is parsed, so the other interpreter starts while envdoctor
+    loads; ``start_interpreter_probe`` with the same arguments takes it. A path that cannot be started is left for
+    that call to report; a probe nobody takes (bad usage, say) is killed at exit."""
+    if (path, deep) in _early:
+        return
+    try:
+        _early[(path, deep)] = PendingInterpreterProbe(path, deep, SMOKE_TIMEOUT_S, PROBE_TIMEOUT_S)
+    except InterpreterError:
+        return
+    if len(_early) == 1:
+        atexit.register(_stop_unclaimed)
+
+
+def _stop_unclaimed() -> None:
+    while _early:
+        _kill_group(_early.popitem()[1].child)
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

@@ -9,7 +9,7 @@ Times (CUDA events, bf16, rank 16) for the seven projections of one layer (q, k,
   backward pieces dy @ B and dy^T @ xA per projection (two skinny GEMMs that each read dy), the second also as
                 (xA^T @ dy)^T (the same product with the operands' roles swapped for cuBLAS)
 Prints ms per layer and for 32 layers. The joined-GEMM variant it suggested was built and measured in the model:
-no gain there (benchmarks/README.md, section 7).
+no gain there (docs/2026-12-06-benchmark-history.md, section 7).
 
 Usage: python benchmarks/lora_gemm_probe.py [--tokens 4096] [--iters 20]
 """

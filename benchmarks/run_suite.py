@@ -40,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 SUITES_FILE = REPO / "benchmarks" / "suites.toml"
 PROGRESS = re.compile(r"(it/s\]|s/it\])$")
 GRACE_S = 15
+PLACEHOLDERS = ("model", "data", "out", "work", "stack")
+PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
 class SuiteError(ValueError):
@@ -88,16 +90,28 @@ def load_catalog(path: Path = SUITES_FILE) -> Catalog:
         suites = {name: _suite(name, raw) for name, raw in data["suites"].items()}
         prepare = {key: tuple(command) for key, command in data["prepare"].items()}
         stack = data["defaults"]["stack"]
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise SuiteError(f"{path}: missing or malformed key {error}") from error
     for suite in suites.values():
-        for name in suite.wheels:
-            if name not in wheel_sets:
-                raise SuiteError(f"{path}: suites.{suite.name}: unknown wheel set {name!r}")
-        for need in suite.needs:
-            if need not in prepare:
-                raise SuiteError(f"{path}: suites.{suite.name}: unknown need {need!r} (one of {sorted(prepare)})")
+        problem = suite_problem(suite, wheel_sets, prepare)
+        if problem:
+            raise SuiteError(f"{path}: suites.{suite.name}: {problem}")
     return Catalog(stack, prepare, wheel_sets, suites)
+
+
+def suite_problem(suite: Suite, wheel_sets: dict[str, WheelSet], prepare: dict[str, tuple[str, ...]]) -> str:
+    """What is wrong with the suite's references to wheel sets, preparations and placeholders ("" when nothing)."""
+    unknown_sets = [name for name in suite.wheels if name not in wheel_sets]
+    if unknown_sets:
+        return f"unknown wheel set {unknown_sets[0]!r} (one of {sorted(wheel_sets)})"
+    unknown_needs = [need for need in suite.needs if need not in prepare]
+    if unknown_needs:
+        return f"unknown need {unknown_needs[0]!r} (one of {sorted(prepare)})"
+    texts = [arg for command in suite.commands for arg in command] + list(suite.env.values())
+    unknown = sorted({name for text in texts for name in re.findall(r"\{(\w+)\}", text)} - set(PLACEHOLDERS))
+    if unknown:
+        return f"unknown placeholder {{{unknown[0]}}} (known: {', '.join(PLACEHOLDERS)})"
+    return ""
 
 
 def _suite(name: str, raw: dict) -> Suite:
@@ -124,7 +138,7 @@ class Places:
     def fill(self, text: str) -> str:
         values = {"model": self.model or "", "data": self.data or "", "out": self.out, "work": self.work,
                   "stack": self.stack}
-        return text.format(**{key: str(value) for key, value in values.items()})
+        return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), text)
 
 
 def check_suite_inputs(suite: Suite, catalog: Catalog, places: Places) -> None:
@@ -235,6 +249,8 @@ def run_suite(suite: Suite, catalog: Catalog, places: Places) -> bool:
     own = len(suite.commands)
     places.out.mkdir(parents=True, exist_ok=True)
     places.work.mkdir(parents=True, exist_ok=True)
+    if places.data is not None:
+        places.data.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + suite.limit_s
     results = []
     with open(places.out / f"{suite.name}.log", "w", encoding="utf-8") as log:

@@ -358,19 +358,6 @@ def test_empty_model_name_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 # --- plan --verify ----------------------------------------------------------------------------------------
 
 
-def test_verify_with_the_torch_index_unreachable_is_not_resolved() -> None:
-    from envdoctor.matrices import load_matrices
-    from envdoctor.plan.build import build_plan
-    from envdoctor.plan.model import Target
-    from envdoctor.plan.verify import Verdict, _resolved
-
-    plan = build_plan(load_matrices().stack("phase1a-2.0"), Target(cuda="12.4", python="3.10"))
-    torch = next(step for step in plan.steps if step.id == "torch")
-    report = json.dumps({"install": [{"metadata": {"name": "torch", "version": plan.torch.version}}]})
-    check = _resolved(torch, ("torch==" + plan.torch.version,), report, plan, reach_url=lambda url: None)
-    assert check.verdict is Verdict.OFFLINE and "not verified" in check.detail
-
-
 def test_verify_format_json_prints_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from envdoctor.plan import verify
 

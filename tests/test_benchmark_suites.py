@@ -264,3 +264,17 @@ def test_runner_stops_a_suite_at_its_limit_and_fails(tiny_catalog: Path, tmp_pat
     assert result.returncode == 1
     summary = json.loads((tmp_path / "out" / "slow.json").read_text())
     assert summary["results"][0]["seconds"] < 10 and not summary["results"][0]["accepted"]
+
+
+def test_benchmarks_readme_documents_every_suite() -> None:
+    readme = (REPO / "benchmarks" / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z0-9-]+)` \| [0-2] \|", readme, flags=re.MULTILINE))
+    assert documented == set(CATALOG.suites)
+
+
+def test_runner_refuses_a_suites_file_with_an_unknown_placeholder(tiny_catalog: Path, tmp_path: Path) -> None:
+    tiny_catalog.write_text(tiny_catalog.read_text().replace('"{out}"', '"{output}"'))
+    result = run("echo", "--suites-file", str(tiny_catalog))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"run_suite: error: {tiny_catalog}: suites.echo: unknown placeholder {{output}} " \
+        "(known: model, data, out, work, stack)"

@@ -93,3 +93,41 @@ def use_chat_template(tokenizer: Any, value: str | None) -> str | None:
         return None
     tokenizer.chat_template = resolve_chat_template(value)
     return value if value in BUNDLED else f"the template in {value}"
+
+
+def end_of_turn_id(tokenizer: Any) -> int | None:
+    """The special token the tokenizer's template closes an assistant turn with (<|eot_id|>, <|im_end|>), when it is
+    one special token other than EOS; None otherwise (then EOS already stops generation, or nothing can)."""
+    probe = "END_OF_TURN_PROBE"
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant",
+                                                                               "content": probe}], tokenize=False)
+    if probe not in rendered:
+        return None
+    suffix = rendered.split(probe, 1)[1]
+    ids = tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix.strip() else []
+    if not ids or ids[0] == tokenizer.eos_token_id:
+        return None
+    added = getattr(tokenizer, "added_tokens_decoder", {}).get(ids[0])
+    return ids[0] if added is not None and getattr(added, "special", False) else None
+
+
+def stop_generation_at_end_of_turn(model_dir: Path) -> str | None:
+    """Add the template's end-of-turn token to model_dir's generation_config.json eos_token_id (as Llama 3 Instruct
+    ships it), so that generation stops where a trained assistant turn ends. Returns what was done, or None."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    token = end_of_turn_id(tokenizer)
+    if token is None:
+        return None
+    if (model_dir / "generation_config.json").is_file():
+        generation = GenerationConfig.from_pretrained(str(model_dir))
+    else:
+        generation = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    current = generation.eos_token_id
+    stops = [current] if isinstance(current, int) else list(current or [])
+    if token in stops:
+        return None
+    generation.eos_token_id = [*stops, token]
+    generation.save_pretrained(str(model_dir))
+    return f"generation stops at {tokenizer.convert_ids_to_tokens(token)} too (generation_config.json eos_token_id)"

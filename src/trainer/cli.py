@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import DataConfig, MergeConfig, TrainConfig, ValidateConfig
-from trainer.errors import EXIT_OK, BadInputError, RefusedError, TrainerError
+from trainer.errors import EXIT_OK, EXIT_REFUSED, BadInputError, RefusedError, TrainerError
 from trainer.preflight import check_inputs
 
 SUBCOMMANDS = ("train", "pretokenize", "merge", "validate")
@@ -176,7 +176,7 @@ def run_train(config: TrainConfig) -> int:
         rank,
         shutdown_process_group,
     )
-    from trainer.gate import REFUSED_EXIT_CODE, refusals, render_refusals
+    from trainer.gate import refusals, render_refusals
     from trainer.preflight import check_config
 
     check_inputs(config)  # flag values and input files, before the gate and before anything heavy loads
@@ -187,7 +187,7 @@ def run_train(config: TrainConfig) -> int:
     if found:
         if is_main_process():
             print(render_refusals(found), file=sys.stderr)
-        return REFUSED_EXIT_CODE
+        return EXIT_REFUSED
     from trainer.datasets_source import with_dataset_rows
     from trainer.hub import push_results
     from trainer.pipeline import run_pipeline

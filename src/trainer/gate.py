@@ -1,6 +1,6 @@
 """The gate: reasons to refuse a training run, found before any weights load. Imports no torch or numpy.
 
-Every rank runs it. Refusals are values (Refusal), the CLI prints them and exits with REFUSED_EXIT_CODE.
+Every rank runs it. Refusals are values (Refusal), the CLI prints them and exits with trainer.errors.EXIT_REFUSED.
 No flag skips the NumPy or the quantized-base checks.
 """
 
@@ -13,12 +13,9 @@ from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
-from trainer.errors import EXIT_REFUSED
-
 if TYPE_CHECKING:
     from envdoctor import Finding
 
-REFUSED_EXIT_CODE = EXIT_REFUSED
 NUMPY_FIX = 'pip install "numpy==1.26.4"'
 FULL_PRECISION_FIX = (
     "use the full-precision (bf16) base instead, e.g. meta-llama/Meta-Llama-3.1-8B-Instruct, "

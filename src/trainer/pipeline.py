@@ -86,6 +86,12 @@ def merge_and_validate(config: TrainConfig, adapter: Path, test_set: Path | None
     except CheckFailedError as error:
         raise StageFailedError(f"merge failed: {error}", error.exit_code) from None
     log(merge.render_result(result))
+    if config.chat_template:  # a template the base did not have: stop generating where its assistant turns end
+        from trainer.chat_templates import stop_generation_at_end_of_turn
+
+        stops = stop_generation_at_end_of_turn(merged_dir)
+        if stops:
+            log(f"--chat_template: {stops}")
     if test_set is None:
         return PipelineResult(f"done: adapter in {adapter}, merged model in {merged_dir}", adapter, merged_dir)
     return validate_merged(config, adapter, merged_dir, test_set)

@@ -28,7 +28,8 @@ def build_base_model_dir(directory: Path) -> Path:
 
 def renamed_chat_rows(count: int, seed: int = 0) -> list[dict[str, Any]]:
     """synthetic_chat_rows with the messages in a 'conversation' column (and an unrelated 'id' column)."""
-    return [{"id": index, "conversation": row["messages"]} for index, row in enumerate(synthetic_chat_rows(count, seed))]
+    rows = synthetic_chat_rows(count, seed)
+    return [{"id": index, "conversation": row["messages"]} for index, row in enumerate(rows)]
 
 
 def write_dataset_file(rows: list[dict[str, Any]], path: Path, fmt: str) -> Path:

@@ -14,7 +14,9 @@ from trainer.chat_templates import (
     END_OF_TURN,
     ChatTemplateError,
     chat_template_problem,
+    end_of_turn_id,
     resolve_chat_template,
+    stop_generation_at_end_of_turn,
     use_chat_template,
 )
 from trainer.data import DataError, tokenize_chat, tokenize_record, tokenizer_fingerprint
@@ -103,3 +105,30 @@ def test_generation_blocks_of_transformers_templates_are_accepted(tmp_path: Path
     template.write_text("{% for m in messages %}{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] }}"
                         "{% endgeneration %}{% else %}{{ m['content'] }}{% endif %}{% endfor %}", encoding="utf-8")
     assert chat_template_problem(str(template)) is None
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_generation_of_a_merged_model_stops_at_the_templates_end_of_turn(name: str, base_tokenizer: Any,
+                                                                          tmp_path: Path) -> None:
+    from transformers import GenerationConfig
+
+    use_chat_template(base_tokenizer, name)
+    try:
+        base_tokenizer.save_pretrained(str(tmp_path))
+        GenerationConfig(eos_token_id=base_tokenizer.eos_token_id).save_pretrained(str(tmp_path))
+        end = base_tokenizer.convert_tokens_to_ids(END_OF_TURN[name])
+        assert stop_generation_at_end_of_turn(tmp_path) is not None
+        assert GenerationConfig.from_pretrained(str(tmp_path)).eos_token_id == [base_tokenizer.eos_token_id, end]
+        assert stop_generation_at_end_of_turn(tmp_path) is None  # already there
+    finally:
+        base_tokenizer.chat_template = None
+
+
+def test_a_template_that_ends_turns_with_eos_needs_no_extra_stop(base_tokenizer: Any) -> None:
+    from tiny import CHAT_TEMPLATE
+
+    base_tokenizer.chat_template = CHAT_TEMPLATE  # closes assistant turns with eos_token
+    try:
+        assert end_of_turn_id(base_tokenizer) is None
+    finally:
+        base_tokenizer.chat_template = None

@@ -12,6 +12,7 @@ import pytest
 from envdoctor import inspect_model
 from trainer import gate
 from trainer.cli import main
+from trainer.errors import EXIT_REFUSED
 
 
 def write_safetensors_header(path: Path, tensors: dict[str, dict]) -> None:
@@ -106,7 +107,7 @@ def test_cli_refuses_with_exit_code_3_and_no_traceback(stripped_4bit_model: Path
     code = main(["--model_name", str(stripped_4bit_model), "--dataset_path", str(chat_data), "--output_dir",
                  str(output), "--stack", "cpu-test", "--load_in_4bit"])
     err = capsys.readouterr().err
-    assert code == gate.REFUSED_EXIT_CODE
+    assert code == EXIT_REFUSED
     assert "REFUSED" in err and "--load_in_4bit" in err and "pre-quantized" in err and "Traceback" not in err
     assert not output.exists()  # refused before anything was written
 

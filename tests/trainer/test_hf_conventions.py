@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from hf_data import build_base_model_dir, renamed_chat_rows, write_dataset_file
 from helpers import FAST_FLAGS
+from hf_data import build_base_model_dir, renamed_chat_rows, write_dataset_file
 
 from trainer.cli import ConfigError, build_config, build_parser, main, normalize_argv
 from trainer.config import TrainConfig

@@ -43,9 +43,9 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         unknowns,
         wheels,
     )
+    from envdoctor.checks.api_breaks import check_api_breaks
     from envdoctor.checks.flash_attn_build import check_flash_attn_build
     from envdoctor.checks.numpy_abi import check_numpy_abi
-    from envdoctor.checks.api_breaks import check_api_breaks
     from envdoctor.checks.runtime_floors import check_runtime_floors
 
     packages: list[Check] = [

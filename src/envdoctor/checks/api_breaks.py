@@ -101,9 +101,12 @@ def _crossed(history: list[Version], version: Version | None, bound: Version) ->
 
 
 def _newest(ctx: CheckContext, package: str) -> str | None:
-    """The newest final release recorded in the bundled PyPI tables, not yanked; None when not recorded."""
+    """The release pip would pick today: the newest final, not yanked release in the bundled PyPI tables that
+    accepts the snapshot's Python (when known); None when not recorded."""
+    python = ctx.snapshot.python.version
     finals = [r.version for r in releases(package, ctx.matrices.root)
-              if not r.yanked and _public(r.version) is not None and not Version(r.version).is_prerelease]
+              if not r.yanked and _public(r.version) is not None and not Version(r.version).is_prerelease
+              and not (python and r.requires_python and not matches_specifier(python, r.requires_python))]
     return max(finals, key=Version) if finals else None
 
 

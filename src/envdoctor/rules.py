@@ -113,6 +113,9 @@ def _gpu_fact(snapshot: Snapshot, name: str) -> Any:
     return str(min(ccs) if name == "min_cc" else max(ccs))
 
 
+# Local tags that name a PyTorch build variant (an index under download.pytorch.org/whl/); other local tags (NGC's
+# "07cecf4168.nv24.5", a source build's git hash) say nothing about the CUDA the build uses.
+VARIANT_TAG = re.compile(r"cu\d{2,4}|cpu|rocm\d+(\.\d+)*|xpu")
 # Platforms whose plain PyPI torch wheel is a CPU build (CUDA builds come only from the PyTorch index there).
 CPU_ONLY_PYPI_PLATFORMS = frozenset({"windows", "darwin"})
 
@@ -124,11 +127,11 @@ def torch_variant(snapshot: Snapshot) -> Any:
     if version is UNKNOWN or version is ABSENT:
         return version
     parsed = parse_version(version) if version is not INSTALLED else None
-    if parsed is not None and parsed.local:
+    if parsed is not None and parsed.local and VARIANT_TAG.fullmatch(parsed.local):
         return parsed.local
     if snapshot.torch and snapshot.torch.cuda:
         return _variant_of_cuda(snapshot.torch.cuda)
-    if parsed is None:
+    if parsed is None or parsed.local:
         return UNKNOWN
     return "cpu" if snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS else ""
 

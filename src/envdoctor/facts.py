@@ -296,6 +296,21 @@ class Facts:
             return None
         return _Fields(self.root / "cuda.toml", f'families."{major}"', table).text("minor_compat_min_driver_linux")
 
+    def cuda_minor_compat(self, major: int) -> bool:
+        """Whether builds for any minor of this CUDA major run on the major's floor driver (false for CUDA 10)."""
+        table = self._section("cuda.toml", "families").get(str(major))
+        return True if table is None else table.get("minor_compat", True) is not False
+
+    def torch_pypi_default(self, version: str) -> str | None:
+        """The variant of the plain PyPI Linux wheel of torch ``version``: the release table's, else the series'
+        (``legacy_pypi_default``) for releases older than the table; None when unknown."""
+        release = self.torch(version)
+        if release is not None:
+            return release.pypi_default
+        minor = ".".join(version.split("+")[0].split(".")[:2])
+        value = self._file("torch.toml").get("legacy_pypi_default", {}).get(minor)
+        return value if isinstance(value, str) else None
+
     def cuda_family_min_driver_windows(self, major: int) -> str | None:
         """Minor-version-compatibility floor of a CUDA major on Windows (12 -> "527.41"); None when unknown."""
         table = self._section("cuda.toml", "families").get(str(major))
@@ -541,4 +556,9 @@ def validate_facts(root: Path | None = None) -> list[str]:
         return errors + [str(error)]
     for variant in variants:
         attempt(facts.torch_variant, variant)
+    legacy = facts._file("torch.toml").get("legacy_pypi_default", {})
+    for minor, variant in (legacy.items() if isinstance(legacy, dict) else ()):
+        if variant not in variants:
+            errors.append(f"{facts.root / 'torch.toml'}: legacy_pypi_default.\"{minor}\": {variant!r} is not a "
+                          "variant of [variants]")
     return list(dict.fromkeys(errors))

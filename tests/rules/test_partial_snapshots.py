@@ -178,3 +178,12 @@ def test_host_os_aliases_are_one_value() -> None:
     for alias in ("win32", "Windows", "cygwin"):
         assert snapshot_from_dict({"host": {"os": alias}}).host.os == "windows"
     assert snapshot_from_dict({"host": {"os": "macOS"}}).host.os == "darwin"
+
+
+def test_old_torch_series_use_their_pypi_default_build(tmp_path: Path) -> None:
+    # torch 1.10's plain Linux wheel is a CUDA 10.2 build: no sm_80 kernels, and CUDA 10 has no minor compatibility
+    arch = check(tmp_path, packages={"torch": "1.10.1"},
+                 nvidia={"driver": "470.82.01", "gpus": [{"name": "A100", "compute_capability": "8.0"}]})
+    assert "gpu-arch-not-in-torch" in rules(arch)
+    driver = check(tmp_path, packages={"torch": "1.7.1"}, nvidia={"cuda_driver": "10.1"})
+    assert rules(driver)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")

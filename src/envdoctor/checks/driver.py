@@ -46,8 +46,8 @@ def torch_cuda(ctx: CheckContext) -> str | None:
     if build and build.cuda:
         return build.cuda
     variant, version = torch_variant(ctx.snapshot), fact(ctx.snapshot, "packages.torch")
-    release = ctx.facts.torch(version) if variant == "" and isinstance(version, str) else None
-    tag = release.pypi_default if release else variant
+    default = ctx.facts.torch_pypi_default(version) if variant == "" and isinstance(version, str) else None
+    tag = default or variant
     if not isinstance(tag, str) or not tag.startswith("cu"):
         return None
     try:
@@ -155,6 +155,8 @@ def _against_driver(ctx: CheckContext, need: CudaNeed, driver: str, supports: ob
     release = ctx.facts.cuda(need.cuda) if need.minor is not None else None
     toolkit_driver = (release.min_driver_windows if _windows(ctx) else release.min_driver_linux) if release else None
     if toolkit_driver and parse_version(driver) < parse_version(toolkit_driver):
+        if not ctx.facts.cuda_minor_compat(need.major):  # CUDA 10: no minor-version compatibility
+            return _too_old(ctx, need, driver, toolkit_driver, supports)
         return _minor_compat(need, driver, toolkit_driver)
     return None
 
@@ -169,6 +171,10 @@ def _against_header(ctx: CheckContext, need: CudaNeed, supports: str) -> Finding
         floor = ctx.facts.cuda_family_min_driver(need.major) or f"the CUDA {need.major} driver"
         return _too_old(ctx, need, None, floor, supports)
     if need.major == major and need.minor is not None and need.minor > minor:
+        if not ctx.facts.cuda_minor_compat(need.major):
+            release = ctx.facts.cuda(need.cuda)
+            return _too_old(ctx, need, None, release.min_driver_linux if release else f"one for CUDA {need.cuda}",
+                            supports)
         return _minor_compat(need, f"supporting CUDA {supports}", f"one supporting CUDA {need.cuda}")
     return None
 

@@ -45,6 +45,8 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
     if count == 0 or version is ABSENT or version is None:
         return []
     if count is None:
+        if snapshot.host.os == "darwin":  # no NVIDIA GPU runs under macOS: a CPU build is the right one there
+            return []
         plain_cpu_platform = variant is None and snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS
         return _cpu_torch_gpu_unknown(version) if variant == "cpu" or plain_cpu_platform else []
     if variant is None:
@@ -98,7 +100,8 @@ def _torch_archs(ctx: CheckContext) -> tuple[tuple[str, ...] | None, str]:
     if not isinstance(variant, str) or variant == "cpu" or version in (ABSENT, None):
         return None, ""
     release = ctx.facts.torch(version) if isinstance(version, str) else None
-    variant = variant or (release.pypi_default if release else "")
+    if not variant and isinstance(version, str):
+        variant = ctx.facts.torch_pypi_default(version) or ""
     archs = ctx.facts.torch_archs(version, variant) if release else None
     if archs is None and variant:
         info = ctx.facts.torch_variant(variant)  # a nightly or a release the table lacks: the variant's archs

@@ -82,10 +82,11 @@ def _judge(ctx: CheckContext, package: _Installed, numpy: _Installed, row: Numpy
         return None
     where = f" on {row.os}" if row.os else ""
     if numpy.version is not None and numpy.version >= NUMPY2:
-        if package.version is None:
+        if package.version is None:  # NumPy 2 is known: whether this package survives it is the open question
             return _unverified(NUMPY1_BUILD, row, package, f"{package.name} is installed but its version is unknown: "
                                f"releases before {row.numpy2_from}{where} were built against NumPy 1.x and fail at "
-                               f"import under NumPy {numpy.text}", _upgrade_fix(ctx, package, row, installed, table))
+                               f"import under NumPy {numpy.text}", _upgrade_fix(ctx, package, row, installed, table),
+                               severity=Severity.WARN)
         if _in_scan_gap(package, row):
             return _unverified(NUMPY1_BUILD, row, package, f"{package.name} {package.text} lies between the last "
                                f"release seen built against NumPy 1.x ({row.last_numpy1_build}) and the first seen "
@@ -150,9 +151,10 @@ def _unverified_os(ctx: CheckContext, package: _Installed, numpy: _Installed, ro
     )
 
 
-def _unverified(rule: str, row: NumpyAbiRow, package: _Installed, message: str, fix: str) -> Finding:
+def _unverified(rule: str, row: NumpyAbiRow, package: _Installed, message: str, fix: str,
+                severity: Severity = Severity.INFO) -> Finding:
     return Finding(
-        rule=rule, category=Category.NUMPY, severity=Severity.INFO, components=(package.name, "numpy"),
+        rule=rule, category=Category.NUMPY, severity=severity, components=(package.name, "numpy"),
         message=f"could not verify: {message}", fix=fix, sources=row.sources, verified=False,
     )
 

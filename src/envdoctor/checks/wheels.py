@@ -193,13 +193,22 @@ def _python_of_unknown(name: str, history: tuple[ReleaseFacts, ...], python: str
             f"{newest.requires_python}): pip cannot install it here",
             fix=f"use a Python that {newest.requires_python} allows (uv venv --python ...), then reinstall",
         )]
+    stale = _months_between(admits[-1].date, newest.date) >= STALE_MONTHS
     return [Finding(
-        rule="requires-python-excluded", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
-        sources=("pypi-metadata",), verified=False,
+        rule="requires-python-excluded", category=Category.PYTHON, severity=Severity.WARN if stale else Severity.INFO,
+        components=(name,), sources=("pypi-metadata",), verified=False,
         message=f"{name} is installed (version unknown); its releases after {admits[-1].version} require Python "
         f"{newest.requires_python}, so on Python {python} pip stops at {name} {admits[-1].version} (an old release)",
         fix=f"use a Python that {newest.requires_python} allows for current {name} releases",
     )]
+
+
+STALE_MONTHS = 12  # pip's last release for this Python is this much older than the newest: a warning
+
+
+def _months_between(earlier: str, later: str) -> int:
+    (y0, m0), (y1, m1) = (tuple(int(p) for p in d.split("-")[:2]) for d in (earlier, later))
+    return (y1 - y0) * 12 + m1 - m0
 
 
 def _python_excluded(ctx: CheckContext, name: str, release: ReleaseFacts, python: str,

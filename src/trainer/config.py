@@ -52,7 +52,8 @@ class DataConfig:
     cache_dir: str | None = field(default=None, metadata={"help": "pre-tokenized cache (default OUTPUT_DIR/tokenized)"})
     dataloader_num_workers: int = field(default=0, metadata={"help": "loader workers and tokenizer processes"})
     seed: int = field(default=42, metadata={"help": "seed for init, shuffling and the eval split"})
-    revision: str | None = field(default=None, metadata={"help": "hub revision of the model"})
+    revision: str | None = field(default=None, metadata={"help": "hub revision of the model",
+                                                         "aliases": ("model_revision",)})
     trust_remote_code: bool = field(default=False, metadata={"help": "run code shipped with the model (off)"})
 
 

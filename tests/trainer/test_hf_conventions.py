@@ -84,14 +84,13 @@ def hub_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("keys", [OWN_KEYS, TRL_KEYS], ids=["own-names", "trl-names"])
 def test_a_base_model_trains_on_parquet_chat_with_a_template_trackers_merge_validate_push(
-        keys: dict[str, Any], base_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        hub_calls: list[tuple[str, str]]) -> None:
+        base_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_calls: list[tuple[str, str]]) -> None:
+    """In TRL's key names; test_trl_key_names_give_the_same_config shows the project's names make the same run."""
     import mlflow
 
     data = write_dataset_file(renamed_chat_rows(96), tmp_path / "chat.parquet", "parquet")
-    config = write_config(tmp_path / "run.yaml", keys, base_model, data)
+    config = write_config(tmp_path / "run.yaml", TRL_KEYS, base_model, data)
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
     output = tmp_path / "out"

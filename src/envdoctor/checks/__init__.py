@@ -51,6 +51,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     packages: list[Check] = [
         check_api_breaks,
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, wheels.check_wheels,
+        wheels.check_required_builds,
         platforms.check_platforms,
         check_numpy_abi, check_runtime_floors, smoke.check_smoke, model.check_model, unknowns.check_invalid_values,
         environment.check_environment,

@@ -57,11 +57,21 @@ def marker_environment(snapshot: Snapshot) -> dict[str, str]:
         "python_full_version": version,
         "sys_platform": {"windows": "win32", "macos": "darwin"}.get(system, system),
         "platform_system": {"windows": "Windows", "macos": "Darwin"}.get(system, system.capitalize()),
-        "platform_machine": snapshot.host.arch or "x86_64",
+        "platform_machine": _machine(system, snapshot.host.arch or "x86_64"),
         "implementation_name": snapshot.python.implementation or "cpython",
         "os_name": "nt" if system == "windows" else "posix",
         "extra": "",
     }
+
+
+def _machine(system: str, arch: str) -> str:
+    """``platform.machine()`` as that OS spells it: Windows says AMD64/ARM64, macOS arm64, Linux x86_64/aarch64."""
+    lowered = arch.lower()
+    if system == "windows":
+        return {"x86_64": "AMD64", "amd64": "AMD64", "arm64": "ARM64", "aarch64": "ARM64"}.get(lowered, arch)
+    if system == "darwin":
+        return {"aarch64": "arm64"}.get(lowered, arch)
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(lowered, arch)
 
 
 def declared_requirements(ctx: CheckContext, owner: str, package: Package) -> DeclaredBy | None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
+from envdoctor.checks.declared import Declared
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
 from envdoctor.rules import matches_specifier
@@ -123,7 +125,75 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
             findings.append(_python_excluded(ctx, name, release, python, releases(name, root)))
         elif release.wheels and not wheel_runs(release, target):
             findings.append(_no_wheel(ctx, name, release, target, releases(name, root)))
+        elif not release.wheels:
+            findings.extend(_before_first_wheel_here(ctx, name, release, target, releases(name, root)))
     return findings
+
+
+def _before_first_wheel_here(ctx: CheckContext, name: str, release: ReleaseFacts, target: Target,
+                             history: tuple[ReleaseFacts, ...]) -> list[Finding]:
+    """A source-only release of a package that later shipped wheels for this OS (and never shipped any for the OS
+    before): this release predates that platform's support, and was built from source here."""
+    if target.families == frozenset(FAMILY.values()) or any(f.startswith("linux") for f in target.families):
+        return []  # source builds are the norm on Linux; judged only on Windows and macOS
+    first = next((r for r in history if any(t.rpartition("-")[2] in target.families for t in r.wheels or ())), None)
+    if first is None or [r.version for r in history].index(release.version) > [r.version for r in history].index(
+            first.version):
+        return []
+    return [Finding(
+        rule="release-predates-platform-wheels", category=Category.PLATFORM, severity=Severity.WARN,
+        components=(name,), sources=("pypi-metadata",),
+        message=f"{name} {release.version} is a source-only release from before {first.version}, the first with a "
+        f"wheel for {target.where}: it was built from source here, which for compiled ops on {target.where} "
+        "often fails or builds without them",
+        fix=requirement_install(ctx, name, f">={first.version}"),
+    )]
+
+
+def check_required_builds(ctx: CheckContext) -> list[Finding]:
+    """An installed package that requires, on this platform, a compiled package of which no release in the
+    required range has a wheel for this OS (triton on Windows under axolotl): it cannot be installed here."""
+    from envdoctor.checks.requirements import applicable_requirements, marker_environment
+
+    snapshot = ctx.snapshot
+    system = OS_FAMILY.get((snapshot.host.os or "").lower())
+    if system is None:
+        return []
+    target = target_of(snapshot.host.os, snapshot.host.arch, None)
+    environment = marker_environment(snapshot)
+    root, findings = ctx.matrices.root, []
+    for owner, package in sorted((snapshot.packages or {}).items()):
+        history = releases(owner, root)
+        release = release_facts(owner, package.version, root) if package.version else (history[-1] if history
+                                                                                         else None)
+        if release is None or not release.requires:
+            continue
+        for requirement in applicable_requirements(release.requires, environment):
+            finding = _unbuildable(owner, package.version, requirement, target, root)
+            if finding is not None:
+                findings.append(finding)
+    return findings
+
+
+def _unbuildable(owner: str, version: str | None, requirement: Declared, target: Target,
+                 root: Path | str) -> Finding | None:
+    name = requirement.name.lower().replace("_", "-")
+    history = [r for r in releases(name, root) if not requirement.specifier
+               or matches_specifier(r.version, requirement.specifier)]
+    compiled = [r for r in releases(name, root) if any(not t.endswith("-any") for t in r.wheels or ())]
+    if not history or not compiled or any(r.sdist for r in history):
+        return None
+    if any(wheel_runs(r, target) for r in history):
+        return None
+    shown = f"{owner} {version}" if version else f"{owner} (version unknown; its newest release)"
+    return Finding(
+        rule="required-package-not-built-here", category=Category.PLATFORM, severity=Severity.FAIL,
+        components=(owner, name), sources=("pypi-metadata",), verified=version is not None,
+        message=f"{shown} requires {requirement.name}{requirement.specifier} on {target.where}, and no release of "
+        f"{name} in that range has a wheel for {target.where} (nor a source archive): pip cannot install {owner} "
+        "here",
+        fix=f"run {owner} on Linux (WSL2 on Windows) where {name} has wheels",
+    )
 
 
 def _missing(wheels: tuple[str, ...], target: Target) -> tuple[bool, str]:

@@ -181,6 +181,9 @@ def run_train(config: TrainConfig) -> int:
 
     check_inputs(config)  # flag values and input files, before the gate and before anything heavy loads
     check_config(config)  # the flag combinations, also before the gate
+    from trainer.sharding import check_fsdp
+
+    check_fsdp(config)  # --fsdp's combinations
     configure_distributed_env()
     found = refusals(config.model_name, config.stack, config.load_in_4bit, config.load_in_8bit, config.revision)
     debug_record("gate", [f"rank {rank()}: {'refused' if found else 'passed'}"])

@@ -97,6 +97,10 @@ class TrainConfig(DataConfig):
     fused_lora: str = field(default="auto", metadata={"help": "auto|on|off: q,k,v and gate,up LoRA in one op per "
                                                                 "input (auto: on when training on a GPU)"})
     torch_compile: bool = field(default=False, metadata={"help": "compile each decoder layer with torch.compile"})
+    fsdp: bool = field(default=False, metadata={
+        "help": "shard the frozen base, the LoRA and its optimizer state over the ranks of torchrun --nproc_per_node "
+                "N (FSDP2, one unit per decoder layer), for bases that do not fit one GPU; rank 0 writes the adapter "
+                "and checkpoints, which resume on any number of ranks"})
     torch_compile_backend: str = field(default="inductor", metadata={
         "help": "torch.compile backend for --torch_compile (inductor; aot_eager/eager to debug)"})
     torch_compile_mode: str = field(default="auto", metadata={

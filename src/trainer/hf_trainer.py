@@ -12,6 +12,7 @@ from transformers import Trainer, TrainingArguments
 
 from trainer.config import TrainConfig
 from trainer.distributed import is_main_process, world_size
+from trainer.sharded_checkpoints import FSDPCheckpoints
 from trainer.trackers import transformers_report_to
 
 MAX_EXP_ARGUMENT = 700.0  # math.exp overflows a float above ~709
@@ -22,7 +23,7 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if math.isfinite(loss) and loss < MAX_EXP_ARGUMENT else float("inf")
 
 
-class LoRATrainer(Trainer):
+class LoRATrainer(FSDPCheckpoints, Trainer):
     """`fused_ce`: compute the training loss with `trainer.kernels.fused_ce.causal_lm_loss` (no full logits).
     `guard`: a DivergenceGuard that sees every step's loss and gradient norm."""
 
@@ -110,6 +111,8 @@ def training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArguments
     """transformers.TrainingArguments whose every value comes from the flag of the same meaning."""
     import torch
 
+    from trainer.sharding import fsdp_arguments
+
     on_cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(config.output_dir), num_train_epochs=config.num_train_epochs, max_steps=config.max_steps,
@@ -129,6 +132,7 @@ def training_arguments(config: TrainConfig, has_eval: bool) -> TrainingArguments
         disable_tqdm=not is_main_process(), use_cpu=not on_cuda,  # use_cpu: accelerate's multi-CPU (gloo) DDP
         ddp_backend=None if on_cuda or world_size() == 1 else "gloo",
         ddp_find_unused_parameters=False if world_size() > 1 else None,
+        **fsdp_arguments(config),  # --fsdp (trainer.sharding)
     )
 
 

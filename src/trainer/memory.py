@@ -42,7 +42,7 @@ EAGER_FACTOR = 0.80  # eager layers keep this share of the count (calibrated: H1
 BUDGET_SLOPE = 1.25  # kept share at budget b: 1 - 1.25 (1 - b) (calibrated: 0.6 kept half of the activations)
 BUDGET_FLOOR = 0.15  # the compiler cannot recompute below about what checkpointing keeps
 # Relative speed of each change, for ranking candidates that fit (1.0 = the requested settings):
-#   budget 0.6: 0.954-0.971 in train_speed.py (benchmarks/README.md sections 1b, 1c); 0.8 interpolated;
+#   budget 0.6: 0.954-0.971 in train_speed.py (docs/2026-12-06-benchmark-history.md sections 1b, 1c); 0.8 interpolated;
 #   half the micro-batch (twice the accumulation): 15,269 against 15,625 tok/s for 2 against 4 rows of 2,048
 #   (section 1b); gradient checkpointing: about 30% slower (README).
 CANDIDATE_SPEED = {"budget0.8": 0.98, "budget0.6": 0.96, "halve_batch": 0.977, "checkpointing": 0.70}
@@ -80,9 +80,15 @@ class ModelShape:
                 "o_proj": (self.q_width, h), "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
 
     def parameters(self) -> int:
-        per_layer = sum(a * b for a, b in self.projections().values()) + 2 * self.hidden_size
-        embeddings = self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
-        return self.num_layers * per_layer + embeddings + self.hidden_size
+        return self.num_layers * self.layer_parameters() + self.root_parameters()
+
+    def layer_parameters(self) -> int:
+        """One decoder layer: its projections and two RMSNorm weights."""
+        return sum(a * b for a, b in self.projections().values()) + 2 * self.hidden_size
+
+    def root_parameters(self) -> int:
+        """Outside the decoder layers: the embeddings, the head (unless tied) and the final norm."""
+        return self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2) + self.hidden_size
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ModelShape:
@@ -124,6 +130,7 @@ class MemoryPlan:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     lora_dropout: bool = True
     weight_bytes: int = 2  # bf16
+    weight_shards: int = 1  # --fsdp: the ranks the weights, LoRA and its optimizer state are sharded over
 
     @property
     def tokens(self) -> int:
@@ -208,10 +215,21 @@ def loss_bytes(shape: ModelShape, plan: MemoryPlan) -> int:
     return plan.tokens * shape.vocab_size * UNFUSED_CE_BYTES_PER_LOGIT
 
 
+def weight_bytes(shape: ModelShape, plan: MemoryPlan) -> int:
+    """The base's weights on one GPU. Sharded over N ranks (FSDP2): this rank's 1/N share plus what is gathered at
+    once: the root unit (embeddings, final norm, head; FSDP keeps the root gathered from forward to backward) and
+    two decoder layers (the one computing and the next, prefetched). Not yet calibrated on a GPU run."""
+    total = shape.parameters() * plan.weight_bytes
+    if plan.weight_shards <= 1:
+        return total
+    gathered = shape.root_parameters() + 2 * shape.layer_parameters()
+    return -(-total // plan.weight_shards) + gathered * plan.weight_bytes
+
+
 def estimate_peak(shape: ModelShape, plan: MemoryPlan) -> MemoryEstimate:
     """The run's peak of allocated GPU memory (what torch.cuda.max_memory_allocated reports)."""
-    return MemoryEstimate(weights=shape.parameters() * plan.weight_bytes,
-                          adapter=adapter_parameters(shape, plan) * ADAPTER_BYTES_PER_PARAM,
+    return MemoryEstimate(weights=weight_bytes(shape, plan),
+                          adapter=-(-adapter_parameters(shape, plan) * ADAPTER_BYTES_PER_PARAM // plan.weight_shards),
                           activations=activation_bytes(shape, plan), loss=loss_bytes(shape, plan),
                           workspace=WORKSPACE_BYTES)
 
@@ -303,18 +321,18 @@ LLAMA_8B = ModelShape(4096, 14336, 32, 128256, 32, 8, 128)
 _SEED = MemoryPlan(micro_batch=4, accumulation=2, seq_len=2048, packing=True, compile=True, fused_ce=True)
 CALIBRATION = (
     Calibration("packed, compiled, dropout 0.05 (the CLI)", _SEED, 59.7,
-                "benchmarks/README.md section 4 (H200) and issue 23 (H100)"),
+                "docs/2026-12-06-benchmark-history.md section 4 (H200) and section 8 (H100)"),
     Calibration("packed, compiled, no dropout", replace(_SEED, lora_dropout=False), 51.3,
-                "benchmarks/README.md section 1b/1c: trainer+compile+4rows (H200)"),
+                "docs/2026-12-06-benchmark-history.md section 1b/1c: trainer+compile+4rows (H200)"),
     Calibration("packed, compiled, 2 rows, no dropout", replace(_SEED, micro_batch=2, lora_dropout=False), 34.1,
-                "benchmarks/README.md section 1b: trainer+compile+2rows (H200)"),
+                "docs/2026-12-06-benchmark-history.md section 1b: trainer+compile+2rows (H200)"),
     Calibration("packed, compiled, budget 0.6, dropout", replace(_SEED, activation_budget=0.6), 38.2,
-                "benchmarks/README.md sections 1c and 4: +budget0.6 (H200)"),
+                "docs/2026-12-06-benchmark-history.md sections 1c and 4: +budget0.6 (H200)"),
     Calibration("packed, eager, dropout (--memory_fit off)", replace(_SEED, compile=False), 70.6,
-                "benchmarks/README.md section 8: the seed's flags without --torch_compile (H100)"),
+                "docs/2026-12-06-benchmark-history.md section 8: the seed's flags without --torch_compile (H100)"),
     Calibration("packed, eager, 2 rows x accumulation 4, dropout",
                 replace(_SEED, compile=False, micro_batch=2, accumulation=4), 43.8,
-                "benchmarks/README.md section 8 (H100)"),
+                "docs/2026-12-06-benchmark-history.md section 8 (H100)"),
     Calibration("unpacked, compiled, transformers loss", replace(_SEED, packing=False, fused_ce=False), 66.5,
-                "benchmarks/README.md section 4 run J (H200) and issue 23 (H100)"),
+                "docs/2026-12-06-benchmark-history.md section 4 run J (H200) and section 8 (H100)"),
 )

@@ -14,6 +14,7 @@ from trainer.backends import Backend, select_backend
 from trainer.config import TrainConfig
 from trainer.errors import first_line, log
 from trainer.fast_defaults import PackingDecision, packing_decision
+from trainer.sharding import fused_ce_under_fsdp
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def build_run_plan(config: TrainConfig) -> RunPlan:
     import torch
 
     on_gpu = torch.cuda.is_available()
-    fused_ce = use_fused_ce(config, packing.on)
+    fused_ce = fused_ce_under_fsdp(config, use_fused_ce(config, packing.on))
     config, memory = fit_memory(config, packing.on, fused_ce, backend) if on_gpu else (config, None)
     plan = RunPlan(config, backend, packing, fused_ce, use_fused_lora(config, backend, on_gpu),
                    compile_mode(config, packing.on, on_gpu), is_hf(backend) and on_gpu, memory)
@@ -82,7 +83,7 @@ def use_fused_ce(config: TrainConfig, packing: bool) -> bool:
 
 def compile_mode(config: TrainConfig, packing: bool, on_gpu: bool) -> str | None:
     """--torch_compile_mode auto: max-autotune-no-cudagraphs with --packing and inductor on a GPU (rows of one shape,
-    so Inductor tunes each GEMM and kernel once; +4% measured in benchmarks/README.md section 1b), else
+    so Inductor tunes each GEMM and kernel once; +4% measured in docs/2026-12-06-benchmark-history.md section 1b), else
     torch.compile's default: unpacked batches come in several shapes, each of which would be tuned again, and the
     gain was measured on a GPU only. None means the default."""
     mode = config.torch_compile_mode
@@ -111,7 +112,8 @@ def memory_plan(config: TrainConfig, packing: bool, fused_ce: bool) -> Any:
                       compile=config.torch_compile and config.torch_compile_backend == "inductor",
                       checkpointing=config.gradient_checkpointing, activation_budget=config.activation_memory_budget,
                       fused_ce=fused_ce, lora_r=config.lora_r, lora_targets=tuple(config.target_modules),
-                      lora_dropout=config.lora_dropout > 0)
+                      lora_dropout=config.lora_dropout > 0,
+                      weight_shards=int(os.environ.get("WORLD_SIZE", "1")) if config.fsdp else 1)
 
 
 def fit_memory(config: TrainConfig, packing: bool, fused_ce: bool, backend: Backend) -> tuple[TrainConfig, MemoryFit]:

@@ -268,9 +268,10 @@ class LoRARecipe:
     def _save_adapter(self) -> None:
         target = self.output_dir / ADAPTER_DIR
         staging = self.output_dir / f".{ADAPTER_DIR}.tmp"
+        gathered = self.trainer.adapter_state_dict()  # --fsdp: every rank sends its shards (else None)
         if self.trainer.is_world_process_zero():
             shutil.rmtree(staging, ignore_errors=True)
-            self.trainer.model.save_pretrained(str(staging), safe_serialization=True)
+            self.trainer.model.save_pretrained(str(staging), safe_serialization=True, state_dict=gathered)
             self.trainer.processing_class.save_pretrained(str(staging))
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)

@@ -104,8 +104,11 @@ def test_a_plain_jsonl_file_is_read_directly_with_line_numbers(tmp_path: Path) -
 
 
 def test_an_unreachable_hub_dataset_is_one_bad_input_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # read at import, so the variables come too late
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(BadInputError, match=r"^cannot load --dataset_name nobody/no-such-dataset \(split train\): "):
         with_dataset_rows(config_for("nobody/no-such-dataset", tmp_path / "out", cache_dir=str(tmp_path / "c")))
 
@@ -132,3 +135,13 @@ def test_check_inputs_accepts_dataset_name_instead_of_dataset_path(tmp_path: Pat
     check_inputs(TrainConfig(model_name="m", dataset_name="org/name", output_dir=str(tmp_path / "out")))
     with pytest.raises(InputError, match="--dataset_path is required"):
         check_inputs(TrainConfig(model_name="m", output_dir=str(tmp_path / "out")))
+
+
+def test_pretokenize_reads_dataset_name(tiny_model: Path, tmp_path: Path) -> None:
+    from trainer.cli import main
+
+    source = write_dataset_file(qa_rows(10), tmp_path / "data.parquet", "parquet")
+    code = main(["pretokenize", "--model_name", str(tiny_model), "--dataset_name", str(source), "--prompt_field",
+                 "question", "--completion_field", "answer", "--output_dir", str(tmp_path / "out")])
+    assert code == 0
+    assert list((tmp_path / "out" / "tokenized").glob("*/COMPLETE"))

@@ -296,6 +296,18 @@ class Facts:
             return None
         return _Fields(self.root / "cuda.toml", f'families."{major}"', table).text("minor_compat_min_driver_linux")
 
+    def cuda_builds(self) -> tuple[tuple[str, str, int, str], ...]:
+        """(package, version specifier, CUDA major, source) for CUDA wheels other than torch (``[[builds]]``)."""
+        rows = self._file("cuda.toml").get("builds", [])
+        out = []
+        for index, row in enumerate(rows if isinstance(rows, list) else []):
+            fields = _Fields(self.root / "cuda.toml", f"builds[{index}]", row)
+            major = row.get("cuda_major")
+            if not isinstance(major, int) or isinstance(major, bool):
+                raise FactsError(f"{self.root / 'cuda.toml'}: 'builds[{index}].cuda_major' should be an integer")
+            out.append((fields.text("package"), fields.text("versions"), major, fields.text("source")))
+        return tuple(out)
+
     def cuda_minor_compat(self, major: int) -> bool:
         """Whether builds for any minor of this CUDA major run on the major's floor driver (false for CUDA 10)."""
         table = self._section("cuda.toml", "families").get(str(major))
@@ -556,6 +568,11 @@ def validate_facts(root: Path | None = None) -> list[str]:
         return errors + [str(error)]
     for variant in variants:
         attempt(facts.torch_variant, variant)
+    if "cuda.toml" in present:
+        try:
+            facts.cuda_builds()
+        except FactsError as error:
+            errors.append(str(error))
     legacy = facts._file("torch.toml").get("legacy_pypi_default", {})
     for minor, variant in (legacy.items() if isinstance(legacy, dict) else ()):
         if variant not in variants:

@@ -294,7 +294,9 @@ class LoRARecipe:
 
 def trainable_checksum(model: Any) -> float:
     """Sum of every trainable weight (float64): equal on all ranks when DDP kept them in sync."""
-    return float(sum(p.detach().double().sum().item() for p in model.parameters() if p.requires_grad))
+    from trainer.sharded_checkpoints import full_tensor  # --fsdp: the whole weight, not this rank's shard
+
+    return float(sum(full_tensor(p).detach().double().sum().item() for p in model.parameters() if p.requires_grad))
 
 
 def memory_flags(config: TrainConfig) -> str:

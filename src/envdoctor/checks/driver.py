@@ -15,7 +15,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import plan_command, torch_install, torch_target
 from envdoctor.facts import cuda_major_minor, cuda_of_variant
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.rules import ABSENT, fact, parse_version, torch_variant
+from envdoctor.rules import ABSENT, fact, matches_specifier, parse_version, torch_variant
 
 SOURCES = ("nvidia-cuda-rn-13-2-2", "uv-torch-backend")
 # Package-name conventions that carry the CUDA a wheel was built for: (pattern, whether the version is the CUDA).
@@ -63,7 +63,12 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
     if cuda is not None and torch is not ABSENT:
         major, minor = cuda_major_minor(cuda)
         needs.append(CudaNeed("torch", torch if isinstance(torch, str) else "(version unknown)", major, minor))
-    for name, package in sorted((ctx.snapshot.packages or {}).items()):
+    packages = ctx.snapshot.packages or {}
+    for name, spec, major, _ in ctx.facts.cuda_builds():
+        package = packages.get(name)
+        if package is not None and package.version and matches_specifier(package.version, spec):
+            needs.append(CudaNeed(name, package.version, major, None))
+    for name, package in sorted(packages.items()):
         for pattern, versioned in RUNTIME_NAMES:
             match = pattern.fullmatch(name)
             if match is None:

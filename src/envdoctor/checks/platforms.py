@@ -78,6 +78,10 @@ def check_platforms(ctx: CheckContext) -> list[Finding]:
         elif name in facts.pure_wheel_platforms and family and parsed:
             findings.extend(_pure_wheel_binaries(ctx, name, package.version, family,
                                                  *facts.pure_wheel_platforms[name]))
+        elif name in facts.pure_wheel_platforms and family and package.version is None:
+            families, before = facts.pure_wheel_platforms[name]
+            if family not in families:
+                findings.append(_pure_wheel_unknown(name, family, families, before))
     return findings
 
 
@@ -126,3 +130,14 @@ def _pure_wheel_binaries(ctx: CheckContext, name: str, version: str, family: str
         "it falls back to a CPU stub ('compiled without GPU support', 'CUDA Setup failed')",
         fix=fix,
     )]
+
+
+def _pure_wheel_unknown(name: str, family: str, families: frozenset[str], before: str) -> Finding:
+    return Finding(
+        rule="no-native-library-for-platform", category=Category.PLATFORM, severity=Severity.WARN,
+        components=(name,), sources=("bitsandbytes-0-43-windows",), verified=False,
+        message=f"{name} is installed with an unknown version: releases before {before} carry native libraries for "
+        f"{', '.join(DESCRIBE.get(f, f) for f in sorted(families))} only, so on {DESCRIBE[family]} such a release "
+        "falls back to a CPU stub ('compiled without GPU support')",
+        fix=f"pip install \"{name}>={before}\"",
+    )

@@ -12,7 +12,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.driver import torch_cuda
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.rules import fact
+from envdoctor.rules import ABSENT, fact
 
 SOURCES = ("anchors-failure-modes",)
 
@@ -27,7 +27,7 @@ def source_built(ctx: CheckContext) -> tuple[str, ...]:
 def check_toolkit(ctx: CheckContext) -> list[Finding]:
     toolkit = ctx.snapshot.cuda_toolkit
     if toolkit is None:
-        return []
+        return _flash_attn_build_unknown(ctx)
     if toolkit.nvcc is None:
         return _no_nvcc(ctx)
     findings = []
@@ -110,3 +110,26 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
             "CUDA_HOME pointing at it",
         ))
     return findings
+
+
+def _flash_attn_build_unknown(ctx: CheckContext) -> list[Finding]:
+    """flash-attn is a source archive on PyPI: pip compiles it (needing nvcc and CUDA_HOME) unless a release wheel
+    matches torch, CUDA, the C++ ABI and Python. With the toolkit unknown and no matching wheel known, say so."""
+    version = fact(ctx.snapshot, "packages.flash-attn")
+    torch = fact(ctx.snapshot, "packages.torch")
+    if version in (ABSENT, None):
+        return []
+    release = ctx.facts.flash_attn(version) if isinstance(version, str) else None
+    minor = ".".join(torch.split("+")[0].split(".")[:2]) if isinstance(torch, str) else None
+    if release is not None and minor is not None and minor in release.torch_minors:
+        return []
+    why = (f"no flash-attn {version} release wheel targets torch {minor}" if release and minor else
+           "torch's version is unknown, so whether a release wheel matches is too")
+    return [Finding(
+        rule="flash-attn-needs-source-build", category=Category.CUDA_BUILD, severity=Severity.WARN,
+        components=("flash-attn", "cuda-toolkit"), sources=("flash-attn-publish",), verified=False,
+        message=f"flash-attn is a source archive on PyPI and {why}: pip then compiles it, which needs a CUDA toolkit "
+        "(nvcc, CUDA_HOME) matching torch's CUDA, and the snapshot does not say whether one is installed",
+        fix="nvcc --version   # then: envdoctor plan --from-probe for a release wheel, or install the CUDA toolkit "
+        "of torch's CUDA",
+    )]

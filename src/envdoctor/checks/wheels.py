@@ -112,7 +112,10 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
     python = snapshot.python.version
     findings = []
     for name, package in sorted((snapshot.packages or {}).items()):
-        if name not in known or (package.version and "+" in package.version):
+        if name not in known:
+            continue
+        if package.version and "+" in package.version:
+            findings.extend(_index_build_python(name, package.version, target, root))
             continue
         if not package.version:
             history = releases(name, root)
@@ -128,6 +131,29 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
         elif not release.wheels:
             findings.extend(_before_first_wheel_here(ctx, name, release, target, releases(name, root)))
     return findings
+
+
+# Packages whose local-tag builds (+cu121, +cpu) come from an index that builds the same CPython versions as PyPI.
+SAME_PYTHONS_AS_PYPI = frozenset({"torch", "torchvision", "torchaudio"})
+
+
+def _index_build_python(name: str, version: str, target: Target, root: Path | str) -> list[Finding]:
+    """A ``+cuXYZ`` torch comes from the PyTorch index, which builds the Pythons PyPI has: no CPython wheel of that
+    release on PyPI means no build for this Python exists."""
+    release = release_facts(name, version, root) if name in SAME_PYTHONS_AS_PYPI else None
+    if release is None or not release.wheels or target.minor is None:
+        return []
+    every = Target(frozenset(FAMILY.values()), target.minor, "any platform")
+    if wheel_runs(release, every):
+        return []
+    pythons = sorted({t.split("-")[0] for t in release.wheels}, key=_minor_of)
+    return [Finding(
+        rule="no-wheel-for-python", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",),
+        message=f"{name} {release.version} was built for {', '.join(pythons)} only (its PyPI wheels; the PyTorch "
+        f"index builds the same), not for CPython 3.{target.minor}: this install cannot be an official build",
+        fix=f"use a Python that {name} {release.version} was built for, or a newer {name}",
+    )]
 
 
 def _before_first_wheel_here(ctx: CheckContext, name: str, release: ReleaseFacts, target: Target,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from trainer.checkpoint import CheckpointError
-from trainer.errors import log
 
 OPTIMIZER_FILE = "optimizer.pt"  # transformers.trainer.OPTIMIZER_NAME
 SCHEDULER_FILE = "scheduler.pt"  # transformers.trainer.SCHEDULER_NAME
@@ -38,8 +37,6 @@ class FSDPCheckpoints:
             state.distributed_type = DistributedType.FSDP
             state.fsdp_plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
             self.is_fsdp_enabled = True
-        if requested and not self.is_fsdp_enabled:
-            log("--fsdp: one process, nothing to shard; training unsharded")
 
     def adapter_state_dict(self) -> dict[str, Any] | None:
         """The trainable weights as full CPU tensors gathered from the shards (a collective: every rank calls it);

@@ -75,6 +75,9 @@ def fsdp_arguments(config: Any) -> dict[str, Any]:
     """TrainingArguments keywords for --fsdp (none without it); logs the sharding estimate."""
     if not getattr(config, "fsdp", False):
         return {}
+    if world_size_of_launch() == 1:  # transformers refuses fsdp outside a distributed launch
+        log("--fsdp: one process, nothing to shard; training unsharded (checkpoints resume either way)")
+        return {}
     fsdp_config: dict[str, Any] = {"version": FSDP_VERSION, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
                                    "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT"}
     layers = layers_to_wrap(config.model_name, config.revision, config.trust_remote_code)

@@ -111,8 +111,8 @@ def test_numpy1_is_no_way_out_when_something_needs_numpy2(tmp_path: Path) -> Non
 
 
 def test_unknown_package_version_is_unverified_when_numpy_makes_it_matter(tmp_path: Path) -> None:
-    (finding,) = _findings({"pandas": None, "numpy": NUMPY2}, tmp_path)
-    assert (finding.rule, finding.severity, finding.verified) == (NUMPY1_BUILD, Severity.INFO, False)
+    (finding,) = _findings({"pandas": None, "numpy": NUMPY2}, tmp_path)  # NumPy 2 known: a warning, unverified
+    assert (finding.rule, finding.severity, finding.verified) == (NUMPY1_BUILD, Severity.WARN, False)
     assert "version is unknown" in finding.message
 
 

@@ -6,6 +6,7 @@ A fact that is unknown never crashes and is never guessed: the rule says it coul
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -160,23 +161,40 @@ def _torch_fact(snapshot: Snapshot, name: str) -> Any:
 def parse_version(text: Any) -> Version | None:
     if text is None or isinstance(text, (bool, _Absent, _Installed)):
         return None
+    return _version(str(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _version(text: str) -> Version | None:
     try:
-        return Version(str(text))
+        return Version(text)
     except InvalidVersion:
         return None
 
 
-def matches_specifier(value: Any, spec: str) -> bool:
-    """``value`` satisfies ``spec``; pre-releases count, a local tag (``+cu121``) is ignored unless named."""
-    version = parse_version(value)
-    if version is None:
+@functools.lru_cache(maxsize=4096)
+def _specifier(spec: str) -> SpecifierSet | None:
+    try:
+        return SpecifierSet(spec)
+    except InvalidSpecifier:
+        return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _matches(value: str, spec: str) -> bool:
+    version, specifier = _version(value), _specifier(spec)
+    if version is None or specifier is None:
         return False
     if "+" not in spec and version.local:
-        version = Version(version.public)
-    try:
-        return SpecifierSet(spec).contains(version, prereleases=True)
-    except InvalidSpecifier:
+        version = _version(version.public)
+    return specifier.contains(version, prereleases=True)
+
+
+def matches_specifier(value: Any, spec: str) -> bool:
+    """``value`` satisfies ``spec``; pre-releases count, a local tag (``+cu121``) is ignored unless named."""
+    if value is None or isinstance(value, (bool, _Absent, _Installed)):
         return False
+    return _matches(str(value), spec)
 
 
 def condition_holds(value: Any, expected: Any) -> bool:

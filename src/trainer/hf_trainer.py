@@ -25,7 +25,8 @@ def perplexity(loss: float) -> float:
 
 class LoRATrainer(FSDPCheckpoints, Trainer):
     """`fused_ce`: compute the training loss with `trainer.kernels.fused_ce.causal_lm_loss` (no full logits).
-    `guard`: a DivergenceGuard that sees every step's loss and gradient norm."""
+    `guard`: a DivergenceGuard that sees every step's loss and gradient norm. Under --fsdp, saves and resumes are
+    trainer.sharded_checkpoints' (a PEFT adapter and a one-process optimizer state, for any world size)."""
 
     def __init__(self, *args: Any, fused_ce: bool = False, guard: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -121,3 +121,15 @@ def test_fsdp_arguments_wrap_the_decoder_layer_class(tiny_model: Path, monkeypat
     assert arguments["fsdp_config"]["state_dict_type"] == "FULL_STATE_DICT"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert fsdp_arguments(TrainConfig(model_name=str(tiny_model), dataset_path="d.jsonl", fsdp=True)) == {}
+
+
+def test_fsdp_is_off_by_default_and_reachable_from_yaml_and_the_command_line(tmp_path: Path) -> None:
+    from trainer.cli import CONFIGS, build_config, build_parser
+
+    parser = build_parser()
+    (tmp_path / "run.yaml").write_text("fsdp: true\n")
+    given = {"default": [], "yaml": ["--config", str(tmp_path / "run.yaml")], "flag": ["--fsdp"],
+             "flag over yaml": ["--config", str(tmp_path / "run.yaml"), "--no-fsdp"]}
+    found = {name: build_config(CONFIGS["train"], parser.parse_args(["train", "--model_name", "m", *args])).fsdp
+             for name, args in given.items()}
+    assert found == {"default": False, "yaml": True, "flag": True, "flag over yaml": False}

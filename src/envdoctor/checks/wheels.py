@@ -204,12 +204,11 @@ def check_required_builds(ctx: CheckContext) -> list[Finding]:
 def _unbuildable(owner: str, version: str | None, requirement: Declared, target: Target,
                  root: Path | str) -> Finding | None:
     name = requirement.name.lower().replace("_", "-")
-    history = [r for r in releases(name, root) if not requirement.specifier
-               or matches_specifier(r.version, requirement.specifier)]
-    compiled = [r for r in releases(name, root) if any(not t.endswith("-any") for t in r.wheels or ())]
-    if not history or not compiled or any(r.sdist for r in history):
-        return None
-    if any(wheel_runs(r, target) for r in history):
+    every = releases(name, root)
+    if not every or not any(not t.endswith("-any") for r in every for t in r.wheels or ()):
+        return None  # not in the tables, or pure Python
+    history = [r for r in every if not requirement.specifier or matches_specifier(r.version, requirement.specifier)]
+    if not history or any(r.sdist or wheel_runs(r, target) for r in history):
         return None
     shown = f"{owner} {version}" if version else f"{owner} (version unknown; its newest release)"
     return Finding(

@@ -124,6 +124,9 @@ def test_malformed_table_is_named(tmp_path: Path) -> None:
     (tmp_path / "runtime_floors.json").write_text(json.dumps(bad))
     errors = validate_runtime_floors(tmp_path)
     assert len(errors) == 1 and "packages.transformers.releases.4.39.3[0].requires" in errors[0]
+    # check reads the table without parsing every requirement (stacks --validate does); a broken shape still stops it
+    bad["packages"]["transformers"]["releases"]["4.39.3"][0]["when"] = "sometimes"
+    (tmp_path / "runtime_floors.json").write_text(json.dumps(bad))
     with pytest.raises(MatrixError, match="runtime_floors.json: packages.transformers.releases.4.39.3"):
         floors_of("transformers", "4.39.3", tmp_path)
     (tmp_path / "runtime_floors.json").write_text("{")

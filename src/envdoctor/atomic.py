@@ -13,13 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
+from envdoctor.file_kind import special_kind
 
 
 class UnsafeTargetError(OSError):
@@ -52,10 +46,9 @@ def _mode_for(target: Path) -> int:
         existing = os.stat(target).st_mode
     except FileNotFoundError:
         return 0o666 & ~_umask()
-    for test, kind in _KINDS:
-        if test(existing):
-            raise UnsafeTargetError(0, f"is {kind}, not a regular file; pass a regular file or a new path",
-                                    str(target))
+    kind = special_kind(existing)
+    if kind is not None:
+        raise UnsafeTargetError(0, f"is {kind}, not a regular file; pass a regular file or a new path", str(target))
     if not stat.S_ISREG(existing):
         raise UnsafeTargetError(0, "not a regular file; pass a regular file or a new path", str(target))
     return stat.S_IMODE(existing) & 0o777  # the permission bits; never set-id bits on a file envdoctor wrote

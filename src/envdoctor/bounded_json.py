@@ -15,17 +15,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from envdoctor.file_kind import special_kind
+
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 64
-
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
 
 class JsonFileError(ValueError):
     """A JSON file that cannot be read within the bounds; the message is one line naming the file."""
@@ -62,9 +55,9 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
         raise JsonFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         mode = os.fstat(fd).st_mode
-        for test, kind in _KINDS:
-            if test(mode):
-                raise JsonFileError(f"{path}: is {kind}, not a regular file; pass a JSON file")
+        kind = special_kind(mode)
+        if kind is not None:
+            raise JsonFileError(f"{path}: is {kind}, not a regular file; pass a JSON file")
         if not stat.S_ISREG(mode):
             raise JsonFileError(f"{path}: not a regular file; pass a JSON file")
         chunks, size = [], 0

@@ -89,3 +89,33 @@ def greedy_answers(model_dir: Path, adapter: Path | None = None) -> dict[str, st
             out = model.generate(input_ids=ids, max_new_tokens=1, do_sample=False, pad_token_id=0)
         answers[key] = tokenizer.decode(out[0, ids.shape[1]:]).strip()
     return answers
+
+
+def torchrun(args: list[str], debug_dir: Path | None = None, processes: int = 2,
+             *launcher_flags: str) -> subprocess.CompletedProcess:
+    """The trainer under torchrun on gloo processes (the torchrun next to this Python); on a timeout the whole
+    process group (torchrun and its workers) is killed."""
+    import shutil
+    import signal
+    import socket
+
+    import pytest
+
+    launcher = Path(sys.executable).with_name("torchrun")
+    if not launcher.exists() and shutil.which("torchrun") is None:
+        pytest.skip("torchrun is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = subprocess_env() | ({"TRAINER_DEBUG_DIR": str(debug_dir)} if debug_dir else {})
+    command = [str(launcher) if launcher.exists() else "torchrun", "--nproc_per_node", str(processes),
+               "--master_addr", "127.0.0.1", "--master_port", str(port), *launcher_flags, "-m", "trainer", *args]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

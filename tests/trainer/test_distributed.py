@@ -7,43 +7,13 @@ training sample the rank consumed, and how the model was wrapped.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import REPO, logged, run_trainer, subprocess_env, train_args
+from helpers import logged, run_trainer, torchrun, train_args
 
 pytestmark = pytest.mark.slow
-TORCHRUN = Path("/tmp/venv/bin/torchrun")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def torchrun(args: list[str], debug_dir: Path, processes: int = 2, *launcher_flags: str) -> subprocess.CompletedProcess:
-    """Run the trainer under torchrun; on a timeout the whole process group (torchrun and its workers) is killed."""
-    launcher = str(TORCHRUN) if TORCHRUN.exists() else shutil.which("torchrun")
-    if launcher is None:
-        pytest.skip("torchrun is not installed")
-    env = {**subprocess_env(), "TRAINER_DEBUG_DIR": str(debug_dir)}
-    command = [launcher, "--nproc_per_node", str(processes), "--master_addr", "127.0.0.1",
-               "--master_port", str(free_port()), *launcher_flags, "-m", "trainer", *args]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def trace(debug_dir: Path, kind: str, rank: int) -> list[str]:

@@ -8,16 +8,11 @@ and give the uninterrupted run's adapter; the adapter must merge with the logit 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, logged, run_trainer, subprocess_env, train_args
+from helpers import logged, run_trainer, torchrun, train_args
 
 pytestmark = pytest.mark.slow
 SHARDED = ["--fsdp", "--per_device_train_batch_size", "4"]  # two ranks x 4 rows: the 8 rows of one process
@@ -25,28 +20,6 @@ STEPS = ["--max_steps", "6", "--save_steps", "3", "--logging_steps", "1"]
 LOSS_TOLERANCE = 1e-4  # relative; measured 7e-6 absolute on losses of 1.4-4.2 (float sums in another order)
 ADAPTER_TOLERANCE = 2e-3  # measured 4.1e-4 after 6 AdamW steps at lr 1e-2 (weights up to 0.17)
 RESUME_TOLERANCE = 1e-5  # measured 7e-8: a resumed run repeats the uninterrupted one
-
-
-def torchrun(args: list[str], debug_dir: Path | None = None) -> subprocess.CompletedProcess:
-    """The trainer on two gloo processes; on a timeout the whole process group is killed."""
-    launcher = Path(sys.executable).with_name("torchrun")
-    if not launcher.exists():
-        pytest.skip("torchrun is not installed next to this Python")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = subprocess_env() | ({"TRAINER_DEBUG_DIR": str(debug_dir)} if debug_dir else {})
-    command = [str(launcher), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
-               "-m", "trainer", *args]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def adapter(output: Path) -> dict:

@@ -223,9 +223,10 @@ def test_markdown_cells_cannot_forge_structure() -> None:
 def test_a_fix_with_a_newline_never_leaves_the_renderer() -> None:
     from envdoctor.findings import Category, Finding, Report, Score, Severity
     from envdoctor.render import render
+    from envdoctor.snapshot import Snapshot
 
     evil = Finding("r", Category.VERSION, Severity.FAIL, "m", ("torch",), fix='pip install "torch==1\ntouch /tmp/x #"')
-    report = Report("s", "because", (evil,), Score(0), {})
+    report = Report("s", "because", (evil,), Score(0), Snapshot())
     for fmt in ("table", "markdown", "json"):
         assert "touch /tmp/x" not in render(report, fmt)
     assert json.loads(render(report, "json"))["findings"][0]["fix"] is None

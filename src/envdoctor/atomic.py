@@ -13,10 +13,11 @@ import stat
 import tempfile
 from pathlib import Path
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.file_kind import special_kind
 
 
-class UnsafeTargetError(OSError):
+class UnsafeTargetError(EnvdoctorError, OSError):
     """The path names something other than a regular file; writing there would replace it."""
 
 

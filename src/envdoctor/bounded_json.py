@@ -15,12 +15,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.file_kind import special_kind
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 
-class JsonFileError(ValueError):
+class JsonFileError(EnvdoctorError, ValueError):
     """A JSON file that cannot be read within the bounds; the message is one line naming the file."""
 
 

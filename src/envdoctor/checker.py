@@ -53,7 +53,7 @@ def run_check(
         stack_reason=reason,
         findings=tuple(findings),
         score=score_findings(findings, matrices.policy),
-        snapshot=snapshot.to_dict(),
+        snapshot=snapshot,
     )
 
 

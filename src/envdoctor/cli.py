@@ -1,9 +1,9 @@
-"""The ``envdoctor`` command line. Only this module prints or exits.
+"""The ``envdoctor`` command line: every subcommand's flags and printing. Only this module prints or exits.
 
-Exit codes: 0 green (warnings allowed unless ``--fail-on warn``), 1 any failure (or warning, with
-``--fail-on warn``), 2 bad usage or unreadable input
-(one ``envdoctor: error: ...`` line on stderr, never a traceback), 74 stdout could not be written
-(closed, full, a broken pipe).
+Exit codes (``envdoctor.errors``): 0 green (warnings allowed unless ``--fail-on warn``), 1 any failure (or warning,
+with ``--fail-on warn``), 2 bad usage or unreadable input (one ``envdoctor: error: ...`` line on stderr, never a
+traceback), 74 stdout could not be written (closed, full, a broken pipe). ``plan``: 1 no working plan or a conflict,
+2 bad input (one ``envdoctor plan: ...`` line).
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from envdoctor.stdout import BOX_SAMPLE, EXIT_IO, OutputError, can_show, write_stderr, write_stdout
+from envdoctor.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EnvdoctorError, UsageError
+from envdoctor.stdout import BOX_SAMPLE, OutputError, can_show, write_stderr, write_stdout
 
 if TYPE_CHECKING:
     from envdoctor.findings import Report
     from envdoctor.snapshot import Snapshot
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad usage or unreadable input: printed as one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,13 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except OutputError as exc:
         write_stderr(f"envdoctor: error: {exc}\n")
-        return EXIT_IO
+        return exc.exit_code
     except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        if _is_input_error(exc):
-            return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
+        return EXIT_INTERRUPTED
+    except EnvdoctorError as exc:  # about the user's input (snapshot, matrices, stack name, model...): one line
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
 
 
 def _probes_this_machine(argv: list[str]) -> bool:
@@ -136,10 +129,31 @@ def _add_plan(commands: argparse._SubParsersAction, with_plan: bool) -> None:
     plan = commands.add_parser("plan", help="write an install script for a stack (see 'envdoctor plan --help')",
                                add_help=with_plan)
     if with_plan:
-        from envdoctor.plan import add_arguments
-
-        add_arguments(plan)
+        _add_plan_arguments(plan)
     plan.set_defaults(handler=run_plan_command)
+
+
+def _add_plan_arguments(plan: argparse.ArgumentParser) -> None:
+    from envdoctor.plan.command import DEFAULT_STACK, FORMATS, INSTALLERS
+
+    plan.add_argument("--cuda", help="CUDA version the target driver supports (nvidia-smi 'CUDA Version')")
+    plan.add_argument("--python", help="target Python, e.g. 3.10 (default: this interpreter)")
+    plan.add_argument("--stack", help=f"bundled stack name (default: {DEFAULT_STACK})")
+    plan.add_argument("--gpu-arch", dest="gpu_arch", help="target GPU compute capability, e.g. 8.0")
+    plan.add_argument("--from-probe", dest="from_probe", action="store_true",
+                      help="take CUDA, Python and GPU from this machine's probe")
+    plan.add_argument("--format", dest="plan_format", choices=FORMATS, default="script")
+    plan.add_argument("--constraints", default="constraints.txt",
+                      help="where --format requirements writes the constraints file (default: constraints.txt)")
+    plan.add_argument("--venv", help="create this virtual environment and install into it")
+    plan.add_argument("--installer", choices=INSTALLERS,
+                      help="what the script installs with (default: uv when the target interpreter has no pip and"
+                           " uv is on PATH, else pip); --verify: pip forces pip's resolver")
+    plan.add_argument("--verify", action="store_true",
+                      help="resolve every step (no install) for the target with uv pip compile when uv is found,"
+                           " else pip; report per step")
+    plan.add_argument("--steps", help="only these step ids, comma-separated (e.g. packages); see --format json")
+    plan.add_argument("--matrices", help=argparse.SUPPRESS)
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -205,9 +219,22 @@ def run_schema_command(args: argparse.Namespace) -> int:
 
 
 def run_plan_command(args: argparse.Namespace) -> int:
-    from envdoctor.plan import cli_main
+    """Every input is validated before anything is printed; ``--verify`` names its resolver on stderr first."""
+    from envdoctor.plan.command import PlanInputError, make_plan, plan_text, verify, verify_resolver
+    from envdoctor.plan.model import PlanError
 
-    return int(cli_main(args))
+    try:
+        plan = make_plan(args)
+        if not args.verify:
+            write_stdout(plan_text(plan, args))
+            return EXIT_OK
+        resolver = verify_resolver(args.installer)
+        write_stderr(f"envdoctor plan --verify: resolving with {resolver.label} ({resolver.reason})\n")
+        text, conflict = verify(plan, resolver, args.plan_format)
+    except (PlanInputError, PlanError) as exc:
+        return _fail(str(exc), exc.exit_code, prefix="envdoctor plan: ")
+    write_stdout(text)
+    return EXIT_FAIL if conflict else EXIT_OK
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -283,21 +310,15 @@ def _summary_line(report: Report) -> str:
             f"{counts['fail']} fail, {counts['warn']} warn)")
 
 
-def _is_input_error(exc: Exception) -> bool:
-    """Errors about the user's input (snapshot, matrices, stack name, model) print as one line."""
-    names = {"SnapshotError", "MatrixError", "StackNotFoundError", "ModelError", "JsonFileError", "InterpreterError"}
-    return any(cls.__name__ in names for cls in type(exc).__mro__)
-
-
 def _version() -> str:
     from envdoctor import __version__
 
     return __version__
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = EXIT_USAGE, prefix: str = "envdoctor: error: ") -> int:
     from envdoctor.untrusted import escape_control
 
-    write_stderr(f"envdoctor: error: {escape_control(message)}\n")
-    return EXIT_USAGE
+    write_stderr(f"{prefix}{escape_control(message)}\n")
+    return code
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from envdoctor.errors import EXIT_FAIL, EXIT_OK
+
+if TYPE_CHECKING:
+    from envdoctor.snapshot import Snapshot
 
 REPORT_SCHEMA = "envdoctor.report/1"
 
@@ -112,7 +117,7 @@ class Report:
     stack_reason: str
     findings: tuple[Finding, ...]
     score: Score
-    snapshot: dict[str, Any] = field(default_factory=dict)
+    snapshot: Snapshot  # the environment that was checked
 
     @property
     def status(self) -> Severity:
@@ -126,7 +131,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status is Severity.FAIL else 0
+        return EXIT_FAIL if self.status is Severity.FAIL else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,5 +145,5 @@ class Report:
                 {"rule": s.rule, "severity": s.severity.value, "points": s.points} for s in self.score.lost
             ],
             "findings": [f.to_dict() for f in self.findings],
-            "snapshot": self.snapshot,
+            "snapshot": self.snapshot.to_dict(),
         }

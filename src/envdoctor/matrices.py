@@ -16,6 +16,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.findings import Category, Severity
 from envdoctor.snapshot import normalize_name
 
@@ -38,7 +39,7 @@ SPEC_START = ("<", ">", "=", "!", "~")
 SOURCE_FILES = ("sources.toml", "sources_facts.toml")
 
 
-class MatrixError(ValueError):
+class MatrixError(EnvdoctorError, ValueError):
     """A matrix file that cannot be used; the message lists every problem with its file and key."""
 
 

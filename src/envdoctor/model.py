@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envdoctor.errors import EnvdoctorError
+
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
@@ -35,7 +37,7 @@ PACKED_DTYPES = {"U8", "I8", "I32", "U32", "I4", "U4"}
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"}
 
 
-class ModelError(ValueError):
+class ModelError(EnvdoctorError, ValueError):
     """The model cannot be inspected: missing directory, unreadable config.json or safetensors header."""
 
 

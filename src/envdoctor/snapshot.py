@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from envdoctor.errors import EnvdoctorError
+
 if TYPE_CHECKING:
     from packaging.version import Version
 
@@ -37,7 +39,7 @@ OS_ALIASES = {
 }
 
 
-class SnapshotError(ValueError):
+class SnapshotError(EnvdoctorError, ValueError):
     """A snapshot file or mapping that cannot be read; the message names the file or field."""
 
 

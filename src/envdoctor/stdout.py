@@ -1,7 +1,7 @@
 """Writing the CLI's output: a closed or full stdout or a broken pipe is an ``OutputError`` (exit 74), never a
 traceback; characters a non-UTF-8 stdout cannot show are written as backslash escapes.
 
-Only the command-line modules (``envdoctor.cli``, ``envdoctor.plan.cli``) use this.
+Only the command line (``envdoctor.cli``) uses this.
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ import codecs
 import os
 import sys
 
-EXIT_IO = 74  # EX_IOERR (sysexits.h): the output could not be written
+from envdoctor.errors import EXIT_IO, EnvdoctorError
+
 BOX_SAMPLE = "─│┏━┃┡┗└├"  # characters rich draws tables with
 
 
-class OutputError(Exception):
+class OutputError(EnvdoctorError):
     """stdout could not take the output (closed, full, a broken pipe); printed as one line, exit 74."""
+
+    exit_code = EXIT_IO
 
 
 def stdout_is_open() -> bool:

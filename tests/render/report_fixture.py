@@ -1,6 +1,7 @@
 """One fixed Report that every renderer test draws."""
 
 from envdoctor.findings import Category, Finding, Report, Score, ScoreLine, Severity
+from envdoctor.snapshot import snapshot_from_dict
 
 SNAPSHOT = {
     "schema": "envdoctor.snapshot/1",
@@ -29,4 +30,4 @@ def fixed_report() -> Report:
     )
     score = Score(40, (ScoreLine("numpy-2-vs-torch-2.3", Severity.FAIL, 30),
                        ScoreLine("flash-attn-needs-sm80", Severity.FAIL, 30)), "100 - 30 - 30")
-    return Report("phase1a-2.0", "named with --stack", findings, score, SNAPSHOT)
+    return Report("phase1a-2.0", "named with --stack", findings, score, snapshot_from_dict(SNAPSHOT))

@@ -36,8 +36,9 @@ def test_json_is_report_to_dict():
 
 def test_empty_report_renders():
     from envdoctor.findings import Report, Score
+    from envdoctor.snapshot import Snapshot
 
-    empty = Report(None, "no stack given", (), Score(100), {})
+    empty = Report(None, "no stack given", (), Score(100), Snapshot())
     assert "No findings." in render(empty, "table")
     markdown = render(empty, "markdown")
     assert "No problems found." in markdown

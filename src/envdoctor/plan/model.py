@@ -9,11 +9,15 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from envdoctor.errors import EXIT_FAIL, EnvdoctorError
+
 PLAN_SCHEMA = "envdoctor.plan/1"
 
 
-class PlanError(ValueError):
+class PlanError(EnvdoctorError, ValueError):
     """No plan that can work exists for the target; the message says why and what would work instead."""
+
+    exit_code = EXIT_FAIL
 
 
 class Installer(str, Enum):

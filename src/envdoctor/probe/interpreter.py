@@ -20,6 +20,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from envdoctor.errors import EnvdoctorError
 from envdoctor.probe._interpreter_child import SNAPSHOT_MARKER
 from envdoctor.probe.deep import SMOKE_TIMEOUT_S
 from envdoctor.snapshot import Snapshot, SnapshotError, snapshot_from_dict
@@ -48,7 +49,7 @@ main(sys.argv[4:])
 """
 
 
-class InterpreterError(ValueError):
+class InterpreterError(EnvdoctorError, ValueError):
     """``--python PATH`` names something that cannot be probed; the message is one line naming PATH."""
 
 

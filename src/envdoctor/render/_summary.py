@@ -1,10 +1,13 @@
-"""Shared wording for renderers: status words and a one-line environment summary from the snapshot dict."""
+"""Shared wording for renderers: status words and a one-line environment summary from the typed snapshot."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envdoctor.findings import Area, Finding, Report
+
+if TYPE_CHECKING:
+    from envdoctor.snapshot import Host, Nvidia, Package, PythonInfo, Snapshot, TorchBuild
 
 KEY_PACKAGES = (
     "torch", "torchvision", "torchaudio", "transformers", "peft", "trl", "accelerate", "datasets",
@@ -28,16 +31,17 @@ def findings_by_area(report: Report) -> list[tuple[Area, list[Finding]]]:
     return groups
 
 
-def environment_lines(snapshot: dict[str, Any]) -> list[tuple[str, str]]:
+def environment_lines(snapshot: Snapshot) -> list[tuple[str, str]]:
     """(label, value) pairs describing the environment; unknown parts say 'unknown'."""
+    packages = snapshot.packages or {}
     return [
-        ("Driver", _driver(snapshot.get("nvidia") or {})),
-        ("GPUs", _gpus(snapshot.get("nvidia") or {})),
-        ("CUDA toolkit", _value((snapshot.get("cuda_toolkit") or {}).get("nvcc"), "nvcc ")),
-        ("Python", _python(snapshot.get("python") or {})),
-        ("Host", _host(snapshot.get("host") or {})),
-        ("torch build", _torch(snapshot.get("torch"), (snapshot.get("packages") or {}).get("torch"))),
-        ("Key packages", _packages(snapshot.get("packages") or {})),
+        ("Driver", _driver(snapshot.nvidia)),
+        ("GPUs", _gpus(snapshot.nvidia)),
+        ("CUDA toolkit", _value(snapshot.cuda_toolkit.nvcc if snapshot.cuda_toolkit else None, "nvcc ")),
+        ("Python", _python(snapshot.python)),
+        ("Host", _host(snapshot.host)),
+        ("torch build", _torch(snapshot.torch, packages.get("torch"))),
+        ("Key packages", _packages(packages)),
     ]
 
 
@@ -45,49 +49,48 @@ def _value(value: Any, prefix: str = "") -> str:
     return f"{prefix}{value}" if value not in (None, "") else "unknown"
 
 
-def _driver(nvidia: dict[str, Any]) -> str:
-    if nvidia.get("driver"):
-        return f"{nvidia['driver']} (supports CUDA up to {_value(nvidia.get('cuda_driver'))})"
-    return f"unknown ({nvidia['error']})" if nvidia.get("error") else "unknown"
+def _driver(nvidia: Nvidia | None) -> str:
+    if nvidia is not None and nvidia.driver:
+        return f"{nvidia.driver} (supports CUDA up to {_value(nvidia.cuda_driver)})"
+    return f"unknown ({nvidia.error})" if nvidia is not None and nvidia.error else "unknown"
 
 
-def _gpus(nvidia: dict[str, Any]) -> str:
-    gpus = nvidia.get("gpus")
+def _gpus(nvidia: Nvidia | None) -> str:
+    gpus = nvidia.gpus if nvidia is not None else None
+    if gpus is None:
+        return "unknown"
     if not gpus:
-        return "none found" if gpus == [] else "unknown"
+        return "none found"
     return "; ".join(
-        f"{g.get('index')}: {_value(g.get('name'))} (CC {_value(g.get('compute_capability'))}, "
-        f"{_value(g.get('memory_mib'))} MiB)"
-        for g in gpus
+        f"{g.index}: {_value(g.name)} (CC {_value(g.compute_capability)}, {_value(g.memory_mib)} MiB)" for g in gpus
     )
 
 
-def _python(python: dict[str, Any]) -> str:
-    kinds = [k for k in ("venv", "conda") if python.get(k)]
+def _python(python: PythonInfo) -> str:
+    kinds = [kind for kind, flag in (("venv", python.venv), ("conda", python.conda)) if flag]
     where = f", {'+'.join(kinds)}" if kinds else ""
-    return f"{_value(python.get('version'))} ({_value(python.get('implementation'))}{where})"
+    return f"{_value(python.version)} ({_value(python.implementation)}{where})"
 
 
-def _host(host: dict[str, Any]) -> str:
-    parts = [host.get("distro") or host.get("os"), host.get("arch")]
-    glibc = f"glibc {host['glibc']}" if host.get("glibc") else None
-    return ", ".join(p for p in (*parts, glibc) if p) or "unknown"
+def _host(host: Host) -> str:
+    glibc = f"glibc {host.glibc}" if host.glibc else None
+    return ", ".join(p for p in (host.distro or host.os, host.arch, glibc) if p) or "unknown"
 
 
-def _torch(torch: dict[str, Any] | None, package: Any = None) -> str:
-    if not torch:
+def _torch(torch: TorchBuild | None, package: Package | None) -> str:
+    if torch is None:
         return "not installed" if package is None else f"{_version(package)} (build facts unknown)"
-    if not torch.get("version") and package is not None:
-        torch = {**torch, "version": _version(package)}
-    abi = {True: "cxx11abi=1", False: "cxx11abi=0", None: "cxx11abi unknown"}[torch.get("cxx11abi")]
-    archs = " ".join(torch.get("archs") or []) or "archs unknown"
-    return f"{_value(torch.get('version'))}, CUDA {torch.get('cuda') or 'none (CPU build)'}, {abi}, {archs}"
+    version = torch.version or (_version(package) if package is not None else None)
+    abi = {True: "cxx11abi=1", False: "cxx11abi=0", None: "cxx11abi unknown"}[torch.cxx11abi]
+    archs = " ".join(torch.archs or ()) or "archs unknown"
+    return f"{_value(version)}, CUDA {torch.cuda or 'none (CPU build)'}, {abi}, {archs}"
 
 
-def _packages(packages: dict[str, Any]) -> str:
+def _packages(packages: dict[str, Package]) -> str:
     found = [f"{name} {_version(packages[name])}" for name in KEY_PACKAGES if name in packages]
     return ", ".join(found) or "none of the key packages"
 
 
-def _version(entry: Any) -> str:
-    return entry.get("version", "?") if isinstance(entry, dict) else str(entry)
+def _version(package: Package) -> str:
+    """The installed version; ``?`` when it is installed but its version is unknown."""
+    return package.version or "?"

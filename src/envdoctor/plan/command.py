@@ -1,4 +1,8 @@
-"""``envdoctor plan``: argparse glue. Validates every input before anything is printed (bad input -> exit 2)."""
+"""``envdoctor plan``'s command logic: checks the flags, builds the plan and renders it or verifies it.
+
+Nothing here prints or exits: bad input raises ``PlanInputError`` (exit 2), a target no plan can work for raises
+``PlanError`` (exit 1), and ``envdoctor.cli`` prints the results and the errors.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ import re
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envdoctor.atomic import write_atomic
-from envdoctor.plan.model import Plan, PlanError, Target
-from envdoctor.stdout import write_stderr, write_stdout
-from envdoctor.untrusted import escape_control
+from envdoctor.errors import UsageError
+from envdoctor.plan.model import Installer, Plan, Target
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from envdoctor.plan.resolvers import Resolver
+
 DEFAULT_STACK = "phase1a-2.0"
 FORMATS = ("script", "requirements", "json")
 INSTALLERS = ("pip", "uv")
@@ -26,55 +32,50 @@ _PATTERNS = {
 }
 
 
-class PlanInputError(ValueError):
-    """A command-line value that is not acceptable; exit 2."""
+class PlanInputError(UsageError, ValueError):
+    """A command-line value of ``envdoctor plan`` that is not acceptable; exit 2."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``envdoctor plan``."""
-    parser.add_argument("--cuda", help="CUDA version the target driver supports (nvidia-smi 'CUDA Version')")
-    parser.add_argument("--python", help="target Python, e.g. 3.10 (default: this interpreter)")
-    parser.add_argument("--stack", help=f"bundled stack name (default: {DEFAULT_STACK})")
-    parser.add_argument("--gpu-arch", dest="gpu_arch", help="target GPU compute capability, e.g. 8.0")
-    parser.add_argument("--from-probe", dest="from_probe", action="store_true",
-                        help="take CUDA, Python and GPU from this machine's probe")
-    parser.add_argument("--format", dest="plan_format", choices=FORMATS, default="script")
-    parser.add_argument("--constraints", default="constraints.txt",
-                        help="where --format requirements writes the constraints file (default: constraints.txt)")
-    parser.add_argument("--venv", help="create this virtual environment and install into it")
-    parser.add_argument("--installer", choices=INSTALLERS,
-                        help="what the script installs with (default: uv when the target interpreter has no pip and"
-                             " uv is on PATH, else pip); --verify: pip forces pip's resolver")
-    parser.add_argument("--verify", action="store_true",
-                        help="resolve every step (no install) for the target with uv pip compile when uv is found,"
-                             " else pip; report per step")
-    parser.add_argument("--steps", help="only these step ids, comma-separated (e.g. packages); see --format json")
-    parser.add_argument("--matrices", help=argparse.SUPPRESS)
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The plan the flags ask for, with only the ``--steps`` chosen. Raises PlanInputError or PlanError."""
+    target, stack_name = _target_from_args(args)
+    return _selected_steps(_make_plan(args, target, stack_name), _validated("steps", args.steps))
 
 
-def cli_main(args: argparse.Namespace) -> int:
-    """Run ``envdoctor plan``; returns the exit code (0 ok, 1 no working plan or a conflict, 2 bad input)."""
-    try:
-        target, stack_name = _target_from_args(args)
-        plan = _selected_steps(_make_plan(args, target, stack_name), _validated("steps", args.steps))
-    except PlanInputError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except PlanError as exc:
-        return _fail(str(exc), EXIT_FAIL)
-    if args.verify:
-        return _run_verify(plan, args.plan_format, args.installer)
-    try:
-        text = _render(plan, args)
-    except OSError as exc:  # --constraints names a path that cannot be written
-        return _fail(f"{exc.filename or args.constraints}: cannot write ({exc.strerror or exc}); pass --constraints "
-                     "with a writable path", EXIT_USAGE)
-    write_stdout(text)
-    return EXIT_OK
+def plan_text(plan: Plan, args: argparse.Namespace) -> str:
+    """The plan in ``--format``; ``requirements`` also writes the constraints file (PlanInputError when it cannot)."""
+    from envdoctor.plan.formats import render_constraints, render_plan_json, render_requirements
+
+    if args.plan_format == "json":
+        return render_plan_json(plan)
+    if args.plan_format == "requirements":
+        path = Path(args.constraints)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, render_constraints(plan))
+        except OSError as exc:
+            raise PlanInputError(f"{exc.filename or args.constraints}: cannot write ({exc.strerror or exc}); pass "
+                                 "--constraints with a writable path") from None
+        return render_requirements(plan, constraints_name=path.name if path.parent == Path(".") else str(path))
+    from envdoctor.render.script import render_script
+
+    return render_script(plan)
 
 
-def _fail(message: str, code: int) -> int:
-    write_stderr(f"envdoctor plan: {escape_control(message)}\n")
-    return code
+def verify_resolver(installer: str | None) -> Resolver:
+    """What ``--verify`` resolves with: uv when found, else pip; ``--installer pip`` forces pip."""
+    from envdoctor.plan.resolvers import choose_resolver
+
+    return choose_resolver(Installer(installer) if installer else None)
+
+
+def verify(plan: Plan, resolver: Resolver, plan_format: str) -> tuple[str, bool]:
+    """(the per-step verdicts as text or envdoctor.plan-verify/1 JSON, whether any step conflicts)."""
+    from envdoctor.plan.verify import Verdict, render_checks, render_checks_json, verify_plan
+
+    checks = verify_plan(plan, resolver=resolver)
+    text = render_checks_json(plan, checks, resolver) if plan_format == "json" else render_checks(checks)
+    return text, any(c.verdict is Verdict.CONFLICT for c in checks)
 
 
 def _validated(name: str, value: str | None) -> str | None:
@@ -161,32 +162,3 @@ def _make_plan(args: argparse.Namespace, target: Target, stack_name: str | None)
         return replace(plan, envdoctor_source=envdoctor_source())
     return replace(plan, envdoctor_source=envdoctor_source(), installer=choice.installer,
                    installer_reason=choice.reason)
-
-
-def _render(plan: Plan, args: argparse.Namespace) -> str:
-    from envdoctor.plan.formats import render_constraints, render_plan_json, render_requirements
-
-    if args.plan_format == "json":
-        return render_plan_json(plan)
-    if args.plan_format == "requirements":
-        path = Path(args.constraints)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, render_constraints(plan))
-        return render_requirements(plan, constraints_name=path.name if path.parent == Path(".") else str(path))
-    from envdoctor.render.script import render_script
-
-    return render_script(plan)
-
-
-def _run_verify(plan: Plan, plan_format: str, installer: str | None) -> int:
-    """Per step: resolved, conflict or not verified (offline); ``--format json`` prints envdoctor.plan-verify/1.
-    The resolver used (and why) goes to stderr."""
-    from envdoctor.plan.model import Installer
-    from envdoctor.plan.resolvers import choose_resolver
-    from envdoctor.plan.verify import Verdict, render_checks, render_checks_json, verify_plan
-
-    resolver = choose_resolver(Installer(installer) if installer else None)
-    write_stderr(f"envdoctor plan --verify: resolving with {resolver.label} ({resolver.reason})\n")
-    checks = verify_plan(plan, resolver=resolver)
-    write_stdout(render_checks_json(plan, checks, resolver) if plan_format == "json" else render_checks(checks))
-    return EXIT_FAIL if any(c.verdict is Verdict.CONFLICT for c in checks) else EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -133,12 +134,17 @@ def test_fused_loss_through_ddp_with_fp32_outputs(tmp_path: Path) -> None:
     batch = packed_batch()
     expected = causal_lm_loss(model, batch["input_ids"], batch["labels"], batch["position_ids"])
     distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    wrapped = None
     try:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
         model.forward = convert_outputs_to_fp32(model.forward)
         loss = causal_lm_loss(wrapped, batch["input_ids"], batch["labels"], batch["position_ids"])
         loss.backward()
     finally:
+        # the DDP reducer holds the process group: release it first, so the group's threads stop while it is alive
+        # (destroyed afterwards by the garbage collector, ProcessGroupGloo's destructor can wait forever on them)
+        del wrapped
+        gc.collect()
         distributed.destroy_process_group()
     torch.testing.assert_close(loss, expected)
     assert model.model.layers[0].self_attn.q_proj.weight.grad is not None

@@ -14,6 +14,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from envdoctor.facts import variant_of_cuda
 from envdoctor.findings import Finding, Severity
 from envdoctor.matrices import SPEC_START, Condition, Rule
 from envdoctor.snapshot import Snapshot, normalize_name
@@ -131,15 +132,10 @@ def torch_variant(snapshot: Snapshot) -> Any:
     if parsed is not None and parsed.local and VARIANT_TAG.fullmatch(parsed.local):
         return parsed.local
     if snapshot.torch and snapshot.torch.cuda:
-        return _variant_of_cuda(snapshot.torch.cuda)
+        return variant_of_cuda(snapshot.torch.cuda)  # validated as a CUDA version when read
     if parsed is None or parsed.local:
         return UNKNOWN
     return "cpu" if snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS else ""
-
-
-def _variant_of_cuda(cuda: str) -> Any:
-    digits = cuda.split(".")
-    return f"cu{digits[0]}{digits[1]}" if len(digits) >= 2 and digits[0].isdigit() and digits[1].isdigit() else UNKNOWN
 
 
 def _torch_fact(snapshot: Snapshot, name: str) -> Any:

@@ -137,8 +137,9 @@ def _unknown_build_archs(ctx: CheckContext) -> list[Finding]:
     missing = sorted({str(cc) for cc in ccs if archs and not _runs(str(cc), archs)})
     if not missing:
         return []
-    runs = [v for v in ctx.facts.torch_versions()[::-1] for variant in (ctx.facts.torch(v).variants if
-            ctx.facts.torch(v) else ()) if all(_runs(cc, ctx.facts.torch_archs(v, variant) or ()) for cc in missing)]
+    releases = [r for r in map(ctx.facts.torch, reversed(ctx.facts.torch_versions())) if r is not None]
+    runs = [r.version for r in releases for variant in r.variants
+            if all(_runs(cc, ctx.facts.torch_archs(r.version, variant) or ()) for cc in missing)]
     hint = f" (torch {runs[0]} still has a build for it)" if runs else ""
     return [Finding(
         rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.WARN, components=("torch",),

@@ -24,6 +24,7 @@ from envdoctor.checks.declared import Declared
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
 from envdoctor.rules import matches_specifier
+from envdoctor.snapshot import normalize_name
 
 OS_FAMILY = {"linux": "linux", "windows": "win", "win32": "win", "darwin": "macosx", "macos": "macosx"}
 ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "x64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
@@ -203,7 +204,7 @@ def check_required_builds(ctx: CheckContext) -> list[Finding]:
 
 def _unbuildable(owner: str, version: str | None, requirement: Declared, target: Target,
                  root: Path | str) -> Finding | None:
-    name = requirement.name.lower().replace("_", "-")
+    name = normalize_name(requirement.name)
     every = releases(name, root)
     if not every or not any(not t.endswith("-any") for r in every for t in r.wheels or ()):
         return None  # not in the tables, or pure Python

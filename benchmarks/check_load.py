@@ -48,8 +48,10 @@ def snapshot_dict(packages: int) -> dict:
 
 def time_in_process(path: Path, runs: int) -> tuple[float, float, int]:
     """(median run_check seconds, drop_superseded seconds on its input, findings)."""
+    from envdoctor import finding_ids
     from envdoctor.checker import drop_superseded, run_check
-    from envdoctor.checks import CheckContext, run_checks
+    from envdoctor.checks import CheckContext
+    from envdoctor.checks.runner import run_checks
     from envdoctor.facts import Facts
     from envdoctor.matrices import load_matrices
     from envdoctor.rules import evaluate
@@ -65,7 +67,7 @@ def time_in_process(path: Path, runs: int) -> tuple[float, float, int]:
         times.append(time.perf_counter() - start)
     ctx = CheckContext(snapshot=snapshot, matrices=matrices, facts=Facts(matrices.root), stack=None)
     findings = evaluate(matrices.rules, snapshot) + run_checks(ctx)
-    supersedes = {**matrices.policy.supersedes, **{r.id: r.supersedes for r in matrices.rules if r.supersedes}}
+    supersedes = finding_ids.supersedes()
     start = time.perf_counter()
     drop_superseded(findings, supersedes)
     dedup = time.perf_counter() - start

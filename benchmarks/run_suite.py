@@ -7,13 +7,14 @@ lines dropped) and a summary (commands, exit codes, seconds, commit, GPUs) to OU
 Usage:
   python3 benchmarks/run_suite.py --list
   python3 benchmarks/run_suite.py SUITE [SUITE ...] --model DIR --data FILE [--wheels DIR] [--peer-wheels DIR]
-                                  [--out DIR] [--work DIR] [--stack NAME] [--uninstall-conflicts] [--dry-run]
+                                  [--tracker-wheels DIR] [--out DIR] [--work DIR] [--stack NAME]
+                                  [--uninstall-conflicts] [--dry-run]
 
 --model and --data are prepared (suites.toml's [prepare]) when a suite needs them and they are missing.
---wheels / --peer-wheels: a directory of wheels (benchmarks/device/make_wheels.sh) or an installed site-packages
-directory. --uninstall-conflicts removes the image's packages that the NumPy-1 set cannot sit beside (pip uninstall,
-in this interpreter's environment). Exit codes: 0 every command ended as its suite accepts, 1 one did not,
-2 bad input (an unknown suite, a missing argument, an unreadable suites file).
+--wheels / --peer-wheels / --tracker-wheels: a directory of wheels (benchmarks/device/make_wheels.sh) or an installed
+site-packages directory. --uninstall-conflicts removes the image's packages that the NumPy-1 set cannot sit beside
+(pip uninstall, in this interpreter's environment). Exit codes: 0 every command ended as its suite accepts, 1 one
+did not, 2 bad input (an unknown suite, a missing argument, an unreadable suites file).
 """
 
 from __future__ import annotations
@@ -280,6 +281,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="chat-rows JSONL (written there if missing)")
     parser.add_argument("--wheels", type=Path, help="the NumPy-1 wheel set (make_wheels.sh numpy1) or a site dir")
     parser.add_argument("--peer-wheels", type=Path, help="the peers' wheel set (make_wheels.sh peers) or a site dir")
+    parser.add_argument("--tracker-wheels", type=Path,
+                        help="the ClearML wheel set (make_wheels.sh clearml) or a site dir")
     parser.add_argument("--out", type=Path, default=Path("out"), help="logs and JSON results (default out/)")
     parser.add_argument("--work", type=Path, default=None, help="scratch space (default OUT/work)")
     parser.add_argument("--stack", default=None, help="envdoctor stack for the trainer's gate (default: suites.toml)")
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         places = Places(model=args.model and args.model.resolve(), data=args.data and args.data.resolve(), out=out,
                         work=(args.work or out / "work").resolve(), stack=args.stack or catalog.stack,
                         wheel_dirs={flag: path.resolve() for flag, path in (("--wheels", args.wheels),
-                                    ("--peer-wheels", args.peer_wheels)) if path is not None})
+                                    ("--peer-wheels", args.peer_wheels), ("--tracker-wheels", args.tracker_wheels))
+                                    if path is not None})
         suites = [catalog.suites[name] for name in args.suites]
         for suite in suites:
             check_suite_inputs(suite, catalog, places)

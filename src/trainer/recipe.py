@@ -77,17 +77,18 @@ class LoRARecipe:
             compiled = compile_decoder_layers(model, self.config.torch_compile_backend, self.plan.compile_mode,
                                               self.config.activation_memory_budget)
             log(f"--torch_compile: {compiled}")
-        train_set, collator = self._train_set_and_collator(model, tokenizer)
+        train_set, eval_set, collator = self._datasets_and_collator(model, tokenizer)
         self.guard = DivergenceGuard(self.config.grad_norm_limit, every_step=world_size() > 1)  # ranks stop together
         self.interrupt = SaveOnInterrupt()
         self.metrics = MetricsLogger(self.output_dir)
         self.clock = StepClock()
         callbacks = [CompleteMarkerCallback(), self.interrupt, self.guard, self.metrics, self.clock]  # guard after
-        self.trainer = build_trainer(args, model, tokenizer, (train_set, self.data.eval), collator, callbacks,
+        self.trainer = build_trainer(args, model, tokenizer, (train_set, eval_set), collator, callbacks,
                                      fused_ce=self.plan.fused_ce, guard=self.guard)
         self.clock.counter = self.trainer.tokens_so_far
 
-    def _train_set_and_collator(self, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    def _datasets_and_collator(self, model: Any, tokenizer: Any) -> tuple[Any, Any, Any]:
+        """The train and eval sets as the collator takes them: tokenized rows, or packed rows under --packing."""
         if not self.plan.packing.on:
             multiple = pad_multiple(self.config.torch_compile)
             self._hint_packing(multiple)
@@ -97,15 +98,19 @@ class LoRARecipe:
 
                 log(f"attention {enable_rows_attention(model)}: SDPA, cuDNN's kernel first for batches without "
                     "padding")
-            return self.data.train, RecordingCollator(collator) if debug_enabled() else collator
+            return self.data.train, self.data.eval, RecordingCollator(collator) if debug_enabled() else collator
         from trainer.packing import PackedCollator, enable_packed_attention, pack_examples, packing_efficiency
 
-        examples = [TokenizedExample(tuple(r["input_ids"]), tuple(r["labels"])) for r in self.data.train]
-        rows = pack_examples(examples, self.config.max_seq_length)
+        def packed(rows: Any) -> list[Any]:
+            examples = [TokenizedExample(tuple(r["input_ids"]), tuple(r["labels"])) for r in rows]
+            return pack_examples(examples, self.config.max_seq_length)
+
+        rows = packed(self.data.train)
+        eval_rows = packed(self.data.eval) if self.data.eval is not None else None  # the same per-sample attention
         backend = enable_packed_attention(model)
-        log(f"packing: {len(examples)} samples -> {len(rows)} rows of {self.config.max_seq_length} tokens "
+        log(f"packing: {len(self.data.train)} samples -> {len(rows)} rows of {self.config.max_seq_length} tokens "
             f"({packing_efficiency(rows, self.config.max_seq_length):.0%} filled), attention {backend}")
-        return rows, PackedCollator(self.config.max_seq_length, tokenizer.pad_token_id)
+        return rows, eval_rows, PackedCollator(self.config.max_seq_length, tokenizer.pad_token_id)
 
     def _hint_packing(self, multiple: int) -> None:
         """Say how much of the padded batches is padding (from up to PADDING_SAMPLE rows) when --packing would pay."""

@@ -56,6 +56,14 @@ def is_installed(tracker: Tracker) -> bool:
     return any(found) if tracker.any_module else all(found)
 
 
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _env_false(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"0", "OFF", "NO", "FALSE"}
+
+
 def report_to_problem(names: list[str]) -> str | None:
     """Why --report_to NAMES cannot be used (an unknown name, a tracker whose package is missing), or None."""
     unknown = [name for name in names if name not in TRACKERS and name not in JSONL_ONLY]
@@ -64,6 +72,10 @@ def report_to_problem(names: list[str]) -> str | None:
                 f"{', '.join(sorted(TRACKERS))}, or jsonl (the JSONL log alone)")
     if len(names) > 1 and any(name in JSONL_ONLY for name in names):
         return f"--report_to {' '.join(names)}: jsonl/none mean no tracker; name the trackers alone"
+    if "clearml" in names and _env_true("CLEARML_OFFLINE_MODE") and not _env_false("CLEARML_LOG_MODEL"):
+        return ("--report_to clearml with CLEARML_OFFLINE_MODE set: transformers uploads every checkpoint to ClearML "
+                "unless CLEARML_LOG_MODEL is false, and an offline session cannot store one (it fails at the first "
+                "save); set CLEARML_LOG_MODEL=FALSE")
     missing = [TRACKERS[name] for name in names if name in TRACKERS and not is_installed(TRACKERS[name])]
     needs_env = [t for t in missing if t.env]
     if needs_env:

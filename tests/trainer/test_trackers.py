@@ -53,6 +53,21 @@ def test_kubeflow_needs_its_environment_variable(monkeypatch: pytest.MonkeyPatch
     assert "needs the environment variable KUBEFLOW_TRAINER_SERVER_URL" in report_to_problem(["kubeflow"])
 
 
+@pytest.mark.parametrize(("log_model", "refused"), [(None, True), ("TRUE", True), ("FALSE", False), ("0", False)])
+def test_clearml_offline_needs_checkpoint_uploads_off(monkeypatch: pytest.MonkeyPatch, log_model: str | None,
+                                                      refused: bool) -> None:
+    """transformers uploads each checkpoint to ClearML by default; an offline session fails at the first save."""
+    monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
+    if log_model is None:
+        monkeypatch.delenv("CLEARML_LOG_MODEL", raising=False)
+    else:
+        monkeypatch.setenv("CLEARML_LOG_MODEL", log_model)
+    problem = report_to_problem(["tensorboard", "clearml"]) or ""
+    assert ("set CLEARML_LOG_MODEL=FALSE" in problem) is refused
+    monkeypatch.delenv("CLEARML_OFFLINE_MODE")
+    assert "CLEARML_LOG_MODEL" not in (report_to_problem(["clearml"]) or "")
+
+
 def test_the_cli_exits_2_with_one_line_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "wandb", None)

@@ -39,6 +39,17 @@ def test_training_lowers_loss_and_learns_the_mapping(tiny_model: Path, chat_data
     assert "Traceback" not in result.stderr
 
 
+def test_packed_training_evaluates_on_packed_rows(tiny_model: Path, chat_data: Path, tmp_path: Path) -> None:
+    """--packing with held-out rows: the eval set is packed like the train set (the collator takes packed rows)."""
+    output = tmp_path / "packed"
+    result = run_trainer(train_args(tiny_model, chat_data, output, "--packing", "on", "--max_steps", "10",
+                                    "--eval_split", "0.1", "--eval_steps", "5"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    eval_loss = logged(output, "eval_loss")
+    assert [step for step, _loss in eval_loss] == [5, 10] and all(math.isfinite(loss) for _step, loss in eval_loss)
+    assert eval_loss[-1][1] < eval_loss[0][1]
+
+
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():

@@ -32,6 +32,14 @@ def run_envdoctor(*args: str, cwd: Path | None = None, timeout: float = 120) -> 
     )
 
 
+@pytest.fixture(autouse=True)
+def _offline_unless_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`envdoctor check --snapshot` reads PyPI for packages its tables lack; tests stay offline (and their results
+    independent of PyPI's day) unless marked network."""
+    if request.node.get_closest_marker("network") is None:
+        monkeypatch.setenv("ENVDOCTOR_OFFLINE", "1")
+
+
 @pytest.fixture
 def snapshots_dir() -> Path:
     return SNAPSHOTS

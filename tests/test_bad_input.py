@@ -225,7 +225,8 @@ def test_a_fix_with_a_newline_never_leaves_the_renderer() -> None:
     from envdoctor.render import render
     from envdoctor.snapshot import Snapshot
 
-    evil = Finding("r", Category.VERSION, Severity.FAIL, "m", ("torch",), fix='pip install "torch==1\ntouch /tmp/x #"')
+    evil = Finding("stack-requires", Category.VERSION, Severity.FAIL, "m", ("torch",),
+                   fix='pip install "torch==1\ntouch /tmp/x #"')
     report = Report("s", "because", (evil,), Score(0), Snapshot())
     for fmt in ("table", "markdown", "json"):
         assert "touch /tmp/x" not in render(report, fmt)

@@ -7,9 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envdoctor.checker import drop_superseded
+from envdoctor.finding_ids import registry
 from envdoctor.findings import Category, Finding, Severity
 
-RULES = ("a", "b", "c", "d")
+# Registered ids reported at several severities, so severity ranks matter; each with its registered category.
+RULES = ("driver-too-old-for-torch-cuda", "gpu-arch-not-in-torch", "numpy2-abi-numpy1-build",
+         "requires-python-excluded")
 COMPONENTS = ("torch", "numpy", "rich", "trl")
 
 
@@ -26,15 +29,15 @@ def by_definition(findings: list[Finding], supersedes: dict[str, tuple[str, ...]
     ]
 
 
-finding = st.builds(
+finding = st.sampled_from(RULES).flatmap(lambda rule: st.builds(
     Finding,
-    rule=st.sampled_from(RULES),
-    category=st.just(Category.VERSION),
-    severity=st.sampled_from(list(Severity)),
+    rule=st.just(rule),
+    category=st.just(registry()[rule].categories[0]),
+    severity=st.sampled_from(registry()[rule].severities),
     message=st.just("m"),
     components=st.lists(st.sampled_from(COMPONENTS), max_size=3).map(tuple),
     verified=st.booleans(),
-)
+))
 supersession = st.dictionaries(st.sampled_from(RULES), st.lists(st.sampled_from(RULES), max_size=3).map(tuple))
 
 
@@ -46,10 +49,11 @@ def test_indexed_dedup_keeps_what_the_definition_keeps(findings: list[Finding],
 
 
 def test_duplicates_do_not_supersede_each_other_away() -> None:
-    one = Finding("a", Category.VERSION, Severity.FAIL, "m", ("torch",))
-    twin = Finding("a", Category.VERSION, Severity.FAIL, "m", ("torch",))
-    assert drop_superseded([one, twin], {"a": ("a",)}) == []  # each supersedes the other, as defined
-    assert drop_superseded([one], {"a": ("a",)}) == [one]  # never itself
+    one = Finding("stack-requires", Category.VERSION, Severity.FAIL, "m", ("torch",))
+    twin = Finding("stack-requires", Category.VERSION, Severity.FAIL, "m", ("torch",))
+    table = {"stack-requires": ("stack-requires",)}
+    assert drop_superseded([one, twin], table) == []  # each supersedes the other, as defined
+    assert drop_superseded([one], table) == [one]  # never itself
 
 
 def test_work_grows_linearly_with_the_findings() -> None:
@@ -64,7 +68,7 @@ def test_work_grows_linearly_with_the_findings() -> None:
             return super().get(key, default)
 
     findings = [Finding("stack-missing", Category.MISSING, Severity.FAIL, "m", (f"pkg-{i}",)) for i in range(2_000)]
-    findings.append(Finding("undeclared", Category.MISSING, Severity.FAIL, "m", ("pkg-7", "trl")))
-    kept = drop_superseded(findings, CountingTable({"undeclared": ("stack-missing",)}))
+    findings.append(Finding("trl-undeclared-rich", Category.MISSING, Severity.FAIL, "m", ("pkg-7", "trl")))
+    kept = drop_superseded(findings, CountingTable({"trl-undeclared-rich": ("stack-missing",)}))
     assert len(kept) == 2_000 and all(f.components != ("pkg-7",) for f in kept)
     assert CountingTable.asked <= 2 * len(findings)

@@ -117,7 +117,8 @@ def test_snapshot_schema_names_every_dataclass_field_and_no_other():
 
 def test_report_schema_names_every_field_the_report_writes():
     root = _schema("report")
-    report = Report("s", "why", (Finding("r", Category.PIN, Severity.WARN, "m"),), _score(), snapshot=Snapshot())
+    pin = Finding("stack-pin", Category.PIN, Severity.WARN, "m")
+    report = Report("s", "why", (pin,), _score(), snapshot=Snapshot())
     assert set(root["properties"]) == set(report.to_dict()) and set(root["required"]) == set(report.to_dict())
     finding = root["$defs"]["finding"]
     assert set(finding["properties"]) == {f.name for f in dataclasses.fields(Finding)} == set(finding["required"])

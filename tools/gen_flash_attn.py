@@ -347,6 +347,17 @@ def _sorted_versions(values: set[str]) -> list[str]:
     return sorted(values, key=Version)
 
 
+def torch_builds(built: list[tuple[dict[str, str], str]], version: str, warnings: list[str]) -> dict[str, str]:
+    """Torch minor -> the exact torch release (or nightly) CI installed to build that minor's wheels."""
+    exact: dict[str, set[str]] = {}
+    for job, _ in built:
+        exact.setdefault(_minor(job["torch-version"]), set()).add(job["torch-version"])
+    several = {minor: sorted(found) for minor, found in exact.items() if len(found) > 1}
+    if several:
+        warnings.append(f"{version}: several torch builds per minor {several}; the newest is recorded")
+    return {minor: max(found, key=Version) for minor, found in sorted(exact.items(), key=lambda i: Version(i[0]))}
+
+
 def release_entry(version: str, workflow_text: str, setup_py: str, on_pypi: bool) -> tuple[dict[str, Any], list[str]]:
     """One ``[releases."X"]`` table from the tag's publish.yml and setup.py, and warnings about it."""
     warnings = []
@@ -370,6 +381,7 @@ def release_entry(version: str, workflow_text: str, setup_py: str, on_pypi: bool
         "on_pypi": on_pypi,
         "wheel_cuda_tags": tags,
         "torch_minors": _sorted_versions({_minor(job["torch-version"]) for job, _ in built}),
+        "torch_builds": torch_builds(built, version, warnings),
         "python": _sorted_versions({job["python-version"] for job, _ in built}),
         "sass": sass,
     }
@@ -451,8 +463,8 @@ def _toml_value(value: Any) -> str:
     raise TypeError(value)
 
 
-KEY_ORDER = ("on_pypi", "wheel_cuda_tags", "torch_minors", "python", "sass", "min_compute_capability", "min_nvcc",
-             "wheels_confidence")
+KEY_ORDER = ("on_pypi", "wheel_cuda_tags", "torch_minors", "torch_builds", "python", "sass", "min_compute_capability",
+             "min_nvcc", "wheels_confidence")
 
 
 def render(releases: dict[str, dict[str, Any]], header: list[str]) -> str:
@@ -535,7 +547,8 @@ def generate(git_dir: Path, pypi: dict[str, Any], old: dict[str, dict[str, Any]]
         "keys where setup.py uses torch's exact CUDA (up to 2.3.5), a bare major there being a forced CUDA (torch",
         "2.1). sass: cc_flag's archs for the CUDA of each CI job (union); min_compute_capability: the lowest of them.",
         "min_nvcc: the oldest nvcc setup.py accepts for a source build ('FlashAttention is only supported on CUDA",
-        "X and above').",
+        "X and above'). torch_builds: per torch minor, the exact torch CI installed to build its wheels (matrix",
+        "torch-version; a '.dev' one is a nightly before that minor's release).",
         "",
     ]
     return render(releases, header), releases, warnings

@@ -44,6 +44,8 @@ import tomllib
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from envdoctor.pypi_release import http_get
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "matrices" / "numpy_abi.toml"
 CACHE = Path.home() / ".cache" / "envdoctor-numpy-abi-scan.json"
@@ -71,6 +73,8 @@ PACKAGES: dict[str, str | None] = {
     "bitsandbytes": "0.42.0", "sentencepiece": "0.1.99", "safetensors": "0.4.0",
     "fasttext-wheel": "0.9.2", "hnswlib": "0.8.0", "pyproj": "3.6.0", "netcdf4": "1.6.4", "rasterio": "1.3.8",
     "imagecodecs": "2023.9.18", "numcodecs": "0.12.0", "tiktoken": "0.5.0", "soxr": "0.3.6",
+    # spaCy's compiled dependencies beside thinc and blis; onnx (pybind11)
+    "cymem": "2.0.7", "preshed": "3.0.8", "srsly": "2.4.6", "murmurhash": "1.0.9", "onnx": "1.14.0",
     # None: releases from DATE_FLOOR on
     **dict.fromkeys((
         "pyhdf", "cftime", "hdbscan", "pmdarima", "shap", "duckdb", "tensorstore", "fastparquet", "pyfftw", "mkl-fft",
@@ -99,19 +103,8 @@ class Scan:
     binding_rule: int = BINDING_RULE
 
 
-def http_json(url: str, tries: int = 5) -> Any:
-    for attempt in range(tries):
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as exc:
-            if exc.code not in (429, 500, 502, 503, 504) or attempt == tries - 1:
-                raise
-        except (urllib.error.URLError, TimeoutError, ConnectionError):
-            if attempt == tries - 1:
-                raise
-        time.sleep(2 ** attempt)
-    raise AssertionError("unreachable")
+def http_json(url: str) -> Any:
+    return json.loads(http_get(url))  # retries 429/5xx and network errors with backoff
 
 
 def releases(name: str, floor: str | None) -> list[tuple[Version, str]]:

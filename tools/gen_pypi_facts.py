@@ -9,275 +9,195 @@ For every package in ``tools/pypi_packages.toml`` (final and post releases at or
   (the zip's central directory and the METADATA member only, as pip's lazy wheel does): the manylinux x86_64
   wheel when there is one (torch's Requires-Dist differs per platform), else a pure-Python wheel, else any.
   The PEP 658 ``<wheel URL>.metadata`` file is tried first and used when the index serves it.
-Lines that apply only to an ``extra`` are dropped; markers are kept verbatim. A release with only an sdist has
-``requires: null`` (unknown). Requests run on a few threads with retries and backoff.
+Lines that apply only to an ``extra`` are kept apart, under ``extras``, when the extra is not a development one
+(dev, test, docs...), the line names a package of the tables and has a version range: what a release needs of an
+optional package it uses when that is installed. Markers are kept verbatim. A release with only an sdist has
+``requires: null`` (unknown): an sdist's ``*.egg-info/requires.txt`` is not read, since a setup.py may compute
+its pins on the build machine (axolotl pins the torch it finds there). ``extras = false`` for a package leaves its
+extras out (Unsloth's name one install variant per CUDA and torch pair, hundreds of them). ``code_floor = true``:
+each release whose Requires-Python admits Python 3.9 or older is read (its pure wheel, else its sdist) for syntax a
+newer Python needs, a ``X | None`` annotation run at import (``python_floor``, ``python_floor_from``). Requests run
+on a few threads with retries and backoff.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import email.parser
+import io
 import json
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import tomllib
-from packaging.markers import Marker
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+
+from envdoctor.pypi_facts import PYPI_JSON_API as INDEX
+from envdoctor.pypi_release import (  # the release list and METADATA reading, shared with `check --online`
+    Fetch,
+    ReleaseFiles,
+    http_get,
+    kept_versions,
+    release_entry,
+    release_files,
+    wheel_metadata,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tools" / "pypi_packages.toml"
 OUT = ROOT / "matrices" / "pypi"
-INDEX = "https://pypi.org/pypi/{name}/json"
 GENERATOR = "tools/gen_pypi_facts.py"
-USER_AGENT = "envdoctor tools/gen_pypi_facts.py (python-urllib)"
-TAIL_BYTES = 256 * 1024
-READ_AHEAD = 64 * 1024
-
-Fetch = Callable[[str, "tuple[int, int] | None"], bytes]
 
 
-# --- HTTP -------------------------------------------------------------------------------------------
+# --- the lowest Python a release's code runs on ------------------------------------------------------
+
+CODE_FLOOR_KEY = "python_floor"
+# Scripts shipped inside a package that importing it never runs (weight conversion, ``python -m`` entry points).
+STANDALONE_SCRIPT = re.compile(r"(^|/)(convert_[^/]*|__main__)\.py$")
+# Text that may hold what code_python_floor looks for (checked before parsing; parsing every module of a large
+# package takes seconds): a line with an annotation holding "|", or match, except*, type aliases, type parameters.
+UNION_LINE = re.compile(r"(?::|->)[^=#]*[\w\])]\s*\|\s*[\w\[]")
+NEWER_STATEMENT = re.compile(r"^\s*(?:match\s|type\s+\w|(?:def|class)\s+\w+\[)|except\s*\*", re.M)
 
 
-def http_get(url: str, byte_range: tuple[int, int] | None = None, tries: int = 5) -> bytes:
-    """GET ``url`` (bytes ``byte_range`` inclusive when given), retrying 429/5xx and network errors with backoff."""
-    headers = {"User-Agent": USER_AGENT}
-    if byte_range is not None:
-        headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    for attempt in range(tries):
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as response:
-                body = response.read()
-            if byte_range is not None and response.status != 206:  # the server ignored Range: cut it ourselves
-                body = body[byte_range[0]:byte_range[1] + 1]
-            return body
-        except urllib.error.HTTPError as exc:
-            if exc.code not in (429, 500, 502, 503, 504) or attempt == tries - 1:
-                raise
-        except (urllib.error.URLError, TimeoutError, ConnectionError):
-            if attempt == tries - 1:
-                raise
-        time.sleep(2 ** attempt)
-    raise AssertionError("unreachable")
-
-
-class RangeFile:
-    """A read-only, seekable view of a remote file that fetches only the byte ranges that are read."""
-
-    def __init__(self, url: str, size: int, fetch: Fetch) -> None:
-        self.url, self.size, self.fetch, self.position = url, size, fetch, 0
-        start = max(0, size - TAIL_BYTES)
-        self.chunks: list[tuple[int, bytes]] = [(start, fetch(url, (start, size - 1)))]
-
-    def seekable(self) -> bool:
+def _may_need_newer_python(text: str) -> bool:
+    if NEWER_STATEMENT.search(text):
         return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.position, 2: self.size}[whence]
-        self.position = base + offset
-        return self.position
-
-    def read(self, n: int = -1) -> bytes:
-        end = self.size if n is None or n < 0 else min(self.size, self.position + n)
-        if end <= self.position:
-            return b""
-        for start, data in self.chunks:
-            if start <= self.position and end <= start + len(data):
-                out = data[self.position - start:end - start]
-                self.position = end
-                return out
-        stop = min(self.size, max(end, self.position + READ_AHEAD))
-        data = self.fetch(self.url, (self.position, stop - 1))
-        self.chunks.append((self.position, data))
-        out = data[:end - self.position]
-        self.position = end
-        return out
+    return any(UNION_LINE.search(line) for line in text.splitlines() if "|" in line)
 
 
-def wheel_metadata(url: str, size: int, fetch: Fetch = http_get) -> str:
-    """The METADATA text of the wheel at ``url``: its PEP 658 file when served, else read from the zip by range."""
-    try:
-        return fetch(url + ".metadata", None).decode("utf-8")
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            raise
-    with zipfile.ZipFile(RangeFile(url, size, fetch)) as wheel:  # type: ignore[arg-type]
-        names = [n for n in wheel.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
-        if len(names) != 1:
-            raise ValueError(f"{url}: expected one .dist-info/METADATA, found {names}")
-        return wheel.read(names[0]).decode("utf-8")
+def code_python_floor(modules: list[tuple[str, str]]) -> tuple[int, str] | None:
+    """The lowest CPython 3 minor that can import every module of a release, judged from its syntax, and where
+    that is decided (``("transformers/generation/streamers.py:38", ...)``): a ``X | Y`` union in an annotation that
+    runs at definition (module or class level, no ``from __future__ import annotations``) needs 3.10, as do
+    ``match`` statements; ``except*`` needs 3.11; ``type`` aliases and type parameters 3.12. None when nothing
+    needs more than 3.9. Modules that do not parse here, and scripts importing the package never runs
+    (``convert_*.py``, ``__main__.py``), are skipped."""
+    import ast
+
+    best: tuple[int, str] | None = None
+    for path, text in modules:
+        if STANDALONE_SCRIPT.search(path) or not _may_need_newer_python(text):
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        for minor, line in _module_floors(tree, ast):
+            if best is None or minor > best[0]:
+                best = (minor, f"{path}:{line}")
+    return best
 
 
-# --- parsing (no network) ---------------------------------------------------------------------------
+def _module_floors(tree: Any, ast: Any) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                    and any(alias.name == "annotations" for alias in node.names) for node in tree.body)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Match):
+            found.append((10, node.lineno))
+        elif type(node).__name__ == "TryStar":
+            found.append((11, node.lineno))
+        elif type(node).__name__ == "TypeAlias" or getattr(node, "type_params", None):
+            found.append((12, node.lineno))
+    if not postponed:
+        found += [(10, line) for line in _runtime_union_annotations(tree.body, ast)]
+    return found
 
-WHEEL_NAME = re.compile(
-    r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$"
-)
-LINUX = re.compile(r"^(?:many|)linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
-MUSL = re.compile(r"^musllinux_\d+_\d+_(?P<arch>.+)$")
-MACOS = re.compile(r"^macosx_\d+_\d+_(?P<arch>.+)$")
-MAC_ARCHS = {"universal2": ("arm64", "x86_64"), "intel": ("x86_64",), "universal": ("x86_64",)}
+
+def _runtime_union_annotations(body: list[Any], ast: Any) -> list[int]:
+    """Lines of ``X | Y`` annotations evaluated when ``body`` (a module or class body) runs: the annotations of
+    the functions defined there and its own variable annotations (function bodies run later, if ever)."""
+    lines: list[int] = []
+    for node in body:
+        annotations: list[Any] = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = node.args
+            every = arguments.posonlyargs + arguments.args + arguments.kwonlyargs + \
+                [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+            annotations = [a.annotation for a in every] + [node.returns]
+        elif isinstance(node, ast.AnnAssign):
+            annotations = [node.annotation]
+        elif isinstance(node, ast.ClassDef):
+            lines += _runtime_union_annotations(node.body, ast)
+        elif isinstance(node, (ast.If, ast.Try)) and not _is_type_checking(node, ast):
+            for block in (node.body, node.orelse, *[h.body for h in getattr(node, "handlers", [])]):
+                lines += _runtime_union_annotations(block, ast)
+        for annotation in annotations:
+            if annotation is not None and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)
+                                              for n in ast.walk(annotation)):
+                lines.append(annotation.lineno)
+    return lines
 
 
-def platform_families(platform_tag: str) -> set[str]:
-    """``manylinux_2_17_x86_64.manylinux2014_x86_64`` -> {"linux_x86_64"}; ``macosx_10_9_universal2`` -> both macs."""
-    out = set()
-    for tag in platform_tag.split("."):
-        if tag == "any" or tag.startswith("win"):
-            out.add(tag)
-        elif match := LINUX.match(tag):
-            out.add(f"linux_{match.group('arch')}")
-        elif match := MUSL.match(tag):
-            out.add(f"musllinux_{match.group('arch')}")
-        elif match := MACOS.match(tag):
-            out.update(f"macosx_{arch}" for arch in MAC_ARCHS.get(match.group("arch"), (match.group("arch"),)))
-        else:
-            out.add(tag)
+def _is_type_checking(node: Any, ast: Any) -> bool:
+    test = getattr(node, "test", None)
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def python_lower_bound(requires_python: str | None) -> int | None:
+    """The lowest CPython 3 minor a Requires-Python admits (``>=3.9`` -> 9); None when it sets no lower bound."""
+    minors = [int(m) for m in re.findall(r">=?\s*3\.(\d+)", requires_python or "")]
+    return max(minors) if minors else None
+
+
+def wheel_modules(url: str, size: int, fetch: Fetch = http_get) -> list[tuple[str, str]]:
+    """(path, text) of every ``.py`` file of the wheel at ``url``."""
+    with zipfile.ZipFile(io.BytesIO(fetch(url, None))) as wheel:
+        return [(name, wheel.read(name).decode("utf-8", "replace")) for name in wheel.namelist()
+                if name.endswith(".py")]
+
+
+def sdist_modules(url: str, fetch: Fetch = http_get) -> list[tuple[str, str]]:
+    """(path, text) of every ``.py`` file of a ``.tar.gz`` source archive, tests and examples left out."""
+    import tarfile
+
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(fetch(url, None)), mode="r:gz") as archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if member.isfile() and member.name.endswith(".py") and not {"tests", "test", "examples", "benchmarks"} \
+                    & set(parts) and parts[-1] != "setup.py":
+                out.append((member.name, (archive.extractfile(member) or io.BytesIO()).read().decode("utf-8",
+                                                                                                   "replace")))
     return out
 
 
-def wheel_tags(filename: str) -> set[str]:
-    """Compact tags of one wheel: ``cp311-linux_x86_64``, ``cp38-abi3-linux_x86_64``, ``py3-any``.
-
-    CPython and generic Python 3 tags only (PyPy and Python 2 tags are left out)."""
-    match = WHEEL_NAME.match(filename)
-    if match is None:
-        return set()
-    pythons = [p for p in match.group("py").split(".") if re.fullmatch(r"cp3\d+|py3\d*", p)]
-    abi3 = "abi3" in match.group("abi").split(".")
-    return {f"{python}{'-abi3' if abi3 else ''}-{family}"
-            for python in pythons for family in platform_families(match.group("plat"))}
-
-
-def applies_only_to_extra(marker_text: str | None) -> bool:
-    """Whether a Requires-Dist marker holds only when an extra is requested (``extra == "x"`` in every branch)."""
-    if not marker_text:
-        return False
-    return _only_extra(Marker(marker_text)._markers)  # the parsed marker tree (packaging's own structure)
-
-
-def _only_extra(markers: list[Any]) -> bool:
-    groups: list[list[Any]] = [[]]
-    for item in markers:
-        if item == "or":
-            groups.append([])
-        elif item != "and":
-            groups[-1].append(item)
-    return all(any(_is_extra_term(item) for item in group) for group in groups)
-
-
-def _is_extra_term(item: Any) -> bool:
-    if isinstance(item, list):
-        return _only_extra(item)
-    if isinstance(item, tuple):
-        return any(type(side).__name__ == "Variable" and side.value == "extra" for side in (item[0], item[2]))
-    return False
-
-
-def requires_dist(metadata: str) -> list[str]:
-    """The Requires-Dist lines of a METADATA text that apply without extras, as written (markers kept)."""
-    message = email.parser.HeaderParser().parsestr(metadata)
-    lines = [" ".join(line.split()) for line in message.get_all("Requires-Dist") or []]
-    return [line for line in lines if not applies_only_to_extra(line.partition(";")[2].strip() or None)]
-
-
-def requires_python_of(metadata: str) -> str | None:
-    value = email.parser.HeaderParser().parsestr(metadata).get("Requires-Python")
-    return " ".join(value.split()) if value else None
-
-
-def kept_versions(releases: dict[str, list[dict[str, Any]]], floor: str | None) -> list[str]:
-    """Final and post releases with at least one file, at or above ``floor``, oldest first."""
-    out = []
-    for text, files in releases.items():
-        try:
-            version = Version(text)
-        except InvalidVersion:
-            continue
-        if files and not version.is_prerelease and (floor is None or version >= Version(floor)):
-            out.append(text)
-    return sorted(out, key=Version)
-
-
-def metadata_wheel(files: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The wheel whose METADATA stands for the release: manylinux x86_64 (newest CPython), else pure, else any."""
-    wheels = [f for f in files if f["filename"].endswith(".whl") and not f.get("yanked")] or \
-        [f for f in files if f["filename"].endswith(".whl")]
-
-    def rank(entry: dict[str, Any]) -> tuple[int, int]:
-        tags = wheel_tags(entry["filename"])
-        families = {tag.rsplit("-", 1)[1] for tag in tags}
-        cpython = max((int(t[3:].split("-")[0]) for t in tags if t.startswith("cp3")), default=0)
-        return (2 if "linux_x86_64" in families else 1 if "any" in families else 0, cpython)
-
-    return max(wheels, key=rank) if wheels else None
-
-
-@dataclass(frozen=True)
-class ReleaseFiles:
-    """What the release list says about one release (no METADATA read yet)."""
-
-    version: str
-    date: str
-    requires_python: str | None
-    yanked: bool
-    wheels: list[str]
-    sdist: bool
-    metadata_wheel: dict[str, Any] | None
-
-
-def release_files(version: str, files: list[dict[str, Any]]) -> ReleaseFiles:
-    uploads = sorted(f.get("upload_time_iso_8601") or f["upload_time"] for f in files)
-    wheel = metadata_wheel(files)
-    pythons = [f.get("requires_python") for f in ([wheel] if wheel else []) + files if f.get("requires_python")]
-    return ReleaseFiles(
-        version=version,
-        date=uploads[0][:10],
-        requires_python=pythons[0] if pythons else None,
-        yanked=all(f.get("yanked") for f in files),
-        wheels=sorted({tag for f in files if f["filename"].endswith(".whl") for tag in wheel_tags(f["filename"])}),
-        sdist=any(f.get("packagetype") == "sdist" for f in files),
-        metadata_wheel=wheel,
-    )
-
-
-def release_entry(files: ReleaseFiles, metadata: str | None, requires_only: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "date": files.date,
-        "requires_python": (requires_python_of(metadata) if metadata else None) or files.requires_python,
-        "yanked": files.yanked,
-        "requires": requires_dist(metadata) if metadata is not None else None,
-    }
-    if files.metadata_wheel is not None:
-        entry["requires_from"] = files.metadata_wheel["filename"]
-    if not requires_only:
-        entry["wheels"] = files.wheels
-        entry["sdist"] = files.sdist
-    return entry
+def release_code_floor(files: list[dict[str, Any]], requires_python: str | None, index_url: str,
+                       fetch: Fetch = http_get) -> dict[str, str] | None:
+    """``{"python_floor": "3.10", "python_floor_from": "<file:line>"}`` when the release's pure-Python code needs a
+    newer Python than its Requires-Python admits; None otherwise (or when it has no pure wheel nor sdist)."""
+    lower = python_lower_bound(requires_python)
+    if lower is not None and lower >= 10:
+        return None  # read only where the declared floor admits Python 3.9 or older (what X | Y annotations break)
+    pure = [f for f in files if f["filename"].endswith("-none-any.whl")]
+    sdists = [f for f in files if f.get("packagetype") == "sdist" and f["filename"].endswith(".tar.gz")]
+    if pure:
+        modules = wheel_modules(urljoin(index_url, pure[0]["url"]), pure[0]["size"], fetch)
+    elif sdists and not any(f["filename"].endswith(".whl") for f in files):
+        modules = sdist_modules(urljoin(index_url, sdists[0]["url"]), fetch)
+    else:
+        return None
+    floor = code_python_floor(modules)
+    if floor is None or (lower is not None and floor[0] <= lower):
+        return None
+    return {CODE_FLOOR_KEY: f"3.{floor[0]}", f"{CODE_FLOOR_KEY}_from": floor[1]}
 
 
 # --- one package ------------------------------------------------------------------------------------
 
 
 def generate(name: str, options: dict[str, Any], threads: int, fetch: Fetch = http_get,
-             today: str | None = None) -> dict[str, Any]:
-    """The JSON document for one package."""
+             today: str | None = None, tabled: set[str] | None = None) -> dict[str, Any]:
+    """The JSON document for one package. ``tabled``: the normalized names of every package in the tables; the
+    extra-only requirements on them are kept under ``extras``."""
     index_url = INDEX.format(name=name)
     index = json.loads(fetch(index_url, None))
     floor = options.get("floor")
@@ -285,12 +205,20 @@ def generate(name: str, options: dict[str, Any], threads: int, fetch: Fetch = ht
     versions = kept_versions(index["releases"], floor)
     listed = [release_files(v, index["releases"][v]) for v in versions]
 
-    def read(files: ReleaseFiles) -> str | None:
+    def read(files: ReleaseFiles) -> tuple[str, str] | None:
         wheel = files.metadata_wheel
-        return wheel_metadata(urljoin(index_url, wheel["url"]), wheel["size"], fetch) if wheel else None
+        if wheel is None:
+            return None
+        return wheel_metadata(urljoin(index_url, wheel["url"]), wheel["size"], fetch), wheel["filename"]
+
+    def code_floor(files: ReleaseFiles) -> dict[str, str] | None:
+        if not options.get("code_floor", False):
+            return None
+        return release_code_floor(index["releases"][files.version], files.requires_python, index_url, fetch)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         metadata = list(pool.map(read, listed))
+        floors = list(pool.map(code_floor, listed))
     return {
         "package": canonicalize_name(name),
         "generator": GENERATOR,
@@ -299,11 +227,18 @@ def generate(name: str, options: dict[str, Any], threads: int, fetch: Fetch = ht
             "releases": index_url,
             "requires": "Requires-Dist of the METADATA of the wheel named in requires_from (files listed by "
             + index_url + "), lines that apply only to an extra dropped",
+            **({"extras": "the same METADATA's lines that apply only to an extra (not dev, test, docs...) and "
+                "name a package of tools/pypi_packages.toml"} if tabled else {}),
+            **({"python_floor": "the syntax of the .py files of the release's pure wheel (else its sdist), read "
+                "with ast: the lowest Python that can import them, where above Requires-Python"}
+               if options.get("code_floor") else {}),
         },
         "floor": floor,
         "requires_only": requires_only,
-        "releases": {files.version: release_entry(files, text, requires_only)
-                     for files, text in zip(listed, metadata, strict=True)},
+        "releases": {files.version: {**release_entry(files, read_from[0] if read_from else None, requires_only,
+                                                     tabled if options.get("extras", True) else None,
+                                                     read_from[1] if read_from else None), **(floor or {})}
+                     for files, read_from, floor in zip(listed, metadata, floors, strict=True)},
     }
 
 
@@ -317,6 +252,11 @@ def dump(document: dict[str, Any]) -> str:
                      + ("," if i < len(items) - 1 else ""))
     lines.append("}}")
     return "\n".join(lines) + "\n"
+
+
+def tabled_names(config: Path) -> set[str]:
+    """The normalized names of every package the configuration lists."""
+    return {canonicalize_name(name) for name in tomllib.loads(config.read_text())["packages"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,12 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         began = time.monotonic()
-        document = generate(name, options, args.threads)
+        document = generate(name, options, args.threads, tabled=tabled_names(args.config))
         path = args.out / f"{canonicalize_name(name)}.json"
         path.write_text(dump(document), encoding="utf-8")
         unknown = sum(1 for r in document["releases"].values() if r["requires"] is None)
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(document['releases'])} "
-              f"releases ({unknown} without a wheel), {time.monotonic() - began:.1f} s", flush=True)
+              f"releases ({unknown} with unknown requirements), {time.monotonic() - began:.1f} s", flush=True)
     print(f"done in {time.monotonic() - started:.0f} s", flush=True)
     return 0
 

@@ -8,6 +8,9 @@ fail). A case is diagnosed when every expected pair is matched by one finding.
     python tools/score_cases.py tests/cases/driver   # one class
     python tools/score_cases.py --misses             # also list what each missed case got
     python tools/score_cases.py --check-floor        # exit 1 when a rate is below tests/cases/floor.json
+    python tools/score_cases.py --verified-only      # findings with verified: false do not count
+    python tools/score_cases.py --online             # as `envdoctor check --snapshot` runs: packages the bundled
+                                                     # tables lack get their facts from PyPI first
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ sys.path.insert(0, str(REPO / "src"))
 from envdoctor.checker import run_check  # noqa: E402
 from envdoctor.findings import Finding, Report, Severity  # noqa: E402
 from envdoctor.matrices import MatrixError  # noqa: E402
+from envdoctor.pypi_facts import bundled_release_known, known_packages, read_fetched_facts  # noqa: E402
+from envdoctor.pypi_online import fetch_missing_facts  # noqa: E402
 from envdoctor.snapshot import SnapshotError, snapshot_from_dict  # noqa: E402
 
 CASES = REPO / "tests" / "cases"
@@ -49,23 +54,26 @@ def case_files(paths: list[Path]) -> list[Path]:
     return [f for f in files if f.name != FLOOR.name]
 
 
-def matches(finding: Finding, categories: list[str], component: str | None) -> bool:
+def matches(finding: Finding, categories: list[str], component: str | None, verified_only: bool = False) -> bool:
     return (finding.severity in JUDGED and finding.category.value in categories
-            and (component is None or component in finding.components))
+            and (component is None or component in finding.components) and (finding.verified or not verified_only))
 
 
-def score_case(path: Path) -> CaseResult:
+def score_case(path: Path, online: bool = False, verified_only: bool = False) -> CaseResult:
     case = json.loads(path.read_text(encoding="utf-8"))
     case_class = case.get("class") or path.parent.name
     try:
         snapshot = snapshot_from_dict(case["snapshot"], origin=str(path))
+        if online:
+            fetched = fetch_missing_facts(snapshot, bundled_release_known, tabled=frozenset(known_packages()))
+            read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
         with tempfile.TemporaryDirectory() as empty:  # no envdoctor.toml from the current directory
             report: Report = run_check(snapshot, stack=case.get("stack"), cwd=Path(empty))
     except (SnapshotError, MatrixError) as error:
         return CaseResult(path, case_class, False, (), (), error=str(error))
     missing = tuple(
         f"{'/'.join(categories)}:{component}" for categories, component in case["expect"]
-        if not any(matches(f, categories, component) for f in report.findings)
+        if not any(matches(f, categories, component, verified_only) for f in report.findings)
     )
     got = tuple(f"{f.category.value}/{f.rule}({','.join(f.components)})" for f in report.findings
                 if f.severity in JUDGED)
@@ -109,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list each missed case with what it got")
     parser.add_argument("--check-floor", action="store_true", help=f"exit 1 below the rates in {FLOOR}")
     parser.add_argument("--markdown", action="store_true", help="the table as Markdown, with held-out cases apart")
+    parser.add_argument("--online", action="store_true", help="fetch PyPI facts of packages the tables lack first")
+    parser.add_argument("--verified-only", action="store_true",
+                        help="count only findings with verified: true (an unknown fact's warning does not count)")
     args = parser.parse_args(argv)
-    results = [score_case(path) for path in case_files(args.paths)]
+    results = [score_case(path, args.online, args.verified_only) for path in case_files(args.paths)]
     table = rates(results)
     if args.markdown:
         print(markdown_table(results))

@@ -7,7 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from envdoctor.checks import CheckContext, run_checks
+from envdoctor import finding_ids
+from envdoctor.checks import CheckContext
+from envdoctor.checks.runner import run_checks
 from envdoctor.facts import facts_at
 from envdoctor.findings import Finding, Report
 from envdoctor.matrices import Matrices, MatrixError, Stack, StackNotFoundError, load_matrices
@@ -45,9 +47,8 @@ def run_check(
     chosen, reason = choose_stack(snapshot, matrices, stack, cwd)
     ctx = CheckContext(snapshot=snapshot, matrices=matrices, facts=facts_at(Path(matrices.root)), stack=chosen,
                        model=model)
-    supersedes = {**matrices.policy.supersedes, **{r.id: r.supersedes for r in matrices.rules if r.supersedes}}
     found = [_with_safe_fix(f) for f in evaluate(matrices.rules, snapshot) + run_checks(ctx)]
-    findings = _ordered(drop_superseded(found, supersedes))
+    findings = _ordered(drop_superseded(found, finding_ids.supersedes()))
     return Report(
         stack=chosen.name if chosen else None,
         stack_reason=reason,
@@ -66,8 +67,9 @@ def _with_safe_fix(finding: Finding) -> Finding:
 def drop_superseded(findings: list[Finding], supersedes: dict[str, tuple[str, ...]]) -> list[Finding]:
     """One cause, one finding: drop a finding that a verified finding at least as severe supersedes.
 
-    ``supersedes`` maps a rule id to the rule ids it makes redundant when the redundant finding's components
-    are all among its own (trl-undeclared-rich on (trl, rich) supersedes stack-missing on (rich)).
+    ``supersedes`` (the registry's, ``finding_ids.supersedes()``) maps a finding id to the ids it makes redundant
+    when the redundant finding's components are all among its own (trl-undeclared-rich on (trl, rich) supersedes
+    stack-missing on (rich)).
     Linear in the number of findings: superseding findings are indexed by (superseded rule, component), so each
     finding is compared only with those that share its rule's superseders and its first component.
     """

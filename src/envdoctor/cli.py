@@ -80,13 +80,14 @@ def build_parser(with_plan: bool = False) -> argparse.ArgumentParser:
     """The argument parser; the plan subcommand's options are added only when it runs (keeps startup fast)."""
     parser = _Parser(prog="envdoctor", description="Diagnose LLM fine-tuning environments without importing torch.")
     parser.add_argument("--version", action="version", version=f"envdoctor {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,probe,stacks,plan,schema}",
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,probe,stacks,plan,schema,explain}",
                                      parser_class=_Parser)
     _add_check(commands)
     _add_probe(commands)
     _add_stacks(commands)
     _add_plan(commands, with_plan)
     _add_schema(commands)
+    _add_explain(commands)
     return parser
 
 
@@ -102,6 +103,12 @@ def _add_check(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--deep", action="store_true", help="also import compiled extensions in subprocesses")
     check.add_argument("--python", metavar="PATH", help="check this interpreter's environment (e.g. a venv's "
                        "bin/python) instead of envdoctor's own; nothing is installed into it")
+    online = check.add_mutually_exclusive_group()
+    online.add_argument("--online", dest="online", action="store_true", default=None,
+                        help="read the release facts of packages the bundled tables lack from PyPI (the default "
+                        "with --snapshot; cached for a week)")
+    online.add_argument("--offline", dest="online", action="store_false",
+                        help="never contact PyPI (also: ENVDOCTOR_OFFLINE=1)")
     check.add_argument("--fail-on", choices=("warn", "fail"), default="fail",
                        help="exit 1 when the worst finding reaches this level (default: fail)")
     check.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
@@ -169,12 +176,30 @@ def run_check_command(args: argparse.Namespace) -> int:
     from envdoctor.render import render
 
     snapshot = pending.finish() if pending else _load_or_probe(args.snapshot, args.deep)
+    if _reads_pypi(args):
+        _fetch_missing_facts(snapshot)
     report = run_check(snapshot, stack=args.stack, model=args.model, cwd=Path.cwd())
     color = args.fmt == "table" and _wants_color(args.no_color)
     write_stdout(render(report, args.fmt, color=color, ascii_only=not can_show(BOX_SAMPLE)))
     if not _stdout_is_terminal():
         write_stderr(_summary_line(report) + "\n")
     return _exit_code(report, args.fail_on)
+
+
+def _reads_pypi(args: argparse.Namespace) -> bool:
+    """--online/--offline as given; else online for a snapshot (the tables are all it has to go on) unless
+    ENVDOCTOR_OFFLINE is set. A probed environment has its packages' own metadata and stays offline."""
+    if args.online is not None:
+        return args.online
+    return args.snapshot is not None and os.environ.get("ENVDOCTOR_OFFLINE", "") in ("", "0")
+
+
+def _fetch_missing_facts(snapshot: Snapshot) -> None:
+    from envdoctor.pypi_facts import bundled_release_known, known_packages, read_fetched_facts
+    from envdoctor.pypi_online import fetch_missing_facts
+
+    online = fetch_missing_facts(snapshot, bundled_release_known, tabled=frozenset(known_packages()))
+    read_fetched_facts(online.folder, online.fetched, online.failed)
 
 
 def run_probe_command(args: argparse.Namespace) -> int:
@@ -218,6 +243,35 @@ def run_schema_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_explain(commands: argparse._SubParsersAction) -> None:
+    explain = commands.add_parser("explain", help="what a finding id means (every id, one a line, when none is given)")
+    explain.add_argument("id", nargs="?", metavar="ID", help="a finding id, as in the rule column of check")
+    explain.add_argument("--markdown", action="store_true", help="every id as one Markdown table (docs/findings.md)")
+    explain.set_defaults(handler=run_explain_command)
+
+
+def run_explain_command(args: argparse.Namespace) -> int:
+    from envdoctor.finding_ids import registry
+    from envdoctor.render.finding_ids import render_id, render_ids, render_ids_markdown
+
+    entries = registry()
+    if args.id is None:
+        write_stdout(render_ids_markdown(entries) if args.markdown else render_ids(entries))
+        return EXIT_OK
+    if args.markdown:
+        raise UsageError("--markdown prints every id; give no ID with it")
+    if args.id not in entries:
+        import difflib
+
+        near = difflib.get_close_matches(args.id, list(entries), n=3, cutoff=0.4)
+        hint = f"; nearest: {', '.join(near)}" if near else "; 'envdoctor explain' lists every id"
+        raise UsageError(f"no finding id {args.id!r}{hint}")
+    from envdoctor.matrices import load_matrices
+
+    write_stdout(render_id(entries[args.id], load_matrices()))
+    return EXIT_OK
+
+
 def run_plan_command(args: argparse.Namespace) -> int:
     """Every input is validated before anything is printed; ``--verify`` names its resolver on stderr first."""
     from envdoctor.plan.command import PlanInputError, make_plan, plan_text, verify, verify_resolver
@@ -241,7 +295,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
 
 def _validate_matrices() -> int:
-    from envdoctor.matrices import validate_matrices
+    from envdoctor.table_validation import validate_matrices
 
     problems = validate_matrices()
     write_stdout("".join(f"{problem}\n" for problem in problems))

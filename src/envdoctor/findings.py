@@ -7,40 +7,12 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from envdoctor.errors import EXIT_FAIL, EXIT_OK
+from envdoctor.finding_ids import Category, Severity, require_registered
 
 if TYPE_CHECKING:
     from envdoctor.snapshot import Snapshot
 
 REPORT_SCHEMA = "envdoctor.report/1"
-
-
-class Severity(str, Enum):
-    OK = "ok"
-    INFO = "info"
-    WARN = "warn"
-    FAIL = "fail"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Severity.OK: 0, Severity.INFO: 1, Severity.WARN: 2, Severity.FAIL: 3}
-
-
-class Category(str, Enum):
-    DRIVER = "driver"
-    GPU_ARCH = "gpu-arch"
-    CUDA_BUILD = "cuda-build"
-    ABI = "abi"
-    NUMPY = "numpy"
-    VERSION = "version"
-    PIN = "pin"
-    MISSING = "missing"
-    PYTHON = "python"
-    PLATFORM = "platform"
-    MODEL = "model"
-    RESOURCES = "resources"
 
 
 class Area(str, Enum):
@@ -81,6 +53,11 @@ class Finding:
     fix: str | None = None
     sources: tuple[str, ...] = ()
     verified: bool = True  # False: a fact was unknown, so the point could not be checked
+
+    def __post_init__(self) -> None:
+        """Every finding, from a condition rule or a Python check, has an id registered in finding_ids.toml for its
+        category and severity; anything else raises FindingIdError naming the id."""
+        require_registered(self.rule, self.category, self.severity, self.verified)
 
     @property
     def area(self) -> Area:

@@ -7,6 +7,7 @@ collected and reported at once, each line naming the file and the key.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import sys
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from envdoctor.errors import EnvdoctorError
+from envdoctor.finding_ids import FindingIdError, registration_problem, registry
 from envdoctor.findings import Category, Severity
 from envdoctor.snapshot import normalize_name
 
@@ -72,7 +74,6 @@ class Rule:
     components: tuple[str, ...] = ()
     fix: str | None = None
     sources: tuple[str, ...] = ()
-    supersedes: tuple[str, ...] = ()  # rule ids this finding makes redundant on the same components
     origin: str = ""
 
 
@@ -134,6 +135,7 @@ class SmokePattern:
 # --- TOML reading -----------------------------------------------------------------------------
 
 
+@functools.cache  # asked for by every table lookup; the answer cannot change within a process
 def default_root() -> Path:
     """The bundled matrices: ``envdoctor/matrices`` in a wheel, ``<repo>/matrices`` in a checkout."""
     here = Path(__file__).resolve().parent
@@ -196,6 +198,15 @@ class _Checker:
             self.error(f"{where}{key}", f"{value!r} is not one of: {choices}")
             return None
 
+    def registered(self, finding_id: str, category: Category, severity: Severity, where: str) -> None:
+        """The id is in the finding id registry for this category and severity (envdoctor/finding_ids.toml)."""
+        try:
+            problem = registration_problem(finding_id, category, severity)
+        except FindingIdError as exc:
+            problem = str(exc).splitlines()[0]
+        if problem is not None:
+            self.error(f"{where}id", problem)
+
     def specifier(self, value: Any, key: str) -> str | None:
         if not isinstance(value, str):
             self.error(key, f"should be a version specifier string, got {type(value).__name__}")
@@ -222,7 +233,7 @@ class _Checker:
 # --- rules ------------------------------------------------------------------------------------
 
 RULE_KEYS = {
-    "id", "category", "severity", "components", "when", "any", "message", "fix", "sources", "note", "supersedes",
+    "id", "category", "severity", "components", "when", "any", "message", "fix", "sources", "note",
 }
 
 
@@ -272,9 +283,10 @@ def _parse_rule(check: _Checker, raw: Any, index: int, seen: dict[str, str]) -> 
         components=tuple(normalize_name(c) for c in check.strings(raw, "components", where)),
         fix=check.text(raw, "fix", where),
         sources=check.strings(raw, "sources", where),
-        supersedes=check.strings(raw, "supersedes", where),
         origin=str(check.path),
     )
+    if len(check.errors) == before:
+        check.registered(rule_id, rule.category, rule.severity, where)
     return rule if len(check.errors) == before else None
 
 
@@ -454,6 +466,7 @@ def parse_smoke(path: Path, errors: list[str]) -> tuple[SmokePattern, ...]:
         category = check.enum(entry, "category", Category, where)
         if category is None:
             continue
+        check.registered(check.text(entry, "id", where) or "", category, Severity.FAIL, where)
         out.append(SmokePattern(
             id=check.text(entry, "id", where) or "", pattern=regex, category=category,
             cause=check.text(entry, "cause", where) or "", fix=check.text(entry, "fix", where) or "",
@@ -470,14 +483,13 @@ class Policy:
     requirement_category: dict[str, Category]
     unverified_penalty: int = 0
     torch_extensions: tuple[str, ...] = ()
-    supersedes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check id -> rule ids it makes redundant
     runtime_compiled: tuple[str, ...] = ()  # extensions that build CUDA ops with nvcc at run time
 
 
 def parse_policy(path: Path, errors: list[str]) -> Policy:
     data = read_toml(path, errors)
     check = _Checker(path, errors)
-    check.keys(data, {"penalty", "requirement_category", "extensions", "supersedes"}, "")
+    check.keys(data, {"penalty", "requirement_category", "extensions"}, "")
     penalties = {}
     for name, points in _table(check, data, "penalty").items():
         if name == "unverified" or name in {s.value for s in Severity}:
@@ -497,11 +509,9 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
     check.keys(extensions_table, {"torch_bound", "runtime_compiled"}, "extensions.")
     extensions = check.strings(extensions_table, "torch_bound", "extensions.")
     runtime = check.strings(extensions_table, "runtime_compiled", "extensions.")
-    supersedes_table = _table(check, data, "supersedes")
-    supersedes = {rule: check.strings(supersedes_table, rule, "supersedes.") for rule in supersedes_table}
     return Policy(
         penalties, categories, unverified if isinstance(unverified, int) else 0,
-        tuple(normalize_name(e) for e in extensions), supersedes, tuple(normalize_name(e) for e in runtime),
+        tuple(normalize_name(e) for e in extensions), tuple(normalize_name(e) for e in runtime),
     )
 
 
@@ -674,8 +684,9 @@ def load_matrices(root: Path | str | None = None) -> Matrices:
     return Matrices(path)
 
 
-def validate_matrices(root: Path | str | None = None) -> list[str]:
-    """Every problem in every matrix file, as 'path: key: problem' lines ([] when all is well)."""
+def validate_matrix_files(root: Path | str | None = None) -> list[str]:
+    """Every problem in the rules, stacks, smoke, policy, models, NumPy ABI, declared and backends files, as
+    'path: key: problem' lines ([] when all is well). envdoctor.table_validation adds the other tables' checks."""
     path = Path(root) if root is not None else default_root()
     errors: list[str] = []
     sources = _all_sources(path, errors)
@@ -696,22 +707,9 @@ def validate_matrices(root: Path | str | None = None) -> list[str]:
         parse_declared(declared, errors)
     if (path / "backends.toml").exists():
         parse_backends(path / "backends.toml", errors)
-    from envdoctor.pypi_facts import validate_pypi_facts  # pypi_facts imports this module
-
-    errors.extend(validate_pypi_facts(path))
-    from envdoctor.runtime_floors import validate_runtime_floors  # runtime_floors imports this module
-
-    errors.extend(validate_runtime_floors(path))
-    from envdoctor.api_breaks import validate_api_breaks  # api_breaks imports this module
-
-    errors.extend(validate_api_breaks(path))
-    from envdoctor.checks.platforms import validate_platforms  # it imports this module
-    from envdoctor.facts import validate_facts  # facts imports this module
-
-    errors.extend(validate_facts(path))
-    errors.extend(validate_platforms(path))
     if sources:
         errors.extend(_unknown_sources(rules, stacks, sources))
+        errors.extend(_unregistered_sources(sources))
     return errors
 
 
@@ -722,6 +720,16 @@ def _all_sources(root: Path, errors: list[str]) -> dict[str, Source]:
         if (root / name).exists():
             out.update(parse_sources(root / name, errors))
     return out
+
+
+def _unregistered_sources(sources: dict[str, Source]) -> list[str]:
+    """Sources the finding id registry cites that these matrices do not define (or the registry's own problems)."""
+    try:
+        entries = registry()
+    except FindingIdError as exc:
+        return str(exc).splitlines()
+    return [f"envdoctor/finding_ids.toml: [{entry.id}].sources: source {source_id!r} is not in sources.toml"
+            for entry in entries.values() for source_id in entry.sources if source_id not in sources]
 
 
 def _unknown_sources(rules: list[Rule], stacks: list[Stack], sources: dict[str, Source]) -> list[str]:

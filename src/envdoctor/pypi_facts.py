@@ -3,7 +3,9 @@
 For each release of a package: its first upload date, Requires-Python, whether it is yanked, the Requires-Dist
 lines that apply without extras (markers kept; ``None`` when only an sdist exists, so they are unknown), the
 compact tags of its wheels (``cp311-linux_x86_64``, ``cp38-abi3-linux_x86_64``, ``py3-any``; ``None`` when the
-file records requirements only) and whether an sdist exists.
+file records requirements only), whether an sdist exists, and the lines that apply only to an extra and name a
+package of the tables (``extras``: what the release needs of an optional package it uses when that is installed),
+and, where its code's syntax needs a newer Python than Requires-Python admits, that Python (``python_floor``).
 
 Each package file is read the first time a question needs it, once. A malformed file raises
 :class:`envdoctor.matrices.MatrixError` naming the file and the key.
@@ -27,8 +29,11 @@ from envdoctor.matrices import MatrixError, default_root
 from envdoctor.snapshot import normalize_name
 
 FOLDER = "pypi"
+PYPI_JSON_API = "https://pypi.org/pypi/{name}/json"  # where the facts come from (tools/gen_pypi_facts.py, --online)
 TOP_KEYS = {"package", "generator", "generated", "source", "floor", "requires_only", "releases"}
-RELEASE_KEYS = {"date", "requires_python", "yanked", "requires", "requires_from", "wheels", "sdist"}
+RELEASE_KEYS = {"date", "requires_python", "yanked", "requires", "requires_from", "wheels", "sdist", "extras",
+                "python_floor", "python_floor_from"}
+PYTHON_MINOR = re.compile(r"^3\.\d+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 WHEEL_TAG = re.compile(r"^(cp3\d+|py3\d*)(-abi3)?-[a-z0-9_]+$")
 
@@ -45,6 +50,13 @@ class ReleaseFacts:
     wheels: tuple[str, ...] | None  # compact wheel tags; None = not recorded for this package
     sdist: bool | None
     yanked: bool
+    # Requires-Dist lines that apply only to an extra and name a package of the tables (markers kept): what the
+    # release needs of an optional package it uses when that is installed. () when none or not recorded.
+    extras: tuple[str, ...] = ()
+    # The lowest Python its code can import on ("3.10"), read from its syntax, where that is above what
+    # Requires-Python admits; and the file:line that decides it. None when not above (or not read).
+    python_floor: str | None = None
+    python_floor_from: str | None = None
 
 
 def pypi_root(root: Path | str | None = None) -> Path:
@@ -55,24 +67,73 @@ def pypi_root(root: Path | str | None = None) -> Path:
 def release_facts(package: str, version: str, root: Path | str | None = None) -> ReleaseFacts | None:
     """The release ``version`` of ``package`` (a local tag is ignored: ``2.3.1+cu121`` finds 2.3.1); None when
     the package or the release is not in the tables. Only that release's entry is parsed."""
-    path = _path(package, root)
-    if path is None or not version:
+    if not version:
         return None
-    keys = _version_keys(path)
     public = version.split("+", 1)[0].strip()
-    key = keys.get(public) or keys.get(_trimmed(public))
-    return _release_at(path, key) if key is not None else None
+    for path in (_path(package, root), _fetched_path(package, root)):
+        if path is not None:
+            keys = _version_keys(path)
+            key = keys.get(public) or keys.get(_trimmed(public))
+            if key is not None:
+                return _release_at(path, key)
+    return None  # below a bundled table's floor, and not fetched: unknown
+
+
+def nearest_recorded_release(package: str, version: str, root: Path | str | None = None,
+                             beyond_newest: bool = True) -> ReleaseFacts | None:
+    """The recorded release that stands for a version PyPI does not have (``0.9.4.dev0`` built from git, ``1.0.0``
+    of a branch ahead of the newest upload): the newest recorded release at or below it. None when the package is
+    not in the tables, the version is recorded itself, is not PEP 440, lies below the oldest recorded release (the
+    tables' floor: nothing recorded stands for it), or, with ``beyond_newest=False``, above the newest one (a
+    branch ahead of every upload shares only what keeps rising, such as the lowest Python it supports)."""
+    from packaging.version import InvalidVersion, Version
+
+    if release_facts(package, version, root) is not None:
+        return None
+    try:
+        wanted = Version(version.split("+", 1)[0].strip())
+    except InvalidVersion:
+        return None
+    recorded = releases(package, root)
+    below = [r for r in recorded if Version(r.version) <= wanted]
+    if not below or (not beyond_newest and below[-1] is recorded[-1]):
+        return None
+    return below[-1]
 
 
 def releases(package: str, root: Path | str | None = None) -> tuple[ReleaseFacts, ...]:
-    """Every recorded release of ``package``, oldest first; () when the package is not in the tables."""
-    path = _path(package, root)
-    return _all_releases(path) if path is not None else ()
+    """Every recorded release of ``package``, oldest first; () when the package is not in the tables. Releases
+    fetched from PyPI for this run that the bundled table lacks (below its floor) are merged in."""
+    path, fetched = _path(package, root), _fetched_path(package, root)
+    if path is None or fetched is None or fetched == path:
+        return _all_releases(path) if path is not None else ()
+    return _merged_releases(path, fetched)
+
+
+@functools.cache
+def _merged_releases(bundled: Path, fetched: Path) -> tuple[ReleaseFacts, ...]:
+    from packaging.version import Version
+
+    own = _all_releases(bundled)
+    versions = {Version(release.version) for release in own}
+    extra = [release for release in _all_releases(fetched) if Version(release.version) not in versions]
+    return tuple(sorted((*own, *extra), key=lambda release: Version(release.version)))
 
 
 def known_packages(root: Path | str | None = None) -> tuple[str, ...]:
-    """Normalized names of the packages that have a file."""
-    return _known(pypi_root(root))
+    """Normalized names of the packages that have a file (for the bundled tables, also those fetched from PyPI for
+    this run: envdoctor.pypi_online)."""
+    bundled = _known(pypi_root(root))
+    return tuple(sorted({*bundled, *_FETCHED})) if _FETCHED and _is_bundled(root) else bundled
+
+
+def _is_bundled(root: Path | str | None) -> bool:
+    return root is None or _resolved(str(root)) == _resolved(str(default_root()))
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(path: str) -> Path:
+    return Path(path).resolve()
 
 
 def table_source(package: str, root: Path | str | None = None) -> str | None:
@@ -102,11 +163,12 @@ def validate_pypi_facts(root: Path | str | None = None) -> list[str]:
             if release is None:
                 continue
             where = f"{path}: releases.{release.version}"
-            for i, line in enumerate(release.requires or ()):
-                try:
-                    Requirement(line)
-                except InvalidRequirement as exc:
-                    errors.append(f"{where}.requires[{i}]: not a PEP 508 requirement: {exc}")
+            for key, lines in (("requires", release.requires or ()), ("extras", release.extras)):
+                for i, line in enumerate(lines):
+                    try:
+                        Requirement(line)
+                    except InvalidRequirement as exc:
+                        errors.append(f"{where}.{key}[{i}]: not a PEP 508 requirement: {exc}")
             if release.requires_python:
                 try:
                     SpecifierSet(release.requires_python)
@@ -128,10 +190,75 @@ class _Document:
     releases: dict[str, Any]
 
 
+_FETCHED_FOLDERS: list[Path] = []  # folders of facts fetched from PyPI for this run (envdoctor.pypi_online)
+
+
+_FETCHED: set[str] = set()
+_NOT_FETCHED: dict[str, str] = {}  # package -> why PyPI gave no facts
+
+
+def read_fetched_facts(folder: Path, packages: tuple[str, ...], failed: dict[str, str] | None = None) -> None:
+    """Read the facts of ``packages`` from ``folder`` (written by envdoctor.pypi_online) after the bundled tables,
+    for the rest of this process; ``failed``: the packages asked for in vain, and why. A package the bundled
+    tables hold is still read from them."""
+    _FETCHED_FOLDERS.append(folder)
+    _FETCHED.update(normalize_name(name) for name in packages)
+    _NOT_FETCHED.update(failed or {})
+    _path.cache_clear()
+    _fetched_path.cache_clear()
+    _merged_releases.cache_clear()
+
+
+def forget_fetched_facts() -> None:
+    """Back to the bundled tables alone."""
+    _FETCHED_FOLDERS.clear()
+    _FETCHED.clear()
+    _NOT_FETCHED.clear()
+    _path.cache_clear()
+    _fetched_path.cache_clear()
+    _merged_releases.cache_clear()
+
+
+def bundled_release_known(package: str, version: str | None) -> bool:
+    """Whether the bundled tables answer for ``package`` at ``version`` (any release, when it is unknown): False for
+    a package they lack and for a release below a table's floor."""
+    path = _path(package, None)
+    if path is None or path.parent != pypi_root(None):
+        return False
+    if not version:
+        return True
+    public = version.split("+", 1)[0].strip()
+    keys = _version_keys(path)
+    return public in keys or _trimmed(public) in keys
+
+
+def fetched_packages() -> tuple[str, ...]:
+    """The packages whose facts this process reads from PyPI fetches rather than the bundled tables."""
+    return tuple(sorted(_FETCHED))
+
+
+def unfetched_packages() -> dict[str, str]:
+    """The packages whose facts were asked of PyPI in vain, with why."""
+    return dict(_NOT_FETCHED)
+
+
+@functools.lru_cache(maxsize=4096)  # asked for every installed package by several checks
 def _path(package: str, root: Path | str | None) -> Path | None:
     name = normalize_name(package)
     folder = pypi_root(root)
-    return folder / f"{name}.json" if name in _known(folder) else None
+    if name in _known(folder):
+        return folder / f"{name}.json"
+    return _fetched_path(name, root)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fetched_path(package: str, root: Path | str | None) -> Path | None:
+    """The fetched document of ``package`` for this run (for the bundled tables only), or None."""
+    name = normalize_name(package)
+    if name not in _FETCHED or not _is_bundled(root):
+        return None
+    fetched = [f / f"{name}.json" for f in _FETCHED_FOLDERS if (f / f"{name}.json").is_file()]
+    return fetched[-1] if fetched else None
 
 
 @functools.lru_cache(maxsize=8)
@@ -261,11 +388,20 @@ def _release(package: str, version: str, entry: Any, where: str,
         error(f"{where}.sdist", "should be true, false or absent")
     requires = _strings(entry, "requires", where, error)
     wheels = _strings(entry, "wheels", where, error)
+    extras = _strings(entry, "extras", where, error) or ()
+    floor, floor_from = entry.get("python_floor"), entry.get("python_floor_from")
+    if floor is not None and not (isinstance(floor, str) and PYTHON_MINOR.match(floor)):
+        error(f"{where}.python_floor", "should be a Python version like '3.10'")
+        floor = None
+    if (floor is None) != (floor_from is None) or (floor_from is not None and not isinstance(floor_from, str)):
+        error(f"{where}.python_floor_from", "goes with python_floor: the file and line that decide it")
+        floor = floor_from = None
     for tag in wheels or ():
         if not WHEEL_TAG.match(tag):
             error(f"{where}.wheels", f"{tag!r} is not a tag like 'cp311-linux_x86_64' or 'py3-any'")
             break
-    return ReleaseFacts(package, version, str(date), requires_python, requires, wheels, sdist, yanked is True)
+    return ReleaseFacts(package, version, str(date), requires_python, requires, wheels, sdist, yanked is True,
+                        extras, floor, floor_from)
 
 
 def _strings(entry: dict[str, Any], key: str, where: str,

@@ -161,6 +161,18 @@ def parse_version(text: Any) -> Version | None:
 
 
 @functools.lru_cache(maxsize=8192)
+def public_of(version: str) -> str:
+    """``2.3.1+cu121`` -> ``2.3.1`` (the text as given when it is not PEP 440)."""
+    parsed = parse_version(version)
+    return parsed.public if parsed else version
+
+
+def minor_of(version: str) -> str:
+    """``2.3.1+cu121`` -> ``2.3`` (the text as given when it is not PEP 440)."""
+    parsed = parse_version(version)
+    return ".".join(str(p) for p in parsed.release[:2]) if parsed else version
+
+
 def _version(text: str) -> Version | None:
     try:
         return Version(text)

@@ -12,8 +12,8 @@ from packaging.version import Version
 
 from envdoctor.checker import run_check
 from envdoctor.facts import Facts
-from envdoctor.matrices import validate_matrices
 from envdoctor.snapshot import snapshot_from_dict
+from envdoctor.table_validation import validate_matrices
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("gen_flash_attn", ROOT / "tools" / "gen_flash_attn.py")
@@ -178,6 +178,7 @@ def test_release_entry_reads_both_files():
     assert entry["torch_minors"] == ["1.13", "2.1", "2.2"] and entry["python"] == ["3.8", "3.11", "3.12"]
     assert entry["min_nvcc"] == "11.6" and entry["min_compute_capability"] == "8.0"
     assert entry["wheels_confidence"].startswith("ci-matrix, overstated")
+    assert entry["torch_builds"] == {"1.13": "1.13.1", "2.1": "2.1.0.dev20230731", "2.2": "2.2.0"}
 
 
 def test_unreadable_setup_py_is_a_source_error():

@@ -85,7 +85,9 @@ def test_unknown_versions() -> None:
     (info,) = [f for f in findings if f.rule == "declared-requirement-unverified"]
     assert info.components == ("torch",) and info.verified is False and info.severity.value == "info"
     assert "torchvision 0.18.1 requires torch==2.3.1" in info.message and "torchaudio 2.3.1" in info.message
-    assert [f for f in findings if f.rule != "declared-requirement-unverified"] == []  # peft's own needs: unknown
+    # torchvision pins the torch of its own release: that unknown version decides whether it imports (a warning).
+    others = [(f.rule, f.components) for f in findings if f.rule != "declared-requirement-unverified"]
+    assert others == [("lockstep-pair-unverified", ("torch", "torchvision"))]  # peft's own needs: unknown
 
 
 def test_fix_changes_the_side_fewer_packages_rely_on() -> None:
@@ -115,3 +117,92 @@ def test_conflict_outside_the_stack_never_uninstalls_envdoctor_dependencies(tmp_
     report = run_check(snap, stack="lora-cu130-2026.11", cwd=tmp_path)
     (finding,) = [f for f in report.findings if f.rule == "declared-requirement-conflict-outside-stack"]
     assert "uninstall" not in finding.fix and finding.fix == 'pip install "pygments<3.0.0,>=2.13.0"'
+
+
+def test_a_version_pypi_lacks_is_judged_on_the_nearest_release_before_it() -> None:
+    # llamafactory 0.9.4.dev0 (a build from git) stands on 0.9.3, which requires transformers<=4.52.4.
+    findings = declared(snapshot({"llamafactory": "0.9.4.dev0", "transformers": "4.56.1"}))
+    inferred = [f for f in findings if f.rule == "declared-requirement-conflict-inferred"]
+    assert [(f.components, f.severity.value, f.verified) for f in inferred] == [
+        (("transformers", "llamafactory"), "warn", False)]
+    assert "not on PyPI" in inferred[0].message and "0.9.3" in inferred[0].message
+    assert not [f for f in findings if f.rule == "declared-requirement-conflict"]
+    # A transformers inside 0.9.3's range: nothing.
+    assert not declared(snapshot({"llamafactory": "0.9.4.dev0", "transformers": "4.51.3"}))
+
+
+def test_installed_optional_package_outside_every_extra_range() -> None:
+    # diffusers 0.35.1 declares peft>=0.17.0 for its [training] extra; it uses peft whenever peft is installed.
+    rule = "optional-requirement-conflict"
+    findings = [f for f in declared(snapshot({"diffusers": "0.35.1", "peft": "0.14.0"})) if f.rule == rule]
+    assert [(f.components, f.severity.value, f.verified) for f in findings] == [(("peft", "diffusers"), "warn", True)]
+    assert findings[0].fix == 'pip install "peft>=0.17.0"'
+    assert not [f for f in declared(snapshot({"diffusers": "0.35.1", "peft": "0.17.0"})) if f.rule == rule]
+    assert not [f for f in declared(snapshot({"diffusers": "0.35.1"})) if f.rule == rule]  # not installed: fine
+    # diffusers of unknown version: judged on its newest release, inferred.
+    findings = [f for f in declared(snapshot({"diffusers": None, "peft": "0.14.0"})) if f.rule == rule]
+    assert [(f.components, f.severity.value, f.verified) for f in findings] == [(("peft", "diffusers"), "warn", False)]
+    assert "newest release" in findings[0].message
+
+
+def test_optional_ranges_come_from_every_release_not_a_list() -> None:
+    """For every release that declares a ranged extra requirement on an optional package (not one it requires
+    unconditionally), an installed version below every range warns."""
+    from envdoctor.checks.requirements import _extra_needs, applicable_requirements, marker_environment
+    from envdoctor.pypi_facts import releases
+
+    checked = 0
+    for owner in ("diffusers", "transformers", "peft", "trl", "sentence-transformers"):
+        for release in releases(owner)[-5:]:
+            environment = marker_environment(snapshot({owner: release.version}))
+            required = {r.name.lower().replace("_", "-") for r in applicable_requirements(release.requires,
+                                                                                            environment)}
+            for name, needs in _extra_needs(release.extras, environment).items():
+                lows = [spec[2:] for _, spec in needs if spec.startswith(">=") and "," not in spec]
+                if len(lows) != len(needs) or name in (owner, *required):
+                    continue
+                below = f"{max(lows, key=lambda v: tuple(int(p) for p in v.split('.') if p.isdigit()))}.dev0"
+                findings = declared(snapshot({owner: release.version, name: below}))
+                assert [f for f in findings if f.rule == "optional-requirement-conflict"
+                        and f.components == (name, owner)], (owner, release.version, name)
+                checked += 1
+    assert checked >= 10
+
+
+def test_lockstep_pairs_with_an_unknown_version_warn_unverified() -> None:
+    rule = "lockstep-pair-unverified"
+    # unsloth requires the unsloth-zoo of its own release: both unknown, whether they match decides the import.
+    findings = [f for f in declared(snapshot({"unsloth": None, "unsloth-zoo": None})) if f.rule == rule]
+    assert [(f.components, f.severity.value, f.verified) for f in findings] == [
+        (("unsloth-zoo", "unsloth"), "warn", False)]
+    assert findings[0].fix == "pip install -U unsloth unsloth-zoo   # upgrades the pair together"
+    # torchvision pins torch: the known side's pin is the fix.
+    findings = [f for f in declared(snapshot({"torchvision": "0.18.1", "torch": None})) if f.rule == rule]
+    assert [f.components for f in findings] == [("torch", "torchvision")]
+    assert findings[0].fix.startswith('pip install "torch==2.3.1"')
+    # Both known, or a pair whose requirement rarely moves (peft -> transformers): nothing of this kind.
+    assert not [f for f in declared(snapshot({"torchvision": "0.18.1", "torch": "2.3.1"})) if f.rule == rule]
+    assert not [f for f in declared(snapshot({"peft": None, "transformers": None})) if f.rule == rule]
+
+
+def test_lockstep_is_read_from_the_release_history() -> None:
+    from envdoctor.checks.requirements import LOCKSTEP_WINDOW, lockstep_requirement, marker_environment
+    from envdoctor.pypi_facts import releases
+
+    ctx = CheckContext(snapshot=snapshot({}), matrices=MATRICES, facts=Facts(MATRICES.root))
+    environment = marker_environment(ctx.snapshot)
+    changed, looked = lockstep_requirement(ctx, "unsloth", "unsloth-zoo", environment)
+    recent = [r for r in releases("unsloth") if r.requires is not None and not r.yanked][-LOCKSTEP_WINDOW:]
+    floors = {line for r in recent for line in r.requires if line.replace("_", "-").startswith("unsloth-zoo")}
+    assert looked == len(recent) and changed == len(floors) and changed * 2 >= looked
+    assert lockstep_requirement(ctx, "peft", "transformers", environment)[0] == 0  # peft: "transformers", no bound
+
+
+def test_only_an_extras_lower_bound_is_checked() -> None:
+    from envdoctor.checks.requirements import lower_bound
+
+    assert lower_bound(">=0.17.0") == ">=0.17.0" and lower_bound("==0.8.4") == ">=0.8.4"
+    assert lower_bound("<=0.41.1") == "" and lower_bound("!=1.0,<2,>=1.5") == ">=1.5" and lower_bound("==2.*") == ""
+    # trl 0.9.6 caps bitsandbytes<=0.41.1 for [quantization]; a later bitsandbytes is not a finding.
+    findings = declared(snapshot({"trl": "0.9.6", "bitsandbytes": "0.43.1"}))
+    assert not [f for f in findings if f.rule == "optional-requirement-conflict"]

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from envdoctor.matrices import MatrixError, default_root, validate_matrices
+from envdoctor.matrices import MatrixError, default_root
 from envdoctor.pypi_facts import (
     ReleaseFacts,
     known_packages,
+    nearest_recorded_release,
     release_facts,
     releases,
     table_source,
     validate_pypi_facts,
 )
+from envdoctor.table_validation import validate_matrices
 
 CONFIGURED = ("torch", "torchvision", "torchaudio", "triton", "xformers", "flash-attn", "bitsandbytes", "transformers",
               "peft", "trl", "accelerate", "datasets", "tokenizers", "huggingface-hub", "safetensors", "unsloth",
@@ -119,3 +121,21 @@ def test_invalid_json_and_bad_requirement_are_reported(tmp_path: Path) -> None:
     with pytest.raises(MatrixError, match=r"peft\.json: invalid JSON"):
         releases("peft", root)
     assert any("numpy.json: package: 'triton' differs from the file name" in e for e in validate_pypi_facts(root))
+
+
+def test_a_version_pypi_lacks_stands_on_the_nearest_recorded_release_before_it() -> None:
+    assert nearest_recorded_release("llamafactory", "0.9.4.dev0").version == "0.9.3"  # a build from git
+    newest = releases("lm-eval")[-1].version
+    assert nearest_recorded_release("lm-eval", "99.0.0").version == newest  # a branch ahead of the uploads
+    assert nearest_recorded_release("torch", "2.3.1+cu121") is None  # recorded itself
+    assert nearest_recorded_release("torch", "0.4.1") is None  # below the floor: nothing stands for it
+    assert nearest_recorded_release("torch", "not-a-version") is None
+    assert nearest_recorded_release("no-such-package", "1.0") is None
+
+
+def test_extra_only_requirements_on_tabled_packages_are_kept_apart() -> None:
+    diffusers = release_facts("diffusers", "0.35.1")
+    assert 'peft>=0.17.0; extra == "training"' in diffusers.extras
+    assert not [line for line in diffusers.requires if "extra" in line]
+    assert not [line for line in diffusers.extras if '"dev"' in line or '"test"' in line]
+    assert release_facts("unsloth", releases("unsloth")[-1].version).extras == ()  # extras = false

@@ -12,9 +12,10 @@ import pytest
 
 from envdoctor.checker import run_check
 from envdoctor.findings import Finding
-from envdoctor.matrices import MatrixError, validate_matrices
+from envdoctor.matrices import MatrixError
 from envdoctor.runtime_floors import floors_of, validate_runtime_floors
 from envdoctor.snapshot import snapshot_from_dict
+from envdoctor.table_validation import validate_matrices
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("gen_runtime_floors", ROOT / "tools" / "gen_runtime_floors.py")

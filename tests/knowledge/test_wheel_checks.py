@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from envdoctor.checker import run_check
 from envdoctor.checks.wheels import cpython_tag, platform_family, runs_here
 from envdoctor.findings import Finding
-from envdoctor.pypi_facts import release_facts
+from envdoctor.pypi_facts import release_facts, releases
 from envdoctor.snapshot import snapshot_from_dict
 
 LINUX = {"os": "linux", "arch": "x86_64"}
@@ -99,3 +101,102 @@ def test_platform_and_python_names() -> None:
     assert platform_family("darwin", "arm64") == "macosx_arm64"
     assert platform_family("linux", None) is None and platform_family("freebsd", "x86_64") is None
     assert cpython_tag("3.12.4") == 12 and cpython_tag("3.9") == 9 and cpython_tag(None) is None
+
+
+def test_a_version_pypi_lacks_is_judged_on_the_requires_python_of_the_release_before_it() -> None:
+    # lm-eval "1.0.0" (a branch's version, ahead of every upload) stands on the newest release: Requires-Python.
+    newest = releases("lm-eval")[-1]
+    findings = wheel_findings({"lm-eval": "99.0.0"}, python="3.8.10")
+    assert [(f.rule, f.components, f.severity.value, f.verified) for f in findings] == [
+        ("requires-python-excluded", ("lm-eval",), "warn", False)]
+    assert newest.version in findings[0].message and "not on PyPI" in findings[0].message
+    assert not wheel_findings({"lm-eval": "99.0.0"}, python="3.12.3")
+
+
+def test_torch_companions_without_a_wheel_for_this_python() -> None:
+    rule = "torch-companions-without-wheel-for-python"
+
+    def companions(packages: dict, python: str) -> list[Finding]:
+        snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": LINUX, "python": {"version": python},
+                                   "packages": packages})
+        return [f for f in run_check(snap, stack=None).findings if f.rule == rule]
+
+    # torch 2.5.1 has CPython 3.13 wheels; torchvision 0.20.1 and torchaudio 2.5.1, which pin it, stop at 3.12.
+    (finding,) = companions({"torch": "2.5.1+cu124"}, "3.13.1")
+    assert finding.components == ("torchvision", "torchaudio", "torch") and finding.severity.value == "warn"
+    assert "torchvision 0.20.1" in finding.message and "cp312" in finding.message
+    assert not companions({"torch": "2.5.1"}, "3.12.4")  # built for 3.12
+    assert not companions({"torch": "2.6.0"}, "3.13.1")  # torchvision 0.21.0 has 3.13 wheels
+    # An installed companion of known version is judged by the wheel checks, not here.
+    assert [f.components for f in companions({"torch": "2.5.1", "torchvision": "0.20.1"}, "3.13.1")] == [
+        ("torchaudio", "torch")]
+
+
+def test_torch_companion_rule_follows_every_torch_release() -> None:
+    """For every recorded torch release with a CPython 3.x Linux wheel: the finding fires exactly when no
+    torchvision release that pins it has a wheel for that Python."""
+    from envdoctor.checks.wheels import Target, _pins_torch, wheel_runs
+
+    checked = 0
+    for torch in releases("torch")[-12:]:
+        for minor in sorted({int(t[3:].split("-")[0]) for t in torch.wheels if t.endswith("linux_x86_64")
+                             and t.startswith("cp3") and "abi3" not in t}):
+            target = Target(frozenset({"linux_x86_64"}), minor, "Linux x86_64")
+            made_for = [r for r in releases("torchvision") if _pins_torch(r, torch.version)]
+            expected = bool(made_for) and not any(wheel_runs(r, target) for r in made_for)
+            snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": LINUX,
+                                       "python": {"version": f"3.{minor}.1"},
+                                       "packages": {"torch": torch.version, "torchaudio": "0"}})
+            found = [f for f in run_check(snap, stack=None).findings
+                     if f.rule == "torch-companions-without-wheel-for-python" and "torchvision" in f.components]
+            assert bool(found) == expected, (torch.version, minor)
+            checked += 1
+    assert checked >= 30
+
+
+def test_code_that_needs_a_newer_python_than_requires_python_admits() -> None:
+    # transformers 4.48.0 declares Requires-Python >=3.9.0, but generation/streamers.py evaluates "X | None" at
+    # import (read from its wheel by tools/gen_pypi_facts.py).
+    release = release_facts("transformers", "4.48.0")
+    assert release.python_floor == "3.10" and release.python_floor_from.startswith("transformers/")
+    rule = "code-needs-newer-python"
+    findings = [f for f in _all_findings({"transformers": "4.48.0"}, "3.9.0") if f.rule == rule]
+    assert [(f.components, f.severity.value, f.category.value) for f in findings] == [
+        (("transformers",), "warn", "python")]
+    assert release.python_floor_from in findings[0].message
+    assert findings[0].fix.startswith('pip install "transformers==')
+    assert not [f for f in _all_findings({"transformers": "4.48.0"}, "3.10.4") if f.rule == rule]
+    assert not [f for f in _all_findings({"transformers": "4.38.2"}, "3.9.0") if f.rule == rule]
+
+
+def test_code_floors_are_recorded_only_above_requires_python() -> None:
+    checked = 0
+    for package in ("transformers", "peft", "trl", "accelerate", "datasets", "huggingface-hub", "diffusers"):
+        for release in releases(package):
+            if release.python_floor is None:
+                continue
+            floor = int(release.python_floor.split(".")[1])
+            lower = [int(m) for m in re.findall(r">=?\s*3\.(\d+)", release.requires_python or "")]
+            assert not lower or floor > max(lower), (package, release.version)
+            checked += 1
+    assert checked >= 1
+
+
+def _all_findings(packages: dict, python: str) -> list[Finding]:
+    snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": LINUX, "python": {"version": python},
+                               "packages": packages})
+    return run_check(snap, stack=None).findings
+
+
+def test_required_compiled_package_without_a_wheel_for_this_python_in_range() -> None:
+    rule = "required-package-no-wheel-for-python"
+    # transformers 4.30.0 (pure Python, Requires-Python >=3.7) requires tokenizers<0.14, whose wheels stop at 3.11.
+    findings = [f for f in _all_findings({"transformers": "4.30.0"}, "3.12.3") if f.rule == rule]
+    assert [(f.components, f.severity.value, f.category.value) for f in findings] == [
+        (("transformers", "tokenizers"), "warn", "python")]
+    assert "cp311" in findings[0].message and "from source" in findings[0].message
+    assert not [f for f in _all_findings({"transformers": "4.30.0"}, "3.11.9") if f.rule == rule]
+    # tokenizers installed with a known version: the wheel checks on it decide; an unknown owner version: nothing.
+    assert not [f for f in _all_findings({"transformers": "4.30.0", "tokenizers": "0.13.3"}, "3.12.3")
+                if f.rule == rule]
+    assert not [f for f in _all_findings({"transformers": None}, "3.12.3") if f.rule == rule]

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from envdoctor.matrices import MatrixError, StackNotFoundError, default_root, load_matrices, validate_matrices
+from envdoctor.matrices import MatrixError, StackNotFoundError, default_root, load_matrices
+from envdoctor.table_validation import validate_matrices
 
 GOOD_RULE = """
 [[rule]]
-id = "demo-rule"
+id = "numpy2-with-trl-numpy1"  # a registered id (envdoctor/finding_ids.toml) of this category and severity
 category = "numpy"
 severity = "fail"
 when = { "packages.numpy" = ">=2" }
@@ -37,7 +38,7 @@ def test_every_error_is_reported_at_once_with_path_and_key(tmp_path: Path) -> No
     path = str(root / "rules" / "a.toml")
     assert any(path in e and "rule[1].colour" in e and "unknown key" in e for e in errors)
     assert any(path in e and "packages.numpy" in e and "bad version specifier" in e for e in errors)
-    assert any(path in e and "rule[1].id" in e and "duplicate rule id 'demo-rule'" in e for e in errors)
+    assert any(path in e and "rule[1].id" in e and "duplicate rule id 'numpy2-with-trl-numpy1'" in e for e in errors)
     with pytest.raises(MatrixError) as raised:
         _ = load_matrices(root).rules
     assert str(raised.value).splitlines() == errors
@@ -76,4 +77,4 @@ def test_unknown_stack_names_the_nearest() -> None:
 def test_rules_load_lazily(tmp_path: Path) -> None:
     root = _root(tmp_path, GOOD_RULE)
     (root / "stacks" / "zz-broken.toml").write_text("not toml ===")
-    assert [r.id for r in load_matrices(root).rules] == ["demo-rule"]
+    assert [r.id for r in load_matrices(root).rules] == ["numpy2-with-trl-numpy1"]

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from envdoctor.facts import FactsError, default_matrices_root
-from envdoctor.matrices import MatrixError, validate_matrices
+from envdoctor.matrices import MatrixError
+from envdoctor.table_validation import validate_matrices
 
 SNAPSHOT = Path(__file__).parents[1] / "data" / "snapshots" / "old-driver.json"
 

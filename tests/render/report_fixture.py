@@ -18,16 +18,17 @@ SNAPSHOT = {
 
 def fixed_report() -> Report:
     findings = (
-        Finding("numpy-2-vs-torch-2.3", Category.NUMPY, Severity.FAIL,
+        Finding("numpy2-abi-numpy1-build", Category.NUMPY, Severity.FAIL,
                 "numpy 2.0.1 | torch 2.3.1 was built against NumPy 1.x", ("numpy", "torch"),
                 fix='pip install "numpy<2"', sources=("compat-facts-6",)),
-        Finding("flash-attn-needs-sm80", Category.GPU_ARCH, Severity.FAIL,
+        Finding("flash-attn-gpu-arch", Category.GPU_ARCH, Severity.FAIL,
                 "flash-attn 2 needs compute capability 8.0+; GPU 0 (Tesla T4) is 7.5", ("flash-attn", "gpu0")),
-        Finding("pin-transformers", Category.PIN, Severity.WARN, "transformers is not installed; the stack pins 4.43.3",
+        Finding("stack-pin", Category.PIN, Severity.WARN, "transformers 4.44.0 is installed; the stack pins 4.43.3",
                 ("transformers",), fix="pip install transformers==4.43.3"),
-        Finding("abi-unknown", Category.ABI, Severity.INFO, "torch C++ ABI", ("torch",), verified=False),
-        Finding("driver-ok", Category.DRIVER, Severity.OK, "driver 535.104.05 supports CUDA 12.1 wheels", ("driver",)),
+        Finding("extension-build-unknown", Category.ABI, Severity.INFO, "torch C++ ABI", ("torch",), verified=False),
+        Finding("driver-minor-version-compat", Category.DRIVER, Severity.INFO,
+                "driver 535.104.05 runs CUDA 12.1 wheels", ("driver",)),
     )
-    score = Score(40, (ScoreLine("numpy-2-vs-torch-2.3", Severity.FAIL, 30),
-                       ScoreLine("flash-attn-needs-sm80", Severity.FAIL, 30)), "100 - 30 - 30")
+    score = Score(40, (ScoreLine("numpy2-abi-numpy1-build", Severity.FAIL, 30),
+                       ScoreLine("flash-attn-gpu-arch", Severity.FAIL, 30)), "100 - 30 - 30")
     return Report("phase1a-2.0", "named with --stack", findings, score, snapshot_from_dict(SNAPSHOT))

@@ -11,9 +11,10 @@ from packaging.version import Version
 from envdoctor.checker import run_check
 from envdoctor.checks.numpy_abi import NUMPY1_BUILD, NUMPY2_ONLY, load_numpy_abi
 from envdoctor.findings import Severity
-from envdoctor.matrices import MatrixError, load_matrices, validate_matrices
+from envdoctor.matrices import MatrixError, load_matrices
 from envdoctor.numpy_abi import NumpyAbiRow
 from envdoctor.snapshot import snapshot_from_dict
+from envdoctor.table_validation import validate_matrices
 
 MATRICES = load_matrices()
 TABLE = load_numpy_abi(MATRICES)

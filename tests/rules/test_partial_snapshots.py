@@ -58,8 +58,17 @@ def test_cuda_runtime_wheel_is_evidence_too(tmp_path: Path) -> None:
     assert failing["driver-too-old-for-cuda-build"][1] == "nvidia-driver"
 
 
-def test_unknown_torch_build_on_an_old_driver_warns_unverified(tmp_path: Path) -> None:
+def test_unknown_torch_on_a_driver_most_builds_outgrew_warns_inferred(tmp_path: Path) -> None:
+    """CUDA 11 driver: most CUDA builds of every torch release in the table are CUDA 12 or 13."""
     report = check(tmp_path, nvidia={"cuda_driver": "11.6"}, packages={"torch": None})
+    finding = next(f for f in report.findings if f.rule == "driver-too-old-for-torch-cuda")
+    assert finding.severity.value == "warn" and finding.verified is True
+    assert "inferred over the range" in finding.message and "2.7.1+cu118" in finding.message
+
+
+def test_unknown_torch_on_a_driver_most_builds_run_on_stays_unverified(tmp_path: Path) -> None:
+    """CUDA 12 driver: only the CUDA 13 builds (a minority of the range) outgrew it."""
+    report = check(tmp_path, nvidia={"cuda_driver": "12.4"}, packages={"torch": None})
     finding = next(f for f in report.findings if f.rule == "driver-too-old-for-torch-cuda")
     assert finding.severity.value == "warn" and finding.verified is False
 

@@ -2,8 +2,11 @@
 removed, or has not added yet, while neither declares the conflict.
 
 Both versions known and in their ranges: the import fails (FAIL). One version unknown: when the known side is in
-its range and the unknown side's current release (the newest in the bundled PyPI tables) is in its range, a
-package installed or upgraded lately breaks; that is inferred, so it warns with ``verified=false``.
+its range, whether the import breaks depends on the unknown version; when the unknown side's current release (the
+newest in the bundled PyPI tables for this Python) is in its range a package installed or upgraded lately breaks,
+when only older releases are, one pinned or installed earlier breaks. Both are inferred: a warning with
+``verified=false`` (information when those older releases are more than a year older than the known side). No
+installable release in range, or both versions unknown: nothing is said.
 
 The fix is the smaller of the two changes (fewer recorded releases to cross), the other after ``# or:``.
 """
@@ -17,7 +20,7 @@ from envdoctor.api_breaks import ApiBreak, api_breaks
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.pypi_facts import releases
+from envdoctor.pypi_facts import release_facts, releases
 from envdoctor.rules import matches_specifier
 
 ESCAPE = {">=": "<", ">": "<=", "<": ">=", "<=": ">"}
@@ -57,25 +60,41 @@ def _broken(ctx: CheckContext, entry: ApiBreak, importer_version: str, provider_
 
 def _inferred(ctx: CheckContext, entry: ApiBreak, importer_version: str | None,
               provider_version: str | None) -> Finding | None:
-    """One side known and in its range; the other unknown, judged on its newest recorded release."""
+    """One side known and in its range; the other unknown. Whether the import breaks depends on the unknown
+    version, so this warns (verified=false) when any release of the unknown side that installs on this Python lies
+    in its range: its newest (a package installed or upgraded lately breaks), or older ones (one that a project
+    pins, or that was installed before, breaks). Silent when no recorded release is in range."""
     known, unknown = ((entry.importer, importer_version), entry.provider) if importer_version is not None \
         else ((entry.provider, provider_version), entry.importer)
     known_name, known_version = known
     if known_version is None or not matches_specifier(known_version, entry.range_of(known_name)):
         return None
-    current = _newest(ctx, unknown)
-    if current is None or not matches_specifier(current, entry.range_of(unknown)):
+    installable = _installable(ctx, unknown)
+    in_range = [v for v in installable if matches_specifier(v, entry.range_of(unknown))]
+    if not in_range:
         return None
-    moves = [_move(ctx, unknown, entry.range_of(unknown), current),
+    current = installable[-1]
+    moves = [_move(ctx, unknown, entry.range_of(unknown), in_range[-1]),
              _move(ctx, known_name, entry.range_of(known_name), known_version)]
     side = "uses" if known_name == entry.importer else "lacks"
+    severity = Severity.WARN
+    if in_range[-1] == current:
+        which = (f"its current release {current} is in {entry.range_of(unknown)}, so (inferred, not verified) a "
+                 f"{unknown} installed or upgraded lately")
+    else:
+        which = (f"its releases {in_range[0]} to {in_range[-1]} are in {entry.range_of(unknown)} (the current one, "
+                 f"{current}, is not), so (inferred, not verified) an older {unknown}, as a project's pin or an "
+                 "earlier install leaves it,")
+        gap = _months_apart(ctx, (unknown, in_range[-1]), (known_name, known_version))
+        if gap is not None and gap > CONTEMPORARY_MONTHS:
+            severity = Severity.INFO  # the pair spans years: installed together only by a deliberate old pin
+            which += f" (its last such release came out {gap} months before {known_name} {known_version})"
     return Finding(
-        rule="api-break-unknown-version", category=Category.VERSION, severity=Severity.WARN,
+        rule="api-break-unknown-version", category=Category.VERSION, severity=severity,
         components=(unknown, known_name), sources=entry.sources, verified=False,
         message=f"{known_name} {known_version} {side} {entry.name} ({entry.importer} {entry.importer_range} "
         f"uses it from {entry.provider}; {entry.provider} {entry.provider_range} lacks it). {unknown} is installed "
-        f"with an unknown version; its current release {current} is in {entry.range_of(unknown)}, so (inferred, "
-        f"not verified) a {unknown} installed or upgraded lately fails with {entry.error}",
+        f"with an unknown version; {which} fails with {entry.error}",
         fix="   # or: ".join(command for _, _, command in moves if command) or None,
     )
 
@@ -100,14 +119,28 @@ def _crossed(history: list[Version], version: Version | None, bound: Version) ->
     return sum(1 for release in history if low <= release < high) or 1
 
 
-def _newest(ctx: CheckContext, package: str) -> str | None:
-    """The release pip would pick today: the newest final, not yanked release in the bundled PyPI tables that
-    accepts the snapshot's Python (when known); None when not recorded."""
+# An older release of the unknown side breaks with the known one; it warns when that release is at most this many
+# months older than the known release (versions of one era, as a project's pins or a partial upgrade leave them).
+CONTEMPORARY_MONTHS = 12
+
+
+def _months_apart(ctx: CheckContext, older: tuple[str, str], newer: tuple[str, str]) -> int | None:
+    """Whole months from the release date of ``older`` (package, version) to that of ``newer``; None if unrecorded."""
+    dates = [release_facts(package, version, ctx.matrices.root) for package, version in (older, newer)]
+    if dates[0] is None or dates[1] is None:
+        return None
+    (y0, m0), (y1, m1) = (tuple(int(p) for p in r.date.split("-")[:2]) for r in dates)
+    return (y1 - y0) * 12 + m1 - m0
+
+
+def _installable(ctx: CheckContext, package: str) -> list[str]:
+    """The releases pip can pick here, oldest first: final, not yanked releases in the bundled PyPI tables that
+    accept the snapshot's Python (when known); [] when not recorded."""
     python = ctx.snapshot.python.version
     finals = [r.version for r in releases(package, ctx.matrices.root)
               if not r.yanked and _public(r.version) is not None and not Version(r.version).is_prerelease
               and not (python and r.requires_python and not matches_specifier(python, r.requires_python))]
-    return max(finals, key=Version) if finals else None
+    return sorted(finals, key=Version)
 
 
 def _public(version: str) -> Version | None:

@@ -11,11 +11,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from packaging.version import Version
+
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import plan_command, torch_install, torch_target
+from envdoctor.checks.declared import marker_applies, parse_declared
+from envdoctor.checks.plain_torch import plain_wheel_is_cpu_only
+from envdoctor.checks.requirements import marker_environment
+from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor, cuda_of_variant
 from envdoctor.findings import Category, Finding, Severity
+from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
 from envdoctor.rules import ABSENT, fact, matches_specifier, parse_version, torch_variant
+from envdoctor.snapshot import normalize_name
 
 SOURCES = ("nvidia-cuda-rn-13-2-2", "uv-torch-backend")
 # Package-name conventions that carry the CUDA a wheel was built for: (pattern, whether the version is the CUDA).
@@ -24,6 +32,10 @@ RUNTIME_NAMES = (
     (re.compile(r"cupy-cuda(\d+)x"), False),
     (re.compile(r"jax-cuda(\d+)-(plugin|pjrt)"), False),
 )
+
+
+# A wheel's local version label naming its CUDA build: cu118, cu121, cu12 (any minor of CUDA 12), cu130.
+LABEL_CUDA = re.compile(r"(?:^|[^a-z])cu(1\d{1,2})(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ def torch_cuda(ctx: CheckContext) -> str | None:
     if build and build.cuda:
         return build.cuda
     variant, version = torch_variant(ctx.snapshot), fact(ctx.snapshot, "packages.torch")
+    if variant == "" and isinstance(version, str) and plain_wheel_is_cpu_only(ctx.snapshot, version):
+        return None
     default = ctx.facts.torch_pypi_default(version) if variant == "" and isinstance(version, str) else None
     tag = default or variant
     if not isinstance(tag, str) or not tag.startswith("cu"):
@@ -68,7 +82,12 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
         package = packages.get(name)
         if package is not None and package.version and matches_specifier(package.version, spec):
             needs.append(CudaNeed(name, package.version, major, None))
+    named = {need.package for need in needs}
     for name, package in sorted(packages.items()):
+        label = _label_cuda(package.version) if name not in named and name != "torch" else None
+        if label is not None:
+            needs.append(CudaNeed(name, package.version or "", *label))
+            continue
         for pattern, versioned in RUNTIME_NAMES:
             match = pattern.fullmatch(name)
             if match is None:
@@ -82,6 +101,16 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
     return needs
 
 
+def _label_cuda(version: str | None) -> tuple[int, int | None] | None:
+    """The CUDA a wheel's local version label names (``+cu118``, ``+pt21cu121``, ``+cu12``): (major, minor)."""
+    parsed = parse_version(version)
+    match = LABEL_CUDA.search(parsed.local) if parsed and parsed.local else None
+    if match is None:
+        return None
+    digits = match.group(1)
+    return (int(digits[:2]), int(digits[2:]) if len(digits) > 2 else None)
+
+
 def check_driver(ctx: CheckContext) -> list[Finding]:
     findings = []
     needs = cuda_needs(ctx)
@@ -91,7 +120,110 @@ def check_driver(ctx: CheckContext) -> list[Finding]:
             findings.append(finding)
     if not any(need.package == "torch" for need in needs):
         findings.extend(_unknown_torch_build(ctx))
+    return findings + _unknown_version_builds(ctx) + _builds_through_requirements(ctx)
+
+
+def _unknown_version_builds(ctx: CheckContext) -> list[Finding]:
+    """A CUDA wheel of ``[[builds]]`` installed with an unknown version, on a driver older than the CUDA major its
+    newest releases are built for: likely too new for this driver (pip installs the newest), not verified."""
+    limit = driver_max_major(ctx)
+    packages = ctx.snapshot.packages or {}
+    if limit is None:
+        return []
+    ranges: dict[str, list[tuple[str, int, str]]] = {}
+    for name, spec, major, source in ctx.facts.cuda_builds():
+        ranges.setdefault(name, []).append((spec, major, source))
+    findings = []
+    for name, rows in sorted(ranges.items()):
+        package = packages.get(name)
+        if package is None or package.version:
+            continue
+        newest = max(rows, key=lambda row: row[1])
+        if newest[1] <= limit:
+            continue
+        runs = [spec for spec, major, _ in rows if major <= limit]
+        older = f"a {name} release {runs[0]} (built for CUDA {limit} or older)" if runs else None
+        floor = ctx.facts.cuda_family_min_driver(newest[1])
+        upgrade = f"upgrade the NVIDIA driver to >= {floor}" if floor else f"upgrade to a CUDA {newest[1]} driver"
+        findings.append(Finding(
+            rule="driver-too-old-for-cuda-build-unknown-version", category=Category.DRIVER, severity=Severity.WARN,
+            components=(name, "nvidia-driver"), sources=(newest[2], *SOURCES), verified=False,
+            message=f"{name} is installed with an unknown version and this driver runs CUDA {limit}.x at most: {name} "
+            f"{newest[0]} is built for CUDA {newest[1]}, so unless "
+            + (f"{older} is installed" if older else "it is an older build for this CUDA")
+            + ", 'CUDA driver version is insufficient for CUDA runtime version'",
+            fix=(f'pip install "{name}{runs[0]}"   # built for this driver\'s CUDA; or {upgrade}' if runs else upgrade),
+        ))
     return findings
+
+
+def _builds_through_requirements(ctx: CheckContext) -> list[Finding]:
+    """A package that requires a CUDA wheel of ``[[builds]]`` which the snapshot does not list (faster-whisper and
+    whisperx through ctranslate2): the CUDA majors of the releases its requirement admits (of its installed release,
+    or of its newest when the version is unknown) against the newest CUDA major this driver runs. When every admitted
+    release needs a newer major, whatever pip resolved cannot load on this driver."""
+    limit = driver_max_major(ctx)
+    packages = ctx.snapshot.packages or {}
+    if limit is None:
+        return []
+    rows: dict[str, list[tuple[str, int, str]]] = {}
+    for name, spec, major, source in ctx.facts.cuda_builds():
+        rows.setdefault(name, []).append((spec, major, source))
+    findings = []
+    for name, package in sorted(packages.items()):
+        if name in rows:
+            continue
+        # a probed package's own Requires-Dist when the snapshot has it, else the tables' (read only then)
+        release = None if package.requires is not None else _release_of(name, package.version)
+        requires = package.requires if package.requires is not None else (release.requires or ()) if release else ()
+        for line in requires:
+            declared = parse_declared(line)
+            build = normalize_name(declared.name) if declared else None
+            if declared is None or build not in rows or build in packages \
+                    or not marker_applies(declared.marker, marker_environment(ctx.snapshot)):
+                continue
+            majors = _admitted_majors(build, declared.specifier or "", rows[build])
+            if not majors or min(majors) <= limit:
+                continue
+            source = next(src for _, major, src in rows[build] if major == min(majors))
+            floor = ctx.facts.cuda_family_min_driver(min(majors))
+            which = (f"{name} {package.version}" if package.version else
+                     f"{name} (version unknown; its newest release {release.version})" if release else
+                     f"{name} (version unknown)")
+            findings.append(Finding(
+                rule="driver-too-old-for-required-cuda-build", category=Category.DRIVER, severity=Severity.WARN,
+                components=(name, build, "nvidia-driver"), sources=(source, "pypi-metadata", *SOURCES),
+                verified=package.version is not None,
+                message=f"{which} requires {build}{declared.specifier or ''}, and every {build} release that "
+                f"admits is built for CUDA {min(majors)} or newer, but this driver runs CUDA {limit}.x at most: "
+                "'CUDA driver version is insufficient for CUDA runtime version'"
+                + ("" if package.version else " (inferred: pip installs the newest release)"),
+                fix=(f"upgrade the NVIDIA driver to >= {floor}" if floor else
+                     f"upgrade to a CUDA {min(majors)} driver") + f"; or an older {name} whose {build} runs on CUDA "
+                f"{limit}",
+            ))
+    return findings
+
+
+def _release_of(name: str, version: str | None) -> ReleaseFacts | None:
+    """The installed release's facts; the newest final release's when the version is unknown."""
+    if version is not None:
+        parsed = parse_version(version)
+        return release_facts(name, parsed.public) if parsed else None
+    finals = [r for r in releases(name) if not r.yanked and (v := parse_version(r.version)) and not v.is_prerelease]
+    return max(finals, key=lambda r: Version(r.version)) if finals else None
+
+
+def _admitted_majors(build: str, specifier: str, rows: list[tuple[str, int, str]]) -> set[int]:
+    """The CUDA majors of ``build``'s known releases that ``specifier`` admits (each mapped by the [[builds]] rows)."""
+    majors = set()
+    for release in releases(build):
+        parsed = parse_version(release.version)
+        if parsed is None or parsed.is_prerelease or release.yanked or (specifier and not matches_specifier(
+                release.version, specifier)):
+            continue
+        majors.update(major for spec, major, _ in rows if matches_specifier(release.version, spec))
+    return majors
 
 
 def driver_max_major(ctx: CheckContext) -> int | None:
@@ -117,6 +249,9 @@ def _unknown_torch_build(ctx: CheckContext) -> list[Finding]:
     limit = driver_max_major(ctx)
     if version in (ABSENT, None) or isinstance(version, str) or limit is None or torch_variant(ctx.snapshot) == "cpu":
         return []
+    ranged = _range_too_new(ctx, limit)
+    if ranged:
+        return ranged
     for release in map(ctx.facts.torch, ctx.facts.torch_versions()):
         if release and release.pypi_default.startswith("cu") and cuda_major_minor(release.pypi_default)[0] > limit:
             floor = ctx.facts.cuda_family_min_driver(cuda_major_minor(release.pypi_default)[0])
@@ -131,6 +266,31 @@ def _unknown_torch_build(ctx: CheckContext) -> list[Finding]:
                 f"{plan_command(ctx)}",
             )]
     return []
+
+
+def _range_too_new(ctx: CheckContext, limit: int) -> list[Finding]:
+    """torch of an unknown version, when most CUDA builds of every release it may be need a newer CUDA major than
+    the driver runs: a warning that names the share and the builds that would run (an inference over the range)."""
+    span = unknown_version_range(ctx)
+    if span is None:
+        return []
+    too_new = [b for b in span.builds if b.cuda_major > limit]
+    if 2 * len(too_new) <= len(span.builds):
+        return []
+    runs = [b for b in span.builds if b.cuda_major <= limit]
+    newest = runs[-1] if runs else None
+    floor = ctx.facts.cuda_family_min_driver(min(b.cuda_major for b in too_new))
+    upgrade = f"upgrade the NVIDIA driver to >= {floor}" if floor else "upgrade the NVIDIA driver"
+    return [Finding(
+        rule="driver-too-old-for-torch-cuda", category=Category.DRIVER, severity=Severity.WARN,
+        components=("torch", "nvidia-driver"), sources=SOURCES,
+        message=f"this driver runs CUDA {limit}.x at most, and torch's version is unknown: {span.share(too_new)} "
+        f"need a newer CUDA major" + (f" (the newest build that runs here is torch {newest.version}+{newest.variant})"
+                                     if newest else " (none runs here)")
+        + ": unless torch is one of the few, 'CUDA driver version is insufficient for CUDA runtime version' / "
+        "'The NVIDIA driver on your system is too old' (inferred over the range)",
+        fix=f"{upgrade}; or install a torch build for CUDA {limit}.x: {plan_command(ctx)}",
+    )]
 
 
 def _judge(ctx: CheckContext, need: CudaNeed) -> Finding | None:

@@ -1,12 +1,17 @@
 """Compiled extensions and companions against the installed torch.
 
 torchvision/torchaudio/xformers pin one torch release exactly. When they agree on a torch other than the
-installed one, torch was replaced after they (and any other compiled extension) were installed.
+installed one, torch was replaced after they (and any other compiled extension) were installed. Other extensions
+are judged by what names their build target: the wheel's tag (URL or local version label such as ``+pt21cu121``),
+flash-attn's release wheels and the exact torch each was built against (``torch_builds``), release dates, and how
+sdist-only extensions get built (``extension_builds``).
 """
 
 from __future__ import annotations
 
 import re
+
+from packaging.version import Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import (
@@ -15,11 +20,25 @@ from envdoctor.checks.commands import (
     installed_wheel_target,
     plan_command,
     requirement_install,
+    torch_install,
+    torch_target,
     with_note,
 )
+from envdoctor.checks.extension_builds import build_findings
+from envdoctor.checks.torch_pinned_builds import check_torch_pinned_builds
+from envdoctor.checks.triton_pair import triton_pairs
 from envdoctor.findings import Category, Finding, Severity
+from envdoctor.matrices import MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
-from envdoctor.rules import INSTALLED, fact, matches_specifier, parse_version, torch_variant
+from envdoctor.rules import (
+    INSTALLED,
+    fact,
+    matches_specifier,
+    minor_of,
+    parse_version,
+    public_of,
+    torch_variant,
+)
 
 COMPANIONS = ("torchvision", "torchaudio")
 # What each companion's load failure looks like (anchors-envdoctor.md (d) 2 and 11).
@@ -30,17 +49,11 @@ LOAD_ERROR = {
     "then memory_efficient_attention raises)",
 }
 FALLBACK_LOAD_ERROR = "it fails at import with 'undefined symbol'"
+TORCH_PIN = re.compile(r"^torch\s*===?\s*([0-9][^;,\s]*)\s*(;.*)?$")
 WHEEL_TAG = re.compile(r"torch(\d+\.\d+)cxx11abi(TRUE|FALSE)", re.IGNORECASE)
-
-
-def _public(version: str) -> str:
-    parsed = parse_version(version)
-    return parsed.public if parsed else version
-
-
-def _minor(version: str) -> str:
-    parsed = parse_version(version)
-    return ".".join(str(p) for p in parsed.release[:2]) if parsed else version
+# Local version labels that name the torch a wheel was built for: pt21 / pt113 (PyG), torch240 (NATTEN), torch2.1.
+LABEL_TORCH = re.compile(r"(?:^|[^a-z])(?:pt(?P<pt>\d{2,3})|torch(?P<torch>\d{3})|torch(?P<dotted>\d+\.\d+))",
+                         re.IGNORECASE)
 
 
 def companion_torch(ctx: CheckContext) -> dict[str, str]:
@@ -48,7 +61,7 @@ def companion_torch(ctx: CheckContext) -> dict[str, str]:
     out = {}
     for name in COMPANIONS:
         version = fact(ctx.snapshot, f"packages.{name}")
-        expected = ctx.facts.companion_torch(name, _public(version)) if isinstance(version, str) else None
+        expected = ctx.facts.companion_torch(name, public_of(version)) if isinstance(version, str) else None
         if expected:
             out[name] = expected
     xformers = fact(ctx.snapshot, "packages.xformers")
@@ -64,13 +77,13 @@ def check_companions(ctx: CheckContext) -> list[Finding]:
         return []
     findings = []
     for name, expected in companion_torch(ctx).items():
-        if _public(torch) != expected:
+        if public_of(torch) != expected:
             findings.append(_companion_mismatch(ctx, name, expected, torch))
     xformers = fact(ctx.snapshot, "packages.xformers")
     spec = ctx.facts.xformers_torch(xformers) if isinstance(xformers, str) else None
     if spec and not spec.startswith("==") and not matches_specifier(torch, spec):
         findings.append(_companion_mismatch(ctx, "xformers", spec, torch))
-    return findings + _variant_mismatches(ctx, torch) + _unknown_builds(ctx, torch)
+    return findings + _variant_mismatches(ctx, torch) + _unknown_builds(ctx, torch) + triton_pairs(ctx, torch)
 
 
 def _unknown_builds(ctx: CheckContext, torch: str) -> list[Finding]:
@@ -78,13 +91,62 @@ def _unknown_builds(ctx: CheckContext, torch: str) -> list[Finding]:
     release for torchvision, torchaudio and xformers) cannot be checked, and a mismatch breaks them at import."""
     unknown = [name for name in ctx.matrices.policy.torch_extensions
                if fact(ctx.snapshot, f"packages.{name}") is INSTALLED]
-    return [Finding(
+    inferred = {name: finding for name in unknown if (finding := _unknown_build_inferred(ctx, name, torch))}
+    return list(inferred.values()) + [Finding(
         rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN, components=(name, "torch"),
         sources=("anchors-failure-modes",), verified=False,
         message=f"{name} is installed with an unknown version beside torch {torch}: whether it was built for this "
         f"torch could not be checked; built for another, {LOAD_ERROR.get(name, FALLBACK_LOAD_ERROR)}",
         fix=f"pip show {name}   # its version; then envdoctor check again",
-    ) for name in unknown]
+    ) for name in unknown if name not in inferred]
+
+
+def release_torch_targets(ctx: CheckContext, name: str) -> dict[str, str]:
+    """Release -> the one torch release it is built for, over every release of ``name`` in the PyPI tables:
+    torchvision/torchaudio (companions.toml), xformers (xformers.toml), else a ``torch==`` Requires-Dist pin."""
+    out = {}
+    for release in releases(name):
+        if name in COMPANIONS:
+            target = ctx.facts.companion_torch(name, release.version)
+        else:
+            spec = ctx.facts.xformers_torch(release.version) if name == "xformers" else None
+            target = spec[2:] if spec and spec.startswith("==") else _torch_pin(release.requires)
+        if target:
+            out[release.version] = public_of(target)
+    return out
+
+
+def _torch_pin(requires: tuple[str, ...] | None) -> str | None:
+    for line in requires or ():
+        match = TORCH_PIN.match(line.strip())
+        if match:
+            return match.group(1)
+    return None
+
+
+def _unknown_build_inferred(ctx: CheckContext, name: str, torch: str) -> Finding | None:
+    """A package that pins one torch per release, installed with an unknown version: when most of its releases
+    are built for another torch than the installed one, a warning that names the releases that fit."""
+    targets = release_torch_targets(ctx, name)
+    fits = sorted((v for v, t in targets.items() if t == public_of(torch)), key=Version)
+    span = sorted({Version(t) for t in targets.values() if parse_version(t)})
+    installed = parse_version(torch)
+    if len(targets) < 3 or 2 * len(fits) >= len(targets) or installed is None \
+            or not span[0] <= Version(installed.public) <= span[-1]:
+        return None  # a torch outside the releases the tables cover: what fits it is not known here
+    which = (f"only {name} {', '.join(fits)} {'is' if len(fits) == 1 else 'are'} built for torch {public_of(torch)}"
+             if fits else f"none is built for torch {public_of(torch)}")
+    return Finding(
+        rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN, components=(name, "torch"),
+        sources=("pypi-metadata", "torchvision-compat", "xformers-metadata"),
+        message=f"{name} is installed with an unknown version beside torch {torch}; each {name} release is built "
+        f"for one torch release, and of its {len(targets)} releases {which}: unless it is "
+        f"{'that one' if len(fits) == 1 else 'one of those' if fits else 'a source build'}, "
+        f"{LOAD_ERROR.get(name, FALLBACK_LOAD_ERROR)} (inferred: the version is unknown)",
+        fix=(companion_install(ctx, name, torch) if name in COMPANIONS and fits else
+             f'pip install "{name}=={fits[-1]}"   # built for torch {public_of(torch)}' if fits else
+             f"{plan_command(ctx)}   # or pip show {name}, then envdoctor check again"),
+    )
 
 
 def _companion_mismatch(ctx: CheckContext, name: str, expected: str, torch: str) -> Finding:
@@ -101,11 +163,14 @@ def _companion_mismatch(ctx: CheckContext, name: str, expected: str, torch: str)
 def _companion_fix(ctx: CheckContext, name: str, torch: str) -> str:
     if name in COMPANIONS:
         return companion_install(ctx, name, torch)
-    return f"{plan_command(ctx)}   # no xformers release pinned to torch {_public(torch)} is recorded"
+    return f"{plan_command(ctx)}   # no xformers release pinned to torch {public_of(torch)} is recorded"
 
 
 def _variant_mismatches(ctx: CheckContext, torch: str) -> list[Finding]:
     variant = torch_variant(ctx.snapshot)
+    parsed_torch = parse_version(torch)
+    if variant in ("", "cpu") and parsed_torch is not None and not parsed_torch.local:
+        return _plain_torch_over_cuda_build(ctx, torch, variant)
     out = []
     for name in COMPANIONS:
         version = fact(ctx.snapshot, f"packages.{name}")
@@ -120,33 +185,131 @@ def _variant_mismatches(ctx: CheckContext, torch: str) -> list[Finding]:
     return out
 
 
+def _plain_torch_over_cuda_build(ctx: CheckContext, torch: str, variant: str) -> list[Finding]:
+    """torch carries no local tag while a companion carries a CUDA one (``+cu130``): the companion came from
+    PyTorch's CUDA index, and torch was reinstalled later from PyPI (a requirement pulled it in). PyPI's plain torch is
+    CPU-only on Windows and macOS and, on Linux, the release's default CUDA build; it replaced the CUDA build the
+    companions were installed with."""
+    tagged = {}
+    for name in COMPANIONS:
+        version = fact(ctx.snapshot, f"packages.{name}")
+        parsed = parse_version(version) if isinstance(version, str) else None
+        if parsed is not None and parsed.local and re.fullmatch(r"cu\d{2,3}", parsed.local):
+            tagged[name] = parsed
+    if not tagged or (ctx.snapshot.torch is not None and ctx.snapshot.torch.cuda):
+        return []
+    tags = sorted({str(p.local) for p in tagged.values()})
+    default = ctx.facts.torch_pypi_default(public_of(torch)) if ctx.snapshot.host.os == "linux" else None
+    if ctx.snapshot.host.os == "linux" and (default is None or default in tags):
+        return []  # the plain Linux wheel is a CUDA build, of the same CUDA or of one not known here
+    if variant == "cpu" or ctx.snapshot.host.os in ("windows", "darwin"):
+        now, verified = "a CPU-only build (PyPI's plain wheel on this OS)", True
+    elif default:
+        now, verified = f"PyPI's {default} build", True
+    else:
+        now, verified = "PyPI's plain wheel: CPU-only on Windows and macOS (the OS is not known here)", False
+    names = ", ".join(f"{name} {fact(ctx.snapshot, f'packages.{name}')}" for name in sorted(tagged))
+    return [Finding(
+        rule="plain-torch-over-cuda-build", category=Category.CUDA_BUILD, severity=Severity.WARN,
+        components=("torch", *sorted(tagged)), sources=("torchvision-compat", "anchors-failure-modes"),
+        verified=verified,
+        message=f"torch {torch} carries no CUDA tag while {names} came from PyTorch's {'/'.join(tags)} index: torch "
+        f"was reinstalled from PyPI over the {'/'.join(tags)} build (a package's requirement pulled it in), and is now "
+        f"{now}: 'Torch not compiled with CUDA enabled', or companions built for the replaced torch",
+        fix=f"pip install --force-reinstall torch=={public_of(torch)} --index-url "
+        f"{ctx.facts.torch_index_url(tags[-1])}   # the {tags[-1]} build the companions came from",
+    )]
+
+
 def check_extensions(ctx: CheckContext) -> list[Finding]:
     """Torch-bound extensions whose build target differs from (or cannot be matched to) the installed torch."""
     torch = fact(ctx.snapshot, "packages.torch")
     if not isinstance(torch, str) or ctx.snapshot.packages is None:
         return []
     previous = _previous_torch(ctx, torch)
-    findings = []
+    findings = _on_prerelease_torch(ctx, torch)
+    if findings:
+        return findings
     for name in ctx.matrices.policy.torch_extensions:
         package = ctx.snapshot.packages.get(name)
         if package is None or name in COMPANIONS or name == "xformers":
             continue
-        tag = WHEEL_TAG.search(package.direct_url or "")
-        if tag:
-            findings.extend(_from_wheel_tag(ctx, name, package.version, tag, torch))
-        elif previous and package.version:
-            findings.append(_torch_swapped(ctx, name, package.version, torch, previous))
-        elif name == "flash-attn" and package.version and ctx.facts.flash_attn(package.version):
-            findings.extend(_no_release_wheel(ctx, package.version, torch)
-                            or _released_before_torch(ctx, name, package.version, torch, prerelease_wheels=True))
-        elif package.version and name not in ctx.matrices.policy.runtime_compiled:
-            findings.extend(_released_before_torch(ctx, name, package.version, torch))
-    return findings
+        found = _extension(ctx, name, package.version, package.direct_url, torch, previous)
+        if not found and package.version:
+            found = build_findings(ctx, name, package.version, torch)
+        if not found and package.version and name not in ctx.matrices.policy.runtime_compiled:
+            found = _build_unknown(ctx, name, package.version, torch)
+        findings.extend(found)
+    judged = {name for f in findings for name in f.components}
+    return findings + check_torch_pinned_builds(ctx, torch, judged)
+
+
+def _on_prerelease_torch(ctx: CheckContext, torch: str) -> list[Finding]:
+    """torch is not a release (a nightly ``2.1.0.dev20230309``, or a container's own build ``2.4.0a0+07cecf4168``):
+    the prebuilt binaries of torch-bound extensions (PyG's wheel index, flash-attn's and mamba's release wheels that
+    their setup.py fetches by torch minor) are built against released torch, whose C++ symbols differ from any
+    other build's; only an extension compiled here against this very torch loads."""
+    parsed = parse_version(torch)
+    if parsed is None or not parsed.is_prerelease:
+        return []
+    packages = ctx.snapshot.packages or {}
+    names = [name for name in ctx.matrices.policy.torch_extensions if name in packages
+             and name not in COMPANIONS and name not in ctx.matrices.policy.runtime_compiled]
+    kind = "a nightly" if parsed.is_devrelease else "a pre-release or vendor build (a container's own torch)"
+    return [Finding(
+        rule="extension-on-prerelease-torch", category=Category.ABI, severity=Severity.WARN,
+        components=(name, "torch"), sources=("anchors-failure-modes",),
+        message=f"torch {torch} is {kind}, not a release; {name}"
+        + (f" {packages[name].version}" if packages[name].version else "")
+        + " from a prebuilt wheel is built against a released torch, whose C++ symbols differ: import fails with "
+        "'undefined symbol' unless it was compiled here against this torch (inferred: its documented installs "
+        "use prebuilt wheels)",
+        fix=f"pip install --no-build-isolation --no-binary {name} --force-reinstall --no-deps {name}   # compiles it "
+        "against this torch (needs nvcc); or use a released torch",
+    ) for name in names]
+
+
+def _extension(ctx: CheckContext, name: str, version: str | None, direct_url: str | None, torch: str,
+               previous: tuple[str, list[str]] | None) -> list[Finding]:
+    """The wheel's own tag (in its URL or local version label), a torch replaced under it, flash-attn's release
+    wheels, or its release date against the torch minor's."""
+    tag = WHEEL_TAG.search(direct_url or "") or WHEEL_TAG.search(version or "")
+    if tag:
+        return _from_wheel_tag(ctx, name, version, tag, torch)
+    labelled = _label_torch_minor(version)
+    if labelled:
+        return _from_label(ctx, name, version or "", labelled, torch)
+    if previous and version:
+        return [_torch_swapped(ctx, name, version, torch, previous)]
+    if name == "flash-attn" and version and ctx.facts.flash_attn(public_of(version)):
+        return (_no_release_wheel(ctx, public_of(version), torch)
+                or _wheel_built_against(ctx, public_of(version), torch)
+                or _released_before_torch(ctx, name, public_of(version), torch, prerelease_wheels=True))
+    if version and name not in ctx.matrices.policy.runtime_compiled:
+        return _released_before_torch(ctx, name, version, torch)
+    return []
+
+
+def _build_unknown(ctx: CheckContext, name: str, version: str, torch: str) -> list[Finding]:
+    """A torch-bound extension whose release PyPI does not list (a source build, a GitHub release, a wheel from the
+    project's own index): each such build targets one torch minor, and nothing here names which, so whether it
+    loads beside the installed torch is not known (unverified, never silence)."""
+    if release_facts(name, public_of(version)) is not None:
+        return []
+    listed = "PyPI lists no such release" if releases(name) else "its PyPI facts are not known here"
+    return [Finding(
+        rule="extension-build-unverified", category=Category.ABI, severity=Severity.WARN,
+        components=(name, "torch"), sources=("anchors-failure-modes", "pypi-metadata"), verified=False,
+        message=f"{name} {version} holds C++/CUDA code compiled against one torch minor, and {listed}: it came from "
+        f"a source build or another index, so whether it was built for torch {minor_of(torch)} could not be checked; "
+        f"built for another, {FALLBACK_LOAD_ERROR}",
+        fix=_rebuild_fix(ctx, name, public_of(version)),
+    )]
 
 
 def _first_release_of_minor(package: str, version: str) -> ReleaseFacts | None:
-    minor = _minor(version)
-    same = [r for r in releases(package) if _minor(r.version) == minor]
+    minor = minor_of(version)
+    same = [r for r in releases(package) if minor_of(r.version) == minor]
     return min(same, key=lambda r: r.date) if same else None
 
 
@@ -159,14 +322,17 @@ def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: st
     if extension is None or torch_minor is None or extension.date >= torch_minor.date:
         return []
     newer = [r for r in releases(name) if r.date >= torch_minor.date and not r.yanked]
-    fix = (f"{requirement_install(ctx, name, '>=' + newer[0].version)}   # released after torch {_minor(torch)}"
+    fix = (f"{requirement_install(ctx, name, '>=' + newer[0].version)}   # released after torch {minor_of(torch)}"
            if newer else _rebuild_fix(ctx, name, version))
+    # pip installs a release's binary wheel when it has one (flash-attn's setup.py fetches its release wheel): the
+    # prebuilt binary is what most installs of it hold, so the inference holds for them
+    binary = prerelease_wheels or any(not tag.endswith("-any") for tag in extension.wheels or ())
     return [Finding(
         rule="extension-predates-torch", category=Category.ABI, severity=Severity.WARN,
-        components=(name, "torch"), sources=("pypi-release-dates", "anchors-failure-modes"), verified=False,
-        message=f"{name} {version} was released on {extension.date}, before torch {_minor(torch)} existed (first "
+        components=(name, "torch"), sources=("pypi-release-dates", "anchors-failure-modes"), verified=binary,
+        message=f"{name} {version} was released on {extension.date}, before torch {minor_of(torch)} existed (first "
         f"released {torch_minor.date}), so "
-        + (f"its torch {_minor(torch)} wheels were built against a pre-release of it" if prerelease_wheels
+        + (f"its torch {minor_of(torch)} wheels were built against a pre-release of it" if prerelease_wheels
            else f"no build of it targets torch {torch}")
         + " (inferred from release dates): unless it was compiled here against this torch, import fails with "
         "'undefined symbol'",
@@ -177,7 +343,7 @@ def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: st
 def _previous_torch(ctx: CheckContext, torch: str) -> tuple[str, list[str]] | None:
     """(torch release the companions were built for, their names) when they agree and differ from torch."""
     pinned = companion_torch(ctx)
-    others = {v for v in pinned.values() if v != _public(torch)}
+    others = {v for v in pinned.values() if v != public_of(torch)}
     if len(others) != 1:
         return None
     release = others.pop()
@@ -196,9 +362,9 @@ def _torch_swapped(ctx: CheckContext, name: str, version: str, torch: str, previ
     )
 
 
-def _from_wheel_tag(ctx: CheckContext, name: str, version: str, tag: re.Match[str], torch: str) -> list[Finding]:
+def _from_wheel_tag(ctx: CheckContext, name: str, version: str | None, tag: re.Match[str], torch: str) -> list[Finding]:
     built_minor, built_abi = tag.group(1), tag.group(2).upper() == "TRUE"
-    installed_minor = ".".join(_public(torch).split(".")[:2])
+    installed_minor = ".".join(public_of(torch).split(".")[:2])
     abi = _torch_abi(ctx, torch)
     if built_minor == installed_minor and (abi is None or abi == built_abi):
         return []
@@ -209,6 +375,34 @@ def _from_wheel_tag(ctx: CheckContext, name: str, version: str, tag: re.Match[st
         message=f"{name} {version} was installed from a wheel built for {what}, but torch {torch} "
         f"(cxx11abi={abi}) is installed: import fails with 'undefined symbol'",
         fix=_rebuild_fix(ctx, name, version),
+    )]
+
+
+def _label_torch_minor(version: str | None) -> str | None:
+    """The torch minor a wheel's local version label names: ``+pt21cu121`` (PyG), ``+torch240cu121`` (NATTEN),
+    ``+cu121torch2.1`` style; None when the label names none."""
+    parsed = parse_version(version)
+    local = parsed.local if parsed else None
+    if not local:
+        return None
+    match = LABEL_TORCH.search(local)
+    if match is None:
+        return None
+    if match.group("dotted"):
+        return match.group("dotted")
+    digits = match.group("pt") or match.group("torch")
+    return f"{digits[0]}.{digits[1:3] if match.group('pt') else digits[1]}".rstrip(".")
+
+
+def _from_label(ctx: CheckContext, name: str, version: str, built_minor: str, torch: str) -> list[Finding]:
+    if built_minor == minor_of(torch):
+        return []
+    return [Finding(
+        rule="extension-built-for-other-torch", category=Category.ABI, severity=Severity.FAIL,
+        components=(name, "torch"), sources=("torch-cxx11-abi",),
+        message=f"{name} {version} is a wheel built for torch {built_minor} (its version label says so), but torch "
+        f"{torch} is installed: its compiled ops fail to load ('undefined symbol')",
+        fix=_rebuild_fix(ctx, name, public_of(version)),
     )]
 
 
@@ -227,9 +421,65 @@ def _torch_abi(ctx: CheckContext, torch: str) -> bool | None:
     return release.cxx11abi(variant or release.pypi_default) if release and isinstance(variant, str) else None
 
 
+def flash_attn_torch_builds(ctx: CheckContext, version: str) -> dict[str, str]:
+    """Torch minor -> the exact torch the release's wheels for it were built against (``torch_builds``)."""
+    release = ctx.matrices.table("flash_attn").get("releases", {}).get(version, {})
+    builds = release.get("torch_builds", {}) if isinstance(release, dict) else {}
+    if not isinstance(builds, dict) or not all(isinstance(v, str) and parse_version(v) for v in builds.values()):
+        raise MatrixError(f"{ctx.matrices.root / 'flash_attn.toml'}: releases.\"{version}\".torch_builds: should map "
+                          "torch minors to torch versions, like { \"2.3\" = \"2.3.1\" }")
+    return builds
+
+
+def _wheel_built_against(ctx: CheckContext, version: str, torch: str) -> list[Finding]:
+    """The release wheel for this torch minor was built against a nightly of it, or a later patch release than the
+    installed one: C++ symbols differ (torch keeps its ABI only toward later patches), unless compiled here."""
+    built = flash_attn_torch_builds(ctx, version).get(minor_of(torch))
+    installed, against = parse_version(public_of(torch)), parse_version(built)
+    if built is None or installed is None or against is None:
+        return []
+    if against.is_prerelease and not installed.is_prerelease:
+        why = (f"was built against the nightly torch {built}, before torch {minor_of(torch)} was released, so it "
+               f"references C++ symbols the released torch {public_of(torch)} does not have")
+    elif not against.is_prerelease and installed < against:
+        why = (f"was built against torch {built}, a later patch release than the installed torch {public_of(torch)}: "
+               "symbols added in that patch are missing here")
+    else:
+        return []
+    fixed = _release_built_for(ctx, installed)
+    target = torch_target(ctx, built) if not against.is_prerelease else None
+    if fixed:
+        fix = (f"{flash_attn_install(ctx, fixed, installed_wheel_target(ctx), force=True)}   # its wheel is built "
+               f"against torch {flash_attn_torch_builds(ctx, fixed)[minor_of(torch)]}")
+    elif target is not None:
+        fix = f"{torch_install(ctx, target)}   # the torch patch release flash-attn {version} was built against"
+    else:
+        fix = (f"FLASH_ATTENTION_FORCE_BUILD=TRUE pip install --force-reinstall --no-deps --no-build-isolation "
+               f'"flash-attn=={version}"   # compiles it against the installed torch (needs nvcc)')
+    return [Finding(
+        rule="flash-attn-wheel-other-torch-build", category=Category.ABI, severity=Severity.WARN,
+        components=("flash-attn", "torch"), sources=("flash-attn-publish",),
+        message=f"flash-attn {version}'s official wheel for torch {minor_of(torch)} {why}; unless flash-attn was "
+        "compiled here against this torch, import fails with 'undefined symbol' (inferred: its setup.py installs "
+        "that wheel unless FLASH_ATTENTION_FORCE_BUILD is set; 'envdoctor check --deep' confirms it imports)",
+        fix=fix,
+    )]
+
+
+def _release_built_for(ctx: CheckContext, torch: Version) -> str | None:
+    """The newest flash-attn release whose wheel for this torch minor was built against a released torch of that
+    minor no newer than the installed one."""
+    minor = f"{torch.major}.{torch.minor}"
+    for version in reversed(ctx.facts.flash_attn_versions()):
+        against = parse_version(flash_attn_torch_builds(ctx, version).get(minor))
+        if against is not None and not against.is_prerelease and against <= torch:
+            return version
+    return None
+
+
 def _no_release_wheel(ctx: CheckContext, version: str, torch: str) -> list[Finding]:
     release = ctx.facts.flash_attn(version)
-    minor = ".".join(_public(torch).split(".")[:2])
+    minor = ".".join(public_of(torch).split(".")[:2])
     if release is None or minor in release.torch_minors:
         return []
     return [Finding(

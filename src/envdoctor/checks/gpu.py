@@ -5,7 +5,10 @@ from __future__ import annotations
 from packaging.version import Version
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.bitsandbytes_support import check_bitsandbytes_gpu_support
 from envdoctor.checks.commands import plan_command, stack_torch_target, torch_install, torch_target
+from envdoctor.checks.plain_torch import plain_wheel_is_cpu_only
+from envdoctor.checks.torch_range import TorchBuild, TorchRange, plain_version_range, unknown_version_range
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import ABSENT, CPU_ONLY_PYPI_PLATFORMS, fact, gpu_ccs, has_no_gpu, torch_variant
@@ -44,23 +47,32 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
     variant, version = torch_variant(snapshot), fact(snapshot, "packages.torch")
     if count == 0 or version is ABSENT or version is None:
         return []
+    plain_cpu_here = variant == "" and isinstance(version, str) and bool(plain_wheel_is_cpu_only(snapshot, version))
+    why = _plain_cpu_reason(ctx, version) if plain_cpu_here else ""
     if count is None:
         if snapshot.host.os == "darwin":  # no NVIDIA GPU runs under macOS: a CPU build is the right one there
             return []
         plain_cpu_platform = variant is None and snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS
-        return _cpu_torch_gpu_unknown(version) if variant == "cpu" or plain_cpu_platform else []
+        cpu = variant == "cpu" or plain_cpu_platform or plain_cpu_here
+        if plain_cpu_platform and not why:
+            why = _pypi_cpu_platform_reason(snapshot.host.os)
+        return _cpu_torch_gpu_unknown(version if isinstance(version, str) else "(version unknown)", why) if cpu else []
     if variant is None:
+        pypi_cpu = snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS
         return [Finding(
             rule="torch-build-unknown", category=Category.CUDA_BUILD, severity=Severity.WARN, components=("torch",),
-            sources=("anchors-failure-modes",), verified=False,
+            sources=("anchors-failure-modes", "pypi-metadata") if pypi_cpu else ("anchors-failure-modes",),
+            verified=pypi_cpu,
             message=f"torch is installed beside {count} NVIDIA GPU(s), but neither its version tag nor its CUDA is "
-            "known: it could be a CPU-only build ('Torch not compiled with CUDA enabled')",
+            "known: it could be a CPU-only build ('Torch not compiled with CUDA enabled')"
+            + (_pypi_cpu_platform_reason(snapshot.host.os) if pypi_cpu else ""),
             fix="python -c \"import torch; print(torch.__version__, torch.version.cuda)\"   # None means a CPU build",
         )]
-    if variant != "cpu":
+    if variant != "cpu" and not plain_cpu_here:
         return []
     plain = isinstance(version, str) and "+" not in version
-    why = f" (the plain PyPI wheel on {snapshot.host.os} is a CPU build)" if plain else ""
+    if plain and not why:
+        why = f" (the plain PyPI wheel on {snapshot.host.os} is a CPU build)"
     return [Finding(
         rule="cpu-torch-on-gpu-machine", category=Category.CUDA_BUILD, severity=Severity.FAIL,
         components=("torch",), sources=("anchors-failure-modes",),
@@ -70,12 +82,25 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
     )]
 
 
-def _cpu_torch_gpu_unknown(version: object) -> list[Finding]:
+def _plain_cpu_reason(ctx: CheckContext, version: str) -> str:
+    host = ctx.snapshot.host
+    return (f" (the plain PyPI wheel of torch {version} for {host.os} {host.arch} is a CPU build: that release "
+            "requires its CUDA libraries, the nvidia-* wheels, on Linux x86_64 only)")
+
+
+def _pypi_cpu_platform_reason(os: str | None) -> str:
+    return (f" (inferred: on {os} every torch wheel on PyPI is CPU-only, its CUDA libraries, the nvidia-* wheels, "
+            "being declared for Linux only; a CUDA build comes only from the PyTorch index of a CUDA variant)")
+
+
+def _cpu_torch_gpu_unknown(version: object, why: str = "") -> list[Finding]:
+    """torch's CPU-only build is known (a +cpu tag, or the platform's PyPI wheel); only the GPU is not: envdoctor
+    checks GPU training environments, so this is said as a warning with that assumption."""
     return [Finding(
         rule="cpu-torch-gpu-unknown", category=Category.CUDA_BUILD, severity=Severity.WARN, components=("torch",),
-        sources=("anchors-failure-modes",), verified=False,
-        message=f"torch {version} is a CPU-only build and the snapshot does not say whether the machine has an NVIDIA "
-        "GPU: if it has, 'Torch not compiled with CUDA enabled' (training runs on the CPU)",
+        sources=("anchors-failure-modes",),
+        message=f"torch {version} is a CPU-only build{why} and the snapshot does not say whether the machine has an "
+        "NVIDIA GPU: if it has, 'Torch not compiled with CUDA enabled' (training runs on the CPU)",
         fix="nvidia-smi   # if it lists a GPU: envdoctor plan --from-probe > install.sh && bash install.sh",
     )]
 
@@ -126,12 +151,77 @@ def check_torch_archs(ctx: CheckContext) -> list[Finding]:
     )]
 
 
+def _lacking(ctx: CheckContext, span: TorchRange | None, ccs: list[str]) -> tuple[list[TorchBuild], list[TorchBuild]]:
+    """(builds of known archs, those of them with no kernels for one of ``ccs``)."""
+    known = [b for b in (span.builds if span else ()) if ctx.facts.torch_archs(b.version, b.variant) is not None]
+    return known, [b for b in known if not all(_runs(cc, ctx.facts.torch_archs(b.version, b.variant)) for cc in ccs)]
+
+
+def _range_archs(ctx: CheckContext) -> list[Finding]:
+    """torch of an unknown version whose every possible build is judged: when most CUDA builds of the range have
+    no kernels for this GPU, a warning that says what is assumed (an inference over the range, not a guess)."""
+    span, ccs = unknown_version_range(ctx), sorted({str(cc) for cc in gpu_ccs(ctx.snapshot)})
+    known, lacking = _lacking(ctx, span, ccs)
+    if span is None or not ccs or not known or 2 * len(lacking) <= len(known):
+        return []
+    runs = sorted({f"{b.variant} of {b.version}" for b in known if b not in lacking}, key=_build_order)
+    which = f"only {_span_of(runs)} have them" if runs else "none has them"
+    return [Finding(
+        rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.WARN, components=("torch",),
+        sources=("torch-archs",),
+        message=f"torch's version is unknown, and {span.share(lacking, known)} have no kernels for compute "
+        f"capability {', '.join(ccs)} ({which}): unless torch is one of those, 'no kernel image is available for "
+        "execution on the device' (inferred over the range)",
+        fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU",
+    )]
+
+
+def _build_order(text: str) -> tuple[int, ...]:
+    variant, _, version = text.partition(" of ")
+    return (*(int(p) for p in version.split(".") if p.isdigit()), int(variant.removeprefix("cu")))
+
+
+def _span_of(runs: list[str]) -> str:
+    return ", ".join(runs) if len(runs) <= 4 else f"{len(runs)} builds from {runs[0]} to {runs[-1]}"
+
+
+def _tagless_on_cpu_platform(ctx: CheckContext) -> list[Finding]:
+    """A version without a local tag on a platform whose PyPI wheel is CPU-only, beside a GPU: a thread that shows
+    CUDA at work dropped the tag of a PyTorch-index build. When that release's default CUDA build (the one PyPI's
+    Linux wheel is and pytorch.org's selector suggests) and at least half of its CUDA builds lack this GPU's arch,
+    say so, with the assumption."""
+    span, ccs = plain_version_range(ctx), sorted({str(cc) for cc in gpu_ccs(ctx.snapshot)})
+    if span is None or not ccs or ctx.snapshot.host.os not in CPU_ONLY_PYPI_PLATFORMS:
+        return []
+    known, lacking = _lacking(ctx, span, ccs)
+    release = ctx.facts.torch(span.builds[0].version)
+    default = next((b for b in known if release and b.variant == release.pypi_default), None)
+    if default is None or default not in lacking or 2 * len(lacking) < len(known):
+        return []
+    return [Finding(
+        rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.WARN, components=("torch",),
+        sources=("torch-archs",),
+        message=f"torch {release.version} carries no local tag; if it is a CUDA build from the PyTorch index, "
+        f"{span.share(lacking, known)} have no kernels for compute capability {', '.join(ccs)}, the default "
+        f"{default.variant} among them: 'no kernel image is available for execution on the device' (inferred: the "
+        "build is not known)",
+        fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU",
+    )]
+
+
 def _unknown_build_archs(ctx: CheckContext) -> list[Finding]:
     """torch of an unknown build: the newest release's PyPI build lacks this GPU's arch, so a current install from
     PyPI does not run on it (not verified: torch may come from another index)."""
     version, ccs = fact(ctx.snapshot, "packages.torch"), gpu_ccs(ctx.snapshot)
-    if version in (ABSENT, None) or isinstance(version, str) or not ccs or torch_variant(ctx.snapshot) == "cpu":
+    if version in (ABSENT, None) or not ccs:
         return []
+    if isinstance(version, str):
+        return _tagless_on_cpu_platform(ctx)
+    if torch_variant(ctx.snapshot) == "cpu":
+        return []
+    ranged = _range_archs(ctx)
+    if ranged:
+        return ranged
     newest = ctx.facts.torch(ctx.facts.torch_versions()[-1]) if ctx.facts.torch_versions() else None
     archs = ctx.facts.torch_archs(newest.version, newest.pypi_default) if newest else None
     missing = sorted({str(cc) for cc in ccs if archs and not _runs(str(cc), archs)})
@@ -222,12 +312,14 @@ def check_stack_gpu(ctx: CheckContext) -> list[Finding]:
 
 
 def check_bitsandbytes_arch(ctx: CheckContext) -> list[Finding]:
+    """The release's built archs (exact releases of bitsandbytes.toml), then the limits of its release range."""
     version = fact(ctx.snapshot, "packages.bitsandbytes")
     release = ctx.facts.bitsandbytes(version) if isinstance(version, str) else None
     ccs = gpu_ccs(ctx.snapshot)
+    ranged = check_bitsandbytes_gpu_support(ctx)
     if release is None or not ccs or version is ABSENT or min(ccs) >= Version(release.min_cc):
-        return []
-    return [Finding(
+        return ranged
+    return ranged + [Finding(
         rule="bitsandbytes-gpu-arch", category=Category.GPU_ARCH, severity=Severity.WARN,
         components=("bitsandbytes",), sources=("bitsandbytes-docs",),
         message=f"bitsandbytes {version} is built for compute capability >= {release.min_cc}; this GPU is {min(ccs)}",

@@ -15,7 +15,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.declared import Declared, marker_applies, parse_declared
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases, table_source
+from envdoctor.pypi_facts import ReleaseFacts, nearest_recorded_release, release_facts, releases, table_source
 from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import Package, Snapshot, normalize_name
 
@@ -38,6 +38,9 @@ class DeclaredBy:
     lines: tuple[str, ...]
     origin: str  # "snapshot" (its own METADATA) or "pypi" (bundled PyPI metadata)
     source: str  # for messages: "its METADATA", "PyPI metadata, https://pypi.org/pypi/x/json (2026-12-06)"
+    # The recorded release whose requirements stand for an installed version PyPI does not have (a build from
+    # git, a pre-release): its requirements are inferred, not read. None when read from the installed release.
+    stand_in: str | None = None
 
     @property
     def label(self) -> str:
@@ -82,12 +85,18 @@ def declared_requirements(ctx: CheckContext, owner: str, package: Package) -> De
     if not package.version:
         return None
     release = release_facts(owner, package.version, ctx.matrices.root)
+    stand_in = None
+    if release is None:
+        release = stand_in = nearest_recorded_release(owner, package.version, ctx.matrices.root, beyond_newest=False)
     if release is not None and release.requires is not None:
         lines = release.requires
         if "+" in package.version or not _pypi_build_platform(ctx.snapshot):
             lines = tuple(line for line in lines if not PYPI_BUILD_ONLY.match(normalize_name(_name(line))))
         source = f"PyPI metadata of {owner} {release.version}, {table_source(owner, ctx.matrices.root)}"
-        return DeclaredBy(owner, package.version, lines, "pypi", source)
+        if stand_in is not None:
+            source = (f"{owner} {package.version} is not on PyPI; inferred from {release.version}, the nearest "
+                      f"release before it: {source}")
+        return DeclaredBy(owner, package.version, lines, "pypi", source, stand_in.version if stand_in else None)
     return None
 
 
@@ -127,7 +136,163 @@ def check_declared(ctx: CheckContext) -> list[Finding]:
     findings += [_outside_conflicts(ctx, name, owners) for name, owners in sorted(outside.items())]
     findings += [f for owner, package in sorted(packages.items()) if package.version is None
                  and package.requires is None for f in _recent_releases_conflict(ctx, owner, environment)]
+    findings += check_optional_requirements(ctx, environment)
+    findings += _lockstep_unverified(ctx, environment)
     return findings + [_unverifiable(name, lines) for name, lines in sorted(unverifiable.items())]
+
+
+# A package requires "the other of its own time" when, over its last LOCKSTEP_WINDOW recorded releases, every one
+# requires the other with a lower bound or a pin, and the required range changed in at least half of them
+# (unsloth -> unsloth-zoo, torchvision -> torch, numba -> llvmlite, xformers -> torch).
+LOCKSTEP_WINDOW = 12
+
+
+def lockstep_requirement(ctx: CheckContext, owner: str, name: str, environment: dict[str, str]) -> tuple[int, int]:
+    """(distinct required ranges, releases looked at) of ``owner``'s requirement on ``name`` over its recent
+    releases; (0, n) when some release does not require it with a lower bound."""
+    history = [r for r in releases(owner, ctx.matrices.root) if r.requires is not None and not r.yanked]
+    history = history[-LOCKSTEP_WINDOW:]
+    ranges = []
+    for release in history:
+        specs = [r.specifier for r in applicable_requirements(release.requires or (), environment)
+                 if normalize_name(r.name) == name]
+        if not specs or not all(">" in spec or "==" in spec for spec in specs):
+            return 0, len(history)
+        ranges.append(",".join(specs))
+    return len(set(ranges)), len(history)
+
+
+def _lockstep_unverified(ctx: CheckContext, environment: dict[str, str]) -> list[Finding]:
+    """A package installed beside one it requires "of its own time" (see LOCKSTEP_WINDOW), the required one's
+    version unknown: whether the pair matches decides whether it imports, and could not be checked (a warning,
+    verified=false). Upgrading one without the other is how such pairs break."""
+    packages = ctx.snapshot.packages or {}
+    findings = []
+    for name, dependency in sorted(packages.items()):
+        if dependency.version is not None:
+            continue
+        for owner, package in sorted(packages.items()):
+            if owner == name or package.requires is not None:
+                continue
+            changed, looked = lockstep_requirement(ctx, owner, name, environment)
+            if looked < LOCKSTEP_WINDOW // 2 or changed * 2 < looked:
+                continue
+            release = release_facts(owner, package.version, ctx.matrices.root) if package.version else None
+            needs = [r.specifier for r in applicable_requirements(release.requires or (), environment)
+                     if normalize_name(r.name) == name] if release is not None else []
+            said = (f"{owner} {package.version} requires {name}{','.join(needs)}" if needs else
+                    f"{owner} is installed with an unknown version too")
+            fix = (requirement_install(ctx, name, ",".join(needs)) if needs else
+                   f"pip install -U {owner} {name}   # upgrades the pair together")
+            findings.append(Finding(
+                rule="lockstep-pair-unverified", category=Category.VERSION, severity=Severity.WARN,
+                components=(name, owner), sources=("pypi-metadata",), verified=False,
+                message=f"{owner} requires the {name} of its own time (the required range changed in {changed} of "
+                f"its last {looked} releases); {name} is installed with an unknown version and {said}, so whether "
+                f"the pair matches could not be checked. An {owner} upgraded without {name} (or the reverse) fails "
+                "at import",
+                fix=fix,
+            ))
+    return findings
+
+
+def check_optional_requirements(ctx: CheckContext, environment: dict[str, str]) -> list[Finding]:
+    """An optional package (not among the release's unconditional requirements) that is installed, but below every
+    lower bound the installed release declares for it in its extras (diffusers[training] needs peft>=0.17.0):
+    libraries use an optional package whenever it is installed, so the features that extra enables refuse or
+    break with it. pip does not check extras, so nothing
+    else reports this. The release is the installed one; for a version PyPI lacks, the nearest recorded release
+    before it, and for an unknown version the newest (both inferred: verified=false)."""
+    packages = ctx.snapshot.packages or {}
+    findings = []
+    for owner, package in sorted(packages.items()):
+        release, how = _release_standing_for(ctx, owner, package.version)
+        if release is None or not release.extras:
+            continue
+        needed = _extra_needs(release.extras, environment, packages)
+        required = {normalize_name(r.name) for r in applicable_requirements(release.requires or (), environment)
+                    } if needed else set()
+        for name, needs in needed.items():
+            installed = packages.get(name)
+            if name in required:  # a hard requirement, checked as one; an extra's pin of it serves one integration
+                continue
+            ranged = [(extra, spec) for extra, spec in needs if spec]
+            if installed is None or installed.version is None or not ranged or name == owner or any(
+                    matches_specifier(installed.version, spec) for _, spec in ranged):
+                continue
+            findings.append(_optional_conflict(ctx, owner, package.version, release, how, name, installed.version,
+                                               ranged))
+    return findings
+
+
+def _release_standing_for(ctx: CheckContext, owner: str, version: str | None) -> tuple[ReleaseFacts | None, str]:
+    """The recorded release whose facts stand for the installed ``owner``, and how it was chosen: "installed",
+    "nearest" (a version PyPI lacks: the nearest recorded one before it) or "newest" (an unknown version)."""
+    root = ctx.matrices.root
+    if version is None:
+        history = [r for r in releases(owner, root) if not r.yanked]
+        return (history[-1] if history else None), "newest"
+    release = release_facts(owner, version, root)
+    if release is not None:
+        return release, "installed"
+    return nearest_recorded_release(owner, version, root, beyond_newest=False), "nearest"
+
+
+EXTRA_NAME = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")
+
+
+def _extra_needs(lines: tuple[str, ...], environment: dict[str, str],
+                 installed: dict[str, Package] | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Required package -> (extra, specifier) for each extra line whose marker holds here with that extra (only
+    packages in ``installed``, when given)."""
+    needs: dict[str, list[tuple[str, str]]] = {}
+    for line in lines:
+        requirement = parse_declared(line)
+        if requirement is None or (installed is not None and normalize_name(requirement.name) not in installed):
+            continue
+        extra = EXTRA_NAME.search(requirement.marker or "")
+        if extra is None:
+            continue
+        floor = lower_bound(requirement.specifier)
+        if floor and marker_applies(requirement.marker, dict(environment, extra=extra.group(1))):
+            needs.setdefault(normalize_name(requirement.name), []).append((extra.group(1), floor))
+    return needs
+
+
+def lower_bound(specifier: str) -> str:
+    """The lower bound of a specifier (``>=0.17.0``; ``==0.8.4`` and ``~=0.8.4`` as ``>=0.8.4``), '' when none. An
+    extra's upper caps and exclusions are left out: they pin the optional package of the release's day, and later
+    ones usually still work (trl 0.9.6 caps bitsandbytes<=0.41.1 for [quantization] and runs with 0.43)."""
+    kept = []
+    for clause in specifier.split(","):
+        clause = clause.strip()
+        if clause.startswith((">=", ">")) and not clause.startswith(">=="):
+            kept.append(clause)
+        elif clause.startswith(("==", "~=")) and "*" not in clause and not clause.startswith("==="):
+            kept.append(">=" + clause[2:])
+    return ",".join(kept)
+
+
+def _optional_conflict(ctx: CheckContext, owner: str, version: str | None, release: ReleaseFacts, how: str,
+                       name: str, installed: str, ranged: list[tuple[str, str]]) -> Finding:
+    declared = "; ".join(f"{name}{spec} for [{extra}]" for extra, spec in dict.fromkeys(ranged))
+    said = {
+        "installed": f"{owner} {release.version} declares {declared}",
+        "nearest": f"{owner} {version} is not on PyPI; {release.version}, the nearest release before it, declares "
+                   f"{declared}",
+        "newest": f"{owner} is installed with an unknown version; its newest release, {release.version}, declares "
+                  f"{declared}",
+    }[how]
+    specifier = ranged[0][1]
+    return Finding(
+        rule="optional-requirement-conflict",
+        category=ctx.matrices.policy.requirement_category.get(name, Category.VERSION), severity=Severity.WARN,
+        components=(name, owner), sources=("pypi-metadata",), verified=how == "installed",
+        message=f"{said}, but {name} {installed} is installed: {owner} uses {name} whenever it is installed, and "
+        f"what that extra enables refuses or breaks with this one (pip does not check extras)"
+        + ("" if how == "installed" else " (inferred, not verified)"),
+        fix=requirement_install(ctx, name, specifier),
+    )
 
 
 def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[str, str]) -> list[Finding]:
@@ -254,12 +419,14 @@ def _conflict(ctx: CheckContext, owner: DeclaredBy, requirement: Declared, name:
             fixes.insert(0, change_owner)
         else:
             fixes.append(change_owner)
+    inferred = owner.stand_in is not None  # requirements of a neighbouring release: likely, not read
     return Finding(
-        rule="declared-requirement-conflict",
-        category=ctx.matrices.policy.requirement_category.get(name, Category.VERSION), severity=Severity.FAIL,
-        components=(name, owner.owner), sources=owner.sources,
-        message=f"{owner.label} requires {requirement.name}{requirement.specifier}{where}, but {name} {installed} "
-        f"is installed: {owner.owner} refuses or breaks with it",
+        rule="declared-requirement-conflict-inferred" if inferred else "declared-requirement-conflict",
+        category=ctx.matrices.policy.requirement_category.get(name, Category.VERSION),
+        severity=Severity.WARN if inferred else Severity.FAIL,
+        components=(name, owner.owner), sources=owner.sources, verified=not inferred,
+        message=f"{owner.label} {'likely ' if inferred else ''}requires {requirement.name}{requirement.specifier}"
+        f"{where}, but {name} {installed} is installed: {owner.owner} refuses or breaks with it",
         fix="   # or: ".join(fix for fix in fixes if fix) or None,
     )
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.driver import torch_cuda
+from envdoctor.checks.nvcc_archs import nvcc_arch_findings
+from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
+from envdoctor.pypi_facts import release_facts, releases
 from envdoctor.rules import ABSENT, fact
 
 SOURCES = ("anchors-failure-modes",)
@@ -27,10 +30,10 @@ def source_built(ctx: CheckContext) -> tuple[str, ...]:
 def check_toolkit(ctx: CheckContext) -> list[Finding]:
     toolkit = ctx.snapshot.cuda_toolkit
     if toolkit is None:
-        return _flash_attn_build_unknown(ctx)
+        return _flash_attn_build_unknown(ctx) + _source_builds_toolkit_unknown(ctx)
     if toolkit.nvcc is None:
         return _no_nvcc(ctx)
-    findings = []
+    findings = nvcc_arch_findings(ctx, toolkit.nvcc, source_built(ctx))
     torch = torch_cuda(ctx)
     if torch is not None and fact(ctx.snapshot, "packages.torch") is not None:
         findings.extend(_against_torch(ctx, toolkit.nvcc, torch))
@@ -88,7 +91,11 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
     mid-install, and without a matching wheel pip builds it from source, which needs nvcc too."""
     packages = ctx.snapshot.packages or {}
     at_run = [name for name in source_built(ctx) if name in ctx.matrices.policy.runtime_compiled]
-    to_build = [name for name in source_built(ctx) if name not in at_run and packages[name].version is None]
+    unknown = [name for name in source_built(ctx) if name not in at_run and packages[name].version is None]
+    # every release only a source archive on PyPI: installing any of them runs setup.py, as for a known release
+    to_build = [name for name in unknown if not _every_release_source_only(name)]
+    sdist_only = [name for name in source_built(ctx) if name not in at_run and name not in to_build
+                  and (packages[name].version is None or _source_archive_only(name, packages[name].version))]
     findings = []
     if at_run:
         findings.append(Finding(
@@ -109,7 +116,41 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
             fix="install prebuilt wheels (envdoctor plan --from-probe), or the CUDA toolkit of torch's CUDA with "
             "CUDA_HOME pointing at it",
         ))
+    if sdist_only:
+        shown = ", ".join(f"{name} {packages[name].version or '(version unknown)'}" for name in sdist_only)
+        which = ("every release" if any(packages[name].version is None for name in sdist_only)
+                 else "this release" if len(sdist_only) == 1 else "these releases")
+        findings.append(Finding(
+            rule="nvcc-missing-for-source-builds", category=Category.CUDA_BUILD, severity=Severity.WARN,
+            components=("cuda-toolkit", *sdist_only), sources=("pypi-metadata", "flash-attn-publish"),
+            message=f"{shown}: PyPI has only the source archive of {which}, "
+            "so installing it runs its setup.py, which declares a CUDA extension (torch.utils.cpp_extension needs "
+            "CUDA_HOME even when setup.py then fetches a prebuilt wheel), and no CUDA toolkit was found: "
+            "'CUDA_HOME environment variable is not set'",
+            fix=_sdist_fix(ctx, sdist_only),
+        ))
     return findings
+
+
+def _every_release_source_only(name: str) -> bool:
+    known = releases(name)
+    return bool(known) and all(r.sdist and r.wheels == () for r in known)
+
+
+def _source_archive_only(name: str, version: str | None) -> bool:
+    """PyPI has the release's sdist and no wheel of it (pip must run its setup.py)."""
+    release = release_facts(name, version) if version else None
+    return release is not None and release.sdist and release.wheels == ()
+
+
+def _sdist_fix(ctx: CheckContext, names: list[str]) -> str:
+    if names == ["flash-attn"]:
+        version = fact(ctx.snapshot, "packages.flash-attn")
+        return (f'FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE pip install --no-build-isolation "flash-attn=={version}"   '
+                "# fetches the release wheel without compiling; or install the CUDA toolkit of torch's CUDA and "
+                "export CUDA_HOME")
+    return ("install the CUDA toolkit matching torch's CUDA (conda install -c nvidia cuda-toolkit=X.Y) and export "
+            "CUDA_HOME to it, then pip install --no-build-isolation " + " ".join(names))
 
 
 def _flash_attn_build_unknown(ctx: CheckContext) -> list[Finding]:
@@ -132,4 +173,69 @@ def _flash_attn_build_unknown(ctx: CheckContext) -> list[Finding]:
         "(nvcc, CUDA_HOME) matching torch's CUDA, and the snapshot does not say whether one is installed",
         fix="nvcc --version   # then: envdoctor plan --from-probe for a release wheel, or install the CUDA toolkit "
         "of torch's CUDA",
+    )]
+
+
+def _always_source_built(ctx: CheckContext, name: str, version: str | None) -> str | None:
+    """Why installing ``name`` here compiles CUDA code, when that holds for the installed release (or, its version
+    unknown, for every release PyPI has): PyPI has only its source archive, and no release wheel of the project
+    targets this platform. None when a wheel may be used."""
+    if name in ctx.matrices.policy.runtime_compiled:
+        return None
+    if name == "flash-attn" and ctx.snapshot.host.os in (None, "linux"):
+        return _flash_attn_compiles(ctx, version)
+    if version is not None:
+        return (f"PyPI has only the source archive of {name} {version}"
+                if _source_archive_only(name, version) else None)
+    known = releases(name)
+    if _every_release_source_only(name):
+        return (f"{name}'s version is unknown, and PyPI has only source archives of all its {len(known)} releases "
+                f"({known[0].version} to {known[-1].version})")
+    return None
+
+
+def _flash_attn_compiles(ctx: CheckContext, version: str | None) -> str | None:
+    """On Linux flash-attn's release wheels (installed by URL, or fetched by its setup.py) need no toolkit when one
+    targets torch's minor; say why it compiles when none does, for the installed torch or, torch's version unknown,
+    for most torch releases the table has wheels of for this Python."""
+    release = ctx.facts.flash_attn(version) if version else None
+    if release is None:
+        return None
+    torch = fact(ctx.snapshot, "packages.torch")
+    if isinstance(torch, str):
+        minor = ".".join(torch.split("+")[0].split(".")[:2])
+        return (None if minor in release.torch_minors else
+                f"no flash-attn {version} release wheel targets torch {minor}, so installing it compiles it")
+    span = unknown_version_range(ctx)
+    if span is None:
+        return None
+    minors = sorted({".".join(b.version.split(".")[:2]) for b in span.builds},
+                    key=lambda m: tuple(int(p) for p in m.split(".")))
+    lacking = [m for m in minors if m not in release.torch_minors]
+    if 2 * len(lacking) <= len(minors):
+        return None
+    return (f"torch's version is unknown, and flash-attn {version}'s release wheels target torch "
+            f"{', '.join(release.torch_minors)} only: for {len(lacking)} of the {len(minors)} torch minors of "
+            f"{span.described} installing it compiles it (inferred over the range)")
+
+
+def _source_builds_toolkit_unknown(ctx: CheckContext) -> list[Finding]:
+    """The toolkit is not in the snapshot, and an installed CUDA extension can only have come from a source build:
+    installing it ran its setup.py, which builds a torch CUDAExtension and needs nvcc and CUDA_HOME."""
+    packages = ctx.snapshot.packages or {}
+    reasons = [(name, why) for name in source_built(ctx)
+               if (why := _always_source_built(ctx, name, packages[name].version)) is not None]
+    if not reasons:
+        return []
+    names = [name for name, _ in reasons]
+    return [Finding(
+        rule="cuda-toolkit-needed-for-source-build", category=Category.MISSING, severity=Severity.WARN,
+        components=("cuda-toolkit", *names), sources=("pypi-metadata", *SOURCES),
+        message="; ".join(why for _, why in reasons) + ": installing it runs setup.py, which declares a torch "
+        "CUDAExtension (torch.utils.cpp_extension needs CUDA_HOME for that, even when setup.py then fetches a "
+        "prebuilt release wheel) and compiles it unless such a wheel matches; the snapshot shows no CUDA toolkit "
+        "('CUDA_HOME environment variable is not set', 'nvcc was not found', \"name 'bare_metal_version' is not "
+        "defined\")",
+        fix="nvcc --version   # if missing: install the CUDA toolkit of torch's CUDA (conda install -c nvidia "
+        "cuda-toolkit) and export CUDA_HOME to it before installing " + " ".join(names),
     )]

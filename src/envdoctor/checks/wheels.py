@@ -22,7 +22,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.declared import Declared
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
+from envdoctor.pypi_facts import ReleaseFacts, known_packages, nearest_recorded_release, release_facts, releases
 from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import normalize_name
 
@@ -124,14 +124,70 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
             continue
         release = release_facts(name, package.version, root)
         if release is None:
+            findings.extend(_python_of_unrecorded(ctx, name, package.version, python, root))
             continue
+        if python and release.python_floor and target.minor is not None \
+                and target.minor < int(release.python_floor.split(".")[1]):
+            findings.append(_code_needs_newer_python(ctx, name, release, python, target.minor,
+                                                     releases(name, root)))
         if python and release.requires_python and not matches_specifier(python, release.requires_python):
             findings.append(_python_excluded(ctx, name, release, python, releases(name, root)))
         elif release.wheels and not wheel_runs(release, target):
             findings.append(_no_wheel(ctx, name, release, target, releases(name, root)))
         elif not release.wheels:
             findings.extend(_before_first_wheel_here(ctx, name, release, target, releases(name, root)))
-    return findings
+    return findings + _companions_without_wheel(ctx, target)
+
+
+# PyTorch's domain libraries: each release pins the one torch release it was built with (read from its
+# Requires-Dist in the tables), so beside a given torch only those releases install.
+TORCH_COMPANIONS = ("torchvision", "torchaudio")
+
+
+def _companions_without_wheel(ctx: CheckContext, target: Target) -> list[Finding]:
+    """torch installed on a Python that its own companion releases were not built for (torch 2.5.1 has CPython 3.13
+    wheels; torchvision 0.20.1 and torchaudio 2.5.1, made for it, stop at 3.12): they cannot be installed beside it
+    here, and pip answers 'No matching distribution' or swaps torch. Said for companions that are absent or of
+    unknown version (an installed release is judged by the wheel checks above)."""
+    packages = ctx.snapshot.packages or {}
+    torch = packages.get("torch")
+    if torch is None or not torch.version or target.minor is None:
+        return []
+    root = ctx.matrices.root
+    release = release_facts("torch", torch.version, root)
+    if release is None or not release.wheels or not wheel_runs(release, target):
+        return []
+    stranded = []
+    for name in TORCH_COMPANIONS:
+        if name in packages and packages[name].version is not None:
+            continue
+        made_for = [r for r in releases(name, root) if _pins_torch(r, release.version)]
+        if made_for and not any(wheel_runs(r, target) for r in made_for):
+            stranded.append(made_for[-1])
+    if not stranded:
+        return []
+    listed = ", ".join(f"{r.package} {r.version}" for r in stranded)
+    pythons = sorted({t.split("-")[0] for r in stranded for t in r.wheels or () if t.rpartition("-")[2]
+                      in target.families}, key=_minor_of)
+    return [Finding(
+        rule="torch-companions-without-wheel-for-python", category=Category.PYTHON, severity=Severity.WARN,
+        components=(*(r.package for r in stranded), "torch"), sources=("pypi-metadata",),
+        message=f"torch {torch.version} runs on {target.python}, but the releases made for it ({listed}, which pin "
+        f"torch=={release.version}) have no wheel for {target.python} on {target.where} (they have "
+        f"{', '.join(pythons) or 'none here'}): they cannot be installed beside it here ('No matching "
+        "distribution', or pip swaps torch)",
+        fix=f"use a Python those releases were built for ({', '.join(pythons)}), or a newer torch whose companions "
+        f"have {target.python} wheels",
+    )]
+
+
+def _pins_torch(release: ReleaseFacts, torch: str) -> bool:
+    """Whether ``release`` requires exactly torch ``torch`` (``torch (==2.5.1)``, ``torch==2.5.1``)."""
+    for line in release.requires or ():
+        body = line.partition(";")[0].replace(" ", "").replace("(", "").replace(")", "")
+        if body.startswith("torch==") and body[len("torch=="):].split(",")[0] in (torch, torch.removesuffix(".0")):
+            return True
+    return False
 
 
 # Packages whose local-tag builds (+cu121, +cpu) come from an index that builds the same CPython versions as PyPI.
@@ -184,22 +240,77 @@ def check_required_builds(ctx: CheckContext) -> list[Finding]:
 
     snapshot = ctx.snapshot
     system = OS_FAMILY.get((snapshot.host.os or "").lower())
-    if system is None:
+    target = target_of(snapshot.host.os, snapshot.host.arch, None) if system is not None else None
+    cpython = (snapshot.python.implementation or "cpython").lower() == "cpython"
+    python_target = target_of(snapshot.host.os, snapshot.host.arch, snapshot.python.version) if cpython else None
+    if python_target is not None and python_target.minor is None:
+        python_target = None
+    if target is None and python_target is None:
         return []
-    target = target_of(snapshot.host.os, snapshot.host.arch, None)
     environment = marker_environment(snapshot)
     root, findings = ctx.matrices.root, []
-    for owner, package in sorted((snapshot.packages or {}).items()):
-        history = releases(owner, root)
-        release = release_facts(owner, package.version, root) if package.version else (history[-1] if history
-                                                                                         else None)
+    packages = snapshot.packages or {}
+    for owner, package in sorted(packages.items()):
+        if package.version:
+            release = release_facts(owner, package.version, root)
+        else:  # the newest recorded release stands for an unknown version
+            history = releases(owner, root)
+            release = history[-1] if history else None
         if release is None or not release.requires:
             continue
         for requirement in applicable_requirements(release.requires, environment):
-            finding = _unbuildable(owner, package.version, requirement, target, root)
+            finding = _unbuildable(owner, package.version, requirement, target, root) if target else None
+            installed = packages.get(normalize_name(requirement.name))
+            if finding is None and python_target is not None and package.version and (
+                    installed is None or installed.version is None) and _installs_here(release, python_target):
+                finding = _no_wheel_for_python_in_range(owner, package.version, requirement, python_target, root)
             if finding is not None:
                 findings.append(finding)
     return findings
+
+
+def _installs_here(release: ReleaseFacts, target: Target) -> bool:
+    """The owner release itself installs on this Python (else the checks on it say so): pure Python, or a wheel
+    that runs here, and a Requires-Python that admits it."""
+    python = f"3.{target.minor}.0"
+    if release.requires_python and not matches_specifier(python, release.requires_python):
+        return False
+    return not release.wheels or wheel_runs(release, target)
+
+
+def _no_wheel_for_python_in_range(owner: str, version: str | None, requirement: Declared, target: Target,
+                                  root: Path | str) -> Finding | None:
+    """A required compiled package (not installed, or of unknown version) none of whose releases in the required
+    range has a wheel for this CPython, though they have wheels for others on this platform (transformers 4.27
+    requires tokenizers<0.14, which has no CPython 3.12 wheel): pip builds it from source (a compiler, Rust...), or
+    cannot install it at all."""
+    name = normalize_name(requirement.name)
+    every = [r for r in releases(name, root) if not r.yanked]
+    if not every or not any(not t.endswith("-any") for r in every for t in r.wheels or ()):
+        return None  # not in the tables, or pure Python
+    history = [r for r in every if not requirement.specifier or matches_specifier(r.version, requirement.specifier)]
+    newest_python = max((_minor_of(t) for r in history for t in r.wheels or () if t.startswith("cp3")), default=0)
+    if history and history[0] is every[0] and target.minor < newest_python:
+        return None  # older releases than the tables hold may have been built for an older Python like this one
+    other_pythons = Target(target.families, None, target.where)
+    if not history or any(wheel_runs(r, target) for r in history) or not any(
+            wheel_runs(r, other_pythons) for r in history):
+        return None
+    source = any(r.sdist for r in history)
+    shown = f"{owner} {version}" if version else f"{owner} (version unknown; its newest release)"
+    pythons = sorted({t.split("-")[0] for r in history for t in r.wheels or () if t.rpartition("-")[2]
+                      in target.families}, key=_minor_of)
+    return Finding(
+        rule="required-package-no-wheel-for-python", category=Category.PYTHON,
+        severity=Severity.WARN if source else Severity.FAIL,
+        components=(owner, name), sources=("pypi-metadata",), verified=version is not None,
+        message=f"{shown} requires {requirement.name}{requirement.specifier}, and no release of {name} in that "
+        f"range has a wheel for {target.python} on {target.where} (they have {', '.join(pythons)}): "
+        + ("pip builds it from source, which needs a compiler toolchain (Rust for some) and often fails"
+           if source else f"pip cannot install {owner} here"),
+        fix=f"use a Python {name}{requirement.specifier} has wheels for ({', '.join(pythons[-2:])}), or a newer "
+        f"{owner} that allows a newer {name}",
+    )
 
 
 def _unbuildable(owner: str, version: str | None, requirement: Declared, target: Target,
@@ -305,6 +416,49 @@ STALE_MONTHS = 12  # pip's last release for this Python is this much older than 
 def _months_between(earlier: str, later: str) -> int:
     (y0, m0), (y1, m1) = (tuple(int(p) for p in d.split("-")[:2]) for d in (earlier, later))
     return (y1 - y0) * 12 + m1 - m0
+
+
+def _code_needs_newer_python(ctx: CheckContext, name: str, release: ReleaseFacts, python: str, minor: int,
+                             history: tuple[ReleaseFacts, ...]) -> Finding:
+    """A release whose Requires-Python admits this Python, but whose code uses syntax it cannot run (a ``X | None``
+    annotation evaluated at import needs 3.10): pip installs it, and importing that module fails."""
+    def runs(r: ReleaseFacts) -> bool:
+        return (not r.requires_python or matches_specifier(python, r.requires_python)) and (
+            not r.python_floor or minor >= int(r.python_floor.split(".")[1]))
+
+    nearest = _nearest(history, release.version, runs)
+    return Finding(
+        rule="code-needs-newer-python", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",),
+        message=f"{name} {release.version} declares Requires-Python {release.requires_python or '(none)'}, but its "
+        f"code needs Python {release.python_floor} ({release.python_floor_from}: syntax such as a 'X | None' "
+        f"annotation evaluated at import): on Python {python} importing that module fails (TypeError: "
+        "unsupported operand type(s) for |, or SyntaxError)",
+        fix=(f"{requirement_install(ctx, name, f'=={nearest}')}   # the nearest release whose code runs on Python "
+             f"{python}") if nearest else f"use Python {release.python_floor} or newer",
+    )
+
+
+def _python_of_unrecorded(ctx: CheckContext, name: str, version: str, python: str | None,
+                          root: Path | str) -> list[Finding]:
+    """A version PyPI does not have (a build from git, a pre-release, a branch ahead of the newest upload): judged
+    on the Requires-Python of the nearest recorded release before it, which it most likely shares (inferred)."""
+    stand_in = nearest_recorded_release(name, version, root)
+    if python is None or stand_in is None or not stand_in.requires_python:
+        return []
+    floor = stand_in.requires_python
+    if stand_in is releases(name, root)[-1]:  # ahead of every upload: only the lowest Python carries over
+        floor = ",".join(c.strip() for c in floor.split(",") if c.strip().startswith(">"))
+    if not floor or matches_specifier(python, floor):
+        return []
+    return [Finding(
+        rule="requires-python-excluded", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",), verified=False,
+        message=f"{name} {version} is not on PyPI; {stand_in.version}, the nearest release before it, declares "
+        f"Requires-Python {stand_in.requires_python}, which excludes Python {python}: this build most likely "
+        "needs a newer Python too (pip refuses it: 'requires a different Python')",
+        fix=f"use a Python that {floor} allows (uv venv --python ...), then reinstall {name}",
+    )]
 
 
 def _python_excluded(ctx: CheckContext, name: str, release: ReleaseFacts, python: str,

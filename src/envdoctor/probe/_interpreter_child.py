@@ -9,8 +9,7 @@ import json
 import sys
 
 from envdoctor.probe import probe_this_interpreter
-
-SNAPSHOT_MARKER = "ENVDOCTOR_SNAPSHOT="
+from envdoctor.probe._marker import SNAPSHOT_MARKER
 
 
 def main(argv: list[str]) -> None:

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from envdoctor.errors import EnvdoctorError
-from envdoctor.probe._interpreter_child import SNAPSHOT_MARKER
+from envdoctor.probe._marker import SNAPSHOT_MARKER
 from envdoctor.probe.deep import SMOKE_TIMEOUT_S
 from envdoctor.snapshot import Snapshot, SnapshotError, snapshot_from_dict
 

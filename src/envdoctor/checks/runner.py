@@ -1,0 +1,54 @@
+"""Every check, in the order the report shows them: the one place that knows them all (each check module imports
+only ``envdoctor.checks`` for the context, so nothing imports back here)."""
+
+from __future__ import annotations
+
+from envdoctor.checks import (
+    Check,
+    CheckContext,
+    driver,
+    environment,
+    extensions,
+    gpu,
+    model,
+    platforms,
+    requirements,
+    smoke,
+    stack,
+    toolkit,
+    unknowns,
+    wheels,
+)
+from envdoctor.checks.api_breaks import check_api_breaks
+from envdoctor.checks.compile_python import check_compile_python
+from envdoctor.checks.driver_current_builds import check_driver_current_builds
+from envdoctor.checks.fetched_facts import check_fetched_facts
+from envdoctor.checks.flash_attn_build import check_flash_attn_build
+from envdoctor.checks.host_builds import check_host_builds
+from envdoctor.checks.numpy_abi import check_numpy_abi
+from envdoctor.checks.runtime_floors import check_runtime_floors
+from envdoctor.checks.torch_pins import check_pinned_torch_driver
+from envdoctor.checks.triton_gpu import check_triton_gpu
+from envdoctor.findings import Finding
+
+
+def run_checks(ctx: CheckContext) -> list[Finding]:
+    """Every check's findings. The packages are always judged against each other, the platform and Python; when
+    the stack needs a GPU and none is usable, that is said once and the GPU-dependent checks are skipped."""
+    packages: list[Check] = [
+        check_api_breaks, check_compile_python,
+        extensions.check_companions, extensions.check_extensions, requirements.check_declared, wheels.check_wheels,
+        wheels.check_required_builds,
+        platforms.check_platforms, check_host_builds,
+        check_numpy_abi, check_runtime_floors, smoke.check_smoke, model.check_model, unknowns.check_invalid_values,
+        environment.check_environment, check_fetched_facts, check_driver_current_builds,
+    ]
+    gate = gpu.check_gpu_present(ctx)
+    if gate:
+        return gate + stack.skipped_for_no_gpu(ctx) + [finding for check in packages for finding in check(ctx)]
+    checks: list[Check] = [
+        gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
+        gpu.check_bitsandbytes_arch, check_triton_gpu, driver.check_driver, check_pinned_torch_driver,
+        toolkit.check_toolkit, *packages, stack.check_stack, check_flash_attn_build, unknowns.check_unknown_facts,
+    ]
+    return [finding for check in checks for finding in check(ctx)]

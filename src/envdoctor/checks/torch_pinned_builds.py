@@ -1,0 +1,76 @@
+"""Compiled packages whose release pins one torch minor in its Requires-Dist, beside another torch.
+
+A release that declares ``torch==X`` (or a range admitting one torch minor only, ``>=2.4,<2.5``) and ships platform
+wheels was built against that torch: its compiled modules link torch's C++ symbols, which change between minors. Beside
+a torch of another minor it fails at import with 'undefined symbol'. This reads the PyPI metadata of every installed
+package (bundled tables, or facts fetched from PyPI), not a list of names.
+"""
+
+from __future__ import annotations
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import requirement_install
+from envdoctor.checks.declared import parse_declared
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
+from envdoctor.rules import parse_version
+from envdoctor.snapshot import normalize_name
+
+TORCH_FAMILY = frozenset({"torch", "torchvision", "torchaudio", "xformers", "triton"})
+
+
+def _minor(version: Version) -> tuple[int, int]:
+    return version.major, version.minor
+
+
+def pinned_torch_minor(release: ReleaseFacts) -> tuple[int, int] | None:
+    """The one torch minor the release's unconditional torch requirement admits, over torch's known releases."""
+    for line in release.requires or ():
+        declared = parse_declared(line)
+        if declared is None or normalize_name(declared.name) != "torch" or not declared.specifier or declared.marker:
+            continue
+        try:
+            spec = SpecifierSet(declared.specifier)
+        except InvalidSpecifier:
+            return None
+        admitted = {_minor(v) for r in releases("torch") if (v := parse_version(r.version)) is not None
+                    and not v.is_prerelease and spec.contains(v)}
+        return admitted.pop() if len(admitted) == 1 else None
+    return None
+
+
+def _compiled(release: ReleaseFacts) -> bool:
+    return any(not tag.endswith("-any") for tag in release.wheels or ())
+
+
+def check_torch_pinned_builds(ctx: CheckContext, torch: str, skip: set[str]) -> list[Finding]:
+    installed = parse_version(torch)
+    if installed is None:
+        return []
+    findings = []
+    for name, package in sorted((ctx.snapshot.packages or {}).items()):
+        parsed = parse_version(package.version) if package.version else None
+        if name in TORCH_FAMILY or name in skip or parsed is None:
+            continue
+        release = release_facts(name, parsed.public)
+        pinned = pinned_torch_minor(release) if release is not None and _compiled(release) else None
+        if pinned is None or pinned == _minor(installed):
+            continue
+        built = f"{pinned[0]}.{pinned[1]}"
+        fitting = [r.version for r in releases(name) if not r.yanked and _compiled(r)
+                   and (v := parse_version(r.version)) is not None and not v.is_prerelease
+                   and pinned_torch_minor(r) == _minor(installed)]
+        fix = (requirement_install(ctx, name, "==" + fitting[-1]) if fitting else None) or \
+            f"pip install \"torch=={built}.*\"   # the torch minor {name} {package.version} was built against"
+        findings.append(Finding(
+            rule="extension-pins-other-torch", category=Category.ABI, severity=Severity.FAIL,
+            components=(name, "torch"), sources=("pypi-metadata", "torch-cxx11-abi"),
+            message=f"{name} {package.version} ships compiled wheels and requires torch {built} (its Requires-Dist), "
+            f"so it was built against torch {built}; torch {torch} is installed: its compiled modules fail at import "
+            "with 'undefined symbol'",
+            fix=fix + (f"   # built for torch {installed.major}.{installed.minor}" if fitting else ""),
+        ))
+    return findings

@@ -1,0 +1,43 @@
+"""`envdoctor stacks --validate`: every problem in every knowledge table under matrices/, each table read by the
+module that owns it. This module sits above all of them, so none of them imports another to validate it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from envdoctor.api_breaks import validate_api_breaks
+from envdoctor.checks.bitsandbytes_support import load_gpu_support
+from envdoctor.checks.compile_python import load_dynamo_python
+from envdoctor.checks.extension_builds import load_extension_builds
+from envdoctor.checks.nvcc_archs import load_nvcc_archs
+from envdoctor.checks.platforms import validate_platforms
+from envdoctor.facts import validate_facts
+from envdoctor.matrices import Matrices, MatrixError, default_root, load_matrices, validate_matrix_files
+from envdoctor.pypi_facts import validate_pypi_facts
+from envdoctor.runtime_floors import validate_runtime_floors
+
+
+def problems_loading(load: Callable[[Matrices], object]) -> Callable[[Path], list[str]]:
+    """A validator from a table's loader, which raises MatrixError naming the file and key of a bad entry."""
+    def validate(root: Path) -> list[str]:
+        try:
+            load(load_matrices(root))
+        except MatrixError as error:
+            return [str(error)]
+        return []
+
+    return validate
+
+
+TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
+    validate_matrix_files, validate_pypi_facts, validate_runtime_floors, validate_api_breaks, validate_facts,
+    validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
+                                                 load_dynamo_python)),
+)
+
+
+def validate_matrices(root: Path | str | None = None) -> list[str]:
+    """Every problem in every matrix file, as 'path: key: problem' lines ([] when all is well)."""
+    path = Path(root) if root is not None else default_root()
+    return [problem for validator in TABLE_VALIDATORS for problem in validator(path)]

@@ -1,0 +1,240 @@
+"""Knowledge families over build facts: each rule fires on the fact it states and stays quiet on its complement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from envdoctor.checker import run_check
+from envdoctor.checks.plain_torch import plain_wheel_is_cpu_only
+from envdoctor.findings import Finding
+
+from .synth import H100, snapshot
+
+NO_GPU_FACTS = {"driver": None, "cuda_driver": None, "gpus": None}
+
+
+def _findings(snap, tmp_path: Path, rule: str) -> list[Finding]:
+    report = run_check(snap, stack=None, cwd=tmp_path)
+    return [f for f in report.findings if f.rule == rule and f.severity.rank >= 2]
+
+
+# --- triton pairs with one torch release (torch's Requires-Dist) ------------------------------------------------
+
+@pytest.mark.parametrize(("torch", "triton", "fires"), [
+    ("2.3.1+cu121", "3.1.0", True),   # torch 2.3 pins triton 2.3.1
+    ("2.5.1+cu124", "3.1.0", False),  # torch 2.5 pins triton 3.1.0
+    ("2.6.0+cu124", "3.1.0", True),   # torch 2.6 pins triton 3.2.0
+])
+def test_triton_of_another_torch_release_on_windows(tmp_path: Path, torch: str, triton: str, fires: bool) -> None:
+    snap = snapshot({"torch": torch, "triton": triton}, host={"os": "windows", "arch": "x86_64"},
+                    nvidia=NO_GPU_FACTS)
+    assert bool(_findings(snap, tmp_path, "triton-other-torch-release")) is fires
+
+
+def test_triton_windows_distribution_is_paired_too(tmp_path: Path) -> None:
+    snap = snapshot({"torch": "2.6.0+cu126", "triton-windows": "3.3.1.post19"},
+                    host={"os": "windows", "arch": "x86_64"}, nvidia=NO_GPU_FACTS)
+    found = _findings(snap, tmp_path, "triton-other-torch-release")
+    assert found and 'triton-windows>=3.2,<3.3' in (found[0].fix or "")
+
+
+def test_triton_pin_on_linux_is_left_to_the_declared_check(tmp_path: Path) -> None:
+    snap = snapshot({"torch": "2.3.1+cu121", "triton": "3.1.0"})
+    assert not _findings(snap, tmp_path, "triton-other-torch-release")
+
+
+# --- the plain PyPI torch wheel per platform (nvidia-* requirements' markers) -----------------------------------
+
+@pytest.mark.parametrize(("version", "arch", "cpu_only"), [
+    ("2.1.0", "aarch64", True),     # nvidia-* required on Linux x86_64 only
+    ("2.9.0", "aarch64", True),
+    ("2.1.0", "x86_64", False),
+    ("2.12.0", "aarch64", False),   # nvidia-cublas required on every Linux
+    ("2.1.0+cpu", "aarch64", None),  # a local tag: not the plain PyPI wheel
+])
+def test_plain_wheel_cpu_only_per_platform(version: str, arch: str, cpu_only: bool | None) -> None:
+    snap = snapshot({"torch": version}, host={"os": "linux", "arch": arch})
+    assert plain_wheel_is_cpu_only(snap, version) is cpu_only
+
+
+def test_plain_aarch64_torch_beside_a_gpu_is_a_cpu_build(tmp_path: Path) -> None:
+    arm = snapshot({"torch": "2.5.1"}, host={"os": "linux", "arch": "aarch64"})
+    x86 = snapshot({"torch": "2.5.1"}, host={"os": "linux", "arch": "x86_64"})
+    assert _findings(arm, tmp_path, "cpu-torch-on-gpu-machine")
+    assert not _findings(x86, tmp_path, "cpu-torch-on-gpu-machine")
+    # a CPU build needs nothing from the driver: no CUDA-vs-driver verdict for it
+    old_driver = snapshot({"torch": "2.5.1"}, host={"os": "linux", "arch": "aarch64"},
+                          nvidia={"driver": "470.256.02", "cuda_driver": "11.4", "gpus": [H100]})
+    assert not _findings(old_driver, tmp_path, "driver-too-old-for-torch-cuda")
+
+
+# --- CUDA wheels of unknown version against the driver (cuda.toml [[builds]]) -----------------------------------
+
+def test_cuda_wheel_of_unknown_version_on_an_old_driver(tmp_path: Path) -> None:
+    old = snapshot({"ctranslate2": None}, nvidia={"driver": "470.256.02", "cuda_driver": "11.4", "gpus": [H100]})
+    new = snapshot({"ctranslate2": None}, nvidia={"driver": "550.54.14", "cuda_driver": "12.4", "gpus": [H100]})
+    found = _findings(old, tmp_path, "driver-too-old-for-cuda-build-unknown-version")
+    assert found and not found[0].verified and 'ctranslate2>=3.0.0,<4.0.0' in (found[0].fix or "")
+    assert not _findings(new, tmp_path, "driver-too-old-for-cuda-build-unknown-version")
+
+
+# --- bitsandbytes GPU support by release range (CHANGELOG) ------------------------------------------------------
+
+@pytest.mark.parametrize(("version", "cc", "fires"), [
+    ("0.36.0.post2", "6.1", True),   # no int8 matmul below 7.5 before 0.37.0
+    ("0.37.0", "6.1", False),
+    ("0.36.0.post2", "7.5", False),
+    ("0.35.4", "9.0", True),          # Ada/Hopper support added in 0.36.0
+])
+def test_bitsandbytes_release_gpu_support(tmp_path: Path, version: str, cc: str, fires: bool) -> None:
+    gpu = {"index": 0, "name": "GPU", "compute_capability": cc, "memory_mib": 24000}
+    snap = snapshot({"bitsandbytes": version}, nvidia={"driver": "535.104.05", "gpus": [gpu]})
+    assert bool(_findings(snap, tmp_path, "bitsandbytes-release-gpu-support")) is fires
+
+
+# --- flash-attn wheels: the exact torch each was built against (publish.yml torch-version) ----------------------
+
+@pytest.mark.parametrize(("torch", "flash_attn", "fires"), [
+    ("2.3.0", "2.5.7", True),   # its torch 2.3 wheel was built against the nightly 2.3.0.dev20240207
+    ("2.2.0", "2.5.8", True),   # built against 2.2.2, a later patch than the installed one
+    ("2.2.2", "2.5.8", False),
+    ("2.3.1", "2.5.8", False),  # a later patch than the build keeps the ABI
+])
+def test_flash_attn_wheel_torch_build(tmp_path: Path, torch: str, flash_attn: str, fires: bool) -> None:
+    snap = snapshot({"torch": torch, "flash-attn": flash_attn}, nvidia=NO_GPU_FACTS)
+    assert bool(_findings(snap, tmp_path, "flash-attn-wheel-other-torch-build")) is fires
+
+
+# --- extensions built in pip's isolated environment, precompiled, or from a checkout ----------------------------
+
+def test_isolated_build_extension_beside_an_older_torch(tmp_path: Path) -> None:
+    isolated = snapshot({"torch": "2.5.1", "mamba-ssm": "2.2.4"}, nvidia=NO_GPU_FACTS)
+    before = snapshot({"torch": "2.5.1", "mamba-ssm": "2.2.2"}, nvidia=NO_GPU_FACTS)  # no torch build requirement
+    found = _findings(isolated, tmp_path, "extension-isolated-build-other-torch")
+    assert found and "--no-build-isolation" in (found[0].fix or "")
+    assert not _findings(before, tmp_path, "extension-isolated-build-other-torch")
+
+
+def test_precompiled_ops_and_checkout_builds(tmp_path: Path) -> None:
+    windows = snapshot({"torch": "2.1.0+cu121", "deepspeed": "0.12.6"}, host={"os": "windows", "arch": "x86_64"},
+                       nvidia=NO_GPU_FACTS)
+    linux_jit = snapshot({"torch": "2.1.0+cu121", "deepspeed": "0.12.6+fed2284"}, nvidia=NO_GPU_FACTS)
+    checkout = snapshot({"torch": "2.1.0+cu121", "apex": "0.1+3f2a1b9c"}, nvidia=NO_GPU_FACTS)
+    nightly = snapshot({"torch": "2.7.0+cu126", "vllm": "0.9.2.dev226+g9a3b88328"}, nvidia=NO_GPU_FACTS)
+    assert _findings(windows, tmp_path, "extension-source-build-unverified")
+    assert not _findings(linux_jit, tmp_path, "extension-source-build-unverified")  # DeepSpeed JIT-compiles here
+    assert _findings(checkout, tmp_path, "extension-source-build-unverified")
+    assert not _findings(nightly, tmp_path, "extension-source-build-unverified")
+
+
+# --- NumPy 2 beside what cannot be judged ------------------------------------------------------------------------
+
+def test_numpy2_beside_unknown_packages(tmp_path: Path) -> None:
+    unknown = snapshot({"numpy": "2.0.0", "some-compiled-tool": None})
+    numpy1 = snapshot({"numpy": "1.26.4", "some-compiled-tool": None})
+    prerelease = snapshot({"numpy": "2.0.0rc1"})
+    final = snapshot({"numpy": "2.0.0"})
+    assert _findings(unknown, tmp_path, "numpy2-unverified-dependents")
+    assert not _findings(numpy1, tmp_path, "numpy2-unverified-dependents")
+    assert _findings(prerelease, tmp_path, "numpy2-unverified-dependents")
+    assert not _findings(final, tmp_path, "numpy2-unverified-dependents")
+
+
+def test_known_numpy_break_is_the_only_numpy_diagnosis(tmp_path: Path) -> None:
+    snap = snapshot({"numpy": "2.0.0", "pandas": "2.1.4", "some-compiled-tool": None})
+    assert not _findings(snap, tmp_path, "numpy2-unverified-dependents")
+
+
+# --- a source-only release without a CUDA toolkit ----------------------------------------------------------------
+
+def test_sdist_only_extension_without_nvcc(tmp_path: Path) -> None:
+    missing = snapshot({"torch": "2.7.1+cu128", "flash-attn": "2.8.0.post2"}, cuda_toolkit={"nvcc": None},
+                       torch={"cuda": "12.8"})
+    present = snapshot({"torch": "2.7.1+cu128", "flash-attn": "2.8.0.post2"}, cuda_toolkit={"nvcc": "12.8"},
+                       torch={"cuda": "12.8"})
+    found = _findings(missing, tmp_path, "nvcc-missing-for-source-builds")
+    assert found and "FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE" in (found[0].fix or "")
+    assert not _findings(present, tmp_path, "nvcc-missing-for-source-builds")
+
+
+def test_bad_gpu_support_row_is_one_line_naming_the_row(tmp_path: Path) -> None:
+    from envdoctor.checks.bitsandbytes_support import load_gpu_support
+    from envdoctor.table_validation import problems_loading
+
+    validate_gpu_support = problems_loading(load_gpu_support)
+    from envdoctor.matrices import default_root
+
+    root = tmp_path / "m"
+    (root / "rules").mkdir(parents=True)
+    (root / "stacks").mkdir()
+    (root / "bitsandbytes.toml").write_text('[[gpu_support]]\nversions = "<0.37.0"\nint8_min_compute_capability = '
+                                            '"seven"\nchangelog = "x"\nsources = ["s"]\n')
+    problems = validate_gpu_support(root)
+    assert len(problems) == 1 and "gpu_support[0].int8_min_compute_capability" in problems[0]
+    assert validate_gpu_support(default_root()) == []
+
+
+# --- the GPU archs each nvcc can target (cuda.toml [nvcc_archs]) -------------------------------------------------
+
+@pytest.mark.parametrize(("nvcc", "cc", "fires"), [
+    ("11.7", "8.9", True),    # sm_89 came with CUDA 11.8
+    ("11.8", "8.9", False),
+    ("12.6", "12.0", True),   # Blackwell sm_120 came with CUDA 12.8
+    ("13.0", "7.0", True),    # CUDA 13.0 dropped Volta
+    ("12.8", "7.0", False),
+])
+def test_nvcc_against_the_gpu_arch(tmp_path: Path, nvcc: str, cc: str, fires: bool) -> None:
+    gpu = {"index": 0, "name": "GPU", "compute_capability": cc, "memory_mib": 24000}
+    snap = snapshot({"torch": "2.7.1+cu128", "deepspeed": "0.16.4"}, cuda_toolkit={"nvcc": nvcc},
+                    torch={"cuda": "12.8"}, nvidia={"driver": "580.159.04", "cuda_driver": "13.0", "gpus": [gpu]})
+    assert bool(_findings(snap, tmp_path, "nvcc-cannot-target-gpu")) is fires
+
+
+def test_nvcc_arch_without_anything_to_build_is_information(tmp_path: Path) -> None:
+    gpu = {"index": 0, "name": "RTX 4090", "compute_capability": "8.9", "memory_mib": 24000}
+    snap = snapshot({"torch": "2.7.1+cu128"}, cuda_toolkit={"nvcc": "11.7"}, torch={"cuda": "12.8"},
+                    nvidia={"driver": "580.159.04", "cuda_driver": "13.0", "gpus": [gpu]})
+    report = run_check(snap, stack=None, cwd=tmp_path)
+    assert [f.severity.value for f in report.findings if f.rule == "nvcc-cannot-target-gpu"] == ["info"]
+
+
+@pytest.mark.parametrize(("name", "version", "torch", "fires"), [
+    ("torch-scatter", "2.1.2+pt21cu121", "2.3.1+cu121", True),   # PyG label pt21: built for torch 2.1
+    ("torch-scatter", "2.1.2+pt23cu121", "2.3.1+cu121", False),
+    ("natten", "0.17.1+torch240cu121", "2.5.1+cu121", True),      # NATTEN label torch240: torch 2.4
+    ("natten", "0.17.1+torch250cu121", "2.5.1+cu121", False),
+])
+def test_local_label_names_the_torch_minor(tmp_path: Path, name: str, version: str, torch: str, fires: bool) -> None:
+    snap = snapshot({"torch": torch, name: version}, nvidia=NO_GPU_FACTS)
+    assert bool(_findings(snap, tmp_path, "extension-built-for-other-torch")) is fires
+
+
+def test_cuda_named_by_a_wheel_label_against_the_driver(tmp_path: Path) -> None:
+    old = snapshot({"xformers": "0.0.23+cu121"}, nvidia={"driver": "470.256.02", "cuda_driver": "11.4",
+                                                         "gpus": [H100]})
+    cu118 = snapshot({"xformers": "0.0.23+cu118"}, nvidia={"driver": "470.256.02", "cuda_driver": "11.4",
+                                                           "gpus": [H100]})
+    found = _findings(old, tmp_path, "driver-too-old-for-cuda-build")
+    assert [f.components[:2] for f in found] == [("xformers", "nvidia-driver")]
+    assert not _findings(cu118, tmp_path, "driver-too-old-for-cuda-build")
+
+
+@pytest.mark.parametrize(("cc", "version", "fires"), [
+    ("6.0", "0.3.0", True),    # P100: Triton compiles for 7.0+ only; liger-kernel declares triton
+    ("7.5", "0.3.0", False),
+    ("6.1", None, True),       # version unknown: its releases declare triton
+])
+def test_triton_kernels_on_a_gpu_too_old(tmp_path: Path, cc: str, version: str | None, fires: bool) -> None:
+    gpu = {"index": 0, "name": "Tesla", "compute_capability": cc, "memory_mib": 16000}
+    snap = snapshot({"torch": "2.5.1+cu121", "liger-kernel": version},
+                    nvidia={"driver": "550.54.14", "cuda_driver": "12.4", "gpus": [gpu]})
+    assert bool(_findings(snap, tmp_path, "triton-kernels-gpu-too-old")) is fires
+
+
+def test_torch_alone_on_an_old_gpu_is_not_a_triton_finding(tmp_path: Path) -> None:
+    gpu = {"index": 0, "name": "Tesla P100", "compute_capability": "6.0", "memory_mib": 16000}
+    snap = snapshot({"torch": "2.5.1+cu121", "triton": "3.1.0"},
+                    nvidia={"driver": "550.54.14", "cuda_driver": "12.4", "gpus": [gpu]})
+    assert not _findings(snap, tmp_path, "triton-kernels-gpu-too-old")

@@ -1,0 +1,136 @@
+"""Facts fetched from a package index for packages the bundled tables lack (envdoctor.pypi_online): a local HTTP
+server plays the index (its JSON API and a wheel read by range requests); the network test asks PyPI itself."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import run_envdoctor
+from envdoctor.checker import run_check
+from envdoctor.pypi_facts import bundled_release_known, forget_fetched_facts, read_fetched_facts, release_facts
+from envdoctor.pypi_online import fetch_missing_facts
+from envdoctor.snapshot import snapshot_from_dict
+
+METADATA = "Metadata-Version: 2.1\nName: demo-kernels\nVersion: 1.0\nRequires-Python: >=3.8\n" \
+           "Requires-Dist: torch (==2.3.1)\nRequires-Dist: pytest ; extra == 'test'\n"
+
+
+def wheel_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr("demo_kernels/__init__.py", "")
+        wheel.writestr("demo_kernels-1.0.dist-info/METADATA", METADATA)
+    return buffer.getvalue()
+
+
+def index_document(base: str, size: int) -> dict:
+    wheel = {"filename": "demo_kernels-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", "packagetype": "bdist_wheel",
+             "requires_python": ">=3.8", "size": size, "upload_time_iso_8601": "2024-06-07T10:00:00Z",
+             "url": "../../files/demo_kernels-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",  # relative, as mirrors do
+             "yanked": False}
+    newer = dict(wheel, filename="demo_kernels-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+                 upload_time_iso_8601="2025-01-07T10:00:00Z", url=f"{base}/files/none.whl")
+    return {"info": {"version": "2.0", "requires_dist": ["torch>=2.5", "rich ; extra == 'cli'"]},
+            "releases": {"1.0": [wheel], "2.0": [newer]}}
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[str]:
+    """A package index on localhost: /pypi/demo-kernels/json and the 1.0 wheel; any other name is a 404."""
+    served = tmp_path / "served"
+    (served / "pypi" / "demo-kernels").mkdir(parents=True)
+    (served / "files").mkdir()
+    data = wheel_bytes()
+    (served / "files" / "demo_kernels-1.0-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(data)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    (served / "pypi" / "demo-kernels" / "json").write_text(json.dumps(index_document(base, len(data))))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base + "/pypi/{name}/json"
+    server.shutdown()
+    forget_fetched_facts()
+
+
+def snapshot(**packages: str | None):  # noqa: ANN201
+    return snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"}, "python": {"version": "3.12.4"},
+                               "packages": {name: {"version": v} for name, v in packages.items()}})
+
+
+def test_a_package_the_tables_lack_is_judged_on_its_fetched_facts(index: str, tmp_path: Path) -> None:
+    snap = snapshot(**{"demo-kernels": "1.0", "not-on-the-index": "0.1"})
+    fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
+    assert fetched.fetched == ("demo-kernels",) and fetched.failed == {"not-on-the-index": "not on PyPI"}
+    read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
+    release = release_facts("demo-kernels", "1.0")
+    assert release is not None and release.requires == ("torch (==2.3.1)",)  # from the wheel, extras left out
+    assert release_facts("demo-kernels", "2.0").requires == ("torch>=2.5",)  # the newest, from the index's info
+    report = run_check(snap, cwd=tmp_path)
+    rules = {f.rule: f for f in report.findings}
+    assert "demo-kernels" in rules["no-wheel-for-python"].components  # cp311 only, Python 3.12 here
+    assert rules["pypi-facts-fetched"].components == ("demo-kernels",)
+    unavailable = rules["pypi-facts-unavailable"]
+    assert unavailable.components == ("not-on-the-index",) and not unavailable.verified
+
+
+def test_a_release_below_a_bundled_tables_floor_is_fetched(index: str, tmp_path: Path) -> None:
+    """numba's bundled table starts at 0.57; 0.53.1 (Requires-Python <3.10, OuteTTS#68) comes from the index."""
+    folder = tmp_path / "served" / "pypi" / "numba"  # the fixture's index serves this folder
+    folder.mkdir(parents=True)
+    sdist = {"filename": "numba-0.53.1.tar.gz", "packagetype": "sdist", "requires_python": ">=3.6,<3.10",
+             "size": 1, "upload_time_iso_8601": "2021-03-26T09:13:03Z", "url": "x", "yanked": False}
+    (folder / "json").write_text(json.dumps({"info": {"version": "0.62.0"}, "releases": {"0.53.1": [sdist]}}))
+    snap = snapshot(numba="0.53.1")
+    assert not bundled_release_known("numba", "0.53.1") and bundled_release_known("numba", "0.57.0")
+    fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
+    assert fetched.fetched == ("numba",)
+    read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
+    assert release_facts("numba", "0.53.1").requires_python == ">=3.6,<3.10"
+    assert release_facts("numba", "0.57.0").date  # the bundled table still answers for its own releases
+    excluded = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "requires-python-excluded"]
+    assert excluded and "numba" in excluded[0].components
+
+
+def test_the_cache_is_reused_and_a_dead_index_gives_unverified_facts(index: str, tmp_path: Path) -> None:
+    snap = snapshot(**{"demo-kernels": "1.0"})
+    cache = tmp_path / "cache"
+    assert fetch_missing_facts(snap, lambda *_: False, cache, index=index).fetched == ("demo-kernels",)
+    dead = "http://127.0.0.1:9/pypi/{name}/json"  # nothing listens on the discard port
+    never = lambda *_: False  # noqa: E731
+    assert fetch_missing_facts(snap, never, cache, index=dead).fetched == ("demo-kernels",)  # from the cache
+    failed = fetch_missing_facts(snapshot(other="1.0"), never, cache, index=dead, total_timeout_s=5).failed
+    assert failed["other"].startswith("PyPI not reachable")
+
+
+def test_check_offline_reads_no_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"schema": "envdoctor.snapshot/1", "python": {"version": "3.12.4"},
+                                "packages": {"demo-kernels": {"version": "1.0"}}}))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    result = run_envdoctor("check", "--snapshot", str(path), "--offline", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["findings"] is not None
+    assert "pypi-facts" not in result.stdout and not (tmp_path / "xdg").exists()
+
+
+@pytest.mark.network
+def test_check_of_a_snapshot_reads_pypi_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vllm-flash-attn is not in the bundled tables; 2.5.9.post1 has no CPython 3.12 wheel (bentoml/OpenLLM#1068)."""
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"schema": "envdoctor.snapshot/1", "host": {"os": "linux", "arch": "x86_64"},
+                                "python": {"version": "3.12.3"},
+                                "packages": {"vllm-flash-attn": {"version": "2.5.9.post1"}}}))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    findings = json.loads(run_envdoctor("check", "--snapshot", str(path), "--json").stdout)["findings"]
+    rules = {f["rule"] for f in findings if "vllm-flash-attn" in f["components"]}
+    assert {"pypi-facts-fetched", "no-wheel-for-python"} <= rules

@@ -66,6 +66,10 @@ def test_unknown_version_is_judged_on_every_release() -> None:
                                                                           ("vllm",))
     assert "version unknown" in finding.message and "Windows x86_64" in finding.message
     assert wheel_findings({"vllm": None}, host={"os": "linux", "arch": "x86_64"}, python="3.11.3") == []
+    # no release admits this Python either: that is the cause named (pip finds nothing to install on any host)
+    (python,) = wheel_findings({"vllm": None}, host={"os": "windows", "arch": "x86_64"}, python="3.7.9")
+    assert (python.rule, python.category.value, python.severity.value) == ("requires-python-excluded", "python",
+                                                                           "fail")
     # older xformers had cp38 wheels, the newest require 3.9: an unverified warning, never a failure
     (old_python,) = wheel_findings({"xformers": None}, host={}, python="3.8.20")
     assert (old_python.rule, old_python.severity.value, old_python.verified) == ("requires-python-excluded", "warn",

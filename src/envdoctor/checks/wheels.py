@@ -120,7 +120,7 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
             continue
         if not package.version:
             history = releases(name, root)
-            findings.extend(_no_release_runs(name, history, target) or _python_of_unknown(name, history, python))
+            findings.extend(_python_of_unknown(name, history, python) or _no_release_runs(name, history, target))
             continue
         release = release_facts(name, package.version, root)
         if release is None:

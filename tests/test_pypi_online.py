@@ -113,6 +113,14 @@ def test_the_cache_is_reused_and_a_dead_index_gives_unverified_facts(index: str,
     assert failed["other"].startswith("PyPI not reachable")
 
 
+def test_a_cache_that_cannot_be_written_is_named_as_such(index: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    failed = fetch_missing_facts(snapshot(**{"demo-kernels": "1.0"}), lambda *_: False, blocker / "pypi",
+                                 index=index).failed
+    assert failed["demo-kernels"].startswith("cannot write the cache (") and str(blocker) in failed["demo-kernels"]
+
+
 def test_check_offline_reads_no_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"schema": "envdoctor.snapshot/1", "python": {"version": "3.12.4"},

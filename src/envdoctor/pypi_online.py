@@ -168,6 +168,8 @@ def _same(recorded: str, installed: str) -> bool:
 
 
 def _why(error: BaseException) -> str:
+    if isinstance(error, OSError) and not isinstance(error, urllib.error.URLError) and error.filename:
+        return f"cannot write the cache ({error.strerror or error}: {error.filename})"
     if isinstance(error, urllib.error.HTTPError):
         return "not on PyPI" if error.code == 404 else f"PyPI answered HTTP {error.code}"
     if isinstance(error, (urllib.error.URLError, TimeoutError, ConnectionError, OSError)):

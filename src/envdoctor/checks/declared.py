@@ -16,6 +16,16 @@ _TERM = re.compile(
 )
 _JOIN = re.compile(r"\s*(and|or)\s+")
 _VERSION_VARS = {"python_version", "python_full_version", "implementation_version"}
+_TORCH_PIN = re.compile(r"^torch\s*===?\s*([0-9][^;,\s]*)\s*(;.*)?$")
+
+
+def exact_torch_pin(requires: tuple[str, ...] | None) -> str | None:
+    """The torch release a Requires-Dist pins exactly (``torch==2.3.1``), or None."""
+    for line in requires or ():
+        match = _TORCH_PIN.match(line.strip())
+        if match:
+            return match.group(1)
+    return None
 
 
 @dataclass(frozen=True)

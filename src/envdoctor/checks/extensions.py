@@ -24,6 +24,7 @@ from envdoctor.checks.commands import (
     torch_target,
     with_note,
 )
+from envdoctor.checks.declared import exact_torch_pin
 from envdoctor.checks.extension_builds import build_findings
 from envdoctor.checks.torch_pinned_builds import check_torch_pinned_builds
 from envdoctor.checks.triton_pair import triton_pairs
@@ -49,7 +50,6 @@ LOAD_ERROR = {
     "then memory_efficient_attention raises)",
 }
 FALLBACK_LOAD_ERROR = "it fails at import with 'undefined symbol'"
-TORCH_PIN = re.compile(r"^torch\s*===?\s*([0-9][^;,\s]*)\s*(;.*)?$")
 WHEEL_TAG = re.compile(r"torch(\d+\.\d+)cxx11abi(TRUE|FALSE)", re.IGNORECASE)
 # Local version labels that name the torch a wheel was built for: pt21 / pt113 (PyG), torch240 (NATTEN), torch2.1.
 LABEL_TORCH = re.compile(r"(?:^|[^a-z])(?:pt(?P<pt>\d{2,3})|torch(?P<torch>\d{3})|torch(?P<dotted>\d+\.\d+))",
@@ -110,18 +110,10 @@ def release_torch_targets(ctx: CheckContext, name: str) -> dict[str, str]:
             target = ctx.facts.companion_torch(name, release.version)
         else:
             spec = ctx.facts.xformers_torch(release.version) if name == "xformers" else None
-            target = spec[2:] if spec and spec.startswith("==") else _torch_pin(release.requires)
+            target = spec[2:] if spec and spec.startswith("==") else exact_torch_pin(release.requires)
         if target:
             out[release.version] = public_of(target)
     return out
-
-
-def _torch_pin(requires: tuple[str, ...] | None) -> str | None:
-    for line in requires or ():
-        match = TORCH_PIN.match(line.strip())
-        if match:
-            return match.group(1)
-    return None
 
 
 def _unknown_build_inferred(ctx: CheckContext, name: str, torch: str) -> Finding | None:

@@ -8,17 +8,15 @@ every release of the package that pins torch (``matrices/pypi/<package>.json``, 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.declared import exact_torch_pin
 from envdoctor.checks.driver import SOURCES, driver_max_major
 from envdoctor.facts import cuda_major_minor, cuda_of_variant
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import release_facts, releases
 from envdoctor.rules import INSTALLED, fact
-
-TORCH_PIN = re.compile(r"^torch\s*===?\s*([0-9][^;,\s]*)\s*(;.*)?$")
 
 
 @dataclass(frozen=True)
@@ -30,16 +28,8 @@ class PinnedTorch:
     cuda_major: int | None  # None: the pinned torch's default variant is not known
 
 
-def _pin(requires: tuple[str, ...] | None) -> str | None:
-    for line in requires or ():
-        match = TORCH_PIN.match(line.strip())
-        if match:
-            return match.group(1)
-    return None
-
-
 def _pinned(ctx: CheckContext, version: str, requires: tuple[str, ...] | None) -> PinnedTorch | None:
-    torch = _pin(requires)
+    torch = exact_torch_pin(requires)
     if torch is None:
         return None
     variant = ctx.facts.torch_pypi_default(torch)

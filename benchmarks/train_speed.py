@@ -16,7 +16,8 @@ where a 2,048-token sample fills a row alone and needs no document mask), hfmask
 packed rows' mask, one host sync a step), eagerce (with fce: the loss's softmax arithmetic eager), 4rows (four
 rows of a quarter of --row-tokens: with --row-tokens 8192 the seed's batch of 4 x 2,048), autotune / cudagraphs (with
 compile: torch.compile's mode max-autotune-no-cudagraphs / reduce-overhead), budget0.6 (with compile: Inductor may
-recompute activations to keep at most that share of them), dropout (LoRA dropout 0.05, the seed's; else 0),
+recompute activations to keep at most that share of them), dropout (LoRA dropout 0.05, the seed's; else 0), rng
+(with compile: random ops such as dropout's mask regenerated in backward from their seed instead of kept),
 e.g. `packed-flex+fce+compile`.
 
 Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
@@ -74,6 +75,7 @@ class Setup:
     compile_mode: str | None = None  # compile: torch.compile's mode (None: its default)
     memory_budget: float = 1.0  # compile: torch._functorch's activation_memory_budget (< 1: recompute to fit)
     lora_dropout: float = 0.0  # the LoRA modules' dropout for this set-up (the seed's flags: 0.05)
+    recompute_rng: bool = False  # compile: random ops recomputed in backward from their seed, masks not kept
 
 
 SEED_LORA_DROPOUT = 0.05  # configs/training_config.yaml's lora_dropout
@@ -81,7 +83,8 @@ OPTIONS = {"fce": {"fused_ce": True}, "compile": {"compile": True}, "ckpt": {"ch
            "flora": {"fused_lora": True}, "2rows": {"rows_per_batch": 2}, "4rows": {"rows_per_batch": 4},
            "hfmask": {"document_mask": False}, "eagerce": {"compiled_ce": False},
            "autotune": {"compile_mode": "max-autotune-no-cudagraphs"},
-           "cudagraphs": {"compile_mode": "reduce-overhead"}, "dropout": {"lora_dropout": SEED_LORA_DROPOUT}}
+           "cudagraphs": {"compile_mode": "reduce-overhead"}, "dropout": {"lora_dropout": SEED_LORA_DROPOUT},
+           "rng": {"recompute_rng": True}}
 BUDGET_OPTION = "budget"  # "budget0.6": activation_memory_budget 0.6
 
 
@@ -284,6 +287,8 @@ def configure(model: Any, setup: Setup) -> None:
     else:
         model.gradient_checkpointing_disable()
     torch._dynamo.reset()  # a fresh compile per set-up: earlier set-ups' graphs must not use up the recompile limit
+    # process-wide, read when the layers compile: dropout masks regenerated in backward (CUDA's Philox) or kept
+    torch._functorch.config.functionalize_rng_ops = setup.recompute_rng
     if setup.compile:  # the trainer's own regional compile (--torch_compile)
         compile_decoder_layers(model, "inductor", setup.compile_mode, setup.memory_budget, dynamic=False)
     else:

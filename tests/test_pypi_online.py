@@ -142,3 +142,44 @@ def test_check_of_a_snapshot_reads_pypi_by_default(tmp_path: Path, monkeypatch: 
     findings = json.loads(run_envdoctor("check", "--snapshot", str(path), "--json").stdout)["findings"]
     rules = {f["rule"] for f in findings if "vllm-flash-attn" in f["components"]}
     assert {"pypi-facts-fetched", "no-wheel-for-python"} <= rules
+
+
+def _serve_sdists(tmp_path: Path, name: str, releases: dict[str, tuple[str, str]]) -> None:
+    """Release -> (Requires-Python, upload date) as the index's JSON lists them (sdists only)."""
+    folder = tmp_path / "served" / "pypi" / name
+    folder.mkdir(parents=True)
+    files = {version: [{"filename": f"{name}-{version}.tar.gz", "packagetype": "sdist", "requires_python": python,
+                        "size": 1, "upload_time_iso_8601": f"{date}T10:00:00Z", "url": "x", "yanked": False}]
+             for version, (python, date) in releases.items()}
+    newest = list(releases)[-1]
+    (folder / "json").write_text(json.dumps({"info": {"version": newest}, "releases": files}))
+
+
+def _python_findings(index: str, tmp_path: Path, python: str, **packages: str | None) -> list:
+    snap = snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"}, "python": {"version": python},
+                               "packages": {name: {"version": v} for name, v in packages.items()}})
+    fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
+    read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
+    return [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "requires-python-excluded"]
+
+
+def test_a_python_cap_added_later_warns_for_an_unknown_version(index: str, tmp_path: Path) -> None:
+    """The releases that admit Python 3.12 predate the cap that excludes it (metagpt 0.8.1 -> 0.8.2 '<3.12')."""
+    _serve_sdists(tmp_path, "capped-agents", {"0.8.1": (">=3.9", "2024-04-22"), "0.8.2": ("<3.12,>=3.9", "2025-03-09")})
+    (capped,) = _python_findings(index, tmp_path, "3.12", **{"capped-agents": None})
+    assert (capped.severity.value, capped.verified) == ("warn", False) and "the cap came after 0.8.1" in capped.message
+    assert not _python_findings(index, tmp_path, "3.11", **{"capped-agents": None})
+
+
+def test_a_floor_raised_later_is_only_information_for_an_unknown_version(index: str, tmp_path: Path) -> None:
+    _serve_sdists(tmp_path, "floored-lib", {"1.0": (">=3.8", "2024-04-22"), "1.1": (">=3.9", "2024-06-01")})
+    (floored,) = _python_findings(index, tmp_path, "3.8.10", **{"floored-lib": None})
+    assert floored.severity.value == "info"
+
+
+def test_a_build_older_than_the_first_upload_is_judged_on_every_release(index: str, tmp_path: Path) -> None:
+    """unsloth 2024.1 (a git build) on Python 3.8: every upload since 2024.8 requires >=3.9."""
+    _serve_sdists(tmp_path, "early-lib", {"2024.8": (">=3.9", "2024-08-04"), "2024.9": (">=3.9", "2024-09-16")})
+    (early,) = _python_findings(index, tmp_path, "3.8.10", **{"early-lib": "2024.1"})
+    assert (early.severity.value, early.verified) == ("warn", False) and "older than its first release" in early.message
+    assert not _python_findings(index, tmp_path, "3.9.7", **{"early-lib": "2024.1"})

@@ -98,7 +98,7 @@ def _missing(cls: type, node: dict, root: dict, where: str) -> list[str]:
     """Dataclass fields with no schema property, and schema properties with no field, recursively."""
     node = _resolve(node, root)
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("in_file", True)}
     properties = node.get("properties", {})
     problems = [f"{where}.{n}: field not in the schema" for n in sorted(names - set(properties))]
     problems += [f"{where}.{n}: in the schema, not a field of {cls.__name__}" for n in sorted(set(properties) - names)

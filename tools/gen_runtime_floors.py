@@ -18,10 +18,10 @@ function below):
   ``dependency_versions_table.deps`` and checked by ``require_version_core`` at ``import transformers``.
 - ``check_peft_version(min_version=X)`` calls (transformers' PEFT integration): ``peft>=X`` at first use.
 - A raise guarded by an older-version test, at first use: an ``if`` whose whole test is
-  ``compare_versions("pkg", OP, "V")``, ``is_torch_version(OP, "V")``, ``version.parse(<pkg version>) OP
-  version.parse("V")`` or ``not is_pkg_available()`` whose ``min_version`` parameter has a default, and whose
-  body raises. The requirement is the negated test. Guards that apply only on one accelerator platform (the
-  body of ``if is_mlu_available():`` and the like) are left out.
+  ``compare_versions("pkg", OP, "V")``, ``is_torch_version(OP, "V")``, ``is_torch_greater_or_equal("V")``,
+  ``version.parse(<pkg version>) OP version.parse("V")`` or ``not is_pkg_available()`` whose ``min_version``
+  parameter has a default, and whose body raises. The requirement is the negated test. Guards that apply only on
+  one accelerator platform (the body of ``if is_mlu_available():`` and the like) are left out.
 Feature switches (``if version >= X: use the new API``) are not checks and are not recorded.
 """
 
@@ -74,8 +74,10 @@ PACKAGES = {
         "transformers", "transformers", "4.30.0",
         constant_files=("utils/import_utils.py", "integrations/peft.py", "utils/peft_utils.py"),
         always=("dependency_versions_check.py", "training_args.py", "integrations/peft.py", "trainer.py",
-                "utils/peft_utils.py"),
-        entry_points=("TrainingArguments.__post_init__", "TrainingArguments._setup_devices", "PeftAdapterMixin.")),
+                "utils/peft_utils.py", "utils/import_utils.py"),
+        # check_torch_load_is_safe runs at every torch.load: .bin weights, and a Trainer resuming its checkpoint
+        entry_points=("TrainingArguments.__post_init__", "TrainingArguments._setup_devices", "PeftAdapterMixin.",
+                      "check_torch_load_is_safe")),
     "peft": PackageSpec("peft", "peft", "0.3.0", constant_files=("import_utils.py",)),
     "trl": PackageSpec("trl", "trl", "0.7.0", constant_files=("import_utils.py",)),
     "accelerate": PackageSpec("accelerate", "accelerate", "0.20.0",
@@ -83,7 +85,8 @@ PACKAGES = {
                               entry_points=("Accelerator.__init__", "Accelerator.prepare")),
 }
 # Words that mark a file worth parsing (found with git grep, so most files are never read).
-TRIGGERS = r"compare_versions\(|is_torch_version\(|check_peft_version\(|version\.parse\(|Version\(|_available\("
+TRIGGERS = (r"compare_versions\(|is_torch_version\(|is_torch_greater_or_equal\(|check_peft_version\(|version\.parse\(|"
+            r"Version\(|_available\(")
 # Folders of a package that users do not import.
 SKIPPED_DIRS = ("test_utils/", "tests/", "testing_utils", "commands/", "scripts/", "cli")
 # Accelerator platforms: a check in the body of `if is_<platform>_available():` holds only there.
@@ -172,10 +175,9 @@ class PyPIWheels:
     """The files of each release's wheel on PyPI, read by HTTP range requests (no full download)."""
 
     def __init__(self, name: str, always: tuple[str, ...]) -> None:
-        sys.path.insert(0, str(ROOT / "tools"))
-        import gen_pypi_facts  # noqa: PLC0415 - the same HTTP reader the PyPI facts use
+        from envdoctor import pypi_release  # noqa: PLC0415 - the HTTP reader `check --online` and the PyPI facts use
 
-        self.pypi = gen_pypi_facts
+        self.pypi = pypi_release
         self.name, self.always = name, always
         self.url = f"https://pypi.org/pypi/{name}/json"
         self.index = json.loads(self.pypi.http_get(self.url))
@@ -540,6 +542,8 @@ def _failing_test(release: Release, test: ast.expr, local: dict[str, str],
             found = (values[0], values[1], values[2])  # type: ignore[assignment]
         elif name == "is_torch_version" and len(values) == 2 and None not in values and values[0] in NEGATE:
             found = ("torch", values[0], values[1])  # type: ignore[assignment]
+        elif name == "is_torch_greater_or_equal" and values and values[0] is not None:
+            found = ("torch", ">=", values[0])  # type: ignore[assignment]
         elif name in availability and negated:
             explicit = [release.value(a, local) for a in inner.args] + [
                 release.value(k.value, local) for k in inner.keywords if k.arg == "min_version"]

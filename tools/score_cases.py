@@ -28,7 +28,12 @@ sys.path.insert(0, str(REPO / "src"))
 from envdoctor.checker import run_check  # noqa: E402
 from envdoctor.findings import Finding, Report, Severity  # noqa: E402
 from envdoctor.matrices import MatrixError  # noqa: E402
-from envdoctor.pypi_facts import bundled_release_known, known_packages, read_fetched_facts  # noqa: E402
+from envdoctor.pypi_facts import (  # noqa: E402
+    bundled_release_known,
+    forget_fetched_facts,
+    known_packages,
+    read_fetched_facts,
+)
 from envdoctor.pypi_online import fetch_missing_facts  # noqa: E402
 from envdoctor.snapshot import SnapshotError, snapshot_from_dict  # noqa: E402
 
@@ -64,6 +69,7 @@ def score_case(path: Path, online: bool = False, verified_only: bool = False) ->
     case_class = case.get("class") or path.parent.name
     try:
         snapshot = snapshot_from_dict(case["snapshot"], origin=str(path))
+        forget_fetched_facts()  # each case as its own `envdoctor check` process: nothing fetched for another
         if online:
             fetched = fetch_missing_facts(snapshot, bundled_release_known, tabled=frozenset(known_packages()))
             read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)

@@ -101,6 +101,13 @@ def nearest_recorded_release(package: str, version: str, root: Path | str | None
     return below[-1]
 
 
+def recorded_from_first_upload(package: str, root: Path | str | None = None) -> bool:
+    """Whether the recorded releases of ``package`` start at its first upload to PyPI: a table generated without a
+    floor, or facts fetched from PyPI (every release the index lists)."""
+    paths = (_path(package, root), _fetched_path(package, root))
+    return any(_document(path).floor is None for path in paths if path is not None)
+
+
 def releases(package: str, root: Path | str | None = None) -> tuple[ReleaseFacts, ...]:
     """Every recorded release of ``package``, oldest first; () when the package is not in the tables. Releases
     fetched from PyPI for this run that the bundled table lacks (below its floor) are merged in."""
@@ -188,6 +195,7 @@ class _Document:
     source: dict[str, str]
     generated: str
     releases: dict[str, Any]
+    floor: str | None = None  # the oldest release recorded, when older ones were left out
 
 
 _FETCHED_FOLDERS: list[Path] = []  # folders of facts fetched from PyPI for this run (envdoctor.pypi_online)
@@ -353,7 +361,8 @@ def _parse_document(path: Path, document: dict[str, Any], errors: list[str]) -> 
     if not isinstance(releases, dict):
         error("releases", "should be an object of version -> release")
         return None
-    return _Document(str(package), source, str(generated), releases)
+    floor = document.get("floor")
+    return _Document(str(package), source, str(generated), releases, floor if isinstance(floor, str) else None)
 
 
 def _sorted(found: list[ReleaseFacts], error: Callable[[str, str], None]) -> tuple[ReleaseFacts, ...]:

@@ -123,8 +123,9 @@ CPU_ONLY_PYPI_PLATFORMS = frozenset({"windows", "darwin"})
 
 
 def torch_variant(snapshot: Snapshot) -> Any:
-    """The torch build variant: the local tag ('cu121', 'cpu'), else the CUDA the build reports ('cu121'), else
-    'cpu' for a plain PyPI wheel on Windows or macOS, '' for a plain PyPI build elsewhere; ABSENT or None."""
+    """The torch build variant: the local tag ('cu121', 'cpu'), else the CUDA the build reports ('cu121', or 'cpu'
+    when it reports none), else 'cpu' for a plain PyPI wheel on Windows or macOS, '' for a plain PyPI build
+    elsewhere; ABSENT or None."""
     version = _package_fact(snapshot, "torch")
     if version is UNKNOWN or version is ABSENT:
         return version
@@ -133,6 +134,8 @@ def torch_variant(snapshot: Snapshot) -> Any:
         return parsed.local
     if snapshot.torch and snapshot.torch.cuda:
         return variant_of_cuda(snapshot.torch.cuda)  # validated as a CUDA version when read
+    if snapshot.torch and snapshot.torch.cuda_none and not (parsed is not None and parsed.local):
+        return "cpu"  # the build said torch.version.cuda is None
     if parsed is None or parsed.local:
         return UNKNOWN
     return "cpu" if snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS else ""

@@ -96,9 +96,12 @@ class Package:
 @dataclass(frozen=True)
 class TorchBuild:
     version: str | None = None
-    cuda: str | None = None  # CUDA the wheel was built with, "12.1"; None for CPU builds
+    cuda: str | None = None  # CUDA the wheel was built with, "12.1"; None for CPU builds or when unknown
     cxx11abi: bool | None = None
     archs: tuple[str, ...] | None = None  # ("sm_80", "sm_90")
+    # the build says it has no CUDA (torch.version.cuda is None: a CPU build); written as "cuda": null, while an
+    # unknown CUDA leaves the key out (no key of its own in the file)
+    cuda_none: bool = field(default=False, metadata={"in_file": False})
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,13 @@ def canonical_os(value: str) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Dataclasses to dicts, tuples to lists, ``note: None`` and empty problems dropped (asdict without deep copies)."""
+    """Dataclasses to dicts, tuples to lists, ``note: None`` and empty problems dropped (asdict without deep copies).
+    torch's ``cuda`` is ``null`` for a CPU build and left out when unknown."""
+    if isinstance(value, TorchBuild):
+        plain = {item.name: getattr(value, item.name) for item in fields(value) if item.metadata.get("in_file", True)}
+        if value.cuda is None and not value.cuda_none:
+            del plain["cuda"]
+        return _plain(plain)
     if hasattr(value, "__dataclass_fields__"):
         value = {item.name: getattr(value, item.name) for item in fields(value)}
     if isinstance(value, dict):
@@ -246,16 +255,17 @@ def _consistent_torch(
 
 def _checked_cuda(reader: _Reader, packages: dict[str, Package] | None, torch: TorchBuild | None) -> TorchBuild | None:
     installed = (packages or {}).get("torch")
-    if torch is None or torch.cuda is None or installed is None or installed.version is None:
+    if torch is None or (torch.cuda is None and not torch.cuda_none) or installed is None or installed.version is None:
         return torch
     local = (parse_pep440(installed.version).local or "") if parse_pep440(installed.version) else ""
     if not re.fullmatch(r"cu\d{3,4}", local):
         return torch
     tagged = f"{local[2:-1]}.{local[-1]}"
-    if ".".join(torch.cuda.split(".")[:2]) == tagged:
+    if torch.cuda is not None and ".".join(torch.cuda.split(".")[:2]) == tagged:
         return torch
     expected = f"{tagged}, the CUDA of the installed +{local} build"
-    reader.problems.append(FieldProblem("torch.cuda", torch.cuda, expected))
+    reader.problems.append(FieldProblem("torch.cuda", torch.cuda if torch.cuda is not None else "null (a CPU build)",
+                                        expected))
     return TorchBuild(version=torch.version, cuda=None, cxx11abi=torch.cxx11abi, archs=torch.archs)
 
 
@@ -475,6 +485,7 @@ class _Reader:
                             "the CUDA version torch was built with, like 12.1"),
             cxx11abi=self.scalar(section, "cxx11abi", bool, "torch.cxx11abi"),
             archs=tuple(archs) if archs is not None else None,
+            cuda_none="cuda" in section and section["cuda"] is None,
         )
 
     def smoke(self, data: dict) -> dict[str, SmokeResult] | None:

@@ -13,6 +13,7 @@ from envdoctor.checks.extension_builds import load_extension_builds
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
 from envdoctor.checks.platforms import validate_platforms
 from envdoctor.facts import validate_facts
+from envdoctor.import_floors import validate_import_floors
 from envdoctor.matrices import Matrices, MatrixError, default_root, load_matrices, validate_matrix_files
 from envdoctor.pypi_facts import validate_pypi_facts
 from envdoctor.runtime_floors import validate_runtime_floors
@@ -31,7 +32,8 @@ def problems_loading(load: Callable[[Matrices], object]) -> Callable[[Path], lis
 
 
 TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
-    validate_matrix_files, validate_pypi_facts, validate_runtime_floors, validate_api_breaks, validate_facts,
+    validate_matrix_files, validate_pypi_facts, validate_runtime_floors, validate_import_floors, validate_api_breaks,
+    validate_facts,
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
                                                  load_dynamo_python)),
 )

@@ -54,3 +54,8 @@ def test_pure_tagged_bitsandbytes_before_0_43_has_linux_binaries_only(tmp_path: 
     assert "0.46.0" in (finding.fix or "")  # the first release with a Linux aarch64 wheel
     assert not by_rule(check(tmp_path, {"os": "linux", "arch": "x86_64"}, {"bitsandbytes": "0.42.0"}),
                        "no-native-library-for-platform")
+    # the OS alone settles it when no architecture of it has the libraries; Linux of unknown arch stays open
+    (windows,) = by_rule(check(tmp_path, {"os": "windows"}, {"bitsandbytes": "0.42.0"}),
+                         "no-native-library-for-platform")
+    assert "on Windows" in windows.message and "0.43.0" in (windows.fix or "")
+    assert not by_rule(check(tmp_path, {"os": "linux"}, {"bitsandbytes": "0.42.0"}), "no-native-library-for-platform")

@@ -212,6 +212,22 @@ def test_generator_reads_transformers_dependency_check() -> None:
     assert all(f.when == "import" for f in floors)
 
 
+def test_generator_reads_the_torch_load_guard() -> None:
+    """transformers' check_torch_load_is_safe runs at every torch.load (.bin weights, a Trainer's resume)."""
+    guard = ('def check_torch_load_is_safe():\n    if not is_torch_greater_or_equal("2.6"):\n'
+             '        raise ValueError("upgrade torch to at least v2.6")\n')
+    spec = gen.PACKAGES["transformers"]
+    floors, _ = gen.release_floors(Files({"utils/import_utils.py": guard}), spec, "v1.0.0")
+    assert [(f.requires, f.when) for f in floors] == [("torch>=2.6", "first use")]
+
+
+@pytest.mark.network
+def test_transformers_files_are_read_from_its_wheel_by_range_requests() -> None:
+    wheels = gen.PyPIWheels("transformers", always=())
+    assert "def is_torch_available" in (wheels.read("4.30.0", "utils/import_utils.py") or "")
+    assert wheels.read("4.30.0", "no/such/file.py") is None
+
+
 def test_generator_reads_release_tags_of_a_git_clone(tmp_path: Path) -> None:
     import subprocess
 
@@ -241,3 +257,16 @@ def test_transformers_peft_floor_comes_from_the_generated_table(tmp_path: Path) 
     failing = [f for f in report.findings if f.severity.value == "fail" and set(f.components) == {"peft",
                                                                                                    "transformers"}]
     assert failing and "0.22" in failing[0].message
+
+
+def test_torch_too_old_for_transformers_torch_load_fails(tmp_path: Path) -> None:
+    """transformers 4.52.3 refuses torch.load below torch 2.6 (LlamaFactory#8379): .bin weights and resumes fail."""
+    snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1",
+                               "packages": {"transformers": {"version": "4.52.3"}, "torch": {"version": "2.5.1"}}})
+    [finding] = [f for f in run_check(snap, stack=None, cwd=tmp_path).findings
+                 if f.rule == "runtime-version-check" and f.severity.value == "fail"]
+    assert "torch>=2.6" in finding.message and "torch.load" in finding.message
+    ok = snapshot_from_dict({"schema": "envdoctor.snapshot/1",
+                             "packages": {"transformers": {"version": "4.52.3"}, "torch": {"version": "2.6.0"}}})
+    assert not [f for f in run_check(ok, stack=None, cwd=tmp_path).findings
+                if f.rule == "runtime-version-check" and f.severity.value == "fail"]

@@ -204,3 +204,14 @@ def test_required_compiled_package_without_a_wheel_for_this_python_in_range() ->
     assert not [f for f in _all_findings({"transformers": "4.30.0", "tokenizers": "0.13.3"}, "3.12.3")
                 if f.rule == rule]
     assert not [f for f in _all_findings({"transformers": None}, "3.12.3") if f.rule == rule]
+
+
+def test_an_index_build_is_judged_on_the_pythons_of_its_own_platform() -> None:
+    """torch 1.13.1 has a cp311 wheel for Linux x86_64 only: a +cu117 build on Windows cannot run CPython 3.11."""
+    windows = {"os": "windows", "arch": "x86_64"}
+    (finding,) = wheel_findings({"torch": "1.13.1+cu117"}, host=windows, python="3.11.2")
+    assert (finding.rule, finding.category.value) == ("no-wheel-for-python", "python") and "Windows" in finding.message
+    assert wheel_findings({"torch": "1.13.1+cu117"}, host=LINUX, python="3.11.2") == []
+    snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": windows, "python": {"version": "3.10.9"},
+                               "packages": {"torch": {"version": "1.13.1+cu117"}}})
+    assert not [f for f in run_check(snap, stack=None).findings if f.rule == "no-build-for-host"]  # no torch.compile

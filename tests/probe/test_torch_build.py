@@ -3,7 +3,7 @@ from importlib import metadata
 import pytest
 
 from envdoctor.probe.torch_build import find_torch_dir, probe_torch_build, read_version_py
-from envdoctor.snapshot import TorchBuild
+from envdoctor.snapshot import Snapshot, TorchBuild, snapshot_from_dict
 
 VERSION_PY = """from typing import Optional
 
@@ -48,7 +48,15 @@ def test_abi_unknown_when_no_file_tells(tmp_path):
     init = "def compiled_with_cxx11_abi() -> builtins.bool:\n    return _C._GLIBCXX_USE_CXX11_ABI\n"
     torch_dir = _fake_torch(tmp_path, "2.6.0", "None", init_text=init)
     build = probe_torch_build(torch_dir)
-    assert build == TorchBuild(version="2.6.0", cuda=None, cxx11abi=None, archs=None)
+    assert build == TorchBuild(version="2.6.0", cuda=None, cxx11abi=None, archs=None, cuda_none=True)
+
+
+def test_cpu_build_is_written_as_null_cuda_and_unknown_cuda_left_out(tmp_path):
+    cpu = probe_torch_build(_fake_torch(tmp_path, "2.6.0", "None"))
+    assert cpu.cuda_none and Snapshot(torch=cpu).to_dict()["torch"]["cuda"] is None
+    assert "cuda" not in Snapshot(torch=TorchBuild(version="2.6.0")).to_dict()["torch"]
+    for build in (cpu, TorchBuild(version="2.6.0")):
+        assert snapshot_from_dict(Snapshot(torch=build).to_dict()).torch == build
 
 
 def test_unreadable_version_py_gives_unknowns(tmp_path):

@@ -85,6 +85,21 @@ def test_plain_torch_whose_linux_default_is_the_companions_cuda_is_fine(tmp_path
     assert not found(check(tmp_path, host=LINUX, nvidia=GPU, packages=packages), "plain-torch-over-cuda-build")
 
 
+def test_plain_companion_beside_a_tagged_torch_of_another_cuda_major(tmp_path: Path) -> None:
+    """torchvision 0.24.0 from PyPI is torch 2.9's default cu128 build on Linux x86_64: beside +cu130 it cannot load
+    its ops; beside +cu126 (the same CUDA major) nothing is said, and on Windows the plain wheel is a CPU build."""
+    packages = {"torch": "2.9.0+cu130", "torchvision": "0.24.0"}
+    [finding] = found(check(tmp_path, host=LINUX, nvidia=GPU, packages=packages), "companion-other-cuda-variant")
+    assert finding.components == ("torchvision", "torch") and not finding.verified and "cu128" in finding.message
+    assert "0.24.0+cu130" in (finding.fix or "")
+    same_major = {"torch": "2.9.0+cu126", "torchvision": "0.24.0"}
+    assert not found(check(tmp_path, host=LINUX, nvidia=GPU, packages=same_major), "companion-other-cuda-variant")
+    windows = found(check(tmp_path, host={"os": "windows", "arch": "x86_64"}, nvidia=GPU,
+                          packages={"torch": "2.9.0+cu126", "torchvision": "0.24.0"}), "companion-other-cuda-variant")
+    assert len(windows) == 1 and "CPU-only" in windows[0].message
+    assert not found(check(tmp_path, nvidia=GPU, packages=packages), "companion-other-cuda-variant")  # OS unknown
+
+
 # --- a CUDA wheel reached through a requirement --------------------------------------------------------------------
 
 def test_required_cuda_wheel_too_new_for_the_driver(tmp_path: Path) -> None:

@@ -67,6 +67,18 @@ def test_cpu_tagged_torch_without_gpu_facts_is_a_verified_warning(tmp_path: Path
     assert found(report, "cpu-torch-gpu-unknown")
 
 
+def test_a_build_that_reports_no_cuda_is_a_cpu_build_and_an_unknown_cuda_is_not(tmp_path: Path) -> None:
+    """"torch.cuda": null is what torch.version.cuda says of a CPU build; leaving the key out says nothing."""
+    stated = check(tmp_path, packages={"torch": "1.11.0"}, torch={"cuda": None})
+    assert found(stated, "cpu-torch-gpu-unknown")
+    assert found(check(tmp_path, packages={"torch": "1.11.0"}, torch={"cuda": None}, nvidia=gpu("8.6")),
+                 "cpu-torch-on-gpu-machine")
+    assert not found(check(tmp_path, packages={"torch": "1.11.0"}, torch={}), "cpu-torch-gpu-unknown", verified=None)
+    contradicted = check(tmp_path, packages={"torch": "2.3.1+cu121"}, torch={"cuda": None})
+    assert not found(contradicted, "cpu-torch-gpu-unknown", verified=None)
+    assert any(f.rule == "snapshot-invalid-value" for f in contradicted.findings)
+
+
 # --- source builds without a toolkit -----------------------------------------------------------------------------
 
 def test_sdist_only_extensions_need_the_toolkit_the_snapshot_lacks(tmp_path: Path) -> None:
@@ -176,3 +188,12 @@ def test_flash_attn_on_linux_needs_the_toolkit_only_without_a_release_wheel(tmp_
                           packages={"torch": None, "flash-attn": "2.6.3"})
     [finding] = found(unknown_torch, "cuda-toolkit-needed-for-source-build")
     assert "inferred over the range" in finding.message
+
+
+def test_a_variant_of_unrecorded_archs_keeps_the_floor_of_the_older_cuda_build(tmp_path: Path) -> None:
+    """torch 2.8.0+cu129's arch list is not recorded; its cu128 build starts at sm_70, so Pascal is out."""
+    pascal = check(tmp_path, nvidia=gpu("6.1"), packages={"torch": "2.8.0+cu129"})
+    [finding] = found(pascal, "gpu-arch-not-in-torch", verified=False)
+    assert "cu128 build starts at sm_70" in finding.message and finding.severity.value == "warn"
+    assert not found(check(tmp_path, nvidia=gpu("8.6"), packages={"torch": "2.8.0+cu129"}), "gpu-arch-not-in-torch",
+                     verified=None)

@@ -60,7 +60,7 @@ def test_unknown_setup_is_one_line_error() -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "train_speed: --setups: unknown option 'turbo' in 'packed-sdpa+turbo'; options: fce, compile, ckpt, flora, "
-        "2rows, 4rows, hfmask, eagerce, autotune, cudagraphs, dropout, budget<0..1>")
+        "2rows, 4rows, hfmask, eagerce, autotune, cudagraphs, dropout, rng, budget<0..1>")
 
 
 def test_compile_options_reach_the_setup() -> None:
@@ -70,6 +70,7 @@ def test_compile_options_reach_the_setup() -> None:
     setup = parse_setup("trainer+compile+4rows+budget0.6+autotune")
     assert (setup.rows_per_batch, setup.memory_budget, setup.compile_mode) == (4, 0.6, "max-autotune-no-cudagraphs")
     assert parse_setup("trainer+compile+cudagraphs").compile_mode == "reduce-overhead"
+    assert parse_setup("trainer+compile+dropout+rng").recompute_rng and not parse_setup("trainer+compile").recompute_rng
     with pytest.raises(ValueError, match=r"option 'budget2' in 'trainer\+budget2': write the activation memory "
                                          r"budget as a number in \(0, 1\], e.g. budget0.6"):
         parse_setup("trainer+budget2")

@@ -163,7 +163,7 @@ def _variant_mismatches(ctx: CheckContext, torch: str) -> list[Finding]:
     parsed_torch = parse_version(torch)
     if variant in ("", "cpu") and parsed_torch is not None and not parsed_torch.local:
         return _plain_torch_over_cuda_build(ctx, torch, variant)
-    out = []
+    out = _plain_companions(ctx, torch, variant)
     for name in COMPANIONS:
         version = fact(ctx.snapshot, f"packages.{name}")
         local = parse_version(version).local if isinstance(version, str) and parse_version(version) else None
@@ -175,6 +175,41 @@ def _variant_mismatches(ctx: CheckContext, torch: str) -> list[Finding]:
                 fix=companion_install(ctx, name, torch),
             ))
     return out
+
+
+def _plain_companions(ctx: CheckContext, torch: str, variant: object) -> list[Finding]:
+    """torch carries a variant tag (``+cu130``) while a companion carries none: the companion came from PyPI, whose
+    plain wheel is the release's default CUDA build on Linux x86_64 and a CPU build on Windows and macOS. A build for
+    another CUDA major than torch's, or a CPU build beside a CUDA one, cannot load its operators."""
+    host = ctx.snapshot.host
+    if not isinstance(variant, str) or not re.fullmatch(r"cu\d{2,4}|cpu", variant):
+        return []
+    if host.os == "linux" and host.arch == "x86_64":
+        plain = ctx.facts.torch_pypi_default(public_of(torch))
+    else:
+        plain = "cpu" if host.os in ("windows", "darwin") else None
+    if plain is None or _cuda_major(plain) == _cuda_major(variant):
+        return []
+    what = "a CPU-only build" if plain == "cpu" else f"the {plain} build"
+    out = []
+    for name in COMPANIONS:
+        version = fact(ctx.snapshot, f"packages.{name}")
+        parsed = parse_version(version) if isinstance(version, str) else None
+        if parsed is None or parsed.local:
+            continue
+        out.append(Finding(
+            rule="companion-other-cuda-variant", category=Category.CUDA_BUILD, severity=Severity.WARN,
+            components=(name, "torch"), sources=("torchvision-compat",), verified=False,
+            message=f"{name} {version} carries no local tag, so it is PyPI's wheel, {what} on {host.os}, while torch "
+            f"{torch} is the {variant} build (inferred from the missing tag): {LOAD_ERROR[name]}",
+            fix=companion_install(ctx, name, torch),
+        ))
+    return out
+
+
+def _cuda_major(variant: str) -> int | None:
+    """``cu128`` -> 12, ``cu130`` -> 13; None for ``cpu``."""
+    return int(variant[2:-1]) if variant.startswith("cu") and variant[2:].isdigit() else None
 
 
 def _plain_torch_over_cuda_build(ctx: CheckContext, torch: str, variant: str) -> list[Finding]:

@@ -138,7 +138,7 @@ def _torch_archs(ctx: CheckContext) -> tuple[tuple[str, ...] | None, str]:
 def check_torch_archs(ctx: CheckContext) -> list[Finding]:
     archs, origin = _torch_archs(ctx)
     if archs is None:
-        return _unknown_build_archs(ctx)
+        return _below_an_older_variants_floor(ctx) or _unknown_build_archs(ctx)
     missing = sorted({str(cc) for cc in gpu_ccs(ctx.snapshot) if not _runs(str(cc), archs)})
     if not missing:
         return []
@@ -149,6 +149,43 @@ def check_torch_archs(ctx: CheckContext) -> list[Finding]:
         fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU (Blackwell needs cu128+)",
         sources=("torch-archs", "anchors-failure-modes"),
     )]
+
+
+def _below_an_older_variants_floor(ctx: CheckContext) -> list[Finding]:
+    """A CUDA variant whose arch list is not recorded (torch 2.8.0+cu129): the same release's build for the nearest
+    older CUDA whose list is known sets a floor, since PyTorch's builds for a newer CUDA never bring back an arch
+    that an older CUDA's build dropped (nvcc itself drops the oldest ones)."""
+    version, variant = fact(ctx.snapshot, "packages.torch"), torch_variant(ctx.snapshot)
+    release = ctx.facts.torch(version) if isinstance(version, str) else None
+    if release is None or not isinstance(variant, str) or not variant.startswith("cu") or not variant[2:].isdigit():
+        return []
+    older = sorted((v for v in release.variants if v.startswith("cu") and v[2:].isdigit()
+                    and int(v[2:]) < int(variant[2:]) and ctx.facts.torch_archs(release.version, v)),
+                   key=lambda v: int(v[2:]))
+    if not older:
+        return []
+    archs = ctx.facts.torch_archs(release.version, older[-1]) or ()
+    floor = min((a for a in archs if a.startswith("sm_")), key=lambda a: int(a[3:].rstrip("af")), default=None)
+    if floor is None:
+        return []
+    low = sorted({str(cc) for cc in gpu_ccs(ctx.snapshot)
+                  if _cc_number(str(cc)) < int(floor[3:].rstrip("af"))})
+    if not low:
+        return []
+    return [Finding(
+        rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.WARN, components=("torch",),
+        sources=("torch-archs",), verified=False,
+        message=f"GPU compute capability {', '.join(low)}: the archs of torch {release.version}'s {variant} build "
+        f"are not recorded, but its {older[-1]} build starts at {floor} (inferred: a build for a newer CUDA never "
+        "brings back an arch an older one dropped): 'no kernel image is available for execution on the device'",
+        fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU",
+    )]
+
+
+def _cc_number(cc: str) -> int:
+    """``6.1`` -> 61, as in ``sm_61``."""
+    major, _, minor = cc.partition(".")
+    return int(major) * 10 + int(minor or 0)
 
 
 def _lacking(ctx: CheckContext, span: TorchRange | None, ccs: list[str]) -> tuple[list[TorchBuild], list[TorchBuild]]:

@@ -20,7 +20,7 @@ from envdoctor.checks.triton_gpu import NOT_JUDGED, requires_triton
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
-from envdoctor.rules import gpu_ccs, parse_version
+from envdoctor.rules import fact, gpu_ccs, parse_version
 from envdoctor.snapshot import normalize_name
 
 HOST_PLATFORM = {
@@ -189,6 +189,9 @@ def _triton_for_compile(ctx: CheckContext) -> list[Finding]:
     missing = _triton_missing_here(ctx)
     if missing is None or "torch" not in (ctx.snapshot.packages or {}) or torch_cuda(ctx) is None:
         return []
+    version = parse_version(fact(ctx.snapshot, "packages.torch"))
+    if version is not None and version.release[:1] < (2,):
+        return []  # torch.compile came with torch 2.0
     platform, known = missing
     return [Finding(
         rule="no-build-for-host", category=Category.PLATFORM, severity=Severity.WARN, components=("triton", "torch"),

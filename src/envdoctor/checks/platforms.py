@@ -12,7 +12,7 @@ from pathlib import Path
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
-from envdoctor.checks.wheels import DESCRIBE, platform_family
+from envdoctor.checks.wheels import DESCRIBE, platform_family, target_of
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
 from envdoctor.pypi_facts import releases
@@ -75,14 +75,23 @@ def check_platforms(ctx: CheckContext) -> list[Finding]:
             findings.append(_no_cuda_on_macos(name, package.version))
         elif name == "flash-attn" and host.os != "darwin":
             findings.extend(_flash_attn_elsewhere(ctx, package.version, family, host.os))
-        elif name in facts.pure_wheel_platforms and family and parsed:
-            findings.extend(_pure_wheel_binaries(ctx, name, package.version, family,
-                                                 *facts.pure_wheel_platforms[name]))
-        elif name in facts.pure_wheel_platforms and family and package.version is None:
-            families, before = facts.pure_wheel_platforms[name]
-            if family not in families:
-                findings.append(_pure_wheel_unknown(name, family, families, before))
+        elif name in facts.pure_wheel_platforms:
+            findings.extend(_pure_wheel_here(ctx, name, package.version, *facts.pure_wheel_platforms[name]))
     return findings
+
+
+def _pure_wheel_here(ctx: CheckContext, name: str, version: str | None, families: frozenset[str],
+                     before: str) -> list[Finding]:
+    """Judged where every platform this host may be (its OS, with or without the architecture) lacks the
+    libraries."""
+    host = ctx.snapshot.host
+    target = target_of(host.os, host.arch, None) if host.os else None
+    if target is None or not target.families or not target.families.isdisjoint(families):
+        return []
+    where = target.where
+    if version is None:
+        return [_pure_wheel_unknown(name, where, families, before)]
+    return _pure_wheel_binaries(ctx, name, version, target.families, where, families, before)
 
 
 def _no_cuda_on_macos(name: str, version: str | None) -> Finding:
@@ -113,31 +122,31 @@ def _flash_attn_elsewhere(ctx: CheckContext, version: str | None, family: str | 
     )]
 
 
-def _pure_wheel_binaries(ctx: CheckContext, name: str, version: str, family: str, families: frozenset[str],
-                         before: str) -> list[Finding]:
+def _pure_wheel_binaries(ctx: CheckContext, name: str, version: str, here: frozenset[str], where: str,
+                         families: frozenset[str], before: str) -> list[Finding]:
     parsed, first = parse_version(version), parse_version(before)
-    if family in families or parsed is None or first is None or parsed >= first:
+    if parsed is None or first is None or parsed >= first:
         return []
     history = releases(name, ctx.matrices.root)
-    fits = [r.version for r in history if not r.yanked and any(t.endswith("-" + family) for t in r.wheels or ())]
-    fix = (f"{requirement_install(ctx, name, '>=' + fits[0])}   # the first release with a {DESCRIBE[family]} wheel"
-           if fits else f"pip uninstall -y {name}   # no release has a {DESCRIBE[family]} build")
+    fits = [r.version for r in history if not r.yanked and any(t.rpartition("-")[2] in here for t in r.wheels or ())]
+    fix = (f"{requirement_install(ctx, name, '>=' + fits[0])}   # the first release with a {where} wheel"
+           if fits else f"pip uninstall -y {name}   # no release has a {where} build")
     return [Finding(
         rule="no-native-library-for-platform", category=Category.PLATFORM, severity=Severity.FAIL,
         components=(name,), sources=("bitsandbytes-0-43-windows",),
         message=f"{name} {version} predates {before}: its one wheel is tagged for any platform but carries native "
-        f"libraries for {', '.join(DESCRIBE.get(f, f) for f in sorted(families))} only, so on {DESCRIBE[family]} "
+        f"libraries for {', '.join(DESCRIBE.get(f, f) for f in sorted(families))} only, so on {where} "
         "it falls back to a CPU stub ('compiled without GPU support', 'CUDA Setup failed')",
         fix=fix,
     )]
 
 
-def _pure_wheel_unknown(name: str, family: str, families: frozenset[str], before: str) -> Finding:
+def _pure_wheel_unknown(name: str, where: str, families: frozenset[str], before: str) -> Finding:
     return Finding(
         rule="no-native-library-for-platform", category=Category.PLATFORM, severity=Severity.WARN,
         components=(name,), sources=("bitsandbytes-0-43-windows",), verified=False,
         message=f"{name} is installed with an unknown version: releases before {before} carry native libraries for "
-        f"{', '.join(DESCRIBE.get(f, f) for f in sorted(families))} only, so on {DESCRIBE[family]} such a release "
+        f"{', '.join(DESCRIBE.get(f, f) for f in sorted(families))} only, so on {where} such a release "
         "falls back to a CPU stub ('compiled without GPU support')",
         fix=f"pip install \"{name}>={before}\"",
     )

@@ -25,6 +25,7 @@ from envdoctor.checks.driver_current_builds import check_driver_current_builds
 from envdoctor.checks.fetched_facts import check_fetched_facts
 from envdoctor.checks.flash_attn_build import check_flash_attn_build
 from envdoctor.checks.host_builds import check_host_builds
+from envdoctor.checks.import_floors import check_import_floors
 from envdoctor.checks.numpy_abi import check_numpy_abi
 from envdoctor.checks.runtime_floors import check_runtime_floors
 from envdoctor.checks.torch_pins import check_pinned_torch_driver
@@ -40,7 +41,8 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, wheels.check_wheels,
         wheels.check_required_builds,
         platforms.check_platforms, check_host_builds,
-        check_numpy_abi, check_runtime_floors, smoke.check_smoke, model.check_model, unknowns.check_invalid_values,
+        check_numpy_abi, check_runtime_floors, check_import_floors, smoke.check_smoke, model.check_model,
+        unknowns.check_invalid_values,
         environment.check_environment, check_fetched_facts, check_driver_current_builds,
     ]
     gate = gpu.check_gpu_present(ctx)

@@ -25,6 +25,9 @@ from envdoctor.snapshot import normalize_name
 SOURCE = "runtime-floors"
 WHEN_TEXT = {"import": "at import", "first use": "when {function} runs",
              "feature": "when {function} runs with {condition}"}
+# What users do that runs a function of the table, where its name does not say it.
+CALLED_WHEN = {"check_torch_load_is_safe": "check_torch_load_is_safe (at every torch.load: .bin weights, a Trainer "
+               "resuming from its checkpoint)"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def _finding(ctx: CheckContext, broken: Broken) -> Finding:
     written = first.requires.split(";", 1)[0].strip()  # as the library writes it: "numpy>=1.17,<2.0"
     files = ", ".join(dict.fromkeys(f.file for f in broken.floors))
     condition = first.condition if len(first.condition) <= 160 else first.condition[:157] + "..."
-    when = WHEN_TEXT[first.when].format(function=first.function or "it", condition=condition)
+    function = CALLED_WHEN.get(first.function or "", first.function or "it")
+    when = WHEN_TEXT[first.when].format(function=function, condition=condition)
     error = first.error.replace("{installed}", broken.installed)
     fixes = [requirement_install(ctx, broken.dependency, specifier)]
     other = _owner_release_accepting(ctx, broken)

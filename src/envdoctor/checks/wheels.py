@@ -22,7 +22,14 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.declared import Declared
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.pypi_facts import ReleaseFacts, known_packages, nearest_recorded_release, release_facts, releases
+from envdoctor.pypi_facts import (
+    ReleaseFacts,
+    known_packages,
+    nearest_recorded_release,
+    recorded_from_first_upload,
+    release_facts,
+    releases,
+)
 from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import normalize_name
 
@@ -200,15 +207,16 @@ def _index_build_python(name: str, version: str, target: Target, root: Path | st
     release = release_facts(name, version, root) if name in SAME_PYTHONS_AS_PYPI else None
     if release is None or not release.wheels or target.minor is None:
         return []
-    every = Target(frozenset(FAMILY.values()), target.minor, "any platform")
-    if wheel_runs(release, every):
-        return []
-    pythons = sorted({t.split("-")[0] for t in release.wheels}, key=_minor_of)
+    here = [t for t in release.wheels if t.rpartition("-")[2] in target.families]
+    if not here or wheel_runs(release, target):
+        return []  # no wheel for this platform at all: a platform question, not this Python's
+    pythons = sorted({t.split("-")[0] for t in here}, key=_minor_of)
     return [Finding(
         rule="no-wheel-for-python", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
         sources=("pypi-metadata",),
-        message=f"{name} {release.version} was built for {', '.join(pythons)} only (its PyPI wheels; the PyTorch "
-        f"index builds the same), not for CPython 3.{target.minor}: this install cannot be an official build",
+        message=f"{name} {release.version} was built for {', '.join(pythons)} only on {target.where} (its PyPI "
+        f"wheels; the PyTorch index builds the same), not for CPython 3.{target.minor}: this install cannot be an "
+        "official build",
         fix=f"use a Python that {name} {release.version} was built for, or a newer {name}",
     )]
 
@@ -401,13 +409,24 @@ def _python_of_unknown(name: str, history: tuple[ReleaseFacts, ...], python: str
             fix=f"use a Python that {newest.requires_python} allows (uv venv --python ...), then reinstall",
         )]
     stale = _months_between(admits[-1].date, newest.date) >= STALE_MONTHS
+    capped = _capped_below(python, newest.requires_python)
+    why = (f"; the cap came after {admits[-1].version}: the releases that admit Python {python} predate it and most "
+           "likely do not work there either (inferred)" if capped else "")
     return [Finding(
-        rule="requires-python-excluded", category=Category.PYTHON, severity=Severity.WARN if stale else Severity.INFO,
+        rule="requires-python-excluded", category=Category.PYTHON,
+        severity=Severity.WARN if stale or capped else Severity.INFO,
         components=(name,), sources=("pypi-metadata",), verified=False,
         message=f"{name} is installed (version unknown); its releases after {admits[-1].version} require Python "
-        f"{newest.requires_python}, so on Python {python} pip stops at {name} {admits[-1].version} (an old release)",
+        f"{newest.requires_python}, so on Python {python} pip stops at {name} {admits[-1].version} (an old "
+        f"release){why}",
         fix=f"use a Python that {newest.requires_python} allows for current {name} releases",
     )]
+
+
+def _capped_below(python: str, requires_python: str | None) -> bool:
+    """Whether ``requires_python`` excludes ``python`` by an upper bound (``<3.12``): this Python is too new."""
+    caps = [part.strip() for part in (requires_python or "").split(",") if part.strip().startswith("<")]
+    return any(not matches_specifier(python, cap) for cap in caps)
 
 
 STALE_MONTHS = 12  # pip's last release for this Python is this much older than the newest: a warning
@@ -444,6 +463,8 @@ def _python_of_unrecorded(ctx: CheckContext, name: str, version: str, python: st
     """A version PyPI does not have (a build from git, a pre-release, a branch ahead of the newest upload): judged
     on the Requires-Python of the nearest recorded release before it, which it most likely shares (inferred)."""
     stand_in = nearest_recorded_release(name, version, root)
+    if python is not None and stand_in is None:
+        return _python_before_first_upload(name, version, python, root)
     if python is None or stand_in is None or not stand_in.requires_python:
         return []
     floor = stand_in.requires_python
@@ -458,6 +479,31 @@ def _python_of_unrecorded(ctx: CheckContext, name: str, version: str, python: st
         f"Requires-Python {stand_in.requires_python}, which excludes Python {python}: this build most likely "
         "needs a newer Python too (pip refuses it: 'requires a different Python')",
         fix=f"use a Python that {floor} allows (uv venv --python ...), then reinstall {name}",
+    )]
+
+
+def _python_before_first_upload(name: str, version: str, python: str, root: Path | str) -> list[Finding]:
+    """A build older than the package's first upload to PyPI (made from git): when every release on PyPI, from the
+    first, declares a Requires-Python that excludes this Python, the earlier build most likely did too (inferred)."""
+    from packaging.version import InvalidVersion, Version
+
+    history = releases(name, root)
+    try:
+        older = bool(history) and Version(version.split("+", 1)[0]) < Version(history[0].version)
+    except InvalidVersion:
+        return []
+    if not older or not recorded_from_first_upload(name, root) or not all(
+            r.requires_python and not matches_specifier(python, r.requires_python) for r in history):
+        return []
+    first, newest = history[0], history[-1]
+    return [Finding(
+        rule="requires-python-excluded", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",), verified=False,
+        message=f"{name} {version} is older than its first release on PyPI ({first.version}); every release "
+        f"since, {first.version} to {newest.version}, declares a Requires-Python that excludes Python {python} "
+        f"({first.requires_python} from the first): this build most likely needs a newer Python too (inferred)",
+        fix=f"use a Python that {newest.requires_python} allows (uv venv --python ...), then install a current "
+        f"{name} release",
     )]
 
 

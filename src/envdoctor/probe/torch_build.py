@@ -42,6 +42,7 @@ def probe_torch_build(torch_dir: Path | None = None) -> TorchBuild | None:
         cuda=assignments.get("cuda"),
         cxx11abi=read_cxx11abi(torch_dir),
         archs=None,
+        cuda_none="cuda" in assignments and assignments["cuda"] is None,
     )
 
 

@@ -83,7 +83,8 @@ def _torch(torch: TorchBuild | None, package: Package | None) -> str:
     version = torch.version or (_version(package) if package is not None else None)
     abi = {True: "cxx11abi=1", False: "cxx11abi=0", None: "cxx11abi unknown"}[torch.cxx11abi]
     archs = " ".join(torch.archs or ()) or "archs unknown"
-    return f"{_value(version)}, CUDA {torch.cuda or 'none (CPU build)'}, {abi}, {archs}"
+    cuda = torch.cuda or ("none (CPU build)" if torch.cuda_none else "unknown")
+    return f"{_value(version)}, CUDA {cuda}, {abi}, {archs}"
 
 
 def _packages(packages: dict[str, Package]) -> str:

@@ -1,0 +1,245 @@
+"""Names a library imports from a partner package when it is imported (``envdoctor.import_floors``), against the
+installed release of the partner.
+
+Both versions known and covered by the table: when the importer's release imports a name (or module) that the
+installed partner release lacks, ``import <importer>`` fails (FAIL). The fix is the partner range whose releases
+have every missing name, or the importer release nearest to the installed one whose imports the installed partner
+meets. The importer's version unknown: when its newest releases (the newest back to some release) all import a
+name the installed partner lacks, a package installed or upgraded lately fails; an inferred warning
+(``verified=false``). A name whose presence could not be read for that partner release counts as present here.
+One cause, one finding: a pair that ``matrices/api_breaks.toml`` already judges at these versions is left to that
+check, and a pair whose importer release declares a requirement the installed partner fails (a declared conflict,
+which the declared-requirements check reports) is left to that one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.api_breaks import api_breaks
+from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import requirement_install
+from envdoctor.checks.requirements import marker_environment
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.import_floors import ImportNeed, ImportTable, import_table
+from envdoctor.pypi_facts import release_facts, releases
+from envdoctor.rules import matches_specifier
+from envdoctor.snapshot import normalize_name
+
+SOURCE = "import-floors"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An installed importer and partner, as the table writes their releases (``importer_release`` None when the
+    importer's version is unknown). Messages quote the table's release strings, never the snapshot's text."""
+
+    importer: str
+    importer_release: str | None
+    partner: str
+    partner_release: str
+    partner_version: str
+
+
+def check_import_floors(ctx: CheckContext) -> list[Finding]:
+    table = import_table(ctx.matrices.root)
+    if table is None:
+        return []
+    packages = ctx.snapshot.packages or {}
+    findings = []
+    for importer in sorted(table.importer_releases):
+        if importer not in packages:
+            continue
+        version = packages[importer].version
+        for partner in sorted(table.partner_releases):
+            if partner == importer or partner not in packages or packages[partner].version is None:
+                continue
+            partner_version = packages[partner].version or ""
+            partner_release = table.release(partner, partner_version, partner=True)
+            if partner_release is None:
+                continue
+            release = table.release(importer, version) if version is not None \
+                else table.importer_releases[importer][-1]  # unknown: judged by its newest release
+            if release is None or _judged_elsewhere(ctx, importer, release, partner, partner_version):
+                continue
+            if version is not None:
+                pair = Pair(importer, release, partner, partner_release, partner_version)
+                missing = _missing(table, pair, release)
+                if missing:
+                    findings.append(_broken(ctx, table, pair, missing))
+            else:
+                finding = _inferred(ctx, table, Pair(importer, None, partner, partner_release, partner_version))
+                if finding is not None:
+                    findings.append(finding)
+    return findings
+
+
+def _judged_elsewhere(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:
+    """Whether a hand-verified entry of api_breaks.toml speaks for this pair at these versions, or the importer
+    release declares a requirement on the partner that the installed version fails."""
+    for entry in api_breaks(ctx.matrices.root):
+        if entry.importer == importer and entry.provider == partner \
+                and matches_specifier(partner_version, entry.provider_range) \
+                and matches_specifier(release, entry.importer_range):
+            return True
+    return _declares_against(ctx, importer, release, partner, partner_version)
+
+
+def _declares_against(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:
+    """Whether the importer release's Requires-Dist (bundled PyPI tables) excludes the installed partner."""
+    facts = release_facts(importer, release, ctx.matrices.root)
+    environment = marker_environment(ctx.snapshot)
+    for line in (facts.requires or ()) if facts is not None else ():
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if normalize_name(requirement.name) == partner and requirement.specifier \
+                and (requirement.marker is None or requirement.marker.evaluate(environment)) \
+                and not matches_specifier(partner_version, str(requirement.specifier)):
+            return True
+    return False
+
+
+def _missing(table: ImportTable, pair: Pair, importer_release: str) -> list[ImportNeed]:
+    return [need for need in table.needs_of(pair.importer, importer_release)
+            if need.partner == pair.partner and table.status(need, pair.partner_release) == "absent"]
+
+
+def _broken(ctx: CheckContext, table: ImportTable, pair: Pair, missing: list[ImportNeed]) -> Finding:
+    fixes = [_partner_fix(ctx, table, pair, missing), _importer_fix(ctx, table, pair)]
+    return Finding(
+        rule="import-name-missing", category=Category.VERSION, severity=Severity.FAIL,
+        components=(pair.importer, pair.partner), sources=(SOURCE,),
+        message=f"{pair.importer} {pair.importer_release} imports {_listed(missing)} when it is imported "
+        f"({_files(missing)}), which {pair.partner} {pair.partner_release} lacks ({_having(table, missing)}; read from "
+        f"{_source(table, pair)}; neither package declares this): `import {_module(pair.importer)}` fails with "
+        f"{missing[0].error}",
+        fix="   # or: ".join(fix for fix in fixes if fix) or None,
+    )
+
+
+def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | None:
+    """The importer's version is unknown: warn when its newest releases, from the newest back, all import a name
+    the installed partner lacks, and the table's newest release is the newest one recorded on PyPI."""
+    listed = table.importer_releases.get(pair.importer, ())
+    broken: list[tuple[str, list[ImportNeed]]] = []
+    for release in reversed(listed):
+        missing = _missing(table, pair, release)
+        if not missing:
+            break
+        broken.append((release, missing))
+    if not broken or not _is_newest(ctx, pair.importer, listed[-1]):
+        return None
+    newest_missing = broken[0][1]
+    oldest = broken[-1][0]
+    span = f"{oldest} to {listed[-1]}" if oldest != listed[-1] else listed[-1]
+    fixes = [_partner_fix(ctx, table, pair, newest_missing)]
+    if len(broken) < len(listed):
+        fixes.append(requirement_install(ctx, pair.importer, f"<{oldest}"))
+    return Finding(
+        rule="import-name-missing-unknown-version", category=Category.VERSION, severity=Severity.WARN,
+        components=(pair.importer, pair.partner), sources=(SOURCE,), verified=False,
+        message=f"{pair.importer} is installed with an unknown version; its releases {span} (the newest) each "
+        f"import from {pair.partner} a name that {pair.partner} {pair.partner_release} lacks (the newest: "
+        f"{_listed(newest_missing)}; {_having(table, newest_missing)}; read from {_source(table, pair)}). So "
+        f"(inferred, not verified) a {pair.importer} installed or upgraded lately fails at import with "
+        f"{newest_missing[0].error}",
+        fix="   # or: ".join(fix for fix in fixes if fix) or None,
+    )
+
+
+def _listed(missing: list[ImportNeed]) -> str:
+    shown = [need.what for need in missing[:4]]
+    return ", ".join(shown) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+
+
+def _files(missing: list[ImportNeed]) -> str:
+    return ", ".join(dict.fromkeys(need.file for need in missing[:4]))
+
+
+def _module(package: str) -> str:
+    return package.replace("-", "_")
+
+
+def _source(table: ImportTable, pair: Pair) -> str:
+    return table.sources.get(pair.importer, "matrices/import_floors.json")
+
+
+def _having(table: ImportTable, missing: list[ImportNeed]) -> str:
+    """``transformers 4.30.0 to 5.2.0 have id_tensor_storage`` for each missing need (the first three)."""
+    parts = []
+    for need in missing[:3]:
+        listed = table.partner_releases[need.partner]
+        runs = _runs(listed, set(table.having(need)))
+        label = need.name or need.module
+        if not runs:
+            parts.append(f"no {need.partner} release from {listed[0]} to {listed[-1]} has {label}")
+        else:
+            spans = ", ".join(f"{listed[a]} to {listed[b]}" if a != b else listed[a] for a, b in runs[:3])
+            parts.append(f"{need.partner} {spans} {'have' if len(runs) > 1 or runs[0][0] != runs[0][1] else 'has'} "
+                         f"{label}")
+    return "; ".join(parts)
+
+
+def _runs(listed: tuple[str, ...], members: set[str]) -> list[tuple[int, int]]:
+    """Runs of consecutive releases in ``members``, as (first, last) positions in ``listed``."""
+    runs: list[tuple[int, int]] = []
+    for i, release in enumerate(listed):
+        if release in members:
+            if runs and runs[-1][1] == i - 1:
+                runs[-1] = (runs[-1][0], i)
+            else:
+                runs.append((i, i))
+    return runs
+
+
+def _partner_fix(ctx: CheckContext, table: ImportTable, pair: Pair, missing: list[ImportNeed]) -> str | None:
+    """The partner range, nearest to the installed release, whose releases have every missing name."""
+    listed = table.partner_releases[pair.partner]
+    good = {r for r in listed if all(table.status(need, r) == "present" for need in missing)}
+    runs = _runs(listed, good)
+    if not runs:
+        return None
+    here = listed.index(pair.partner_release)
+    first, last = min(runs, key=lambda run: min(abs(run[0] - here), abs(run[1] - here)))
+    bounds = ([f">={listed[first]}"] if first > 0 else []) + ([f"<{listed[last + 1]}"] if last + 1 < len(listed)
+                                                              else [])
+    return requirement_install(ctx, pair.partner, ",".join(bounds)) if bounds else None
+
+
+def _importer_fix(ctx: CheckContext, table: ImportTable, pair: Pair) -> str | None:
+    """The importer release nearest to the installed one (newer ones first) whose imports from the partner the
+    installed partner release all has, that no other installed partner of the table lacks an import of, and whose
+    declared requirements the installed partner meets."""
+    packages = ctx.snapshot.packages or {}
+    installed = {partner: release for partner in table.partner_releases if partner in packages and
+                 (release := table.release(partner, packages[partner].version, partner=True)) is not None}
+    listed = table.importer_releases[pair.importer]
+    here = listed.index(pair.importer_release) if pair.importer_release in listed else len(listed)
+    for release in [*listed[here + 1:], *reversed(listed[:here])]:
+        needs = table.needs_of(pair.importer, release)
+        own = [need for need in needs if need.partner == pair.partner]
+        if all(table.status(need, pair.partner_release) == "present" for need in own) \
+                and not any(table.status(need, installed[need.partner]) == "absent"
+                            for need in needs if need.partner in installed) \
+                and not _declares_against(ctx, pair.importer, release, pair.partner, pair.partner_version):
+            return requirement_install(ctx, pair.importer, f"=={release}")
+    return None
+
+
+def _is_newest(ctx: CheckContext, package: str, release: str) -> bool:
+    """Whether ``release`` is at least the newest final release the bundled PyPI tables record (True when they do
+    not record the package: the table is then the only list of releases)."""
+    finals = []
+    for facts in releases(package, ctx.matrices.root):
+        try:
+            version = Version(facts.version)
+        except InvalidVersion:
+            continue
+        if not facts.yanked and not version.is_prerelease and not version.is_devrelease:
+            finals.append(version)
+    return not finals or Version(release) >= max(finals)

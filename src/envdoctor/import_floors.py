@@ -1,0 +1,275 @@
+"""Names libraries import from their partner packages at import (``matrices/import_floors.json``, written by
+``tools/gen_import_floors.py`` from each release's own source).
+
+For each release of an importer (peft, trl, diffusers, accelerate, sentence-transformers) the file lists what the
+modules that ``import <importer>`` loads take from transformers, huggingface_hub, accelerate or peft at module
+level (``from transformers.pytorch_utils import id_tensor_storage``), as runs of releases; for each partner and
+each such name, the runs of partner releases that have it, and those where that could not be told. A partner
+release the file lists that is in neither lacks the name.
+
+The file is read the first time a question needs it, once. A malformed file raises
+:class:`envdoctor.matrices.MatrixError` naming the file and the key.
+
+Example::
+
+    table = import_table()
+    [n.key for n in table.needs_of("peft", "0.6.1") if table.status(n, "4.28.1") == "absent"]
+    # ['transformers.pytorch_utils:id_tensor_storage']
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.matrices import MatrixError, default_root
+from envdoctor.snapshot import normalize_name
+
+FILE = "import_floors.json"
+TOP_KEYS = {"generator", "command", "generated", "what", "importers", "providers"}
+IMPORTER_KEYS = {"source", "floor", "releases", "unparsed", "needs"}
+PROVIDER_KEYS = {"source", "floor", "releases", "names"}
+NEED_KEYS = {"partner", "module", "name", "file", "releases"}
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True)
+class ImportNeed:
+    """``importer`` releases ``releases`` import ``name`` from ``module`` of ``partner`` (the module itself when
+    ``name`` is empty) in ``file``, whenever the importer is imported."""
+
+    importer: str  # normalized package name
+    partner: str  # normalized package name
+    module: str
+    name: str
+    file: str
+    releases: frozenset[str]
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}:{self.name}" if self.name else self.module
+
+    @property
+    def what(self) -> str:
+        """``id_tensor_storage from transformers.pytorch_utils``, or the module alone."""
+        return f"{self.name} from {self.module}" if self.name else self.module
+
+    @property
+    def error(self) -> str:
+        if self.name:
+            return f"ImportError: cannot import name '{self.name}' from '{self.module}'"
+        return f"ModuleNotFoundError: No module named '{self.module}'"
+
+
+@dataclass(frozen=True)
+class PartnerName:
+    """The releases of ``partner`` that have ``key`` (``module:name``), and those where that is unknown."""
+
+    partner: str
+    key: str
+    present: frozenset[str]
+    unknown: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ImportTable:
+    path: Path
+    generated: str
+    importer_releases: dict[str, tuple[str, ...]]  # importer -> releases read, oldest first
+    needs: dict[str, tuple[ImportNeed, ...]]  # importer -> needs
+    partner_releases: dict[str, tuple[str, ...]]  # partner -> releases read, oldest first
+    names: dict[str, dict[str, PartnerName]]  # partner -> key -> releases having it
+    sources: dict[str, str]  # package -> "url at commit (generated)"
+
+    def release(self, package: str, version: str | None, partner: bool = False) -> str | None:
+        """The release as the table writes it (``4.30`` finds ``4.30.0``; a local tag is ignored); None when the
+        table does not cover that package or release."""
+        listed = (self.partner_releases if partner else self.importer_releases).get(normalize_name(package), ())
+        wanted = _public(version)
+        if wanted is None:
+            return None
+        return next((release for release in listed if _public(release) == wanted), None)
+
+    def needs_of(self, importer: str, release: str) -> tuple[ImportNeed, ...]:
+        return tuple(n for n in self.needs.get(normalize_name(importer), ()) if release in n.releases)
+
+    def status(self, need: ImportNeed, partner_release: str) -> str | None:
+        """"present", "absent" or "unknown" for the need in that partner release; None when the table did not read
+        that release, or the name, for the partner."""
+        if partner_release not in self.partner_releases.get(need.partner, ()):
+            return None
+        facts = self.names.get(need.partner, {}).get(need.key)
+        if facts is None:
+            return None
+        if partner_release in facts.present:
+            return "present"
+        return "unknown" if partner_release in facts.unknown else "absent"
+
+    def having(self, need: ImportNeed) -> tuple[str, ...]:
+        """The partner releases that have the need, oldest first."""
+        facts = self.names.get(need.partner, {}).get(need.key)
+        return tuple(r for r in self.partner_releases.get(need.partner, ()) if facts and r in facts.present)
+
+
+def import_floors_path(root: Path | str | None = None) -> Path:
+    return Path(root if root is not None else default_root()) / FILE
+
+
+def import_table(root: Path | str | None = None) -> ImportTable | None:
+    """The table of the matrices folder ``root`` (default: the bundled one); None when the file is absent."""
+    return _table(import_floors_path(root))
+
+
+def validate_import_floors(root: Path | str | None = None) -> list[str]:
+    """Every problem in ``import_floors.json`` of the matrices folder ``root`` ([] when absent or sound)."""
+    path = import_floors_path(root)
+    if not path.exists():
+        return []
+    errors: list[str] = []
+    _parse(path, errors)
+    return errors
+
+
+def _public(version: str | None) -> Version | None:
+    if not version:
+        return None
+    try:
+        return Version(Version(version).public)
+    except InvalidVersion:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _table(path: Path) -> ImportTable | None:
+    if not path.exists():
+        return None
+    errors: list[str] = []
+    table = _parse(path, errors)
+    if errors or table is None:
+        raise MatrixError("\n".join(errors))
+    return table
+
+
+class _Reader:
+    def __init__(self, path: Path, errors: list[str]) -> None:
+        self.path, self.errors = path, errors
+
+    def error(self, key: str, problem: str) -> None:
+        self.errors.append(f"{self.path}: {key}: {problem}")
+
+    def keys(self, raw: dict[str, Any], allowed: set[str], key: str) -> None:
+        for extra in sorted(set(raw) - allowed):
+            self.error(f"{key}.{extra}" if key else extra, f"unknown key (expected {', '.join(sorted(allowed))})")
+
+    def releases(self, raw: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+            self.error(key, "expected a list of version strings")
+            return ()
+        for version in raw:
+            if _public(version) is None:
+                self.error(key, f"bad version {version!r}")
+        return tuple(raw)
+
+    def runs(self, raw: Any, releases: tuple[str, ...], key: str) -> frozenset[str]:
+        """``[[first, last], ...]`` over ``releases`` -> the releases in those runs."""
+        position = {version: i for i, version in enumerate(releases)}
+        if not isinstance(raw, list):
+            self.error(key, "expected a list of [first, last] release pairs")
+            return frozenset()
+        members: set[str] = set()
+        for i, run in enumerate(raw):
+            if not (isinstance(run, list) and len(run) == 2 and all(v in position for v in run)
+                    and position[run[0]] <= position[run[1]]):
+                self.error(f"{key}[{i}]", f"expected [first, last], both releases listed for the package, got {run!r}")
+                continue
+            members.update(releases[position[run[0]]:position[run[1]] + 1])
+        return frozenset(members)
+
+
+def _source(raw: Any, generated: str) -> str:
+    if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
+        return "?"
+    reference = str(raw.get("commit") or raw.get("newest_release") or "")
+    return f"{raw['url']} at {reference[:12]} ({generated})".replace(" at  ", " ")
+
+
+def _parse(path: Path, errors: list[str]) -> ImportTable | None:
+    read = _Reader(path, errors)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        errors.append(f"{path}: not readable JSON: {exc}; regenerate it with tools/gen_import_floors.py")
+        return None
+    if not isinstance(raw, dict):
+        read.error("top level", "expected an object")
+        return None
+    read.keys(raw, TOP_KEYS, "")
+    generated = raw.get("generated")
+    if not isinstance(generated, str) or not DATE.match(generated):
+        read.error("generated", f"expected a date YYYY-MM-DD, got {generated!r}")
+        generated = "?"
+    importers, providers = raw.get("importers"), raw.get("providers")
+    if not isinstance(importers, dict) or not isinstance(providers, dict):
+        read.error("importers" if not isinstance(importers, dict) else "providers", "expected an object")
+        return None
+    sources: dict[str, str] = {}
+    partner_releases: dict[str, tuple[str, ...]] = {}
+    names: dict[str, dict[str, PartnerName]] = {}
+    for partner, entry in providers.items():
+        where = f"providers.{partner}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("names"), dict):
+            read.error(where, "expected an object with 'names'")
+            continue
+        read.keys(entry, PROVIDER_KEYS, where)
+        name = normalize_name(partner)
+        releases = read.releases(entry.get("releases"), f"{where}.releases")
+        partner_releases[name], sources[name] = releases, _source(entry.get("source"), generated)
+        names[name] = {}
+        for key, facts in entry["names"].items():
+            at = f"{where}.names.{key}"
+            if not isinstance(facts, dict) or set(facts) - {"present", "unknown"}:
+                read.error(at, "expected an object with 'present' (and 'unknown') runs")
+                continue
+            names[name][key] = PartnerName(name, key, read.runs(facts.get("present", []), releases, f"{at}.present"),
+                                           read.runs(facts.get("unknown", []), releases, f"{at}.unknown"))
+    importer_releases: dict[str, tuple[str, ...]] = {}
+    needs: dict[str, tuple[ImportNeed, ...]] = {}
+    for importer, entry in importers.items():
+        where = f"importers.{importer}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("needs"), list):
+            read.error(where, "expected an object with a 'needs' list")
+            continue
+        read.keys(entry, IMPORTER_KEYS, where)
+        name = normalize_name(importer)
+        releases = read.releases(entry.get("releases"), f"{where}.releases")
+        importer_releases[name] = releases
+        sources.setdefault(name, _source(entry.get("source"), generated))
+        found = []
+        for i, need in enumerate(entry["needs"]):
+            at = f"{where}.needs[{i}]"
+            if not isinstance(need, dict) or not all(isinstance(need.get(k), str) for k in NEED_KEYS - {"releases"}):
+                read.error(at, "expected an object with string partner, module, name, file and a releases list")
+                continue
+            read.keys(need, NEED_KEYS, at)
+            partner = normalize_name(need["partner"])
+            if partner not in partner_releases:
+                read.error(f"{at}.partner", f"{need['partner']!r} has no entry under providers")
+            if not MODULE.match(need["module"]) or (need["name"] and not need["name"].isidentifier()):
+                read.error(f"{at}.module", f"not a module and name: {need['module']!r}, {need['name']!r}")
+            if partner in names and _key(need) not in names[partner]:
+                read.error(f"{at}.name", f"{_key(need)!r} is not listed under providers.{need['partner']}.names")
+            found.append(ImportNeed(name, partner, need["module"], need["name"], need["file"],
+                                    read.runs(need["releases"], releases, f"{at}.releases")))
+        needs[name] = tuple(found)
+    return ImportTable(path, str(generated), importer_releases, needs, partner_releases, names, sources)
+
+
+def _key(need: dict[str, str]) -> str:
+    return f"{need['module']}:{need['name']}" if need["name"] else need["module"]

@@ -1,0 +1,169 @@
+"""The bundled import table (matrices/import_floors.json) and the check over it: a release that imports a name the
+installed partner lacks fails, naming the module, the name, the partner releases that have it and a fix; an
+unknown importer version whose newest releases all break warns, inferred; a pair api_breaks.toml judges is left to
+it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from envdoctor.checker import run_check
+from envdoctor.findings import Severity
+from envdoctor.import_floors import import_table, validate_import_floors
+from envdoctor.matrices import Matrices, MatrixError, default_root, load_matrices
+from envdoctor.snapshot import snapshot_from_dict
+from envdoctor.table_validation import validate_matrices
+
+TABLE = import_table()
+RULES = ("import-name-missing", "import-name-missing-unknown-version")
+
+
+def _findings(tmp_path: Path, packages: dict[str, str | None], rules: tuple[str, ...] = RULES,
+              matrices: Matrices | None = None) -> list:
+    snapshot = snapshot_from_dict({
+        "schema": "envdoctor.snapshot/1",
+        "host": {"os": "linux", "arch": "x86_64"},
+        "python": {"version": "3.11.9"},
+        "packages": {name: {"version": version} for name, version in packages.items()},
+    })
+    report = run_check(snapshot, stack=None, cwd=tmp_path, matrices=matrices)
+    return [f for f in report.findings if f.rule in rules]
+
+
+def _needs(importer: str, release: str, key: str) -> list:
+    assert TABLE is not None
+    return [n for n in TABLE.needs_of(importer, release) if n.key == key]
+
+
+def test_the_bundled_table_loads_is_valid_and_covers_every_importer_and_partner() -> None:
+    assert TABLE is not None and validate_import_floors() == []
+    assert set(TABLE.importer_releases) == {"peft", "trl", "diffusers", "accelerate", "sentence-transformers"}
+    assert {"transformers", "huggingface-hub", "accelerate"} <= set(TABLE.partner_releases)
+    assert TABLE.partner_releases["transformers"][0] == "4.26.0"
+    assert len(TABLE.partner_releases["transformers"]) > 100
+    assert all(TABLE.needs[name] for name in ("peft", "trl", "diffusers", "sentence-transformers"))
+
+
+def test_the_table_has_the_facts_of_the_known_breaks() -> None:
+    assert TABLE is not None
+    (storage,) = _needs("peft", "0.6.1", "transformers.pytorch_utils:id_tensor_storage")
+    assert TABLE.status(storage, "4.28.1") == "absent" and TABLE.status(storage, "4.30.0") == "present"
+    (layers,) = _needs("peft", "0.18.0", "transformers.modeling_layers:GradientCheckpointingLayer")
+    assert TABLE.status(layers, "4.51.3") == "absent"
+    (download,) = _needs("diffusers", "0.28.2", "huggingface_hub:cached_download")
+    assert TABLE.status(download, "0.25.2") == "present" and TABLE.status(download, "0.26.0") == "absent"
+    assert not _needs("diffusers", "0.29.0", "huggingface_hub:cached_download")
+
+
+def test_peft_0_6_1_with_transformers_4_28_1_fails_on_id_tensor_storage(tmp_path: Path) -> None:
+    (finding,) = _findings(tmp_path, {"peft": "0.6.1", "transformers": "4.28.1"})
+    assert finding.rule == "import-name-missing" and finding.severity is Severity.FAIL and finding.verified
+    assert finding.category.value == "version" and finding.components == ("peft", "transformers")
+    assert "id_tensor_storage from transformers.pytorch_utils" in finding.message
+    assert "transformers 4.28.1 lacks" in finding.message and "peft/peft_model.py" in finding.message
+    assert "pip install" in (finding.fix or "") and "transformers>=" in (finding.fix or "")
+    assert "peft==" in (finding.fix or "")  # or the nearest peft release whose imports 4.28.1 meets
+
+
+def test_peft_0_18_with_transformers_4_51_3_fails_on_modeling_layers(tmp_path: Path) -> None:
+    found = _findings(tmp_path, {"peft": "0.18.0", "transformers": "4.51.3"})
+    assert [f.rule for f in found] == ["import-name-missing"]
+    assert "transformers.modeling_layers" in found[0].message
+
+
+def test_old_peft_with_transformers_5_fails_on_a_removed_name(tmp_path: Path) -> None:
+    assert TABLE is not None
+    (hybrid,) = _needs("peft", "0.17.1", "transformers:HybridCache")
+    assert TABLE.status(hybrid, "4.57.1") == "present" and TABLE.status(hybrid, "5.0.0") == "absent"
+    (finding,) = _findings(tmp_path, {"peft": "0.17.1", "transformers": "5.0.0"})
+    assert "HybridCache from transformers" in finding.message and "transformers 5.0.0 lacks" in finding.message
+    assert 'transformers>=4.44.0,<5.0.0"' in (finding.fix or "") and 'peft==0.18.0"' in (finding.fix or "")
+
+
+def test_a_local_build_tag_is_matched_and_only_the_tables_release_is_quoted(tmp_path: Path) -> None:
+    (finding,) = _findings(tmp_path, {"peft": "0.6.1", "transformers": "4.28.1+cu118"})
+    assert "transformers 4.28.1 lacks" in finding.message and "+cu118" not in finding.message
+
+
+def test_a_pair_api_breaks_judges_is_left_to_it(tmp_path: Path) -> None:
+    found = _findings(tmp_path, {"diffusers": "0.28.2", "huggingface-hub": "0.26.0"},
+                      rules=(*RULES, "api-break"))
+    assert [f.rule for f in found] == ["api-break"]
+
+
+def test_a_declared_conflict_is_left_to_the_declared_requirements_check(tmp_path: Path) -> None:
+    assert TABLE is not None
+    (revision,) = _needs("diffusers", "0.42.1", "huggingface_hub:resolve_revision")
+    assert TABLE.status(revision, "0.30.0") == "absent"  # but diffusers 0.42.1 declares huggingface-hub>=1.32.0
+    found = _findings(tmp_path, {"diffusers": "0.42.1", "huggingface-hub": "0.30.0"},
+                      rules=(*RULES, "declared-requirement-conflict"))
+    assert [f.rule for f in found] == ["declared-requirement-conflict"]
+
+
+@pytest.mark.parametrize("packages", [
+    {"peft": "0.6.1", "transformers": "4.35.0"},  # the partner has every name
+    {"peft": "0.6.1", "transformers": None},  # the partner's version unknown: nothing to compare
+    {"peft": "0.0.1", "transformers": "4.28.1"},  # a release the table does not cover
+    {"peft": "0.6.1"},  # no partner installed
+    {"peft": "0.6.1", "transformers": "not a version"},
+])
+def test_nothing_is_said_without_a_missing_name(tmp_path: Path, packages: dict[str, str | None]) -> None:
+    assert _findings(tmp_path, packages) == []
+
+
+def _matrices_with(tmp_path: Path, change: Callable[[dict], None]) -> Matrices:
+    """The bundled matrices with ``change`` applied to a copy of import_floors.json."""
+    root = tmp_path / "matrices"
+    shutil.copytree(default_root(), root)
+    document = json.loads((root / "import_floors.json").read_text())
+    change(document)
+    (root / "import_floors.json").write_text(json.dumps(document))
+    return load_matrices(root)
+
+
+def _newest_peft_needs_modeling_layers(document: dict) -> None:
+    for need in document["importers"]["peft"]["needs"]:
+        if need["module"] == "transformers.modeling_layers":
+            need["releases"] = [["0.18.0", document["importers"]["peft"]["releases"][-1]]]
+
+
+def test_an_unknown_importer_version_warns_inferred_when_its_newest_releases_break(tmp_path: Path) -> None:
+    matrices = _matrices_with(tmp_path, _newest_peft_needs_modeling_layers)
+    found = _findings(tmp_path, {"peft": None, "transformers": "4.51.3"}, matrices=matrices)
+    assert [f.rule for f in found] == ["import-name-missing-unknown-version"]
+    finding = found[0]
+    assert finding.severity is Severity.WARN and not finding.verified and "(inferred, not verified)" in finding.message
+    assert "releases 0.18.0 to" in finding.message and "transformers 4.51.3 lacks" in finding.message
+    assert 'transformers>=4.52.0"' in (finding.fix or "") and 'peft<0.18.0"' in (finding.fix or "")
+    # with peft's version known, a release before the break is fine
+    assert _findings(tmp_path, {"peft": "0.17.1", "transformers": "4.51.3"}, matrices=matrices) == []
+
+
+def test_an_unknown_importer_version_is_silent_when_an_older_release_is_its_newest(tmp_path: Path) -> None:
+    assert _findings(tmp_path, {"peft": None, "transformers": "4.51.3"}) == []  # only 0.18.0 imports it at import
+
+
+def test_an_unknown_importer_version_is_silent_when_the_newest_release_works(tmp_path: Path) -> None:
+    assert TABLE is not None
+    newest = TABLE.partner_releases["transformers"][-1]
+    assert _findings(tmp_path, {"peft": None, "transformers": newest}) == []
+
+
+def test_a_malformed_table_is_one_error_per_key(tmp_path: Path) -> None:
+    bundled = json.loads((Path(__file__).resolve().parents[2] / "matrices" / "import_floors.json").read_text())
+    bundled["importers"]["peft"]["needs"][0]["releases"] = [["9.9.9", "0.3.0"]]
+    bundled["generated"] = "today"
+    (tmp_path / "import_floors.json").write_text(json.dumps(bundled))
+    errors = validate_import_floors(tmp_path)
+    assert any("import_floors.json: generated" in e for e in errors)
+    assert any("importers.peft.needs[0].releases[0]" in e for e in errors)
+    assert any("import_floors.json" in e for e in validate_matrices(tmp_path))
+    from envdoctor.import_floors import _table
+
+    with pytest.raises(MatrixError, match="importers.peft.needs"):
+        _table(tmp_path / "import_floors.json")

@@ -1,0 +1,189 @@
+"""tools/gen_import_floors.py on small git repositories built here: which imports count (the closure of the
+package's own module-level imports from its __init__, guarded ones left out), and how a partner release is read
+(bound names, lazy structures, star imports; unknown where a structure is built at run time)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("gen_import_floors", ROOT / "tools" / "gen_import_floors.py")
+assert _spec is not None and _spec.loader is not None
+gen = importlib.util.module_from_spec(_spec)
+sys.modules["gen_import_floors"] = gen
+_spec.loader.exec_module(gen)
+
+
+def _repo(tmp_path: Path, name: str, tags: dict[str, dict[str, str]]) -> Path:
+    """A git repository under ``tmp_path/<owner>+<name>`` with one commit and tag per entry of ``tags``."""
+    work = tmp_path / f"huggingface+{name}"
+    work.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(work), *args], check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                            "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+
+    git("init", "-q")
+    for tag, files in tags.items():
+        for old in work.glob("src"):
+            subprocess.run(["rm", "-rf", str(old)], check=True)
+        for path, text in files.items():
+            target = work / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        git("add", "-A")
+        git("commit", "-q", "--allow-empty", "-m", tag)
+        git("tag", tag)
+    return work / ".git"
+
+
+PEFT_FILES = {
+    "src/peft/__init__.py": (
+        "from typing import TYPE_CHECKING\n"
+        "from .peft_model import PeftModel\n"
+        "from . import utils\n"
+        "if TYPE_CHECKING:\n    from transformers import GuardedByTypeChecking\n"
+        "try:\n    from transformers import GuardedByTry\nexcept ImportError:\n    pass\n"
+        "def later():\n    from transformers import InsideFunction\n"
+    ),
+    "src/peft/peft_model.py": (
+        "import torch\n"
+        "import transformers.modeling_layers\n"
+        "from transformers.pytorch_utils import id_tensor_storage\n"
+        "from .utils.other import helper\n"
+        "if is_bnb_available():\n    from transformers import GuardedByAvailability\n"
+        "class PeftModel:\n    from transformers import InsideClass\n"
+    ),
+    "src/peft/utils/__init__.py": "",
+    "src/peft/utils/other.py": "from huggingface_hub import cached_download\nhelper = 1\n",
+    "src/peft/never_imported.py": "from transformers import NotLoaded\n",
+}
+
+
+def test_the_closure_follows_module_level_imports_and_leaves_guarded_ones_out(tmp_path: Path) -> None:
+    git_dir = _repo(tmp_path, "peft", {"v0.6.1": PEFT_FILES})
+    needs, unparsed = gen.import_closure(gen.GitTags(git_dir, gen.IMPORTERS["peft"]), "v0.6.1", "peft")
+    assert unparsed == []
+    assert {(n.partner, n.key, n.file) for n in needs} == {
+        ("transformers", "transformers.modeling_layers", "peft/peft_model.py"),
+        ("transformers", "transformers.pytorch_utils:id_tensor_storage", "peft/peft_model.py"),
+        ("huggingface-hub", "huggingface_hub:cached_download", "peft/utils/other.py"),
+    }
+
+
+def test_release_runs_and_the_document_name_each_need(tmp_path: Path) -> None:
+    newer = {**PEFT_FILES, "src/peft/utils/other.py": "helper = 1\n"}
+    git_dir = _repo(tmp_path, "peft", {"v0.6.0": PEFT_FILES, "v0.6.1": PEFT_FILES, "v0.7.0": newer,
+                                       "v0.7.0rc1": newer})
+    source = gen.GitTags(git_dir, gen.IMPORTERS["peft"])
+    entry = gen.read_importer("peft", source)
+    assert entry["releases"] == ["0.6.0", "0.6.1", "0.7.0"]  # the release candidate is not a release
+    runs = {(n["module"], n["name"]): n["releases"] for n in entry["needs"]}
+    assert runs[("huggingface_hub", "cached_download")] == [["0.6.0", "0.6.1"]]
+    assert runs[("transformers.pytorch_utils", "id_tensor_storage")] == [["0.6.0", "0.7.0"]]
+
+
+def test_ranges_are_runs_of_consecutive_releases() -> None:
+    versions = ["1.0", "1.1", "1.2", "2.0", "2.1"]
+    assert gen.ranges(versions, {"1.0", "1.1", "2.0"}) == [["1.0", "1.1"], ["2.0", "2.0"]]
+    assert gen.ranges(versions, set()) == []
+
+
+TRANSFORMERS_FILES = {
+    "src/transformers/__init__.py": (
+        "_import_structure = {'pytorch_utils': ['Conv1D'], 'models.auto': ['AutoModel']}\n"
+        "try:\n    pass\nexcept OptionalDependencyNotAvailable:\n    pass\nelse:\n"
+        "    _import_structure['modeling_utils'] = ['PreTrainedModel']\n"
+        "    _import_structure['models.llama'].extend(['LlamaModel'])\n"
+        "sys.modules[__name__] = _LazyModule(__name__, globals()['__file__'], _import_structure)\n"
+    ),
+    "src/transformers/pytorch_utils.py": (
+        "from .utils import *\n"
+        "if is_torch_greater_or_equal_than_1_13:\n    def id_tensor_storage(t):\n        return t\n"
+    ),
+    "src/transformers/utils/__init__.py": "from .hub import cached_file as cached_file\n",
+    "src/transformers/shims.py": "def __getattr__(name):\n    raise AttributeError(name)\n",
+    "src/transformers/models/__init__.py": "",
+    "src/transformers/models/auto/__init__.py": "",
+}
+
+
+def test_a_partner_release_answers_present_absent_or_unknown(tmp_path: Path) -> None:
+    git_dir = _repo(tmp_path, "transformers", {"v4.30.0": TRANSFORMERS_FILES})
+    release = gen.ProviderRelease(gen.GitTags(git_dir, gen.PROVIDERS["transformers"]), "v4.30.0")
+    assert release.status("transformers", "PreTrainedModel") == "present"  # in the lazy structure
+    assert release.status("transformers", "LlamaModel") == "present"  # added by .extend
+    assert release.status("transformers", "top_k_top_p_filtering") == "absent"
+    assert release.status("transformers", "models") == "present"  # a submodule
+    assert release.status("transformers.pytorch_utils", "id_tensor_storage") == "present"  # under an `if`
+    assert release.status("transformers.pytorch_utils", "cached_file") == "present"  # through `from .utils import *`
+    assert release.status("transformers.pytorch_utils", "missing") == "absent"
+    assert release.status("transformers.modeling_layers", "") == "absent"  # no such module
+    assert release.status("transformers.modeling_layers", "GradientCheckpointingLayer") == "absent"
+    assert release.status("transformers.shims", "anything") == "unknown"  # a module __getattr__
+
+
+def test_a_structure_built_at_run_time_is_read_from_the_folder_it_scans(tmp_path: Path) -> None:
+    files = {
+        "src/transformers/__init__.py": (
+            "_import_structure = {'cache_utils': ['DynamicCache']}\n"
+            "if TYPE_CHECKING:\n    from .models import *\nelse:\n"
+            "    import_structure = define_import_structure(Path(__file__).parent / 'models', prefix='models')\n"
+        ),
+        "src/transformers/cache_utils.py": "class DynamicCache: ...\n",
+        "src/transformers/models/__init__.py": "",
+        "src/transformers/models/llama/modeling_llama.py": (
+            "class LlamaModel: ...\n@export()\nclass LlamaHelper: ...\n__all__ = ['LlamaModel']\n"
+        ),
+        "src/transformers/generation/utils.py": "def top_k_top_p_filtering(): ...\n",
+    }
+    git_dir = _repo(tmp_path, "transformers", {"v5.0.0": files})
+    release = gen.ProviderRelease(gen.GitTags(git_dir, gen.PROVIDERS["transformers"]), "v5.0.0")
+    assert release.status("transformers", "DynamicCache") == "present"  # the static part
+    assert release.status("transformers", "LlamaModel") == "present"  # in __all__ of a scanned file
+    assert release.status("transformers", "LlamaHelper") == "unknown"  # there, but exported another way
+    assert release.status("transformers", "top_k_top_p_filtering") == "absent"  # nowhere in the scanned folder
+
+
+def test_a_structure_whose_folder_cannot_be_read_gives_unknown_never_absent() -> None:
+    tree = ast.parse("_import_structure = define_import_structure(find_folder())\n")
+    names = gen.module_names(tree, "transformers", "transformers/__init__.py")
+    assert names.open_ended and "LlamaModel" not in names.bound
+
+
+def test_a_module_getattr_leaves_a_name_unknown_unless_a_lazy_structure_serves_it() -> None:
+    hub = ast.parse("_SUBMOD_ATTRS = {'file_download': ['hf_hub_download']}\n"
+                    "__getattr__, __dir__, __all__ = _attach(__name__, submodules=[], submod_attrs=_SUBMOD_ATTRS)\n")
+    names = gen.module_names(hub, "huggingface_hub", "huggingface_hub/__init__.py")
+    assert "hf_hub_download" in names.bound and not names.open_ended  # cached_download there would be absent
+    shim = gen.module_names(ast.parse("__getattr__ = deprecated_names({'old': 'new'})\n"), "x", "x/__init__.py")
+    assert shim.open_ended
+
+
+def test_the_document_lists_partner_runs_for_every_need(tmp_path: Path) -> None:
+    importer = _repo(tmp_path, "peft", {"v0.6.1": PEFT_FILES})
+    newer = {**TRANSFORMERS_FILES, "src/transformers/modeling_layers.py": "class GradientCheckpointingLayer: ...\n"}
+    provider = _repo(tmp_path, "transformers", {"v4.30.0": TRANSFORMERS_FILES, "v4.31.0": newer})
+    document = gen.generate({"peft": gen.GitTags(importer, gen.IMPORTERS["peft"])},
+                            {"transformers": gen.GitTags(provider, gen.PROVIDERS["transformers"])},
+                            command="test", today="2026-12-06")
+    names = json.loads(gen.dump(document))["providers"]["transformers"]["names"]
+    assert names["transformers.modeling_layers"] == {"present": [["4.31.0", "4.31.0"]]}
+    assert names["transformers.pytorch_utils:id_tensor_storage"] == {"present": [["4.30.0", "4.31.0"]]}
+
+
+@pytest.mark.parametrize("text", ["{", "[]"])
+def test_the_loader_rejects_an_unreadable_table_in_one_line(tmp_path: Path, text: str) -> None:
+    from envdoctor.import_floors import validate_import_floors
+
+    (tmp_path / "import_floors.json").write_text(text)
+    errors = validate_import_floors(tmp_path)
+    assert len(errors) == 1 and "import_floors.json" in errors[0]

@@ -1,0 +1,738 @@
+"""Regenerate ``matrices/import_floors.json``: the names each release of a Hugging Face library imports from its
+partner packages when it is imported, and which partner releases have those names.
+
+Usage:
+    python tools/gen_import_floors.py [--out FILE] [--wheels NAME ...] [--transformers-wheels] [GIT_DIR ...]
+
+Each GIT_DIR is a bare clone of one of the repositories in ``IMPORTERS`` or ``PROVIDERS`` (told by its path,
+``/work/.mirror/huggingface+peft/repo``); release tags ``vX.Y.Z`` (final releases at or above the floor) are read
+with ``git cat-file``. ``--wheels NAME`` reads that package from each release's PyPI wheel instead, by HTTP range
+requests (only the zip's directory and the files needed): every release users can install, the newest included,
+and transformers, which has no clone here (``--transformers-wheels`` is ``--wheels transformers``).
+
+Nothing is executed: each file is parsed with ``ast``.
+
+Importers. For each release, the modules ``import <package>`` loads: its ``__init__.py`` and, transitively, every
+module of the package that a loaded module imports at module level. Imports that may not run are left out:
+anything inside a function or class, under any ``if`` (``TYPE_CHECKING``, ``is_x_available()``, version switches)
+and in a ``try`` whose handlers catch an import failure (``ImportError``, ``Exception``, a bare ``except``, an
+``OptionalDependencyNotAvailable``), its ``else`` included. What the loaded modules import from a partner package
+(``from transformers.pytorch_utils import id_tensor_storage``, ``import transformers.modeling_layers``) is a need.
+
+Providers. For each release of a partner and each need: the module's file exists, and the name is bound at module
+level (defined, assigned or imported, in any branch), is a submodule, is reached through a ``from .x import *``
+inside the package (``STAR_DEPTH`` levels), or is listed in the module's lazy structure (transformers'
+``_import_structure``, huggingface_hub's ``_SUBMOD_ATTRS``). When a module builds its structure at run time
+(``define_import_structure``), defines a module ``__getattr__``, star-imports from outside the package or under
+``if TYPE_CHECKING`` (a lazy module's typing mirror, not followed), a name not found otherwise is "unknown",
+never "absent".
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urljoin
+
+from packaging.version import InvalidVersion, Version
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "matrices" / "import_floors.json"
+GENERATOR = "tools/gen_import_floors.py"
+sys.path.insert(0, str(ROOT / "src"))
+
+from envdoctor import pypi_release  # noqa: E402 - after the path is set for a checkout without an install
+
+
+@dataclass(frozen=True)
+class Package:
+    """One library: its distribution name, import name, GitHub repository and first release read."""
+
+    dist: str
+    module: str
+    repo: str
+    floor: str
+
+
+IMPORTERS = {
+    "peft": Package("peft", "peft", "huggingface/peft", "0.3.0"),
+    "trl": Package("trl", "trl", "huggingface/trl", "0.4.0"),
+    "diffusers": Package("diffusers", "diffusers", "huggingface/diffusers", "0.14.0"),
+    "accelerate": Package("accelerate", "accelerate", "huggingface/accelerate", "0.20.0"),
+    "sentence-transformers": Package("sentence-transformers", "sentence_transformers", "UKPLab/sentence-transformers",
+                                     "2.2.0"),
+}
+PROVIDERS = {
+    "transformers": Package("transformers", "transformers", "huggingface/transformers", "4.26.0"),
+    "huggingface-hub": Package("huggingface-hub", "huggingface_hub", "huggingface/huggingface_hub", "0.10.0"),
+    "accelerate": Package("accelerate", "accelerate", "huggingface/accelerate", "0.15.0"),
+    "peft": Package("peft", "peft", "huggingface/peft", "0.3.0"),
+}
+PARTNER_OF_MODULE = {spec.module: name for name, spec in PROVIDERS.items()}
+# Handlers that make a guarded import optional: the import may fail and the package still loads.
+IMPORT_FAILURES = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException", "OptionalDependencyNotAvailable",
+                   "AttributeError", "RuntimeError"}
+# Calls that build a lazy structure at run time: a name missing from the static reading is unknown there.
+DYNAMIC_STRUCTURE = {"define_import_structure"}
+# Star imports followed from a module (``from .utils import *`` and what that module star-imports); deeper: unknown.
+STAR_DEPTH = 3
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ALL_LIST = re.compile(r"^__all__\s*=\s*(\[[^\]]*\]|\([^)]*\))", re.M)
+STRUCTURES = ("_import_structure", "_SUBMOD_ATTRS")
+
+
+# --- where the files come from ----------------------------------------------------------------------
+
+
+class Source(Protocol):
+    def releases(self, floor: str) -> list[tuple[str, str]]:
+        """(version, ref) pairs, oldest first."""
+
+    def files(self, ref: str) -> set[str]:
+        """Paths of the package's files at ``ref``, relative to the folder that holds the package
+        (``peft/peft_model.py``)."""
+
+    def read(self, ref: str, path: str) -> str | None:
+        """The text of ``path`` (as ``files`` gives it) at ``ref``; None when absent."""
+
+    def provenance(self, ref: str) -> dict[str, str]:
+        """What the newest release read is."""
+
+    def close(self, ref: str) -> None:
+        """Forget what was kept of ``ref``."""
+
+    def folder(self, ref: str, prefix: str) -> Iterator[tuple[str, str]]:
+        """(path, text) of every ``.py`` file under ``prefix`` at ``ref``."""
+
+
+def final_version(text: str, floor: str) -> Version | None:
+    try:
+        version = Version(text.lstrip("v"))
+    except InvalidVersion:
+        return None
+    return version if not (version.is_prerelease or version.is_devrelease or version.local) \
+        and version >= Version(floor) else None
+
+
+class GitTags:
+    """Release tags ``v*`` of a bare git clone; the package folder is ``src/<module>`` or ``<module>``."""
+
+    def __init__(self, git_dir: Path, spec: Package) -> None:
+        self.git_dir, self.spec = git_dir, spec
+        self.url = f"https://github.com/{spec.repo}"
+        self._prefix: dict[str, str] = {}
+        self._batch: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _git(self, *args: str) -> str:
+        done = subprocess.run(["git", "--git-dir", str(self.git_dir), *args], capture_output=True, text=True)
+        return done.stdout if done.returncode == 0 else ""
+
+    def releases(self, floor: str) -> list[tuple[str, str]]:
+        found = {str(v): tag for tag in self._git("tag").split()
+                 if tag.startswith("v") and (v := final_version(tag, floor)) is not None}
+        return sorted(found.items(), key=lambda item: Version(item[0]))
+
+    def files(self, ref: str) -> set[str]:
+        listing = self._git("ls-tree", "-r", "--name-only", ref, "--", f"src/{self.spec.module}/")
+        prefix = "src/"
+        if not listing.strip():
+            listing, prefix = self._git("ls-tree", "-r", "--name-only", ref, "--", f"{self.spec.module}/"), ""
+        self._prefix[ref] = prefix
+        return {line[len(prefix):] for line in listing.splitlines() if line.endswith(".py")}
+
+    def read(self, ref: str, path: str) -> str | None:
+        with self._lock:
+            if self._batch is None:  # one `git cat-file --batch` serves every read
+                self._batch = subprocess.Popen(["git", "--git-dir", str(self.git_dir), "cat-file", "--batch"],
+                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert self._batch.stdin is not None and self._batch.stdout is not None
+            if ref not in self._prefix:
+                self.files(ref)
+            self._batch.stdin.write(f"{ref}:{self._prefix[ref]}{path}\n".encode())
+            self._batch.stdin.flush()
+            header = self._batch.stdout.readline().decode().split()
+            if len(header) != 3 or header[1] != "blob":
+                return None
+            return self._batch.stdout.read(int(header[2]) + 1)[:-1].decode("utf-8", errors="replace")
+
+    def provenance(self, ref: str) -> dict[str, str]:
+        commit = self._git("rev-parse", f"{ref}^{{commit}}").strip()
+        return {"url": self.url, "read": "git tags v*, files at each tag", "newest_tag": ref, "commit": commit}
+
+    def close(self, ref: str) -> None:
+        pass
+
+    def folder(self, ref: str, prefix: str) -> Iterator[tuple[str, str]]:
+        for path in sorted(p for p in self.files(ref) if p.startswith(prefix)):
+            text = self.read(ref, path)
+            if text is not None:
+                yield path, text
+
+
+class PyPIWheels:
+    """The files of each release's wheel on PyPI, read by HTTP range requests (no full download)."""
+
+    def __init__(self, spec: Package) -> None:
+        self.spec = spec
+        self.url = f"https://pypi.org/pypi/{spec.dist}/json"
+        self.index = json.loads(pypi_release.http_get(self.url))
+        self._open: dict[str, zipfile.ZipFile] = {}
+        self._lock = threading.Lock()
+
+    def releases(self, floor: str) -> list[tuple[str, str]]:
+        kept = [v for v in pypi_release.kept_versions(self.index["releases"], floor)
+                if final_version(v, floor) is not None and pypi_release.metadata_wheel(self.index["releases"][v])]
+        return [(v, v) for v in kept]
+
+    def _wheel(self, ref: str) -> zipfile.ZipFile:
+        with self._lock:
+            if ref not in self._open:
+                wheel = pypi_release.metadata_wheel(self.index["releases"][ref])
+                assert wheel is not None
+                remote = pypi_release.RangeFile(urljoin(self.url, wheel["url"]), wheel["size"],
+                                                pypi_release.http_get)
+                self._open[ref] = zipfile.ZipFile(remote)  # type: ignore[arg-type]
+            return self._open[ref]
+
+    def files(self, ref: str) -> set[str]:
+        return {n for n in self._wheel(ref).namelist() if n.startswith(f"{self.spec.module}/") and n.endswith(".py")}
+
+    def read(self, ref: str, path: str) -> str | None:
+        try:
+            return self._wheel(ref).read(path).decode("utf-8", errors="replace")
+        except KeyError:
+            return None
+
+    def close(self, ref: str) -> None:
+        with self._lock:
+            self._open.pop(ref, None)
+
+    def folder(self, ref: str, prefix: str) -> Iterator[tuple[str, str]]:
+        """A whole folder is most of the wheel: one download instead of a range request per file."""
+        wheel = pypi_release.metadata_wheel(self.index["releases"][ref])
+        assert wheel is not None
+        with zipfile.ZipFile(io.BytesIO(pypi_release.http_get(urljoin(self.url, wheel["url"])))) as whole:
+            for path in whole.namelist():
+                if path.startswith(prefix) and path.endswith(".py"):
+                    yield path, whole.read(path).decode("utf-8", errors="replace")
+
+    def provenance(self, ref: str) -> dict[str, str]:
+        wheel = pypi_release.metadata_wheel(self.index["releases"][ref]) or {}
+        return {"url": self.url, "read": "files of each release's wheel", "newest_release": ref,
+                "newest_wheel": wheel.get("filename", ""), "sha256": wheel.get("digests", {}).get("sha256", "")}
+
+
+# --- importers: what `import <package>` loads, and what it takes from partners -----------------------
+
+
+@dataclass(frozen=True)
+class Need:
+    """One thing a release imports from a partner at import: ``name`` from ``module`` (or the module itself when
+    ``name`` is empty), in the importer's ``file``."""
+
+    partner: str
+    module: str
+    name: str
+    file: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}:{self.name}" if self.name else self.module
+
+
+def module_path(files: set[str], module: str) -> str | None:
+    """``peft.utils`` -> ``peft/utils/__init__.py`` or ``peft/utils.py`` when that file is there."""
+    base = module.replace(".", "/")
+    for path in (f"{base}/__init__.py", f"{base}.py"):
+        if path in files:
+            return path
+    return None
+
+
+def _absolute(module: str, path: str, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from`` import names, resolving ``from ..x import y`` against ``module``."""
+    if not node.level:
+        return node.module or ""
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    parts = package.split(".")
+    base = parts[: len(parts) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _catches_import_failure(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        if handler.type is None:
+            return True
+        kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        if any(ast.unparse(kind).rsplit(".", 1)[-1] in IMPORT_FAILURES for kind in kinds):
+            return True
+    return False
+
+
+def unconditional_imports(body: Iterable[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements of a module body that run whenever the module is imported."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.Try | getattr(ast, "TryStar", ast.Try)):
+            if not _catches_import_failure(node):
+                yield from unconditional_imports(node.body)
+                yield from unconditional_imports(node.orelse)
+            yield from unconditional_imports(node.finalbody)
+        elif isinstance(node, ast.With):
+            yield from unconditional_imports(node.body)
+        # `if`, functions and classes: their imports may not run (guards, switches, later calls)
+
+
+def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], list[str]]:
+    """Every need of the modules that ``import <package>`` loads at ``ref`` (sorted), and files that did not parse."""
+    files = source.files(ref)
+    queue, seen = [package], set()
+    needs: dict[tuple[str, str], Need] = {}
+    unparsed = []
+
+    def load(module: str) -> None:
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__, then c
+            name = ".".join(parts[:i])
+            if name not in seen and module_path(files, name) is not None:
+                seen.add(name)
+                queue.append(name)
+
+    seen.add(package)
+    while queue:
+        module = queue.pop(0)
+        path = module_path(files, module)
+        text = source.read(ref, path) if path else None
+        if text is None:
+            continue
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            unparsed.append(path or module)
+            continue
+        for node in unconditional_imports(tree.body):
+            if isinstance(node, ast.Import):
+                targets = [(alias.name, "") for alias in node.names]
+            else:
+                target = _absolute(module, path or "", node)
+                targets = [(target, alias.name) for alias in node.names]
+            for target, name in targets:
+                top = target.split(".", 1)[0]
+                if top == package:
+                    load(target)
+                    if name and module_path(files, f"{target}.{name}") is not None:
+                        load(f"{target}.{name}")
+                elif top in PARTNER_OF_MODULE:
+                    if name == "*" or (not name and target == top):
+                        continue  # the package itself always exists; a star import names nothing
+                    need = Need(PARTNER_OF_MODULE[top], target, name, path or "")
+                    needs.setdefault((need.partner, need.key), need)
+    return sorted(needs.values(), key=lambda n: (n.partner, n.key)), unparsed
+
+
+# --- providers: which releases have a name ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModuleNames:
+    """What one module file offers: names bound at module level, names of its lazy structure, relative star
+    imports (absolute module names), and whether a missing name may still resolve at run time."""
+
+    bound: frozenset[str]
+    stars: tuple[str, ...]
+    open_ended: bool
+    # Folders (package paths) whose files' ``__all__`` a run-time structure (``define_import_structure``) adds.
+    scanned: tuple[str, ...] = ()
+
+
+def module_names(tree: ast.Module, module: str, path: str) -> ModuleNames:
+    bound: set[str] = set()
+    stars: list[str] = []
+    open_ended = typing_stars = False
+
+    def targets(node: ast.expr) -> Iterator[str]:
+        if isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, ast.Tuple | ast.List):
+            for element in node.elts:
+                yield from targets(element)
+
+    def visit(body: Iterable[ast.stmt], typing_only: bool = False) -> None:
+        nonlocal open_ended, typing_stars
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                bound.add(node.name)
+                if node.name == "__getattr__":
+                    open_ended = True
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    bound.update(targets(target))
+            elif isinstance(node, ast.AnnAssign | ast.AugAssign) and isinstance(node.target, ast.Name):
+                bound.add(node.target.id)
+            elif isinstance(node, ast.Import):
+                bound.update((a.asname or a.name).split(".", 1)[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if alias.name == "*":
+                        if typing_only:
+                            typing_stars = True  # a lazy module's typing mirror: not followed
+                        elif node.level:
+                            stars.append(_absolute(module, path, node))
+                        else:
+                            open_ended = True  # another package's names: not read here
+                    else:
+                        bound.add(alias.asname or alias.name)
+            elif isinstance(node, ast.If):
+                visit(node.body, typing_only or "TYPE_CHECKING" in ast.unparse(node.test))
+                visit(node.orelse, typing_only)
+            elif isinstance(node, ast.With | ast.For | ast.While):
+                visit(node.body, typing_only)
+                visit(getattr(node, "orelse", []), typing_only)
+            elif isinstance(node, ast.Try | getattr(ast, "TryStar", ast.Try)):
+                visit(node.body, typing_only)
+                visit(node.orelse, typing_only)
+                visit(node.finalbody, typing_only)
+                for handler in node.handlers:
+                    visit(handler.body, typing_only)
+
+    visit(tree.body)
+    structure, has_structure, scanned = _lazy_structure(tree, path)
+    # A lazy module's typing mirror (`if TYPE_CHECKING: from .x import *`) repeats its structure: the static part,
+    # and the folders a run-time part scans (read by ProviderRelease).
+    # A module __getattr__ assigned from a lazy loader (huggingface_hub's `__getattr__, ... = _attach(...,
+    # submod_attrs=_SUBMOD_ATTRS)`) serves the structure; any other answers names no reading can list.
+    attached = "__getattr__" in bound and not has_structure
+    return ModuleNames(frozenset(bound | structure), tuple(stars), open_ended or attached
+                       or (typing_stars and not has_structure) or scanned is None, scanned or ())
+
+
+def _lazy_structure(tree: ast.Module, path: str) -> tuple[set[str], bool, tuple[str, ...] | None]:
+    """The names of a module's lazy structure (strings in ``_import_structure`` or ``_SUBMOD_ATTRS``, however
+    built up at module level), whether it has one, and the folders a run-time part of it scans (None when that
+    part cannot be read: a call whose folder is not a plain ``Path(__file__).parent / "x"``)."""
+    names: set[str] = set()
+    has_structure = False
+    scanned: list[str] | None = []
+    folder = path.rpartition("/")[0]
+    for statement in _module_level(tree.body):
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call):
+                called = ast.unparse(node.func)
+                if called.rsplit(".", 1)[-1] in DYNAMIC_STRUCTURE:
+                    has_structure = True
+                    where = _scanned_folder(node, folder)
+                    scanned = None if where is None or scanned is None else [*scanned, where]
+                if called.startswith(STRUCTURES) and called.endswith((".extend", ".append")):
+                    names.update(_strings(node.args))
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(ast.unparse(t).startswith(STRUCTURES) for t in targets):
+                    has_structure = True
+                    value = node.value
+                    if isinstance(value, ast.Dict):  # keys are submodules, values the names they hold
+                        names.update(_strings(value.values))
+                    elif value is not None:
+                        names.update(_strings([value]))
+    return names, has_structure, tuple(scanned) if scanned is not None else None
+
+
+def _scanned_folder(call: ast.Call, folder: str) -> str | None:
+    """``define_import_structure(_file)`` -> the module's folder; ``(Path(__file__).parent / "models", ...)`` ->
+    ``<folder>/models``; None for anything else."""
+    if not call.args:
+        return None
+    argument = call.args[0]
+    parts = []
+    while isinstance(argument, ast.BinOp) and isinstance(argument.op, ast.Div):
+        if not (isinstance(argument.right, ast.Constant) and isinstance(argument.right.value, str)):
+            return None
+        parts.insert(0, argument.right.value)
+        argument = argument.left
+    text = ast.unparse(argument)
+    if text not in ("_file", "__file__", "Path(__file__).parent", "Path(_file).parent", "os.path.dirname(__file__)"):
+        return None
+    return "/".join([folder, *parts])
+
+
+def _module_level(body: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
+    """The simple statements of a module body, inside ``if``/``try``/``with`` blocks too (not in functions or
+    classes)."""
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if isinstance(node, ast.If | ast.With | ast.For | ast.While | ast.Try | getattr(ast, "TryStar", ast.Try)):
+            for block in ("body", "orelse", "finalbody"):
+                yield from _module_level(getattr(node, block, []))
+            for handler in getattr(node, "handlers", []):
+                yield from _module_level(handler.body)
+        else:
+            yield node
+
+
+def _strings(nodes: Iterable[ast.AST | None]) -> set[str]:
+    return {n.value for node in nodes if node is not None for n in ast.walk(node)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier()}
+
+
+class ProviderRelease:
+    """One release of a partner package: answers whether a need is met."""
+
+    def __init__(self, source: Source, ref: str) -> None:
+        self.source, self.ref = source, ref
+        self.files = source.files(ref)
+        self._names: dict[str, ModuleNames | None] = {}
+        self._scans: dict[str, tuple[set[str], set[str]]] = {}
+
+    def names(self, module: str) -> ModuleNames | None:
+        if module not in self._names:
+            path = module_path(self.files, module)
+            text = self.source.read(self.ref, path) if path else None
+            try:
+                self._names[module] = module_names(ast.parse(text), module, path or "") if text is not None else None
+            except SyntaxError:
+                self._names[module] = ModuleNames(frozenset(), (), True)
+        return self._names[module]
+
+    def status(self, module: str, name: str) -> str:
+        """"present", "absent" or "unknown" for ``name`` of ``module`` (the module itself when ``name`` is "")."""
+        if module_path(self.files, module) is None:
+            return "absent"
+        if not name or module_path(self.files, f"{module}.{name}") is not None:
+            return "present"
+        return self._lookup(module, name, set(), 0)
+
+    def _lookup(self, module: str, name: str, seen: set[str], depth: int) -> str:
+        seen.add(module)
+        found = self.names(module)
+        if found is None:
+            return "unknown"
+        if name in found.bound:
+            return "present"
+        if found.stars and depth >= STAR_DEPTH:
+            return "unknown"
+        results = [self._lookup(star, name, seen, depth + 1) for star in found.stars if star not in seen]
+        results += [self._scanned(folder, name) for folder in found.scanned]
+        if "present" in results:
+            return "present"
+        return "unknown" if found.open_ended or "unknown" in results else "absent"
+
+    def _scanned(self, folder: str, name: str) -> str:
+        """What a run-time structure over ``folder`` makes of ``name``: "present" when a file there lists it in
+        ``__all__``; "absent" when no file there has the word at all; else "unknown" (it may be exported another
+        way, as transformers' ``@export`` decorators did)."""
+        if folder not in self._scans:
+            exported: set[str] = set()
+            words: set[str] = set()
+            for _, text in self.source.folder(self.ref, folder + "/"):
+                words.update(WORD.findall(text))
+                for match in ALL_LIST.finditer(text):
+                    try:
+                        exported.update(str(n) for n in ast.literal_eval(match.group(1)))
+                    except (ValueError, SyntaxError):
+                        exported.add("")  # an __all__ built otherwise: every word there stays unknown
+            self._scans[folder] = (exported, words)
+        exported, words = self._scans[folder]
+        return "present" if name in exported else "unknown" if name in words else "absent"
+
+
+# --- the document -----------------------------------------------------------------------------------
+
+
+def ranges(versions: list[str], members: set[str]) -> list[list[str]]:
+    """Runs of consecutive ``versions`` (oldest first) that are in ``members``, as [first, last] pairs."""
+    out: list[list[str]] = []
+    previous_in = False
+    for version in versions:
+        if version in members:
+            if previous_in:
+                out[-1][1] = version
+            else:
+                out.append([version, version])
+        previous_in = version in members
+    return out
+
+
+def read_importer(name: str, source: Source) -> dict[str, object]:
+    spec = IMPORTERS[name]
+    releases = source.releases(spec.floor)
+    needs_by_key: dict[tuple[str, str], tuple[Need, set[str]]] = {}
+    unparsed: dict[str, list[str]] = {}
+
+    def one(item: tuple[str, str]) -> tuple[list[Need], list[str]]:
+        found = import_closure(source, item[1], spec.module)
+        source.close(item[1])
+        return found
+
+    with ThreadPoolExecutor(max_workers=_workers(source)) as pool:
+        read = list(pool.map(one, releases))
+    for (version, _), (needs, skipped) in zip(releases, read, strict=True):
+        for need in needs:
+            members = needs_by_key.get((need.partner, need.key), (need, set()))[1]
+            members.add(version)
+            needs_by_key[(need.partner, need.key)] = (need, members)  # the file of the newest release
+        if skipped:
+            unparsed[version] = skipped
+    versions = [v for v, _ in releases]
+    print(f"{name}: {len(versions)} releases, {len(needs_by_key)} needs", file=sys.stderr, flush=True)
+    return {
+        "source": source.provenance(releases[-1][1]) if releases else {},
+        "floor": spec.floor,
+        "releases": versions,
+        "unparsed": unparsed,
+        "needs": [{"partner": need.partner, "module": need.module, "name": need.name, "file": need.file,
+                   "releases": ranges(versions, members)}
+                  for (_, _), (need, members) in sorted(needs_by_key.items())],
+    }
+
+
+def read_provider(name: str, source: Source, wanted: set[tuple[str, str]]) -> dict[str, object]:
+    """For each (module, name) in ``wanted``: the releases of the partner that have it, and those where that could
+    not be told."""
+    spec = PROVIDERS[name]
+    releases = source.releases(spec.floor)
+
+    def one(item: tuple[str, str]) -> dict[tuple[str, str], str]:
+        _, ref = item
+        release = ProviderRelease(source, ref)
+        found = {key: release.status(*key) for key in sorted(wanted)}
+        source.close(ref)
+        return found
+
+    with ThreadPoolExecutor(max_workers=_workers(source)) as pool:
+        statuses = dict(zip([v for v, _ in releases], pool.map(one, releases), strict=True))
+    versions = [v for v, _ in releases]
+    names = {}
+    for module, attr in sorted(wanted):
+        key = f"{module}:{attr}" if attr else module
+        present = {v for v in versions if statuses[v][(module, attr)] == "present"}
+        unknown = {v for v in versions if statuses[v][(module, attr)] == "unknown"}
+        entry: dict[str, list[list[str]]] = {"present": ranges(versions, present)}
+        if unknown:
+            entry["unknown"] = ranges(versions, unknown)
+        names[key] = entry
+    print(f"{name}: {len(versions)} releases, {len(names)} names", file=sys.stderr, flush=True)
+    return {"source": source.provenance(releases[-1][1]) if releases else {}, "floor": spec.floor,
+            "releases": versions, "names": names}
+
+
+def _workers(source: Source) -> int:
+    return 8 if isinstance(source, PyPIWheels) else 1  # HTTP waits overlap; git reads share one process
+
+
+def generate(importers: dict[str, Source], providers: dict[str, Source], command: str,
+             today: str | None = None) -> dict[str, object]:
+    with ThreadPoolExecutor(max_workers=max(1, len(importers))) as pool:
+        done = dict(zip(importers, pool.map(lambda item: read_importer(*item), importers.items()), strict=True))
+    wanted: dict[str, set[tuple[str, str]]] = {}
+    for entry in done.values():
+        for need in entry["needs"]:  # type: ignore[attr-defined]
+            wanted.setdefault(need["partner"], set()).add((need["module"], need["name"]))
+    with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
+        jobs = {name: pool.submit(read_provider, name, source, wanted.get(name, set()))
+                for name, source in providers.items()}
+        offered = {name: job.result() for name, job in jobs.items()}
+    return {
+        "generator": GENERATOR,
+        "command": command,
+        "generated": today or datetime.date.today().isoformat(),
+        "what": "names each importer release takes from partner packages at import, and the partner releases that "
+                "have them; read from each release's source with ast",
+        "importers": done,
+        "providers": offered,
+    }
+
+
+def dump(document: dict[str, object]) -> str:
+    """One need or name per line: a readable diff when a release is added."""
+    lines = ["{"]
+    for key, value in document.items():
+        if key not in ("importers", "providers"):
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)},")
+    for section, listed in (("importers", "needs"), ("providers", "names")):
+        packages = document[section]
+        assert isinstance(packages, dict)
+        lines.append(f"  {json.dumps(section)}: {{")
+        for i, (name, entry) in enumerate(packages.items()):
+            lines.append(f"    {json.dumps(name)}: {{")
+            for key, value in entry.items():
+                if key != listed:
+                    lines.append(f"      {json.dumps(key)}: {json.dumps(value)},")
+            items = entry[listed]
+            if isinstance(items, dict):
+                rows = [f"        {json.dumps(k)}: {json.dumps(v)}" for k, v in items.items()]
+                lines += [f"      {json.dumps(listed)}: {{", ",\n".join(rows), "      }"] if rows else \
+                    [f"      {json.dumps(listed)}: {{}}"]
+            else:
+                rows = [f"        {json.dumps(v)}" for v in items]
+                lines += [f"      {json.dumps(listed)}: [", ",\n".join(rows), "      ]"] if rows else \
+                    [f"      {json.dumps(listed)}: []"]
+            lines.append("    }" + ("," if i < len(packages) - 1 else ""))
+        lines.append("  }" + ("," if section == "importers" else ""))
+    lines.append("}")
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _repo_of(git_dir: Path) -> str:
+    """``/work/.mirror/huggingface+peft/repo`` -> ``huggingface/peft``."""
+    for part in reversed(git_dir.resolve().parts):
+        if "+" in part:
+            return part.replace("+", "/", 1)
+    return git_dir.resolve().name.removesuffix(".git")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("git_dirs", nargs="*", type=Path, help="bare clones; the repository is told by the path")
+    parser.add_argument("--transformers-wheels", action="store_true", help="read transformers from PyPI wheels")
+    parser.add_argument("--wheels", action="append", default=[], metavar="NAME",
+                        help="read this package from its PyPI wheels instead of a clone (repeatable)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    by_repo = {spec.repo.lower(): name for name, spec in {**PROVIDERS, **IMPORTERS}.items()}
+    importers: dict[str, Source] = {}
+    providers: dict[str, Source] = {}
+    for git_dir in args.git_dirs:
+        name = by_repo.get(_repo_of(git_dir).lower())
+        if name is None:
+            parser.error(f"{git_dir}: not a clone of {', '.join(sorted(by_repo))} (the path names the repository)")
+        if name in IMPORTERS:
+            importers[name] = GitTags(git_dir, IMPORTERS[name])
+        if name in PROVIDERS:
+            providers[name] = GitTags(git_dir, PROVIDERS[name])
+    wheels = set(args.wheels) | ({"transformers"} if args.transformers_wheels else set())
+    for name in sorted(wheels):
+        if name not in IMPORTERS and name not in PROVIDERS:
+            parser.error(f"--wheels {name}: not one of {', '.join(sorted({*IMPORTERS, *PROVIDERS}))}")
+        source = PyPIWheels((IMPORTERS | PROVIDERS)[name])
+        if name in IMPORTERS:
+            importers[name] = source
+        if name in PROVIDERS:
+            providers[name] = source
+    if not importers:
+        parser.error("give at least one clone of an importer: " + ", ".join(spec.repo for spec in IMPORTERS.values()))
+    command = "python " + " ".join([GENERATOR, *(f"--wheels {name}" for name in sorted(wheels)),
+                                    *(str(d) for d in args.git_dirs)])
+    document = generate({n: importers[n] for n in IMPORTERS if n in importers},
+                        {n: providers[n] for n in PROVIDERS if n in providers}, command)
+    args.out.write_text(dump(document), encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,7 +28,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from envdoctor.matrices import MatrixError, default_root
+from envdoctor.matrices import default_root, parsed_or_raise
 from envdoctor.snapshot import normalize_name
 
 FILE = "import_floors.json"
@@ -148,13 +148,7 @@ def _public(version: str | None) -> Version | None:
 
 @functools.lru_cache(maxsize=8)
 def _table(path: Path) -> ImportTable | None:
-    if not path.exists():
-        return None
-    errors: list[str] = []
-    table = _parse(path, errors)
-    if errors or table is None:
-        raise MatrixError("\n".join(errors))
-    return table
+    return parsed_or_raise(path, _parse)
 
 
 class _Reader:

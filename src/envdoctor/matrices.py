@@ -10,9 +10,10 @@ import difflib
 import functools
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -143,6 +144,20 @@ def default_root() -> Path:
         if (candidate / "rules").is_dir():
             return candidate
     return here / "matrices"
+
+
+T = TypeVar("T")
+
+
+def parsed_or_raise(path: Path, parse: Callable[[Path, list[str]], T | None]) -> T | None:
+    """``parse(path, errors)`` of a table file; None when the file is absent; MatrixError naming every problem."""
+    if not path.exists():
+        return None
+    errors: list[str] = []
+    table = parse(path, errors)
+    if errors or table is None:
+        raise MatrixError("\n".join(errors))
+    return table
 
 
 def read_toml(path: Path, errors: list[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envdoctor.matrices import MatrixError, default_root
+from envdoctor.matrices import default_root, parsed_or_raise
 from envdoctor.snapshot import normalize_name
 
 FILE = "runtime_floors.json"
@@ -118,13 +118,7 @@ def _trimmed_key(releases: dict[str, Any], version: str) -> str | None:
 
 @functools.lru_cache(maxsize=8)
 def _table(path: Path) -> _Table | None:
-    if not path.exists():
-        return None
-    errors: list[str] = []
-    table = _parse(path, errors)
-    if errors or table is None:
-        raise MatrixError("\n".join(errors))
-    return table
+    return parsed_or_raise(path, _parse)
 
 
 def _parse(path: Path, errors: list[str], strict: bool = False) -> _Table | None:

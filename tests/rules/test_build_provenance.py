@@ -49,6 +49,8 @@ def test_extension_released_after_the_torch_minor_is_not_flagged(tmp_path: Path)
 def test_unknown_version_of_a_newly_listed_extension_is_reported(tmp_path: Path) -> None:
     report = check(tmp_path, host=LINUX, packages={"torch": "2.7.0", "sgl-kernel": None})
     assert [f.components for f in found(report, "extension-build-unknown")] == [("sgl-kernel", "torch")]
+    nunchaku = check(tmp_path, host={"os": "windows"}, packages={"torch": "2.6.0+cu124", "nunchaku": None})
+    assert [f.components for f in found(nunchaku, "extension-build-unknown")] == [("nunchaku", "torch")]
 
 
 def test_compiled_release_pinning_another_torch_minor(tmp_path: Path) -> None:

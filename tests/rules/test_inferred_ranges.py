@@ -197,3 +197,17 @@ def test_a_variant_of_unrecorded_archs_keeps_the_floor_of_the_older_cuda_build(t
     assert "cu128 build starts at sm_70" in finding.message and finding.severity.value == "warn"
     assert not found(check(tmp_path, nvidia=gpu("8.6"), packages={"torch": "2.8.0+cu129"}), "gpu-arch-not-in-torch",
                      verified=None)
+
+
+def test_reported_archs_follow_torchs_own_rule_for_ptx(tmp_path: Path) -> None:
+    """torch.cuda._check_cubins counts SASS of the GPU's major only: an old build's compute_37 PTX does not make a
+    Blackwell GPU supported, while PTX of the GPU's own major does; a build that reports archs is a CUDA build."""
+    archs = ["sm_37", "sm_50", "sm_61", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "compute_37"]
+    blackwell = check(tmp_path, nvidia=gpu("12.0"), packages={"torch": None}, torch={"archs": archs})
+    [finding] = found(blackwell, "gpu-arch-not-in-torch")
+    assert "12.0" in finding.message and finding.severity.value == "fail"
+    assert not found(blackwell, "torch-build-unknown", verified=None)
+    ptx_80 = {"archs": ["sm_75", "compute_80"]}
+    ampere = check(tmp_path, nvidia=gpu("8.6"), packages={"torch": None}, torch=ptx_80)
+    assert not found(ampere, "gpu-arch-not-in-torch", verified=None)
+    assert found(check(tmp_path, nvidia=gpu("9.0"), packages={"torch": None}, torch=ptx_80), "gpu-arch-not-in-torch")

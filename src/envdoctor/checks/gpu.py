@@ -57,6 +57,8 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
         if plain_cpu_platform and not why:
             why = _pypi_cpu_platform_reason(snapshot.host.os)
         return _cpu_torch_gpu_unknown(version if isinstance(version, str) else "(version unknown)", why) if cpu else []
+    if variant is None and snapshot.torch is not None and snapshot.torch.archs:
+        return []  # GPU archs compiled in: a CUDA build (its archs are judged on their own)
     if variant is None:
         pypi_cpu = snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS
         return [Finding(
@@ -279,10 +281,12 @@ def _unknown_build_archs(ctx: CheckContext) -> list[Finding]:
 
 
 def _runs(cc: str, archs: tuple[str, ...]) -> bool:
-    """SASS for the same major and a lower-or-equal minor runs; PTX (compute_XY) JITs forward."""
+    """torch's own rule (``torch.cuda._check_cubins``): SASS of the GPU's major with a lower-or-equal minor runs.
+    PTX (compute_XY) is counted for the same major only: it would JIT torch's own kernels for a newer major, but the
+    CUDA libraries the build bundles (cuBLAS, cuDNN) have none for it ('no kernel image is available')."""
     ptx = [a.removeprefix("compute_") for a in archs if a.startswith("compute_")]
     major, minor = (int(p) for p in cc.split(".")[:2])
-    jit = any(p.isdigit() and (int(p[:-1]), int(p[-1])) <= (major, minor) for p in ptx)
+    jit = any(p.isdigit() and int(p[:-1]) == major and int(p[-1]) <= minor for p in ptx)
     return jit or gpu_runs_archs(cc, archs)
 
 

@@ -59,6 +59,7 @@ class ReleaseFacts:
     python_floor_from: str | None = None
 
 
+@functools.lru_cache(maxsize=64)
 def pypi_root(root: Path | str | None = None) -> Path:
     """``<matrices>/pypi`` for the matrices folder ``root`` (default: the bundled one)."""
     return Path(root if root is not None else default_root()) / FOLDER
@@ -250,7 +251,7 @@ def unfetched_packages() -> dict[str, str]:
     return dict(_NOT_FETCHED)
 
 
-@functools.lru_cache(maxsize=4096)  # asked for every installed package by several checks
+@functools.lru_cache(maxsize=None)  # asked for every installed package by several checks; one entry a name
 def _path(package: str, root: Path | str | None) -> Path | None:
     name = normalize_name(package)
     folder = pypi_root(root)
@@ -259,7 +260,7 @@ def _path(package: str, root: Path | str | None) -> Path | None:
     return _fetched_path(name, root)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=None)
 def _fetched_path(package: str, root: Path | str | None) -> Path | None:
     """The fetched document of ``package`` for this run (for the bundled tables only), or None."""
     name = normalize_name(package)

@@ -251,7 +251,7 @@ def unfetched_packages() -> dict[str, str]:
     return dict(_NOT_FETCHED)
 
 
-@functools.lru_cache(maxsize=None)  # asked for every installed package by several checks; one entry a name
+@functools.cache  # asked for every installed package by several checks; one entry a name
 def _path(package: str, root: Path | str | None) -> Path | None:
     name = normalize_name(package)
     folder = pypi_root(root)
@@ -260,7 +260,7 @@ def _path(package: str, root: Path | str | None) -> Path | None:
     return _fetched_path(name, root)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fetched_path(package: str, root: Path | str | None) -> Path | None:
     """The fetched document of ``package`` for this run (for the bundled tables only), or None."""
     name = normalize_name(package)

@@ -92,10 +92,17 @@ def test_nvcc_major_mismatch_breaks_source_builds(tmp_path: Path) -> None:
     assert finding.severity.value == "fail" and set(finding.components) >= {"cuda-toolkit", "torch", "flash-attn"}
 
 
-def test_nvcc_minor_mismatch_is_information(tmp_path: Path) -> None:
-    report = check(tmp_path, cuda_toolkit={"nvcc": "12.4"}, packages={"torch": "2.3.1+cu121"})
-    assert "nvcc-torch-cuda-minor-mismatch" in rules(report, ("info",))
-    assert "nvcc-torch-cuda-mismatch" not in rules(report, ("info", "warn", "fail"))
+def test_nvcc_minor_mismatch_depends_on_setuptools(tmp_path: Path) -> None:
+    """torch's builder accepts another minor CUDA only with setuptools >= 49.4.0 (pytorch#97602)."""
+    def minor(setuptools: str | None) -> list:
+        packages = {"torch": "2.3.1+cu121"} | ({"setuptools": setuptools} if setuptools else {})
+        report = check(tmp_path, cuda_toolkit={"nvcc": "12.4"}, packages=packages)
+        assert "nvcc-torch-cuda-mismatch" not in rules(report, ("info", "warn", "fail"))
+        return [(f.severity.value, f.verified) for f in report.findings if f.rule == "nvcc-torch-cuda-minor-mismatch"]
+
+    assert minor("69.5.1") == [("info", True)]
+    assert minor("45.2.0") == [("fail", True)]
+    assert minor(None) == [("warn", False)]
 
 
 def test_deepspeed_without_nvcc(tmp_path: Path) -> None:

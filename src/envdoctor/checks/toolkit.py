@@ -50,6 +50,16 @@ def check_toolkit(ctx: CheckContext) -> list[Finding]:
     return findings
 
 
+def _older_than(version: str, floor: str) -> bool | None:
+    """Whether ``version`` is older than ``floor``; None when it is not a PEP 440 version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) < Version(floor)
+    except InvalidVersion:
+        return None
+
+
 def _newer(left: str, right: str) -> bool:
     try:
         return cuda_major_minor(left) > cuda_major_minor(right)
@@ -77,13 +87,36 @@ def _against_torch(ctx: CheckContext, nvcc: str, torch: str) -> list[Finding]:
                                                                else ""),
             fix=f"{switch}; or install a torch built for CUDA {major}.x, or prebuilt wheels instead of source builds",
         )]
-    return [Finding(
-        rule="nvcc-torch-cuda-minor-mismatch", category=Category.CUDA_BUILD, severity=Severity.INFO,
-        components=components, sources=SOURCES,
-        message=f"the CUDA toolkit (nvcc {nvcc}) and torch's CUDA ({torch}) differ in minor version: source builds "
-        "proceed with a warning and usually work",
-        fix=switch,
-    )]
+    return [_minor_mismatch(ctx, nvcc, torch, components, switch)]
+
+
+SETUPTOOLS_FOR_MINOR = "49.4.0"  # torch's check reads the toolkit's minor version only through setuptools' Version
+
+
+def _minor_mismatch(ctx: CheckContext, nvcc: str, torch: str, components: tuple[str, ...], switch: str) -> Finding:
+    """torch's extension builder accepts another minor version with a warning, but only when setuptools is 49.4.0 or
+    newer; with an older one it raises the same 'mismatches' error as for another major."""
+    setuptools = ctx.snapshot.packages.get("setuptools") if ctx.snapshot.packages else None
+    version = setuptools.version if setuptools else None
+    old = _older_than(version, SETUPTOOLS_FOR_MINOR) if version else None
+    error = (f"'The detected CUDA version ({nvcc}) mismatches the version that was used to compile PyTorch "
+             f"({torch})'")
+    if old is False:
+        severity, verified = Severity.INFO, True
+        says = f"source builds proceed with a warning (setuptools {version}) and usually work"
+    elif old:
+        severity, verified = Severity.FAIL, True
+        says = f"with setuptools {version} (older than {SETUPTOOLS_FOR_MINOR}) torch's extension builder raises {error}"
+    else:
+        severity, verified = Severity.WARN, False
+        says = (f"torch's extension builder accepts that with a warning only with setuptools >= {SETUPTOOLS_FOR_MINOR} "
+                f"(not known here; older ones raise {error}), and builders with checks of their own (apex) refuse it")
+    return Finding(
+        rule="nvcc-torch-cuda-minor-mismatch", category=Category.CUDA_BUILD, severity=severity,
+        components=components, sources=(*SOURCES, "pytorch-cuda-minor-check"), verified=verified,
+        message=f"the CUDA toolkit (nvcc {nvcc}) and torch's CUDA ({torch}) differ in minor version: {says}",
+        fix=switch if old is not True else f'pip install "setuptools>={SETUPTOOLS_FOR_MINOR}"; or {switch}',
+    )
 
 
 def _no_nvcc(ctx: CheckContext) -> list[Finding]:

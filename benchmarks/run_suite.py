@@ -295,6 +295,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A runner started in the background (nohup, `&`) inherits SIGINT ignored, and so would every command it starts:
+    # the limit's SIGINT would then do nothing until the SIGKILL. A handled SIGINT resets to the default at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         catalog = load_catalog(args.suites_file)
         if args.list:

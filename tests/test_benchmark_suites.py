@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -262,6 +263,18 @@ def test_runner_runs_a_suite_and_writes_its_log_and_summary(tiny_catalog: Path, 
 def test_runner_stops_a_suite_at_its_limit_and_fails(tiny_catalog: Path, tmp_path: Path) -> None:
     result = run("slow", "--out", str(tmp_path / "out"), "--suites-file", str(tiny_catalog))
     assert result.returncode == 1
+    summary = json.loads((tmp_path / "out" / "slow.json").read_text())
+    assert summary["results"][0]["seconds"] < 10 and not summary["results"][0]["accepted"]
+
+
+def test_runner_started_with_sigint_ignored_still_stops_a_suite_at_its_limit(tiny_catalog: Path,
+                                                                          tmp_path: Path) -> None:
+    """Under nohup or `&` the runner inherits SIGINT ignored; its commands must not, or the limit waits for SIGKILL."""
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    subprocess.run([sys.executable, str(RUNNER), "slow", "--out", str(tmp_path / "out"), "--suites-file",
+                    str(tiny_catalog)], capture_output=True, text=True, timeout=60, preexec_fn=ignore_sigint)
     summary = json.loads((tmp_path / "out" / "slow.json").read_text())
     assert summary["results"][0]["seconds"] < 10 and not summary["results"][0]["accepted"]
 

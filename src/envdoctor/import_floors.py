@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from envdoctor.matrices import default_root, parsed_or_raise
+from envdoctor.matrices import default_root, parsed_or_raise, read_json_object
 from envdoctor.snapshot import normalize_name
 
 FILE = "import_floors.json"
@@ -196,13 +195,8 @@ def _source(raw: Any, generated: str) -> str:
 
 def _parse(path: Path, errors: list[str]) -> ImportTable | None:
     read = _Reader(path, errors)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        errors.append(f"{path}: not readable JSON: {exc}; regenerate it with tools/gen_import_floors.py")
-        return None
-    if not isinstance(raw, dict):
-        read.error("top level", "expected an object")
+    raw = read_json_object(path, errors, "tools/gen_import_floors.py")
+    if raw is None:
         return None
     read.keys(raw, TOP_KEYS, "")
     generated = raw.get("generated")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -144,6 +145,20 @@ def default_root() -> Path:
         if (candidate / "rules").is_dir():
             return candidate
     return here / "matrices"
+
+
+def read_json_object(path: Path, errors: list[str], generator: str) -> dict[str, Any] | None:
+    """A generated table's JSON object, or None with the problem (and the ``generator`` that remakes it) appended to
+    ``errors``."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        errors.append(f"{path}: not readable JSON: {exc}; regenerate it with {generator}")
+        return None
+    if not isinstance(raw, dict):
+        errors.append(f"{path}: top level: expected an object")
+        return None
+    return raw
 
 
 T = TypeVar("T")

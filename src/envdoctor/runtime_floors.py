@@ -18,13 +18,12 @@ Example::
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envdoctor.matrices import default_root, parsed_or_raise
+from envdoctor.matrices import default_root, parsed_or_raise, read_json_object
 from envdoctor.snapshot import normalize_name
 
 FILE = "runtime_floors.json"
@@ -126,13 +125,8 @@ def _parse(path: Path, errors: list[str], strict: bool = False) -> _Table | None
     leaves to the validator: it costs most of a second on the whole file."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        errors.append(f"{path}: not readable JSON: {exc}; regenerate it with tools/gen_runtime_floors.py")
-        return None
-    if not isinstance(raw, dict):
-        errors.append(f"{path}: top level: expected an object")
+    raw = read_json_object(path, errors, "tools/gen_runtime_floors.py")
+    if raw is None:
         return None
     for key in sorted(set(raw) - TOP_KEYS):
         errors.append(f"{path}: {key}: unknown key (expected {', '.join(sorted(TOP_KEYS))})")

@@ -123,6 +123,14 @@ def check_driver(ctx: CheckContext) -> list[Finding]:
     return findings + _unknown_version_builds(ctx) + _builds_through_requirements(ctx)
 
 
+def _builds_by_package(ctx: CheckContext) -> dict[str, list[tuple[str, int, str]]]:
+    """``[[builds]]`` of cuda.toml by package: (version range, CUDA major, source) rows."""
+    rows: dict[str, list[tuple[str, int, str]]] = {}
+    for name, spec, major, source in ctx.facts.cuda_builds():
+        rows.setdefault(name, []).append((spec, major, source))
+    return rows
+
+
 def _unknown_version_builds(ctx: CheckContext) -> list[Finding]:
     """A CUDA wheel of ``[[builds]]`` installed with an unknown version, on a driver older than the CUDA major its
     newest releases are built for: likely too new for this driver (pip installs the newest), not verified."""
@@ -130,11 +138,8 @@ def _unknown_version_builds(ctx: CheckContext) -> list[Finding]:
     packages = ctx.snapshot.packages or {}
     if limit is None:
         return []
-    ranges: dict[str, list[tuple[str, int, str]]] = {}
-    for name, spec, major, source in ctx.facts.cuda_builds():
-        ranges.setdefault(name, []).append((spec, major, source))
     findings = []
-    for name, rows in sorted(ranges.items()):
+    for name, rows in sorted(_builds_by_package(ctx).items()):
         package = packages.get(name)
         if package is None or package.version:
             continue
@@ -166,9 +171,7 @@ def _builds_through_requirements(ctx: CheckContext) -> list[Finding]:
     packages = ctx.snapshot.packages or {}
     if limit is None:
         return []
-    rows: dict[str, list[tuple[str, int, str]]] = {}
-    for name, spec, major, source in ctx.facts.cuda_builds():
-        rows.setdefault(name, []).append((spec, major, source))
+    rows = _builds_by_package(ctx)
     findings = []
     for name, package in sorted(packages.items()):
         if name in rows:

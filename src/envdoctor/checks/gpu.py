@@ -167,11 +167,10 @@ def _below_an_older_variants_floor(ctx: CheckContext) -> list[Finding]:
     if not older:
         return []
     archs = ctx.facts.torch_archs(release.version, older[-1]) or ()
-    floor = min((a for a in archs if a.startswith("sm_")), key=lambda a: int(a[3:].rstrip("af")), default=None)
+    floor = min((a for a in archs if a.startswith("sm_")), key=_sm_number, default=None)
     if floor is None:
         return []
-    low = sorted({str(cc) for cc in gpu_ccs(ctx.snapshot)
-                  if _cc_number(str(cc)) < int(floor[3:].rstrip("af"))})
+    low = sorted({str(cc) for cc in gpu_ccs(ctx.snapshot) if _cc_number(str(cc)) < _sm_number(floor)})
     if not low:
         return []
     return [Finding(
@@ -182,6 +181,11 @@ def _below_an_older_variants_floor(ctx: CheckContext) -> list[Finding]:
         "brings back an arch an older one dropped): 'no kernel image is available for execution on the device'",
         fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU",
     )]
+
+
+def _sm_number(arch: str) -> int:
+    """``sm_90a`` -> 90."""
+    return int(arch[3:].rstrip("af"))
 
 
 def _cc_number(cc: str) -> int:

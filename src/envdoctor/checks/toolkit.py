@@ -15,7 +15,7 @@ from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import release_facts, releases
-from envdoctor.rules import ABSENT, fact
+from envdoctor.rules import ABSENT, fact, parse_version
 
 SOURCES = ("anchors-failure-modes",)
 
@@ -52,12 +52,8 @@ def check_toolkit(ctx: CheckContext) -> list[Finding]:
 
 def _older_than(version: str, floor: str) -> bool | None:
     """Whether ``version`` is older than ``floor``; None when it is not a PEP 440 version."""
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(version) < Version(floor)
-    except InvalidVersion:
-        return None
+    parsed, bound = parse_version(version), parse_version(floor)
+    return parsed < bound if parsed is not None and bound is not None else None
 
 
 def _newer(left: str, right: str) -> bool:

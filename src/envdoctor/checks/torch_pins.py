@@ -68,14 +68,10 @@ def _known_release(ctx: CheckContext, name: str, version: str, limit: int) -> Fi
     pin = _pinned(ctx, version, release.requires) if release else None
     if pin is None or pin.cuda_major is None or pin.cuda_major <= limit:
         return None
-    return Finding(
-        rule="driver-too-old-for-pinned-torch", category=Category.DRIVER, severity=Severity.WARN,
-        components=(name, "torch", "nvidia-driver"), sources=("pypi-metadata", *SOURCES),
-        message=f"{name} {version} pins torch=={pin.torch}, whose PyPI build is for CUDA {pin.cuda_major}, and this "
-        f"driver runs CUDA {limit}.x at most: 'The NVIDIA driver on your system is too old' (torch's own build is not "
-        "in the snapshot; PyPI's is assumed)",
-        fix=_fix(ctx, name, limit, pin.cuda_major),
-    )
+    return _too_old(name, _fix(ctx, name, limit, pin.cuda_major),
+                    f"{name} {version} pins torch=={pin.torch}, whose PyPI build is for CUDA {pin.cuda_major}, and "
+                    f"this driver runs CUDA {limit}.x at most: 'The NVIDIA driver on your system is too old' (torch's "
+                    "own build is not in the snapshot; PyPI's is assumed)")
 
 
 def _unknown_release(ctx: CheckContext, name: str, limit: int) -> Finding | None:
@@ -85,13 +81,17 @@ def _unknown_release(ctx: CheckContext, name: str, limit: int) -> Finding | None
         return None
     runs = [pin for pin in pins if pin.cuda_major <= limit]
     newest = f" (the newest that runs here is {name} {runs[-1].version}, torch {runs[-1].torch})" if runs else ""
+    return _too_old(name, _fix(ctx, name, limit, min(pin.cuda_major for pin in too_new)),
+                    f"{name} is installed with an unknown version; {len(too_new)} of its {len(pins)} releases that "
+                    f"pin torch pin one whose PyPI build needs a newer CUDA than this driver's {limit}.x{newest}: "
+                    f"unless {name} is one of the others, 'The NVIDIA driver on your system is too old' (inferred over "
+                    "its releases)")
+
+
+def _too_old(name: str, fix: str, message: str) -> Finding:
     return Finding(
         rule="driver-too-old-for-pinned-torch", category=Category.DRIVER, severity=Severity.WARN,
-        components=(name, "torch", "nvidia-driver"), sources=("pypi-metadata", *SOURCES),
-        message=f"{name} is installed with an unknown version; {len(too_new)} of its {len(pins)} releases that pin "
-        f"torch pin one whose PyPI build needs a newer CUDA than this driver's {limit}.x{newest}: unless {name} is "
-        "one of the others, 'The NVIDIA driver on your system is too old' (inferred over its releases)",
-        fix=_fix(ctx, name, limit, min(pin.cuda_major for pin in too_new)),
+        components=(name, "torch", "nvidia-driver"), sources=("pypi-metadata", *SOURCES), message=message, fix=fix,
     )
 
 

@@ -30,7 +30,7 @@ from envdoctor.pypi_facts import (
     release_facts,
     releases,
 )
-from envdoctor.rules import matches_specifier
+from envdoctor.rules import matches_specifier, parse_version, public_of
 from envdoctor.snapshot import normalize_name
 
 OS_FAMILY = {"linux": "linux", "windows": "win", "win32": "win", "darwin": "macosx", "macos": "macosx"}
@@ -485,13 +485,9 @@ def _python_of_unrecorded(ctx: CheckContext, name: str, version: str, python: st
 def _python_before_first_upload(name: str, version: str, python: str, root: Path | str) -> list[Finding]:
     """A build older than the package's first upload to PyPI (made from git): when every release on PyPI, from the
     first, declares a Requires-Python that excludes this Python, the earlier build most likely did too (inferred)."""
-    from packaging.version import InvalidVersion, Version
-
     history = releases(name, root)
-    try:
-        older = bool(history) and Version(version.split("+", 1)[0]) < Version(history[0].version)
-    except InvalidVersion:
-        return []
+    installed, first_upload = parse_version(public_of(version)), parse_version(history[0].version if history else None)
+    older = installed is not None and first_upload is not None and installed < first_upload
     if not older or not recorded_from_first_upload(name, root) or not all(
             r.requires_python and not matches_specifier(python, r.requires_python) for r in history):
         return []

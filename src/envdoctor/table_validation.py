@@ -12,6 +12,7 @@ from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.extension_builds import load_extension_builds
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
 from envdoctor.checks.platforms import validate_platforms
+from envdoctor.checks.python_support_lag import load_python_releases
 from envdoctor.facts import validate_facts
 from envdoctor.import_floors import validate_import_floors
 from envdoctor.matrices import Matrices, MatrixError, default_root, load_matrices, validate_matrix_files
@@ -35,7 +36,7 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
     validate_matrix_files, validate_pypi_facts, validate_runtime_floors, validate_import_floors, validate_api_breaks,
     validate_facts,
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
-                                                 load_dynamo_python)),
+                                                 load_dynamo_python, load_python_releases)),
 )
 
 

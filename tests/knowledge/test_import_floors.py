@@ -144,8 +144,22 @@ def test_an_unknown_importer_version_warns_inferred_when_its_newest_releases_bre
     assert _findings(tmp_path, {"peft": "0.17.1", "transformers": "4.51.3"}, matrices=matrices) == []
 
 
-def test_an_unknown_importer_version_is_silent_when_an_older_release_is_its_newest(tmp_path: Path) -> None:
-    assert _findings(tmp_path, {"peft": None, "transformers": "4.51.3"}) == []  # only 0.18.0 imports it at import
+def test_an_unknown_importer_version_warns_for_a_run_of_releases_made_around_the_partner(tmp_path: Path) -> None:
+    # only peft 0.18.0 (2025-11, after transformers 4.51.3) imports transformers.modeling_layers at import
+    found = _findings(tmp_path, {"peft": None, "transformers": "4.51.3"})
+    assert [f.rule for f in found] == ["import-name-missing-unknown-version"]
+    assert "its release 0.18.0 imports from transformers" in found[0].message and not found[0].verified
+    assert 'peft>=0.18.1"' in (found[0].fix or "")
+    # peft 0.16.0 to 0.17.1 import transformers' HybridCache, which 5.x lacks: 9 months before 5.9.0, a warning
+    found = _findings(tmp_path, {"peft": None, "transformers": "5.9.0"})
+    assert [f.rule for f in found] == ["import-name-missing-unknown-version"]
+    assert "releases 0.16.0 to 0.17.1 each import" in found[0].message
+    assert 'peft>=0.18.0"' in (found[0].fix or "")
+
+
+def test_an_unknown_importer_version_is_silent_for_releases_long_before_the_partner(tmp_path: Path) -> None:
+    # the same peft releases beside transformers 5.25.0 (2026-12-01): over a year older, no warning
+    assert _findings(tmp_path, {"peft": None, "transformers": "5.25.0"}) == []
 
 
 def test_an_unknown_importer_version_is_silent_when_the_newest_release_works(tmp_path: Path) -> None:

@@ -203,3 +203,28 @@ def test_old_torch_series_use_their_pypi_default_build(tmp_path: Path) -> None:
     assert "gpu-arch-not-in-torch" in rules(arch)
     driver = check(tmp_path, packages={"torch": "1.7.1"}, nvidia={"cuda_driver": "10.1"})
     assert rules(driver)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")
+
+
+def test_an_extension_beside_a_torch_of_unknown_version_is_an_unverified_abi_warning(tmp_path: Path) -> None:
+    report = check(tmp_path, packages={"torch": None, "pytorch3d": None, "exllamav2": "0.0.19+cu118",
+                                       "torchvision": None})
+    found = {f.components: f for f in report.findings if f.rule == "extension-build-unknown"}
+    assert set(found) == {("pytorch3d", "torch"), ("exllamav2", "torch")}  # torchvision: the lockstep check's
+    assert all(f.severity.value == "warn" and not f.verified for f in found.values())
+    assert "exllamav2 0.0.19+cu118 is compiled against torch's C++ API" in found[("exllamav2", "torch")].message
+    # nothing without torch listed, or with a known torch (the known-version checks judge that)
+    assert not [f for f in check(tmp_path, packages={"pytorch3d": None}).findings
+                if f.rule == "extension-build-unknown"]
+
+
+def test_a_tagless_torch_whose_other_cuda_builds_lack_the_gpu_warns_inferred(tmp_path: Path) -> None:
+    pascal = {"gpus": [{"name": "NVIDIA GeForce GTX 1080", "compute_capability": "6.1"}]}
+    report = check(tmp_path, nvidia=pascal, packages={"torch": "2.7.1"})
+    (finding,) = [f for f in report.findings if f.rule == "gpu-arch-not-in-torch"]
+    assert finding.severity.value == "warn" and not finding.verified
+    assert "PyPI's cu126 build" in finding.message and "cu128 build from the PyTorch index (+cu128)" in finding.message
+    # a tag or a reported CUDA decides the build: the table's verdict, no inference
+    assert not [f for f in check(tmp_path, nvidia=pascal, packages={"torch": "2.7.1+cu126"}).findings
+                if f.rule == "gpu-arch-not-in-torch"]
+    tagged = check(tmp_path, nvidia=pascal, packages={"torch": "2.7.1+cu128"})
+    assert [f.severity.value for f in tagged.findings if f.rule == "gpu-arch-not-in-torch"] == ["fail"]

@@ -73,6 +73,8 @@ def companion_torch(ctx: CheckContext) -> dict[str, str]:
 
 def check_companions(ctx: CheckContext) -> list[Finding]:
     torch = fact(ctx.snapshot, "packages.torch")
+    if torch is INSTALLED:
+        return _builds_beside_unknown_torch(ctx)
     if not isinstance(torch, str):
         return []
     findings = []
@@ -99,6 +101,26 @@ def _unknown_builds(ctx: CheckContext, torch: str) -> list[Finding]:
         f"torch could not be checked; built for another, {LOAD_ERROR.get(name, FALLBACK_LOAD_ERROR)}",
         fix=f"pip show {name}   # its version; then envdoctor check again",
     ) for name in unknown if name not in inferred]
+
+
+def _builds_beside_unknown_torch(ctx: CheckContext) -> list[Finding]:
+    """torch installed with an unknown version beside torch-bound extensions (the companions aside: the lockstep
+    check speaks for them): whether each was built for the installed torch could not be checked."""
+    findings = []
+    for name in ctx.matrices.policy.torch_extensions:
+        installed = fact(ctx.snapshot, f"packages.{name}")
+        if name in COMPANIONS or not (installed is INSTALLED or isinstance(installed, str)):
+            continue
+        shown = f"{name} {installed}" if isinstance(installed, str) else f"{name} (version unknown)"
+        findings.append(Finding(
+            rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN,
+            components=(name, "torch"), sources=("anchors-failure-modes",), verified=False,
+            message=f"{shown} is compiled against torch's C++ API, and torch is installed with an unknown version: "
+            f"whether it was built for this torch could not be checked; built for another, "
+            f"{LOAD_ERROR.get(name, FALLBACK_LOAD_ERROR)}",
+            fix=f"pip show torch {name}   # their versions; then envdoctor check again",
+        ))
+    return findings
 
 
 def release_torch_targets(ctx: CheckContext, name: str) -> dict[str, str]:

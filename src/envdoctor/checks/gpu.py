@@ -143,7 +143,7 @@ def check_torch_archs(ctx: CheckContext) -> list[Finding]:
         return _below_an_older_variants_floor(ctx) or _unknown_build_archs(ctx)
     missing = sorted({str(cc) for cc in gpu_ccs(ctx.snapshot) if not _runs(str(cc), archs)})
     if not missing:
-        return []
+        return _tagless_other_variants(ctx)
     return [Finding(
         rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.FAIL, components=("torch",),
         message=f"GPU compute capability {', '.join(missing)} is not among the archs {origin} "
@@ -226,6 +226,35 @@ def _build_order(text: str) -> tuple[int, ...]:
 
 def _span_of(runs: list[str]) -> str:
     return ", ".join(runs) if len(runs) <= 4 else f"{len(runs)} builds from {runs[0]} to {runs[-1]}"
+
+
+def _tagless_other_variants(ctx: CheckContext) -> list[Finding]:
+    """A torch release without a local tag or a reported CUDA, judged as PyPI's build, which runs on this GPU: when
+    other CUDA builds of the release (the PyTorch index's, tagged ``+cuXYZ``, a tag threads often drop) lack the
+    GPU's arch, an inferred warning naming them."""
+    version = fact(ctx.snapshot, "packages.torch")
+    if torch_variant(ctx.snapshot) != "" or not isinstance(version, str) or (ctx.snapshot.torch and
+                                                                          ctx.snapshot.torch.archs):
+        return []
+    release, ccs = ctx.facts.torch(version), sorted({str(cc) for cc in gpu_ccs(ctx.snapshot)})
+    if release is None or not ccs:
+        return []
+    lacking = [variant for variant in release.variants if variant != release.pypi_default
+               and (archs := ctx.facts.torch_archs(release.version, variant))
+               and not all(_runs(cc, archs) for cc in ccs)]
+    if not lacking:
+        return []
+    builds = f"builds from the PyTorch index (+{lacking[0]}, ...) have" if len(lacking) > 1 else \
+        f"build from the PyTorch index (+{lacking[0]}) has"
+    return [Finding(
+        rule="gpu-arch-not-in-torch", category=Category.GPU_ARCH, severity=Severity.WARN, components=("torch",),
+        sources=("torch-archs",), verified=False,
+        message=f"torch {release.version} carries no local tag, so it is taken as PyPI's {release.pypi_default} "
+        f"build, which has kernels for compute capability {', '.join(ccs)}; its {', '.join(lacking)} {builds} "
+        "none: if it came from there, 'no kernel image is available for execution on the device' (inferred: the "
+        "build is not known)",
+        fix=f"{plan_command(ctx)}   # a torch variant whose wheels include this GPU",
+    )]
 
 
 def _tagless_on_cpu_platform(ctx: CheckContext) -> list[Finding]:

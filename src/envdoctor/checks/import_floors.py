@@ -15,6 +15,7 @@ which the declared-requirements check reports) is left to that one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -123,33 +124,59 @@ def _broken(ctx: CheckContext, table: ImportTable, pair: Pair, missing: list[Imp
 
 
 def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | None:
-    """The importer's version is unknown: warn when its newest releases, from the newest back, all import a name
-    the installed partner lacks, and the table's newest release is the newest one recorded on PyPI."""
+    """The importer's version is unknown: warn when a run of its releases each imports a name the installed
+    partner lacks, and that run is one a user of this partner may have: the newest releases (the table's newest
+    being the newest on PyPI), or releases made from RECENT_DAYS before the partner release on."""
     listed = table.importer_releases.get(pair.importer, ())
-    broken: list[tuple[str, list[ImportNeed]]] = []
-    for release in reversed(listed):
-        missing = _missing(table, pair, release)
-        if not missing:
-            break
-        broken.append((release, missing))
-    if not broken or not _is_newest(ctx, pair.importer, listed[-1]):
+    broken = {release: missing for release in listed if (missing := _missing(table, pair, release))}
+    runs = _runs(listed, set(broken))
+    if not runs:
         return None
-    newest_missing = broken[0][1]
-    oldest = broken[-1][0]
-    span = f"{oldest} to {listed[-1]}" if oldest != listed[-1] else listed[-1]
-    fixes = [_partner_fix(ctx, table, pair, newest_missing)]
-    if len(broken) < len(listed):
-        fixes.append(requirement_install(ctx, pair.importer, f"<{oldest}"))
+    newest_run = runs[-1][1] == len(listed) - 1
+    if newest_run and _is_newest(ctx, pair.importer, listed[-1]):
+        first, last = runs[-1]
+    else:
+        recent = [run for run in runs if run[1] != len(listed) - 1 and _recent(ctx, pair, listed[run[1]])]
+        if not recent:
+            return None
+        first, last = recent[-1]
+    oldest, newest = listed[first], listed[last]
+    newest_missing = broken[newest]
+    releases_of = f"releases {oldest} to {newest}" if oldest != newest else f"release {newest}"
+    each = "each import" if oldest != newest else "imports"
+    if last == len(listed) - 1:
+        which = f"(the newest) {each}"
+        outcome = f"a {pair.importer} installed or upgraded lately fails at import"
+        fixes = [_partner_fix(ctx, table, pair, newest_missing)]
+        if first > 0:
+            fixes.append(requirement_install(ctx, pair.importer, f"<{oldest}"))
+    else:
+        which = each
+        outcome = f"a {pair.importer} of those releases fails at import"
+        fixes = [requirement_install(ctx, pair.importer, f">={listed[last + 1]}"),
+                 _partner_fix(ctx, table, pair, newest_missing)]
     return Finding(
         rule="import-name-missing-unknown-version", category=Category.VERSION, severity=Severity.WARN,
         components=(pair.importer, pair.partner), sources=(SOURCE,), verified=False,
-        message=f"{pair.importer} is installed with an unknown version; its releases {span} (the newest) each "
-        f"import from {pair.partner} a name that {pair.partner} {pair.partner_release} lacks (the newest: "
+        message=f"{pair.importer} is installed with an unknown version; its {releases_of} {which} from "
+        f"{pair.partner} a name that {pair.partner} {pair.partner_release} lacks (the newest: "
         f"{_listed(newest_missing)}; {_having(table, newest_missing)}; read from {_source(table, pair)}). So "
-        f"(inferred, not verified) a {pair.importer} installed or upgraded lately fails at import with "
-        f"{newest_missing[0].error}",
+        f"(inferred, not verified) {outcome} with {newest_missing[0].error}",
         fix="   # or: ".join(fix for fix in fixes if fix) or None,
     )
+
+
+RECENT_DAYS = 365  # an importer release this much older than the installed partner release is still common beside it
+
+
+def _recent(ctx: CheckContext, pair: Pair, importer_release: str) -> bool:
+    """Whether an importer release was made no more than RECENT_DAYS before the installed partner release (or
+    after it); False when either date is unknown."""
+    importer = release_facts(pair.importer, importer_release, ctx.matrices.root)
+    partner = release_facts(pair.partner, pair.partner_release, ctx.matrices.root)
+    if importer is None or partner is None:
+        return False
+    return (date.fromisoformat(partner.date) - date.fromisoformat(importer.date)).days <= RECENT_DAYS
 
 
 def _listed(missing: list[ImportNeed]) -> str:

@@ -1,0 +1,163 @@
+"""Packages that supported a new Python only months after it came out, installed with an unknown version.
+
+For each package of the PyPI tables installed without a version, on a known CPython 3.x: a release supports 3.x
+when Requires-Python admits it and, on each platform family of the snapshot (every one when the platform is
+unknown) where it has a wheel for 3.(x-1), it has one for 3.x too. When the first release with support after the
+last one without came LAG_DAYS or more after 3.x did (``matrices/python_releases.toml``), the package lagged, and
+the installed release, being unknown, may be one without support (pip then found no distribution or built from
+source): a warning marked inferred, with the release to install. Nothing is said when the environment postdates that
+support: another package of the snapshot, of known version, was released after it, or the Python's patch number puts
+its release after it (3.x.N came at least N months after 3.x.0); nor when no release supports 3.x yet (the wheel
+checks say that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from envdoctor.checks import CheckContext
+from envdoctor.checks.wheels import Target, cpython_tag, runs_here, target_of
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.matrices import Matrices, MatrixError
+from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
+from envdoctor.rules import matches_specifier, parse_version
+from envdoctor.snapshot import Package
+
+TABLE = "python_releases"
+
+
+@dataclass(frozen=True)
+class PythonRelease:
+    """The day a CPython feature release (``3.13``) came out."""
+
+    minor: int
+    date: str  # YYYY-MM-DD
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SupportLag:
+    """The last release of one package without support for a Python, and the first with it."""
+
+    last_without: ReleaseFacts
+    supported_from: ReleaseFacts
+
+
+def load_python_releases(matrices: Matrices) -> dict[int, PythonRelease]:
+    """The table by CPython 3 minor, validated; a bad row raises MatrixError naming the file and row."""
+    where = matrices.root / f"{TABLE}.toml"
+    rows: dict[int, PythonRelease] = {}
+    for index, row in enumerate(matrices.table(TABLE).get("release", [])):
+        try:
+            minor = cpython_tag(row["python"])
+            day = date.fromisoformat(row["date"]).isoformat()
+            sources = tuple(row["sources"])
+            if minor is None or not sources:
+                raise ValueError("bad value")
+        except (KeyError, TypeError, ValueError) as error:
+            raise MatrixError(f"{where}: release[{index}]: needs python (\"3.x\"), date (YYYY-MM-DD) and sources, "
+                              f"a list of source ids ({error})") from None
+        rows[minor] = PythonRelease(minor, day, sources)
+    return rows
+
+
+def check_python_support_lag(ctx: CheckContext) -> list[Finding]:
+    snapshot = ctx.snapshot
+    if (snapshot.python.implementation or "cpython").lower() != "cpython":
+        return []
+    target = target_of(snapshot.host.os, snapshot.host.arch, snapshot.python.version)
+    if target is None or target.minor is None:
+        return []
+    came_out = load_python_releases(ctx.matrices).get(target.minor)
+    if came_out is None:
+        return []
+    root = ctx.matrices.root
+    known = set(known_packages(root))
+    packages = snapshot.packages or {}
+    unknown = sorted(name for name, package in packages.items() if name in known and not package.version)
+    if not unknown:
+        return []
+    postdates = max(filter(None, (_newest_known_release(packages, known, root),
+                                  _patch_release_not_before(snapshot.python.version, came_out.date))), default=None)
+    findings = []
+    for name in unknown:
+        lag = support_lag(releases(name, root), target, came_out.date)
+        if lag is not None and (postdates is None or postdates < lag.supported_from.date):
+            findings.append(_lag_finding(name, lag, target, came_out))
+    return findings
+
+
+def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str) -> SupportLag | None:
+    """The last release without support for the target's Python and the first with it, when that one came at
+    least LAG_DAYS after the Python did; None when support came sooner, or no release supports it yet."""
+    current = [release for release in history if not release.yanked and parse_version(release.version) is not None]
+    current.sort(key=lambda release: parse_version(release.version))
+    without = [index for index, release in enumerate(current) if not supports(release, target)]
+    if not without or without[-1] == len(current) - 1:
+        return None
+    fixed = current[without[-1] + 1]
+    if _days_between(came_out, fixed.date) < LAG_DAYS:
+        return None
+    return SupportLag(current[without[-1]], fixed)
+
+
+LAG_DAYS = 60  # support this long after the Python came out: users of that Python met a release without it
+
+
+def _days_between(earlier: str, later: str) -> int:
+    return (date.fromisoformat(later) - date.fromisoformat(earlier)).days
+
+
+def supports(release: ReleaseFacts, target: Target) -> bool:
+    """Whether a release admits the target's Python 3.x by Requires-Python and, on each platform family of the
+    target where it has a wheel for 3.(x-1), has one for 3.x too (a family it does not build for at all, or built
+    only for other Pythons, is a platform question, not this one)."""
+    minor = target.minor
+    if minor is None:
+        return True
+    if release.requires_python and not matches_specifier(f"3.{minor}", release.requires_python):
+        return False
+    tags = release.wheels or ()
+    return all(any(runs_here(tag, family, minor) for tag in tags) for family in target.families
+               if any(runs_here(tag, family, minor - 1) for tag in tags))
+
+
+def _newest_known_release(packages: Mapping[str, Package], known: set[str], root: Path) -> str | None:
+    """The latest upload date among the snapshot's packages of known version in the tables: the environment was
+    made on or after it."""
+    dates = [facts.date for name, package in packages.items() if name in known and package.version
+             and (facts := release_facts(name, package.version, root)) is not None]
+    return max(dates, default=None)
+
+
+def _patch_release_not_before(python: str | None, came_out: str) -> str | None:
+    """A lower bound on the day CPython 3.x.N came out: N months after 3.x.0 (bugfix releases come about every two
+    months, PEP 602; expedited ones are rare), so an environment on it is at least that recent. None for 3.x.0 or
+    a version without a patch number."""
+    parts = (python or "").split(".")
+    if len(parts) < 3 or not parts[2].isdigit() or int(parts[2]) == 0:
+        return None
+    day = date.fromisoformat(came_out)
+    months = day.month - 1 + int(parts[2])
+    return date(day.year + months // 12, months % 12 + 1, min(day.day, 28)).isoformat()
+
+
+def _lag_finding(name: str, lag: SupportLag, target: Target, came_out: PythonRelease) -> Finding:
+    last, fixed = lag.last_without, lag.supported_from
+    python = f"3.{target.minor}"
+    where = "some of its platforms" if target.where == "any platform" else target.where
+    how = ("Requires-Python excludes it" if last.requires_python and not matches_specifier(python, last.requires_python)
+           else f"no CPython {python} wheel for {where}")
+    months = _days_between(came_out.date, fixed.date) // 30
+    return Finding(
+        rule="python-support-came-later", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata", *came_out.sources), verified=False,
+        message=f"{name} is installed (version unknown) on Python {python}: no {name} release supported Python "
+        f"{python} until {fixed.version} ({fixed.date}, {months} months after Python {python} came out); {last.version}"
+        f" and older do not ({how}). An older {name} here does not install from a wheel or fails at import "
+        "(inferred: the installed version is unknown)",
+        fix=f"pip install \"{name}>={fixed.version}\"   # or use a Python that {name} {last.version} supports",
+    )

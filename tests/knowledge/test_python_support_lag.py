@@ -1,0 +1,81 @@
+"""A package installed with an unknown version on a Python its releases supported only months after that Python came
+out (matrices/python_releases.toml against the bundled PyPI tables): an inferred warning naming the first release
+with support; silent when support came with the Python, when the snapshot postdates that support, or when the
+version is known (the wheel checks judge a known release)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from envdoctor.checker import run_check
+from envdoctor.checks.python_support_lag import support_lag
+from envdoctor.checks.wheels import target_of
+from envdoctor.findings import Severity
+from envdoctor.matrices import MatrixError, default_root, load_matrices
+from envdoctor.pypi_facts import releases
+from envdoctor.snapshot import snapshot_from_dict
+from envdoctor.table_validation import validate_matrices
+
+RULE = "python-support-came-later"
+
+
+def _findings(tmp_path: Path, python: str, packages: dict[str, str | None], host: dict | None = None,
+              root: Path | None = None) -> list:
+    document = {
+        "schema": "envdoctor.snapshot/1",
+        "python": {"version": python},
+        "packages": {name: {"version": version} for name, version in packages.items()},
+    }
+    if host is not None:
+        document["host"] = host
+    report = run_check(snapshot_from_dict(document), stack=None, cwd=tmp_path,
+                       matrices=load_matrices(root) if root else None)
+    return [f for f in report.findings if f.rule == RULE]
+
+
+def test_numba_on_python_3_13_warns_inferred_with_the_first_release_that_supports_it(tmp_path: Path) -> None:
+    (finding,) = _findings(tmp_path, "3.13.0", {"numba": None})
+    assert finding.severity is Severity.WARN and not finding.verified and finding.components == ("numba",)
+    assert "until 0.61.0 (2025-01-20, 3 months after Python 3.13 came out)" in finding.message
+    assert "0.60.0 and older do not" in finding.message
+    assert finding.fix is not None and finding.fix.startswith('pip install "numba>=0.61.0"')
+
+
+def test_a_platform_that_had_wheels_earlier_decides_on_an_unknown_host() -> None:
+    # torch 1.13.0 had CPython 3.11 wheels for Linux only, 2.0.0 for every platform it builds for
+    history = releases("torch")
+    anywhere = support_lag(history, target_of(None, None, "3.11.1"), "2022-10-24")
+    assert anywhere is not None and anywhere.supported_from.version == "2.0.0"
+    on_linux = support_lag(history, target_of("linux", "x86_64", "3.11.1"), "2022-10-24")
+    assert on_linux is None  # 1.13.0, four days after Python 3.11: no lag there
+
+
+def test_a_known_version_or_a_later_environment_is_not_warned(tmp_path: Path) -> None:
+    assert _findings(tmp_path, "3.13.0", {"numba": "0.60.0"}) == []  # a known release: the wheel checks judge it
+    # a snapshot holding a release made after numba 0.61.0 (torch 2.7.0, 2025-04) postdates the support
+    assert _findings(tmp_path, "3.13.0", {"numba": None, "torch": "2.7.0"}) == []
+    assert len(_findings(tmp_path, "3.13.0", {"numba": None, "torch": "2.5.1"})) == 1  # 2024-10: before it
+
+
+@pytest.mark.parametrize(("python", "packages"), [
+    ("3.11.4", {"numpy": None}),  # numpy had CPython 3.11 wheels when Python 3.11 came out
+    ("3.13.0", {"not-in-the-tables": None}),
+    ("3.99.0", {"numba": None}),  # a Python the table does not list
+])
+def test_support_that_came_with_the_python_or_unknown_facts_say_nothing(tmp_path: Path, python: str,
+                                                                        packages: dict[str, str | None]) -> None:
+    assert _findings(tmp_path, python, packages) == []
+
+
+def test_a_bad_row_of_the_table_is_one_line_naming_the_file_and_row(tmp_path: Path) -> None:
+    root = tmp_path / "matrices"
+    shutil.copytree(default_root(), root)
+    table = root / "python_releases.toml"
+    table.write_text(table.read_text().replace('date = "2024-10-07"', 'date = "October"'))
+    problems = validate_matrices(root)
+    assert any("python_releases.toml: release[7]" in problem for problem in problems)
+    with pytest.raises(MatrixError, match=r"python_releases.toml: release\[7\]"):
+        _findings(tmp_path, "3.13.0", {"numba": None}, root=root)

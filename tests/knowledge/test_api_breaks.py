@@ -144,8 +144,18 @@ def test_unknown_side_warns_when_an_installable_release_is_in_its_range(entry: A
             assert lately <= (found[0].severity is Severity.WARN)
 
 
-def test_both_versions_unknown_is_silent(tmp_path: Path) -> None:
-    assert not _findings(tmp_path, {"diffusers": None, "huggingface-hub": None})
+def test_both_versions_unknown_warns_inferred_when_the_ranges_are_of_one_era(tmp_path: Path) -> None:
+    # diffusers <0.29.0 (last 2024-06) and huggingface-hub >=0.26.0 (from 2024-10): four months apart
+    (finding,) = _findings(tmp_path, {"diffusers": None, "huggingface-hub": None})
+    assert finding.rule == "api-break-unknown-version" and finding.severity is Severity.WARN
+    assert not finding.verified and finding.components == ("diffusers", "huggingface-hub")
+    assert "cached_download" in finding.message and finding.fix == "pip show diffusers huggingface-hub   # their " \
+        "versions; then envdoctor check again"
+
+
+def test_both_versions_unknown_is_silent_when_the_ranges_are_years_apart(tmp_path: Path) -> None:
+    # transformers 4.50-4.51 (2025) use torch.compiler, which torch <2.1 (up to 2023-05) lacks: 22 months apart
+    assert not _findings(tmp_path, {"transformers": None, "torch": None})
 
 
 BROKEN = """

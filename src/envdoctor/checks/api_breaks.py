@@ -5,8 +5,9 @@ Both versions known and in their ranges: the import fails (FAIL). One version un
 its range, whether the import breaks depends on the unknown version; when the unknown side's current release (the
 newest in the bundled PyPI tables for this Python) is in its range a package installed or upgraded lately breaks,
 when only older releases are, one pinned or installed earlier breaks. Both are inferred: a warning with
-``verified=false`` (information when those older releases are more than a year older than the known side). No
-installable release in range, or both versions unknown: nothing is said.
+``verified=false`` (information when those older releases are more than a year older than the known side). Both
+versions unknown: a warning, inferred, when releases of the two ranges came out within a year of each other (an
+old pin beside a later upgrade); nothing when they are years apart, or no installable release is in range.
 
 The fix is the smaller of the two changes (fewer recorded releases to cross), the other after ``# or:``.
 """
@@ -21,6 +22,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import release_facts, releases
+from envdoctor.release_dates import months_between
 from envdoctor.rules import matches_specifier
 
 ESCAPE = {">=": "<", ">": "<=", "<": ">=", "<=": ">"}
@@ -41,7 +43,39 @@ def check_api_breaks(ctx: CheckContext) -> list[Finding]:
             finding = _inferred(ctx, entry, importer.version, provider.version)
             if finding is not None:
                 findings.append(finding)
+        elif (entry.importer, entry.provider) not in {f.components for f in findings}:
+            finding = _both_unknown(ctx, entry)
+            if finding is not None:
+                findings.append(finding)
     return findings
+
+
+def _both_unknown(ctx: CheckContext, entry: ApiBreak) -> Finding | None:
+    """Both versions unknown: warn (verified=false) when releases of the two ranges came out within
+    CONTEMPORARY_MONTHS of each other, so a partial upgrade or an old pin puts them together."""
+    spans = [_dates_in(ctx, package, entry.range_of(package)) for package in (entry.importer, entry.provider)]
+    if not spans[0] or not spans[1]:
+        return None
+    (first_a, last_a), (first_b, last_b) = spans
+    gap = max(0, months_between(last_a, first_b), months_between(last_b, first_a))
+    if gap > CONTEMPORARY_MONTHS:
+        return None
+    return Finding(
+        rule="api-break-unknown-version", category=Category.VERSION, severity=Severity.WARN,
+        components=(entry.importer, entry.provider), sources=entry.sources, verified=False,
+        message=f"{entry.importer} and {entry.provider} are installed with unknown versions; {entry.importer} "
+        f"{entry.importer_range} uses {entry.name} from {entry.provider}, which {entry.provider} "
+        f"{entry.provider_range} lacks (releases of both ranges came out {gap} months or less apart), so "
+        f"(inferred, not verified) such a pair fails with {entry.error}",
+        fix=f"pip show {entry.importer} {entry.provider}   # their versions; then envdoctor check again",
+    )
+
+
+def _dates_in(ctx: CheckContext, package: str, within: str) -> tuple[str, str] | None:
+    """The first and last upload dates of the recorded releases of ``package`` in ``within``."""
+    dates = sorted(r.date for r in releases(package, ctx.matrices.root)
+                   if not r.yanked and matches_specifier(r.version, within))
+    return (dates[0], dates[-1]) if dates else None
 
 
 def _broken(ctx: CheckContext, entry: ApiBreak, importer_version: str, provider_version: str) -> Finding:
@@ -129,8 +163,7 @@ def _months_apart(ctx: CheckContext, older: tuple[str, str], newer: tuple[str, s
     dates = [release_facts(package, version, ctx.matrices.root) for package, version in (older, newer)]
     if dates[0] is None or dates[1] is None:
         return None
-    (y0, m0), (y1, m1) = (tuple(int(p) for p in r.date.split("-")[:2]) for r in dates)
-    return (y1 - y0) * 12 + m1 - m0
+    return months_between(dates[0].date, dates[1].date)
 
 
 def _installable(ctx: CheckContext, package: str) -> list[str]:

@@ -15,7 +15,6 @@ which the declared-requirements check reports) is left to that one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -27,6 +26,7 @@ from envdoctor.checks.requirements import marker_environment
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.import_floors import ImportNeed, ImportTable, import_table
 from envdoctor.pypi_facts import release_facts, releases
+from envdoctor.release_dates import days_between
 from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import normalize_name
 
@@ -176,7 +176,7 @@ def _recent(ctx: CheckContext, pair: Pair, importer_release: str) -> bool:
     partner = release_facts(pair.partner, pair.partner_release, ctx.matrices.root)
     if importer is None or partner is None:
         return False
-    return (date.fromisoformat(partner.date) - date.fromisoformat(importer.date)).days <= RECENT_DAYS
+    return days_between(importer.date, partner.date) <= RECENT_DAYS
 
 
 def _listed(missing: list[ImportNeed]) -> str:

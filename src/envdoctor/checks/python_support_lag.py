@@ -23,6 +23,7 @@ from envdoctor.checks.wheels import Target, cpython_tag, runs_here, target_of
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
+from envdoctor.release_dates import days_between
 from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import Package
 
@@ -99,16 +100,12 @@ def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str
     if not without or without[-1] == len(current) - 1:
         return None
     fixed = current[without[-1] + 1]
-    if _days_between(came_out, fixed.date) < LAG_DAYS:
+    if days_between(came_out, fixed.date) < LAG_DAYS:
         return None
     return SupportLag(current[without[-1]], fixed)
 
 
 LAG_DAYS = 60  # support this long after the Python came out: users of that Python met a release without it
-
-
-def _days_between(earlier: str, later: str) -> int:
-    return (date.fromisoformat(later) - date.fromisoformat(earlier)).days
 
 
 def supports(release: ReleaseFacts, target: Target) -> bool:
@@ -151,7 +148,7 @@ def _lag_finding(name: str, lag: SupportLag, target: Target, came_out: PythonRel
     where = "some of its platforms" if target.where == "any platform" else target.where
     how = ("Requires-Python excludes it" if last.requires_python and not matches_specifier(python, last.requires_python)
            else f"no CPython {python} wheel for {where}")
-    months = _days_between(came_out.date, fixed.date) // 30
+    months = days_between(came_out.date, fixed.date) // 30
     return Finding(
         rule="python-support-came-later", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
         sources=("pypi-metadata", *came_out.sources), verified=False,

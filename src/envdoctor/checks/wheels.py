@@ -30,6 +30,7 @@ from envdoctor.pypi_facts import (
     release_facts,
     releases,
 )
+from envdoctor.release_dates import months_between
 from envdoctor.rules import matches_specifier, parse_version, public_of
 from envdoctor.snapshot import normalize_name
 
@@ -408,7 +409,7 @@ def _python_of_unknown(name: str, history: tuple[ReleaseFacts, ...], python: str
             f"{newest.requires_python}): pip cannot install it here",
             fix=f"use a Python that {newest.requires_python} allows (uv venv --python ...), then reinstall",
         )]
-    stale = _months_between(admits[-1].date, newest.date) >= STALE_MONTHS
+    stale = months_between(admits[-1].date, newest.date) >= STALE_MONTHS
     capped = _capped_below(python, newest.requires_python)
     why = (f"; the cap came after {admits[-1].version}: the releases that admit Python {python} predate it and most "
            "likely do not work there either (inferred)" if capped else "")
@@ -430,11 +431,6 @@ def _capped_below(python: str, requires_python: str | None) -> bool:
 
 
 STALE_MONTHS = 12  # pip's last release for this Python is this much older than the newest: a warning
-
-
-def _months_between(earlier: str, later: str) -> int:
-    (y0, m0), (y1, m1) = (tuple(int(p) for p in d.split("-")[:2]) for d in (earlier, later))
-    return (y1 - y0) * 12 + m1 - m0
 
 
 def _code_needs_newer_python(ctx: CheckContext, name: str, release: ReleaseFacts, python: str, minor: int,

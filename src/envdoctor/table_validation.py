@@ -11,6 +11,7 @@ from envdoctor.checks.bitsandbytes_support import load_gpu_support
 from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.extension_builds import load_extension_builds
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
+from envdoctor.checks.os_builds import load_os_builds
 from envdoctor.checks.platforms import validate_platforms
 from envdoctor.checks.python_support_lag import load_python_releases
 from envdoctor.facts import validate_facts
@@ -36,7 +37,8 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
     validate_matrix_files, validate_pypi_facts, validate_runtime_floors, validate_import_floors, validate_api_breaks,
     validate_facts,
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
-                                                 load_dynamo_python, load_python_releases)),
+                                                 load_dynamo_python, load_python_releases,
+                                                 load_os_builds)),
 )
 
 

@@ -184,6 +184,8 @@ def test_bad_gpu_support_row_is_one_line_naming_the_row(tmp_path: Path) -> None:
     ("12.6", "12.0", True),   # Blackwell sm_120 came with CUDA 12.8
     ("13.0", "7.0", True),    # CUDA 13.0 dropped Volta
     ("12.8", "7.0", False),
+    ("9.2", "7.5", True),     # Turing sm_75 came with CUDA 10.0
+    ("10.0", "7.5", False),
 ])
 def test_nvcc_against_the_gpu_arch(tmp_path: Path, nvcc: str, cc: str, fires: bool) -> None:
     gpu = {"index": 0, "name": "GPU", "compute_capability": cc, "memory_mib": 24000}
@@ -192,12 +194,14 @@ def test_nvcc_against_the_gpu_arch(tmp_path: Path, nvcc: str, cc: str, fires: bo
     assert bool(_findings(snap, tmp_path, "nvcc-cannot-target-gpu")) is fires
 
 
-def test_nvcc_arch_without_anything_to_build_is_information(tmp_path: Path) -> None:
+def test_nvcc_arch_without_anything_to_build_still_warns(tmp_path: Path) -> None:
     gpu = {"index": 0, "name": "RTX 4090", "compute_capability": "8.9", "memory_mib": 24000}
     snap = snapshot({"torch": "2.7.1+cu128"}, cuda_toolkit={"nvcc": "11.7"}, torch={"cuda": "12.8"},
                     nvidia={"driver": "580.159.04", "cuda_driver": "13.0", "gpus": [gpu]})
     report = run_check(snap, stack=None, cwd=tmp_path)
-    assert [f.severity.value for f in report.findings if f.rule == "nvcc-cannot-target-gpu"] == ["info"]
+    (finding,) = [f for f in report.findings if f.rule == "nvcc-cannot-target-gpu"]
+    assert finding.severity.value == "warn" and finding.components == ("cuda-toolkit",)
+    assert "any extension compiled here fails" in finding.message
 
 
 @pytest.mark.parametrize(("name", "version", "torch", "fires"), [

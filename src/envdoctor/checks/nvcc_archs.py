@@ -46,8 +46,8 @@ def load_nvcc_archs(matrices: Matrices) -> tuple[dict[str, NvccArch], tuple[str,
 
 
 def nvcc_arch_findings(ctx: CheckContext, nvcc: str, builders: tuple[str, ...]) -> list[Finding]:
-    """One finding per GPU arch this nvcc cannot target: a warning when installed packages compile CUDA code with it
-    (``builders``), information otherwise (any later source build fails the same way)."""
+    """One warning per GPU arch this nvcc cannot target, naming the installed packages that compile CUDA code with
+    it (``builders``); with none, any later source build or JIT-compiled op fails the same way."""
     version = parse_version(nvcc)
     ccs = gpu_ccs(ctx.snapshot)
     if version is None or not ccs:
@@ -69,7 +69,7 @@ def nvcc_arch_findings(ctx: CheckContext, nvcc: str, builders: tuple[str, ...]) 
         who = f"{', '.join(builders)} compile CUDA code with it" if builders else "any extension compiled here"
         findings.append(Finding(
             rule="nvcc-cannot-target-gpu", category=Category.CUDA_BUILD,
-            severity=Severity.WARN if builders else Severity.INFO,
+            severity=Severity.WARN,
             components=("cuda-toolkit", *builders), sources=sources,
             message=f"nvcc {nvcc} cannot compile for this GPU's {arch.arch} (compute capability {cc}): {why}; "
             f"{who} fails ('nvcc fatal : Unsupported gpu architecture 'compute_{cc.major}{cc.minor}'')",

@@ -16,7 +16,7 @@ from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.declared import Declared, marker_applies, parse_declared
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import ReleaseFacts, nearest_recorded_release, release_facts, releases, table_source
-from envdoctor.rules import matches_specifier
+from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import Package, Snapshot, normalize_name
 
 EXTRA_MARKER = re.compile(r";.*\bextra\s*==")
@@ -85,19 +85,39 @@ def declared_requirements(ctx: CheckContext, owner: str, package: Package) -> De
     if not package.version:
         return None
     release = release_facts(owner, package.version, ctx.matrices.root)
-    stand_in = None
-    if release is None:
-        release = stand_in = nearest_recorded_release(owner, package.version, ctx.matrices.root, beyond_newest=False)
-    if release is not None and release.requires is not None:
-        lines = release.requires
-        if "+" in package.version or not _pypi_build_platform(ctx.snapshot):
-            lines = tuple(line for line in lines if not PYPI_BUILD_ONLY.match(normalize_name(_name(line))))
-        source = f"PyPI metadata of {owner} {release.version}, {table_source(owner, ctx.matrices.root)}"
-        if stand_in is not None:
-            source = (f"{owner} {package.version} is not on PyPI; inferred from {release.version}, the nearest "
-                      f"release before it: {source}")
-        return DeclaredBy(owner, package.version, lines, "pypi", source, stand_in.version if stand_in else None)
-    return None
+    if release is not None:
+        return _declared_by(ctx, owner, package.version, [(release, "")]) if release.requires is not None else None
+    # A version PyPI lacks (a build from git, a pre-release): the recorded releases around it stand for it.
+    around = [(r, label) for r, label in (
+        (nearest_recorded_release(owner, package.version, ctx.matrices.root, beyond_newest=False),
+         "the nearest release before it"),
+        (_upcoming_final(ctx, owner, package.version), "the release it leads to")) if r is not None and r.requires]
+    return _declared_by(ctx, owner, package.version, around) if around else None
+
+
+def _declared_by(ctx: CheckContext, owner: str, version: str, releases_used: list[tuple[ReleaseFacts, str]]
+                 ) -> DeclaredBy:
+    """The requirements of the installed release (one entry with no label), or the union of those of the releases
+    standing for a version PyPI lacks (each labelled with how it was chosen)."""
+    lines = tuple(dict.fromkeys(line for release, _ in releases_used for line in release.requires or ()))
+    if "+" in version or not _pypi_build_platform(ctx.snapshot):
+        lines = tuple(line for line in lines if not PYPI_BUILD_ONLY.match(normalize_name(_name(line))))
+    shown = ", ".join(release.version for release, _ in releases_used)
+    source = f"PyPI metadata of {owner} {shown}, {table_source(owner, ctx.matrices.root)}"
+    if releases_used[0][1]:
+        stood = " and ".join(f"{release.version}, {label}" for release, label in releases_used)
+        source = f"{owner} {version} is not on PyPI; inferred from {stood}: {source}"
+        return DeclaredBy(owner, version, lines, "pypi", source, shown)
+    return DeclaredBy(owner, version, lines, "pypi", source)
+
+
+def _upcoming_final(ctx: CheckContext, owner: str, version: str) -> ReleaseFacts | None:
+    """For a development or pre-release build PyPI lacks (``0.12.0.dev0`` from git, ``2.5.0rc1``), the recorded
+    final release it leads to: its code, and so its requirements, are that release's in the making."""
+    parsed = parse_version(version)
+    if parsed is None or not (parsed.is_prerelease or parsed.is_devrelease):
+        return None
+    return release_facts(owner, parsed.base_version, ctx.matrices.root)
 
 
 def check_declared(ctx: CheckContext) -> list[Finding]:

@@ -135,7 +135,8 @@ def test_a_development_build_is_also_judged_on_the_release_it_leads_to() -> None
     # trl 0.12.0.dev0 (from git): 0.11.4 before it requires transformers>=4.40.0, 0.12.0 requires >=4.46.0
     findings = declared(snapshot({"trl": "0.12.0.dev0", "transformers": "4.45.2"}))
     inferred = [f for f in findings if f.rule == "declared-requirement-conflict-inferred"]
-    assert [(f.components, f.severity.value, f.verified) for f in inferred] == [(("transformers", "trl"), "warn", False)]
+    assert [(f.components, f.severity.value, f.verified) for f in inferred] == [
+        (("transformers", "trl"), "warn", False)]
     assert "0.12.0, the release it leads to" in inferred[0].message and ">=4.46.0" in inferred[0].message
     assert not declared(snapshot({"trl": "0.12.0.dev0", "transformers": "4.46.3"}))
 

@@ -26,7 +26,7 @@ from envdoctor.checks.commands import (
 )
 from envdoctor.checks.declared import exact_torch_pin
 from envdoctor.checks.extension_builds import build_findings
-from envdoctor.checks.torch_pinned_builds import check_torch_pinned_builds
+from envdoctor.checks.torch_pinned_builds import check_torch_pinned_builds, pins_torch_minor
 from envdoctor.checks.triton_pair import triton_pairs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
@@ -281,8 +281,8 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
         return findings
     for name in ctx.matrices.policy.torch_extensions:
         package = ctx.snapshot.packages.get(name)
-        if package is None or name in COMPANIONS or name == "xformers":
-            continue
+        if package is None or name in COMPANIONS or name == "xformers" or pins_torch_minor(name, package.version):
+            continue  # a release pinning one torch minor is judged on that pin below
         found = _extension(ctx, name, package.version, package.direct_url, torch, previous)
         if not found and package.version:
             found = build_findings(ctx, name, package.version, torch)

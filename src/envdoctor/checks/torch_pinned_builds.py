@@ -42,6 +42,13 @@ def pinned_torch_minor(release: ReleaseFacts) -> tuple[int, int] | None:
     return None
 
 
+def pins_torch_minor(name: str, version: str | None) -> bool:
+    """Whether the installed release ships compiled wheels and pins one torch minor (this check judges it)."""
+    parsed = parse_version(version) if version else None
+    release = release_facts(name, parsed.public) if parsed is not None else None
+    return release is not None and _compiled(release) and pinned_torch_minor(release) is not None
+
+
 def _compiled(release: ReleaseFacts) -> bool:
     return any(not tag.endswith("-any") for tag in release.wheels or ())
 

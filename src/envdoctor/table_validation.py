@@ -10,6 +10,7 @@ from envdoctor.api_breaks import validate_api_breaks
 from envdoctor.checks.bitsandbytes_support import load_gpu_support
 from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.extension_builds import load_extension_builds
+from envdoctor.checks.gpu_floors import load_gpu_floors
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
 from envdoctor.checks.os_builds import load_os_builds
 from envdoctor.checks.platforms import validate_platforms
@@ -38,7 +39,7 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
     validate_facts,
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
                                                  load_dynamo_python, load_python_releases,
-                                                 load_os_builds)),
+                                                 load_os_builds, load_gpu_floors)),
 )
 
 

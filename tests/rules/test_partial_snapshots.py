@@ -228,3 +228,13 @@ def test_a_tagless_torch_whose_other_cuda_builds_lack_the_gpu_warns_inferred(tmp
                 if f.rule == "gpu-arch-not-in-torch"]
     tagged = check(tmp_path, nvidia=pascal, packages={"torch": "2.7.1+cu128"})
     assert [f.severity.value for f in tagged.findings if f.rule == "gpu-arch-not-in-torch"] == ["fail"]
+
+
+def test_a_platform_a_package_dropped_warns_for_an_unknown_version(tmp_path: Path) -> None:
+    # torch's releases after 2.2.2 have no macOS x86_64 wheel: pip stops at 2.2.2 on an Intel Mac
+    report = check(tmp_path, host={"os": "darwin", "arch": "x86_64"}, packages={"torch": None})
+    (finding,) = [f for f in report.findings if f.rule == "no-wheel-for-platform"]
+    assert finding.severity.value == "warn" and not finding.verified
+    assert "releases after 2.2.2" in finding.message and "macOS Intel" in finding.message
+    arm = check(tmp_path, host={"os": "darwin", "arch": "arm64"}, packages={"torch": None})
+    assert not [f for f in arm.findings if f.rule == "no-wheel-for-platform"]

@@ -128,7 +128,8 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
             continue
         if not package.version:
             history = releases(name, root)
-            findings.extend(_python_of_unknown(name, history, python) or _no_release_runs(name, history, target))
+            findings.extend(_python_of_unknown(name, history, python) or _no_release_runs(name, history, target)
+                            or _platform_dropped(name, history, target))
             continue
         release = release_facts(name, package.version, root)
         if release is None:
@@ -388,6 +389,29 @@ def _no_release_runs(name: str, history: tuple[ReleaseFacts, ...], target: Targe
         f"{' on ' + target.where if on_platform else ''}: it was compiled locally or came from elsewhere, and "
         "may not work",
         fix=f"pip show {name}   # where it came from; PyPI's newest wheels are for {', '.join(newest)}",
+    )]
+
+
+def _platform_dropped(name: str, history: tuple[ReleaseFacts, ...], target: Target) -> list[Finding]:
+    """Installed with an unknown version: the newest release has wheels, none for this platform, while older ones
+    had them (the project dropped the platform). Whatever the Python, pip stops at the last release built here: a
+    warning when that one is STALE_MONTHS older than the newest (not verified: the installed one may be that old)."""
+    anywhere = Target(target.families, None, target.where)
+    built = [r for r in history if r.wheels and not r.yanked]
+    ran = [r for r in built if wheel_runs(r, anywhere)]
+    if not ran or not built or ran[-1] is built[-1] or any(t.endswith("-any") for t in built[-1].wheels or ()):
+        return []
+    last, newest = ran[-1], built[-1]
+    if months_between(last.date, newest.date) < STALE_MONTHS:
+        return []
+    shipped = sorted({DESCRIBE.get(p, p) for p in (t.rpartition("-")[2] for t in newest.wheels or ())})
+    return [Finding(
+        rule="no-wheel-for-platform", category=Category.PLATFORM, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",), verified=False,
+        message=f"{name} is installed (version unknown); its releases after {last.version} ({last.date}) have no "
+        f"wheel for {target.where} (the newest, {newest.version}, ships for {', '.join(shipped)}): pip stops at "
+        f"{name} {last.version} here, and anything needing a newer {name} cannot install",
+        fix=f"use a platform {name} {newest.version} ships for, or pin {name}=={last.version} and what works with it",
     )]
 
 

@@ -1,0 +1,102 @@
+"""The lowest compute capability each package release supports (``matrices/gpu_floors.toml``) against the GPUs.
+
+A known release takes the highest floor of the rows whose range holds it: a GPU below it fails. A package of unknown
+version fails below the lowest floor any of its rows gives (no release runs there), and warns, inferred, below the
+floor of its newest recorded release (a current install does not run there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.checks import CheckContext
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.matrices import Matrices, MatrixError
+from envdoctor.pypi_facts import releases
+from envdoctor.rules import gpu_ccs, matches_specifier
+
+TABLE = "gpu_floors"
+
+
+@dataclass(frozen=True)
+class GpuFloor:
+    package: str
+    versions: str  # a specifier
+    min_cc: Version
+    sources: tuple[str, ...]
+
+
+def load_gpu_floors(matrices: Matrices) -> tuple[GpuFloor, ...]:
+    """The rows, validated; a bad row raises MatrixError naming the file and row."""
+    where = matrices.root / f"{TABLE}.toml"
+    rows = []
+    for index, row in enumerate(matrices.table(TABLE).get("gpu_floor", [])):
+        try:
+            SpecifierSet(row["versions"])
+            sources = tuple(row["sources"])
+            if not sources or not isinstance(row["package"], str):
+                raise ValueError("bad value")
+            rows.append(GpuFloor(row["package"], row["versions"], Version(row["min_compute_capability"]), sources))
+        except (KeyError, TypeError, ValueError, InvalidSpecifier, InvalidVersion) as error:
+            raise MatrixError(f"{where}: gpu_floor[{index}]: needs package, versions (a specifier), "
+                              f"min_compute_capability (\"X.Y\") and sources ({error})") from None
+    return tuple(rows)
+
+
+def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
+    ccs = sorted(set(gpu_ccs(ctx.snapshot)))
+    packages = ctx.snapshot.packages or {}
+    if not ccs or not packages:
+        return []
+    by_package: dict[str, list[GpuFloor]] = {}
+    for row in load_gpu_floors(ctx.matrices):
+        by_package.setdefault(row.package, []).append(row)
+    findings = []
+    for name, rows in sorted(by_package.items()):
+        package = packages.get(name)
+        if package is None:
+            continue
+        if package.version is not None:
+            holding = [row for row in rows if matches_specifier(package.version, row.versions)]
+            floor = max(holding, key=lambda row: row.min_cc, default=None)
+            low = [cc for cc in ccs if floor is not None and cc < floor.min_cc]
+            if low:
+                findings.append(_finding(f"{name} {package.version} supports", floor, low, Severity.FAIL, True))
+            continue
+        lowest = min(rows, key=lambda row: row.min_cc)
+        below_all = [cc for cc in ccs if cc < lowest.min_cc]
+        if below_all:
+            findings.append(_finding(f"{name} (version unknown) supports", lowest, below_all,
+                                     Severity.FAIL, verified=True))
+            continue
+        newest = _newest_floor(ctx, name, rows)
+        below_newest = [cc for cc in ccs if newest is not None and cc < newest.min_cc]
+        if below_newest and newest is not None:
+            findings.append(_finding(f"{name} (version unknown, inferred from its current releases) supports", newest,
+                                     below_newest, Severity.WARN, verified=False))
+    return findings
+
+
+def _newest_floor(ctx: CheckContext, name: str, rows: list[GpuFloor]) -> GpuFloor | None:
+    history = [release for release in releases(name, ctx.matrices.root) if not release.yanked]
+    if not history:
+        return None
+    holding = [row for row in rows if matches_specifier(history[-1].version, row.versions)]
+    return max(holding, key=lambda row: row.min_cc, default=None)
+
+
+def _finding(shown: str, floor: GpuFloor, low: list[Version], severity: Severity, verified: bool) -> Finding:
+    capabilities = ", ".join(str(cc) for cc in low)
+    which = "every release" if floor.versions == ">=0" else f"releases {floor.versions}"
+    return Finding(
+        rule="package-gpu-too-old", category=Category.GPU_ARCH, severity=severity, components=(floor.package, "gpu"),
+        sources=floor.sources, verified=verified,
+        message=f"{shown} GPUs of compute capability {floor.min_cc} and newer only ({which} of {floor.package}); "
+        f"this GPU is {capabilities}: its kernels do not run here ('no kernel image is available "
+        "for execution on the device')",
+        fix=f"use a GPU of compute capability {floor.min_cc} or newer for {floor.package}, or an older release "
+        "whose floor is lower where one exists",
+    )

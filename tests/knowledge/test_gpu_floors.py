@@ -1,0 +1,55 @@
+"""The lowest compute capability each package release supports (matrices/gpu_floors.toml): a known release below
+its floor fails; an unknown version fails below every release's floor and warns, inferred, below the newest's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from envdoctor.checker import run_check
+from envdoctor.matrices import MatrixError, default_root, load_matrices
+from envdoctor.snapshot import snapshot_from_dict
+from envdoctor.table_validation import validate_matrices
+
+
+def _findings(tmp_path: Path, cc: str, packages: dict[str, str | None], root: Path | None = None) -> list:
+    snapshot = snapshot_from_dict({
+        "schema": "envdoctor.snapshot/1", "host": {"os": "linux", "arch": "x86_64"},
+        "nvidia": {"gpus": [{"name": "GPU", "compute_capability": cc}]},
+        "packages": {name: {"version": version} for name, version in packages.items()},
+    })
+    report = run_check(snapshot, stack=None, cwd=tmp_path, matrices=load_matrices(root) if root else None)
+    return [f for f in report.findings if f.rule == "package-gpu-too-old"]
+
+
+def test_vllm_on_pascal_fails_whatever_the_release(tmp_path: Path) -> None:
+    (finding,) = _findings(tmp_path, "6.1", {"vllm": "0.9.1"})
+    assert finding.severity.value == "fail" and finding.verified and finding.components == ("vllm", "gpu")
+    assert "compute capability 7.0 and newer only" in finding.message
+    (unknown,) = _findings(tmp_path, "6.1", {"vllm": None})
+    assert unknown.severity.value == "fail" and unknown.verified  # below every release's floor
+
+
+def test_a_floor_raised_later_is_per_release_and_inferred_for_an_unknown_version(tmp_path: Path) -> None:
+    assert not _findings(tmp_path, "7.0", {"vllm": "0.14.0"})  # V100: 7.0 up to the docs of 0.14
+    (finding,) = _findings(tmp_path, "7.0", {"vllm": "0.21.0"})
+    assert finding.severity.value == "fail" and "7.5" in finding.message
+    (unknown,) = _findings(tmp_path, "7.0", {"vllm": None})  # its current releases need 7.5
+    assert unknown.severity.value == "warn" and not unknown.verified
+
+
+def test_nothing_at_or_above_the_floor_or_without_a_gpu(tmp_path: Path) -> None:
+    assert not _findings(tmp_path, "8.0", {"vllm": None, "flashinfer-python": "0.2.0"})
+    assert not _findings(tmp_path, "7.5", {"flashinfer-python": None})
+
+
+def test_a_bad_row_is_one_line_naming_the_file_and_row(tmp_path: Path) -> None:
+    root = tmp_path / "matrices"
+    shutil.copytree(default_root(), root)
+    table = root / "gpu_floors.toml"
+    table.write_text(table.read_text().replace('min_compute_capability = "7.0"', 'min_compute_capability = "x"'))
+    assert any("gpu_floors.toml: gpu_floor[0]" in problem for problem in validate_matrices(root))
+    with pytest.raises(MatrixError, match=r"gpu_floors.toml: gpu_floor\[0\]"):
+        _findings(tmp_path, "6.1", {"vllm": "0.9.1"}, root=root)

@@ -340,12 +340,16 @@ def _extension(ctx: CheckContext, name: str, version: str | None, direct_url: st
 
 
 def _build_unknown(ctx: CheckContext, name: str, version: str, torch: str) -> list[Finding]:
-    """A torch-bound extension whose release PyPI does not list (a source build, a GitHub release, a wheel from the
-    project's own index): each such build targets one torch minor, and nothing here names which, so whether it
-    loads beside the installed torch is not known (unverified, never silence)."""
-    if release_facts(name, public_of(version)) is not None:
-        return []
-    listed = "PyPI lists no such release" if releases(name) else "its PyPI facts are not known here"
+    """A torch-bound extension whose release PyPI does not list, or lists as a source archive only with no table of
+    its release wheels here (a source build, a GitHub release, a wheel from the project's own index): each such
+    build targets one torch minor, and nothing here names which, so whether it loads beside the installed torch is
+    not known (unverified, never silence)."""
+    facts = release_facts(name, public_of(version))
+    if facts is not None and (facts.wheels is None or any(not tag.endswith("-any") for tag in facts.wheels)
+                              or name == "flash-attn"):
+        return []  # PyPI's own binary wheels, or flash-attn's table of release wheels: the checks of those judge it
+    listed = ("PyPI has only its source archive" if facts is not None else
+              "PyPI lists no such release" if releases(name) else "its PyPI facts are not known here")
     return [Finding(
         rule="extension-build-unverified", category=Category.ABI, severity=Severity.WARN,
         components=(name, "torch"), sources=("anchors-failure-modes", "pypi-metadata"), verified=False,

@@ -238,3 +238,10 @@ def test_a_platform_a_package_dropped_warns_for_an_unknown_version(tmp_path: Pat
     assert "releases after 2.2.2" in finding.message and "macOS Intel" in finding.message
     arm = check(tmp_path, host={"os": "darwin", "arch": "arm64"}, packages={"torch": None})
     assert not [f for f in arm.findings if f.rule == "no-wheel-for-platform"]
+
+
+def test_condas_cudatoolkit_is_a_cuda_runtime_the_driver_must_run(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"driver": "390.87"}, packages={"numba": None, "cudatoolkit": "10.0"})
+    assert rules(report)["driver-too-old-for-cuda-build"] == ("cudatoolkit", "nvidia-driver")
+    fine = check(tmp_path, nvidia={"driver": "410.48"}, packages={"numba": None, "cudatoolkit": "10.0"})
+    assert "driver-too-old-for-cuda-build" not in rules(fine)

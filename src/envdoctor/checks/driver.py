@@ -1,9 +1,10 @@
 """The NVIDIA driver against the CUDA each installed build needs (pip wheels bring their own CUDA runtime).
 
 Evidence of a build's CUDA: torch's build (``torch.cuda``, the ``+cuXYZ`` tag, or PyPI's default variant of that
-release), the ``nvidia-cuda-runtime-cuXX`` wheel's version, and the CUDA major in the names of ``cupy-cudaXXx`` and
-``jax-cudaXX-plugin``. Evidence of the driver: its version (``nvidia.driver``) or, when only that is known, the CUDA
-version nvidia-smi's header shows (``nvidia.cuda_driver``: the newest CUDA the driver runs).
+release), the versions of the ``nvidia-cuda-runtime-cuXX`` wheel and of conda's ``cudatoolkit``, and the CUDA major in
+the names of ``cupy-cudaXXx`` and ``jax-cudaXX-plugin``. Evidence of the driver: its version (``nvidia.driver``)
+or, when only that is known, the CUDA version nvidia-smi's header shows (``nvidia.cuda_driver``: the newest CUDA the
+driver runs).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SOURCES = ("nvidia-cuda-rn-13-2-2", "uv-torch-backend")
 # Package-name conventions that carry the CUDA a wheel was built for: (pattern, whether the version is the CUDA).
 RUNTIME_NAMES = (
     (re.compile(r"nvidia-cuda-runtime(-cu(\d+))?"), True),
+    (re.compile(r"cudatoolkit"), True),  # conda's CUDA runtime (numba, cupy and older pytorch builds load it)
     (re.compile(r"cupy-cuda(\d+)x"), False),
     (re.compile(r"jax-cuda(\d+)-(plugin|pjrt)"), False),
 )

@@ -213,9 +213,7 @@ def read_fetched_facts(folder: Path, packages: tuple[str, ...], failed: dict[str
     _FETCHED_FOLDERS.append(folder)
     _FETCHED.update(normalize_name(name) for name in packages)
     _NOT_FETCHED.update(failed or {})
-    _path.cache_clear()
-    _fetched_path.cache_clear()
-    _merged_releases.cache_clear()
+    _clear_read_caches()
 
 
 def forget_fetched_facts() -> None:
@@ -223,9 +221,14 @@ def forget_fetched_facts() -> None:
     _FETCHED_FOLDERS.clear()
     _FETCHED.clear()
     _NOT_FETCHED.clear()
-    _path.cache_clear()
-    _fetched_path.cache_clear()
-    _merged_releases.cache_clear()
+    _clear_read_caches()
+
+
+def _clear_read_caches() -> None:
+    """Forget every file read: a fetch may have rewritten a fetched file this process read before (one process
+    scoring many snapshots, each fetching its own releases into the same cache)."""
+    for cached in (_path, _fetched_path, _merged_releases, _document, _version_keys, _release_at, _all_releases):
+        cached.cache_clear()
 
 
 def bundled_release_known(package: str, version: str | None) -> bool:

@@ -245,3 +245,11 @@ def test_condas_cudatoolkit_is_a_cuda_runtime_the_driver_must_run(tmp_path: Path
     assert rules(report)["driver-too-old-for-cuda-build"] == ("cudatoolkit", "nvidia-driver")
     fine = check(tmp_path, nvidia={"driver": "410.48"}, packages={"numba": None, "cudatoolkit": "10.0"})
     assert "driver-too-old-for-cuda-build" not in rules(fine)
+
+
+def test_a_cuda_9_build_needs_its_own_releases_driver(tmp_path: Path) -> None:
+    # CUDA 9.x had no minor-version compatibility: a 9.2 build needs the 9.2 driver (396.37), not 9.1's
+    report = check(tmp_path, nvidia={"driver": "387.26"}, packages={"torch": "0.4.1"}, torch={"cuda": "9.2"})
+    assert rules(report)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")
+    fine = check(tmp_path, nvidia={"driver": "396.37"}, packages={"torch": "0.4.1"}, torch={"cuda": "9.2"})
+    assert "driver-too-old-for-torch-cuda" not in rules(fine)

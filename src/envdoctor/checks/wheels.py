@@ -379,7 +379,7 @@ def _no_release_runs(name: str, history: tuple[ReleaseFacts, ...], target: Targe
     on_platform = target.minor is not None and any(
         tag.rpartition("-")[2] in target.families for r in built for tag in r.wheels or ())
     span = f"{built[0].version} to {built[-1].version}"
-    newest = sorted({DESCRIBE.get(p, p) for p in (t.rpartition("-")[2] for t in built[-1].wheels or ())})
+    newest = _platforms_of(built[-1])
     return [Finding(
         rule="no-wheel-for-python" if on_platform else "no-wheel-for-platform",
         category=Category.PYTHON if on_platform else Category.PLATFORM, severity=Severity.WARN,
@@ -390,6 +390,11 @@ def _no_release_runs(name: str, history: tuple[ReleaseFacts, ...], target: Targe
         "may not work",
         fix=f"pip show {name}   # where it came from; PyPI's newest wheels are for {', '.join(newest)}",
     )]
+
+
+def _platforms_of(release: ReleaseFacts) -> list[str]:
+    """The platforms a release ships wheels for, as people name them (``Linux x86_64``, ``macOS Apple silicon``)."""
+    return sorted({DESCRIBE.get(p, p) for p in (t.rpartition("-")[2] for t in release.wheels or ())})
 
 
 def _platform_dropped(name: str, history: tuple[ReleaseFacts, ...], target: Target) -> list[Finding]:
@@ -404,7 +409,7 @@ def _platform_dropped(name: str, history: tuple[ReleaseFacts, ...], target: Targ
     last, newest = ran[-1], built[-1]
     if months_between(last.date, newest.date) < STALE_MONTHS:
         return []
-    shipped = sorted({DESCRIBE.get(p, p) for p in (t.rpartition("-")[2] for t in newest.wheels or ())})
+    shipped = _platforms_of(newest)
     return [Finding(
         rule="no-wheel-for-platform", category=Category.PLATFORM, severity=Severity.WARN, components=(name,),
         sources=("pypi-metadata",), verified=False,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import TrainConfig
-from trainer.distributed import is_main_process
+from trainer.distributed import is_main_process, wait_for_every_rank
 from trainer.errors import BadInputError, CheckFailedError, RefusedError, TrainerError, log
 
 MERGED_DIR = "merged"
@@ -46,6 +46,7 @@ def run_pipeline(config: TrainConfig) -> PipelineResult:
     recipe.setup()
     wall, state = recipe.train()
     trained = recipe.cleanup(wall, state)
+    wait_for_every_rank()  # every rank has trained and saved; rank 0 alone merges and validates from here
     if not trained.main_process:
         return PipelineResult("")
     if not (config.merge and is_main_process()):

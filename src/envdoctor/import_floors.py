@@ -161,6 +161,16 @@ class _Reader:
         for extra in sorted(set(raw) - allowed):
             self.error(f"{key}.{extra}" if key else extra, f"unknown key (expected {', '.join(sorted(allowed))})")
 
+    def entry_releases(self, entry: Any, where: str, allowed: set[str], member: str,
+                       kind: type[dict] | type[list], expected: str) -> tuple[str, ...] | None:
+        """An importer's or provider's entry: its releases, after its keys are checked; None (and the ``expected``
+        error) when it is not an object holding ``member`` as a ``kind``."""
+        if not isinstance(entry, dict) or not isinstance(entry.get(member), kind):
+            self.error(where, expected)
+            return None
+        self.keys(entry, allowed, where)
+        return self.releases(entry.get("releases"), f"{where}.releases")
+
     def releases(self, raw: Any, key: str) -> tuple[str, ...]:
         if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
             self.error(key, "expected a list of version strings")
@@ -212,12 +222,11 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
     names: dict[str, dict[str, PartnerName]] = {}
     for partner, entry in providers.items():
         where = f"providers.{partner}"
-        if not isinstance(entry, dict) or not isinstance(entry.get("names"), dict):
-            read.error(where, "expected an object with 'names'")
+        releases = read.entry_releases(entry, where, PROVIDER_KEYS, "names", dict,
+                                       "expected an object with 'names'")
+        if releases is None:
             continue
-        read.keys(entry, PROVIDER_KEYS, where)
         name = normalize_name(partner)
-        releases = read.releases(entry.get("releases"), f"{where}.releases")
         partner_releases[name], sources[name] = releases, _source(entry.get("source"), generated)
         names[name] = {}
         for key, facts in entry["names"].items():
@@ -231,12 +240,11 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
     needs: dict[str, tuple[ImportNeed, ...]] = {}
     for importer, entry in importers.items():
         where = f"importers.{importer}"
-        if not isinstance(entry, dict) or not isinstance(entry.get("needs"), list):
-            read.error(where, "expected an object with a 'needs' list")
+        releases = read.entry_releases(entry, where, IMPORTER_KEYS, "needs", list,
+                                       "expected an object with a 'needs' list")
+        if releases is None:
             continue
-        read.keys(entry, IMPORTER_KEYS, where)
         name = normalize_name(importer)
-        releases = read.releases(entry.get("releases"), f"{where}.releases")
         importer_releases[name] = releases
         sources.setdefault(name, _source(entry.get("source"), generated))
         found = []

@@ -128,6 +128,13 @@ def _merged_releases(bundled: Path, fetched: Path) -> tuple[ReleaseFacts, ...]:
     return tuple(sorted((*own, *extra), key=lambda release: Version(release.version)))
 
 
+def newest_release(package: str, root: Path | str | None = None) -> ReleaseFacts | None:
+    """The newest recorded release that is not yanked (what pip installs today, Python and platform aside); None
+    when the tables record none."""
+    current = [release for release in releases(package, root) if not release.yanked]
+    return current[-1] if current else None
+
+
 def known_packages(root: Path | str | None = None) -> tuple[str, ...]:
     """Normalized names of the packages that have a file (for the bundled tables, also those fetched from PyPI for
     this run: envdoctor.pypi_online)."""

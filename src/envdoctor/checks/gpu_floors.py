@@ -15,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.checks import CheckContext
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
-from envdoctor.pypi_facts import releases
+from envdoctor.pypi_facts import newest_release
 from envdoctor.rules import gpu_ccs, matches_specifier
 
 TABLE = "gpu_floors"
@@ -81,10 +81,10 @@ def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
 
 
 def _newest_floor(ctx: CheckContext, name: str, rows: list[GpuFloor]) -> GpuFloor | None:
-    history = [release for release in releases(name, ctx.matrices.root) if not release.yanked]
-    if not history:
+    newest = newest_release(name, ctx.matrices.root)
+    if newest is None:
         return None
-    holding = [row for row in rows if matches_specifier(history[-1].version, row.versions)]
+    holding = [row for row in rows if matches_specifier(newest.version, row.versions)]
     return max(holding, key=lambda row: row.min_cc, default=None)
 
 

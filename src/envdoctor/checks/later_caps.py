@@ -18,10 +18,10 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
-from envdoctor.checks.requirements import applicable_requirements, marker_environment
+from envdoctor.checks.requirements import accepts, applicable_requirements, marker_environment
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
-from envdoctor.rules import matches_specifier, parse_version
+from envdoctor.rules import parse_version
 from envdoctor.snapshot import normalize_name
 
 CAP_OPERATORS = ("<", "<=", "==", "~=")
@@ -48,10 +48,11 @@ def check_later_caps(ctx: CheckContext) -> list[Finding]:
         installed = release_facts(owner, version, ctx.matrices.root)
         if installed is None or installed.requires is None:
             continue
-        series = [release for release in releases(owner, ctx.matrices.root)
+        history = releases(owner, ctx.matrices.root)
+        series = [release for release in history
                   if _same_later_series(installed, release) and release.requires is not None]
         for cap in later_caps(installed, series, known, environment):
-            findings.append(_finding(ctx, cap, releases(owner, ctx.matrices.root), environment))
+            findings.append(_finding(ctx, cap, history, environment))
     return findings
 
 
@@ -59,14 +60,13 @@ def later_caps(installed: ReleaseFacts, series: list[ReleaseFacts], known: dict[
                environment: dict[str, str]) -> list[LaterCap]:
     """The first later release of the series capping each installed dependency below its installed version, for
     the dependencies the installed release itself accepts."""
-    own = _requirements(installed, environment)
     found: dict[str, LaterCap] = {}
     for release in series:
         for name, specifier in _requirements(release, environment).items():
             version = known.get(name)
             if version is None or name in found or name == installed.package:
                 continue
-            if not matches_specifier(version, own.get(name, "")) or not _caps_below(specifier, version):
+            if not accepts(installed, name, version, environment) or not _caps_below(specifier, version):
                 continue
             found[name] = LaterCap(installed.package, installed, release, name, version, specifier)
     return list(found.values())
@@ -133,6 +133,6 @@ def _next_accepting(installed: ReleaseFacts, history: tuple[ReleaseFacts, ...], 
         if mine is None or parsed is None or release.yanked or parsed.is_prerelease or release.requires is None \
                 or parsed.release[:2] <= mine.release[:2]:
             continue
-        if matches_specifier(version, _requirements(release, environment).get(name, "")):
+        if accepts(release, name, version, environment):
             return release
     return None

@@ -18,7 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from envdoctor.checks import CheckContext
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
-from envdoctor.pypi_facts import releases
+from envdoctor.pypi_facts import newest_release
 from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import Snapshot
 
@@ -119,8 +119,8 @@ def _gpu_seen(snapshot: Snapshot) -> bool:
 def _newest_in(ctx: CheckContext, row: CpuOnlyOn) -> bool:
     """Whether the newest recorded release is in the row's range (True when the tables do not record the package:
     the row's open range then speaks for current releases)."""
-    history = [release for release in releases(row.package, ctx.matrices.root) if not release.yanked]
-    return matches_specifier(history[-1].version, row.versions) if history else True
+    newest = newest_release(row.package, ctx.matrices.root)
+    return matches_specifier(newest.version, row.versions) if newest is not None else True
 
 
 def _linux_only(row: LinuxOnly, name: str, version: str | None) -> Finding:

@@ -24,7 +24,7 @@ from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
 from envdoctor.release_dates import days_between
-from envdoctor.rules import matches_specifier, parse_version
+from envdoctor.rules import matches_specifier
 from envdoctor.snapshot import Package
 
 TABLE = "python_releases"
@@ -94,8 +94,7 @@ def check_python_support_lag(ctx: CheckContext) -> list[Finding]:
 def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str) -> SupportLag | None:
     """The last release without support for the target's Python and the first with it, when that one came at
     least LAG_DAYS after the Python did; None when support came sooner, or no release supports it yet."""
-    current = [release for release in history if not release.yanked and parse_version(release.version) is not None]
-    current.sort(key=lambda release: parse_version(release.version))
+    current = [release for release in history if not release.yanked]  # oldest first, as the tables keep them
     without = [index for index, release in enumerate(current) if not supports(release, target)]
     if not without or without[-1] == len(current) - 1:
         return None

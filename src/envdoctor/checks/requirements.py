@@ -15,7 +15,14 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.declared import Declared, marker_applies, parse_declared
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.pypi_facts import ReleaseFacts, nearest_recorded_release, release_facts, releases, table_source
+from envdoctor.pypi_facts import (
+    ReleaseFacts,
+    nearest_recorded_release,
+    newest_release,
+    release_facts,
+    releases,
+    table_source,
+)
 from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import Package, Snapshot, normalize_name
 
@@ -250,8 +257,7 @@ def _release_standing_for(ctx: CheckContext, owner: str, version: str | None) ->
     "nearest" (a version PyPI lacks: the nearest recorded one before it) or "newest" (an unknown version)."""
     root = ctx.matrices.root
     if version is None:
-        history = [r for r in releases(owner, root) if not r.yanked]
-        return (history[-1] if history else None), "newest"
+        return newest_release(owner, root), "newest"
     release = release_facts(owner, version, root)
     if release is not None:
         return release, "installed"
@@ -330,7 +336,7 @@ def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[s
         installed = packages.get(name)
         if installed is None or installed.version is None or not spec or matches_specifier(installed.version, spec):
             continue
-        accepting = [i for i, r in enumerate(history) if _accepts(r, name, installed.version, environment)]
+        accepting = [i for i, r in enumerate(history) if accepts(r, name, installed.version, environment)]
         last_ok = history[accepting[-1]] if accepting else None
         first_bad = history[accepting[-1] + 1] if accepting else history[0]
         since = (f"its releases since {first_bad.version} ({first_bad.date})" if last_ok
@@ -352,7 +358,7 @@ def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[s
     return findings
 
 
-def _accepts(release: ReleaseFacts, name: str, version: str, environment: dict[str, str]) -> bool:
+def accepts(release: ReleaseFacts, name: str, version: str, environment: dict[str, str]) -> bool:
     """Whether every requirement ``release`` declares on ``name`` accepts ``version`` (no requirement: accepts)."""
     needs = [r for r in applicable_requirements(release.requires or (), environment) if normalize_name(r.name) == name]
     return all(not r.specifier or matches_specifier(version, r.specifier) for r in needs)
@@ -462,7 +468,7 @@ def _owner_release_accepting(ctx: CheckContext, owner: DeclaredBy, name: str, in
             continue
         if python and release.requires_python and not matches_specifier(python, release.requires_python):
             continue
-        if _accepts(release, name, installed, environment):
+        if accepts(release, name, installed, environment):
             return release.version
     return None
 

@@ -50,16 +50,24 @@ def wait_for_every_rank() -> None:
     """Under a process group, return when every rank has come here: after training and saving, so that no rank tears
     down its group while another still works with it (a rank exiting early aborts: 'terminate called without an
     active exception', exit -6 under torchrun). Nothing without a process group."""
-    distributed = sys.modules.get("torch.distributed")  # never imports torch itself
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+    distributed = _initialized()
+    if distributed is not None:
         distributed.barrier()
 
 
 def shutdown_process_group() -> None:
     """Destroy the process group the run initialised (torch warns of leaked NCCL resources otherwise)."""
-    distributed = sys.modules.get("torch.distributed")  # never imports torch itself
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+    distributed = _initialized()
+    if distributed is not None:
         distributed.destroy_process_group()
+
+
+def _initialized() -> Any:
+    """``torch.distributed`` when this process has initialised a process group, else None (never imports torch)."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        return distributed
+    return None
 
 
 def debug_record(kind: str, lines: list[str]) -> None:

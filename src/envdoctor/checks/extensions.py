@@ -346,8 +346,8 @@ def _build_unknown(ctx: CheckContext, name: str, version: str, torch: str) -> li
     not known (unverified, never silence)."""
     facts = release_facts(name, public_of(version))
     if facts is not None and (facts.wheels is None or any(not tag.endswith("-any") for tag in facts.wheels)
-                              or name == "flash-attn"):
-        return []  # PyPI's own binary wheels, or flash-attn's table of release wheels: the checks of those judge it
+                              or ctx.facts.flash_attn(public_of(version)) is not None):
+        return []  # PyPI's own binary wheels, or the release's row in flash-attn's table of release wheels
     listed = ("PyPI has only its source archive" if facts is not None else
               "PyPI lists no such release" if releases(name) else "its PyPI facts are not known here")
     return [Finding(

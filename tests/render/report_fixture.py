@@ -26,7 +26,7 @@ def fixed_report() -> Report:
         Finding("stack-pin", Category.PIN, Severity.WARN, "transformers 4.44.0 is installed; the stack pins 4.43.3",
                 ("transformers",), fix="pip install transformers==4.43.3"),
         Finding("extension-build-unknown", Category.ABI, Severity.INFO, "torch C++ ABI", ("torch",), verified=False),
-        Finding("driver-minor-version-compat", Category.DRIVER, Severity.INFO,
+        Finding("driver-minor-version-compat", Category.DRIVER, Severity.WARN,
                 "driver 535.104.05 runs CUDA 12.1 wheels", ("driver",)),
     )
     score = Score(40, (ScoreLine("numpy2-abi-numpy1-build", Severity.FAIL, 30),

@@ -45,10 +45,24 @@ def test_header_cuda_version_alone_judges_the_driver(tmp_path: Path) -> None:
     assert rules(report)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")
 
 
+def test_builds_under_minor_version_compatibility_give_one_finding_naming_each(tmp_path: Path) -> None:
+    report = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "525.89.02"},
+                   packages={"torch": "2.3.1+cu121", "torchvision": "0.18.1+cu121", "torchaudio": "2.3.1+cu121"})
+    found = [f for f in report.findings if f.rule == "driver-minor-version-compat"]
+    assert len(found) == 1 and found[0].severity.value == "warn"
+    assert set(found[0].components) == {"torch", "torchvision", "torchaudio", "nvidia-driver"}
+    assert "530.30.02" in found[0].fix
+
+
+def test_driver_at_the_toolkit_release_driver_is_not_minor_version_compatibility(tmp_path: Path) -> None:
+    report = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "530.30.02"}, packages={"torch": "2.3.1+cu121"})
+    assert not [f for f in report.findings if f.rule == "driver-minor-version-compat"]
+
+
 def test_header_same_major_newer_minor_is_minor_version_compatibility(tmp_path: Path) -> None:
     report = check(tmp_path, nvidia={"cuda_driver": "12.2"}, packages={"torch": "2.5.1+cu124"})
-    assert "driver-minor-version-compat" in rules(report, ("info",))
-    assert report.status.value == "ok"
+    assert "driver-minor-version-compat" in rules(report, ("warn",))
+    assert report.status.value == "warn"
 
 
 def test_cuda_runtime_wheel_is_evidence_too(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ driver runs).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packaging.version import Version
 
@@ -37,6 +37,7 @@ RUNTIME_NAMES = (
 
 
 # A wheel's local version label naming its CUDA build: cu118, cu121, cu12 (any minor of CUDA 12), cu130.
+MINOR_COMPAT = "driver-minor-version-compat"
 LABEL_CUDA = re.compile(r"(?:^|[^a-z])cu(1\d{1,2})(?!\d)")
 
 
@@ -114,12 +115,15 @@ def _label_cuda(version: str | None) -> tuple[int, int | None] | None:
 
 
 def check_driver(ctx: CheckContext) -> list[Finding]:
-    findings = []
+    findings, minor_compat = [], []
     needs = cuda_needs(ctx)
     for need in needs:
         finding = _judge(ctx, need)
-        if finding is not None:
+        if finding is not None and finding.rule == MINOR_COMPAT:
+            minor_compat.append((need, finding))
+        elif finding is not None:
             findings.append(finding)
+    findings.extend(_one_minor_compat_finding(minor_compat))
     if not any(need.package == "torch" for need in needs):
         findings.extend(_unknown_torch_build(ctx))
     return findings + _unknown_version_builds(ctx) + _builds_through_requirements(ctx)
@@ -391,13 +395,26 @@ def _driver_runs(ctx: CheckContext, variant: str, driver: str | None, supports: 
 
 def _minor_compat(need: CudaNeed, driver: str, toolkit_driver: str) -> Finding:
     return Finding(
-        rule="driver-minor-version-compat", category=Category.DRIVER, severity=Severity.INFO,
-        components=(need.package, "nvidia-driver"), sources=SOURCES,
+        rule=MINOR_COMPAT, category=Category.DRIVER, severity=Severity.WARN,
+        components=(need.package, "nvidia-driver"), sources=SOURCES + ("nvidia-forward-compat",),
         message=f"driver {driver} runs {need.package}'s CUDA {need.cuda} only through minor-version compatibility "
-        f"(the CUDA {need.cuda} driver is {toolkit_driver}): PTX JIT is unavailable, extensions shipping only PTX "
-        "can fail",
-        fix=f"upgrade the NVIDIA driver to >= {toolkit_driver} for the full feature set",
+        f"(the CUDA {need.cuda} driver is {toolkit_driver}): the driver cannot load PTX or cubins from a newer "
+        "toolchain, so kernels compiled at run time (Triton under torch.compile, PTX-only extensions, XLA's ptxas) "
+        "fail with 'the provided PTX was compiled with an unsupported toolchain', and inside NVIDIA's CUDA "
+        "containers the forward-compatibility driver they load fails on GeForce and workstation GPUs (error 803, "
+        "'unsupported display driver / cuda driver combination')",
+        fix=f"upgrade the NVIDIA driver to >= {toolkit_driver}",
     )
+
+
+def _one_minor_compat_finding(judged: list[tuple[CudaNeed, Finding]]) -> list[Finding]:
+    """One finding for every build the driver runs through minor-version compatibility: the newest CUDA's, naming
+    every such build (one cause, one fix)."""
+    if not judged:
+        return []
+    _, newest = max(judged, key=lambda pair: (pair[0].major, pair[0].minor or 0))
+    packages = tuple(dict.fromkeys(need.package for need, _ in judged))
+    return [replace(newest, components=packages + ("nvidia-driver",))]
 
 
 def _unverified(need: CudaNeed) -> Finding:

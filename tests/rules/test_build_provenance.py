@@ -194,3 +194,12 @@ def test_pypi_sbsa_wheel_on_a_jetson_is_flagged(tmp_path: Path) -> None:
                      "sbsa-wheel-on-jetson")
     assert not found(check(tmp_path, host=LINUX, nvidia=ORIN, packages={"bitsandbytes": "0.46.1"}),
                      "sbsa-wheel-on-jetson")
+
+
+def test_plain_companion_beside_a_cpu_torch_on_linux_of_unknown_arch(tmp_path: Path) -> None:
+    """Linux without an architecture is judged as x86_64, and the message says so; aarch64 is not judged."""
+    packages = {"torch": "2.9.0+cpu", "torchvision": "0.24.0"}
+    [finding] = found(check(tmp_path, host={"os": "linux"}, packages=packages), "companion-other-cuda-variant")
+    assert not finding.verified and "x86_64 assumed" in finding.message and "cu128" in finding.message
+    arm = check(tmp_path, host={"os": "linux", "arch": "aarch64"}, packages=packages)
+    assert not found(arm, "companion-other-cuda-variant")

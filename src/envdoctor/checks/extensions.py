@@ -206,13 +206,14 @@ def _plain_companions(ctx: CheckContext, torch: str, variant: object) -> list[Fi
     host = ctx.snapshot.host
     if not isinstance(variant, str) or not re.fullmatch(r"cu\d{2,4}|cpu", variant):
         return []
-    if host.os == "linux" and host.arch == "x86_64":
+    if host.os == "linux" and host.arch in ("x86_64", None):
         plain = ctx.facts.torch_pypi_default(public_of(torch))
     else:
         plain = "cpu" if host.os in ("windows", "darwin") else None
     if plain is None or _cuda_major(plain) == _cuda_major(variant):
         return []
     what = "a CPU-only build" if plain == "cpu" else f"the {plain} build"
+    where = "linux (x86_64 assumed: the architecture is not given)" if host.arch is None else host.os
     out = []
     for name in COMPANIONS:
         version = fact(ctx.snapshot, f"packages.{name}")
@@ -222,7 +223,7 @@ def _plain_companions(ctx: CheckContext, torch: str, variant: object) -> list[Fi
         out.append(Finding(
             rule="companion-other-cuda-variant", category=Category.CUDA_BUILD, severity=Severity.WARN,
             components=(name, "torch"), sources=("torchvision-compat",), verified=False,
-            message=f"{name} {version} carries no local tag, so it is PyPI's wheel, {what} on {host.os}, while torch "
+            message=f"{name} {version} carries no local tag, so it is PyPI's wheel, {what} on {where}, while torch "
             f"{torch} is the {variant} build (inferred from the missing tag): {LOAD_ERROR[name]}",
             fix=companion_install(ctx, name, torch),
         ))

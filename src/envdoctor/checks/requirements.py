@@ -162,7 +162,8 @@ def check_declared(ctx: CheckContext) -> list[Finding]:
                     outside.setdefault(name, []).append((owner, spec))
     findings += [_outside_conflicts(ctx, name, owners) for name, owners in sorted(outside.items())]
     findings += [f for owner, package in sorted(packages.items()) if package.version is None
-                 and package.requires is None for f in _recent_releases_conflict(ctx, owner, environment)]
+                 and package.requires is None for f in _recent_releases_conflict(ctx, owner, environment)
+                 + _era_release_conflict(ctx, owner, environment)]
     findings += check_optional_requirements(ctx, environment)
     findings += _lockstep_unverified(ctx, environment)
     return findings + [_unverifiable(name, lines) for name, lines in sorted(unverifiable.items())]
@@ -356,6 +357,58 @@ def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[s
             fix="   # or: ".join(fix for fix in fixes if fix) or None,
         ))
     return findings
+
+
+def _era_release_conflict(ctx: CheckContext, owner: str, environment: dict[str, str]) -> list[Finding]:
+    """A package installed with an unknown version, judged on its release of the time of another installed
+    package: while that package's installed version was its newest release (from its upload to its successor's),
+    the owner's newest release then refused it (numba 0.57.1 requires numpy<1.25 while numpy 1.25.0 was current).
+    An owner installed then refuses it; a later one may not. Inferred (verified=false), named with the first later
+    release that accepts it. Only where the owner's newest release accepts it (else `_recent_releases_conflict`
+    speaks)."""
+    history = [r for r in releases(owner, ctx.matrices.root) if r.requires is not None and not r.yanked]
+    if not history:
+        return []
+    findings = []
+    for requirement in applicable_requirements(history[-1].requires or (), environment):
+        name = normalize_name(requirement.name)
+        installed = (ctx.snapshot.packages or {}).get(name)
+        era = _current_era(ctx, name, installed.version) if installed and installed.version else None
+        if era is None or not accepts(history[-1], name, installed.version, environment):
+            continue
+        then = [r for r in history if r.date < era[1]]
+        if not then or accepts(then[-1], name, installed.version, environment):
+            continue
+        refusing = then[-1]
+        caps = ", ".join(f"{r.name}{r.specifier}" for r in applicable_requirements(refusing.requires or (), environment)
+                         if normalize_name(r.name) == name)
+        accepting = next(r for r in history[len(then):] if accepts(r, name, installed.version, environment))
+        findings.append(Finding(
+            rule="declared-requirement-conflict-unknown-version",
+            category=ctx.matrices.policy.requirement_category.get(name, Category.VERSION), severity=Severity.WARN,
+            components=(name, owner), sources=("pypi-metadata",), verified=False,
+            message=f"{owner} is installed with an unknown version; while {name} {installed.version} was {name}'s "
+            f"newest release ({era[0]} to {era[1]}), the newest {owner} was {refusing.version}, which requires "
+            f"{caps}: {owner} installed then refuses or breaks with it; {owner} accepts it from "
+            f"{accepting.version} ({accepting.date}) (inferred, not verified)",
+            fix=requirement_install(ctx, owner, f">={accepting.version}"),
+        ))
+    return findings
+
+
+def _current_era(ctx: CheckContext, name: str, version: str) -> tuple[str, str] | None:
+    """(upload date of ``name`` ``version``, upload date of the next final release after it): the days it was
+    the newest; None when it is not recorded or was never superseded."""
+    recorded = [r for r in releases(name, ctx.matrices.root) if not r.yanked]
+    parsed = parse_version(version)
+    if parsed is None:
+        return None
+    at = next((i for i, r in enumerate(recorded) if parse_version(r.version) == parsed), None)
+    if at is None:
+        return None
+    later = [r for r in recorded[at + 1:] if (v := parse_version(r.version)) is not None and not v.is_prerelease
+             and r.date > recorded[at].date]
+    return (recorded[at].date, later[0].date) if later else None
 
 
 def accepts(release: ReleaseFacts, name: str, version: str, environment: dict[str, str]) -> bool:

@@ -79,3 +79,16 @@ def test_a_bad_row_of_the_table_is_one_line_naming_the_file_and_row(tmp_path: Pa
     assert any("python_releases.toml: release[7]" in problem for problem in problems)
     with pytest.raises(MatrixError, match=r"python_releases.toml: release\[7\]"):
         _findings(tmp_path, "3.13.0", {"numba": None}, root=root)
+
+
+def test_a_short_lag_counts_within_the_range_an_installed_package_requires(tmp_path: Path) -> None:
+    """tokenizers had cp313 wheels 28 days after Python 3.13 (0.20.2): too soon to warn on its own, but transformers
+    4.45.2 allows only tokenizers 0.20.x, whose first two releases have none."""
+    macos = {"os": "darwin", "arch": "x86_64"}
+    assert _findings(tmp_path, "3.13", {"tokenizers": None}, host=macos) == []
+    (finding,) = _findings(tmp_path, "3.13", {"tokenizers": None, "transformers": "4.45.2"}, host=macos)
+    assert "transformers 4.45.2 requires tokenizers<0.21,>=0.20" in finding.message
+    assert "until 0.20.2 (2024-11-04, 28 days after" in finding.message and "0.20.1 and older" in finding.message
+    assert finding.fix is not None and finding.fix.startswith('pip install "tokenizers>=0.20.2"')
+    # transformers 4.47.0 allows tokenizers 0.21, all of whose wheels are abi3 from cp39: nothing to say
+    assert _findings(tmp_path, "3.13", {"tokenizers": None, "transformers": "4.47.0"}, host=macos) == []

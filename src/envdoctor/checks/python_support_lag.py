@@ -19,13 +19,14 @@ from datetime import date
 from pathlib import Path
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.requirements import applicable_requirements, marker_environment
 from envdoctor.checks.wheels import Target, cpython_tag, runs_here, target_of
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
 from envdoctor.release_dates import days_between
 from envdoctor.rules import matches_specifier
-from envdoctor.snapshot import Package
+from envdoctor.snapshot import Package, normalize_name
 
 TABLE = "python_releases"
 
@@ -83,28 +84,48 @@ def check_python_support_lag(ctx: CheckContext) -> list[Finding]:
         return []
     postdates = max(filter(None, (_newest_known_release(packages, known, root),
                                   _patch_release_not_before(snapshot.python.version, came_out.date))), default=None)
+    environment = marker_environment(snapshot)
     findings = []
     for name in unknown:
-        lag = support_lag(releases(name, root), target, came_out.date)
+        caps = _declared_ranges(ctx, name, environment)
+        history = tuple(release for release in releases(name, root)
+                        if all(matches_specifier(release.version, spec) for _, spec in caps))
+        lag = support_lag(history, target, came_out.date, LAG_DAYS_IN_DECLARED_RANGE if caps else LAG_DAYS)
         if lag is not None and (postdates is None or postdates < lag.supported_from.date):
-            findings.append(_lag_finding(name, lag, target, came_out))
+            findings.append(_lag_finding(name, lag, target, came_out, caps))
     return findings
 
 
-def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str) -> SupportLag | None:
+def _declared_ranges(ctx: CheckContext, name: str, environment: dict[str, str]) -> list[tuple[str, str]]:
+    """(owner and version, specifier) for each bounded requirement on ``name`` that the installed packages of known
+    version declare: the releases of ``name`` that can be installed beside them."""
+    ranges = []
+    for owner, package in sorted((ctx.snapshot.packages or {}).items()):
+        facts = release_facts(owner, package.version, ctx.matrices.root) if package.version else None
+        for requirement in applicable_requirements(facts.requires or (), environment) if facts else ():
+            if normalize_name(requirement.name) == name and requirement.specifier:
+                ranges.append((f"{owner} {package.version}", requirement.specifier))
+    return ranges
+
+
+def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str,
+                lag_days: int = 60) -> SupportLag | None:
     """The last release without support for the target's Python and the first with it, when that one came at
-    least LAG_DAYS after the Python did; None when support came sooner, or no release supports it yet."""
+    least ``lag_days`` after the Python did; None when support came sooner, or no release supports it yet."""
     current = [release for release in history if not release.yanked]  # oldest first, as the tables keep them
     without = [index for index, release in enumerate(current) if not supports(release, target)]
     if not without or without[-1] == len(current) - 1:
         return None
     fixed = current[without[-1] + 1]
-    if days_between(came_out, fixed.date) < LAG_DAYS:
+    if days_between(came_out, fixed.date) < lag_days:
         return None
     return SupportLag(current[without[-1]], fixed)
 
 
 LAG_DAYS = 60  # support this long after the Python came out: users of that Python met a release without it
+# Within the releases another installed package's requirement allows (transformers 4.45.2: tokenizers<0.21,>=0.20),
+# a shorter lag counts: pip chose among those only, and the newest of them lacked support for weeks.
+LAG_DAYS_IN_DECLARED_RANGE = 14
 
 
 def supports(release: ReleaseFacts, target: Target) -> bool:
@@ -141,19 +162,26 @@ def _patch_release_not_before(python: str | None, came_out: str) -> str | None:
     return date(day.year + months // 12, months % 12 + 1, min(day.day, 28)).isoformat()
 
 
-def _lag_finding(name: str, lag: SupportLag, target: Target, came_out: PythonRelease) -> Finding:
+def _lag_finding(name: str, lag: SupportLag, target: Target, came_out: PythonRelease,
+                 caps: list[tuple[str, str]]) -> Finding:
     last, fixed = lag.last_without, lag.supported_from
+    within = "".join(f"; {owner} requires {name}{spec}" for owner, spec in caps)
+    among = " of those it allows" if caps else ""
     python = f"3.{target.minor}"
     where = "some of its platforms" if target.where == "any platform" else target.where
     how = ("Requires-Python excludes it" if last.requires_python and not matches_specifier(python, last.requires_python)
            else f"no CPython {python} wheel for {where}")
-    months = days_between(came_out.date, fixed.date) // 30
     return Finding(
         rule="python-support-came-later", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
         sources=("pypi-metadata", *came_out.sources), verified=False,
-        message=f"{name} is installed (version unknown) on Python {python}: no {name} release supported Python "
-        f"{python} until {fixed.version} ({fixed.date}, {months} months after Python {python} came out); {last.version}"
-        f" and older do not ({how}). An older {name} here does not install from a wheel or fails at import "
-        "(inferred: the installed version is unknown)",
+        message=f"{name} is installed (version unknown) on Python {python}{within}: no {name} release{among} "
+        f"supported Python {python} until {fixed.version} ({fixed.date}, {_after(came_out.date, fixed.date)} after "
+        f"Python {python} came out); {last.version} and older do not ({how}). An older {name} here does not install "
+        "from a wheel or fails at import (inferred: the installed version is unknown)",
         fix=f"pip install \"{name}>={fixed.version}\"   # or use a Python that {name} {last.version} supports",
     )
+
+
+def _after(earlier: str, later: str) -> str:
+    days = days_between(earlier, later)
+    return f"{days // 30} months" if days >= 60 else f"{days} days"

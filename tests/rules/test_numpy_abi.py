@@ -118,8 +118,13 @@ def test_unknown_package_version_is_unverified_when_numpy_makes_it_matter(tmp_pa
 
 
 def test_unknown_numpy_version_is_unverified_when_the_package_makes_it_matter(tmp_path: Path) -> None:
-    (old,) = _findings({"pandas": "2.0.3", "numpy": None}, tmp_path)
-    assert (old.rule, old.severity, old.verified) == (NUMPY1_BUILD, Severity.INFO, False)
+    (old,) = _findings({"pandas": "2.0.3", "numpy": None}, tmp_path)  # nothing caps NumPy: pip installs 2.x
+    assert (old.rule, old.severity, old.verified) == (NUMPY1_BUILD, Severity.WARN, False)
+    assert "no installed package of known version caps it below 2" in old.message
+    capped = [f for f in _findings({"pandas": "2.0.3", "tensorflow": "2.15.0", "numpy": None}, tmp_path)
+              if f.components[0] == "pandas"]  # tensorflow 2.15.0 declares numpy<2.0.0
+    assert [(f.severity, f.verified) for f in capped] == [(Severity.INFO, False)]
+    assert "tensorflow 2.15.0 keeps it below 2" in capped[0].message
     assert _findings({"pandas": "2.2.2", "numpy": None}, tmp_path) == []
 
 

@@ -208,9 +208,18 @@ def _judge(ctx: CheckContext, package: _Installed, numpy: _Installed, row: Numpy
             sources=(*row.sources, "pypi-metadata"),
         )
     if package.version < row.numpy2_from:
+        capped_by = [other for name in sorted(ctx.snapshot.packages or {}) if name != "numpy"
+                     and _caps_numpy1(other := _installed(ctx, name))]
+        if capped_by:
+            return _unverified(NUMPY1_BUILD, row, package, f"{package.name} {package.text}{where} was built against "
+                               f"NumPy 1.x and fails at import under NumPy 2; {unknown} ({capped_by[0].name} "
+                               f"{capped_by[0].text} keeps it below 2 when pip resolves them together)",
+                               _upgrade_fix(ctx, package, row, installed, table))
         return _unverified(NUMPY1_BUILD, row, package, f"{package.name} {package.text}{where} was built against NumPy "
-                           f"1.x and fails at import under NumPy 2; {unknown}",
-                           _upgrade_fix(ctx, package, row, installed, table))
+                           f"1.x and fails at import under NumPy 2; {unknown}, and no installed package of known "
+                           "version caps it below 2, so a NumPy installed or upgraded since 2.0 (June 2024) is 2.x "
+                           "('_ARRAY_API not found', 'numpy.dtype size changed')",
+                           _upgrade_fix(ctx, package, row, installed, table), Severity.WARN)
     if row.numpy2_only_from is not None and package.version >= row.numpy2_only_from:
         return _unverified(NUMPY2_ONLY, row, package, f"{package.name} {package.text}{where} needs NumPy 2 at run "
                            f"time; {unknown}", _downgrade_fix(package, row, installed, table))

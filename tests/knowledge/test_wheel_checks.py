@@ -200,10 +200,21 @@ def test_required_compiled_package_without_a_wheel_for_this_python_in_range() ->
         (("transformers", "tokenizers"), "warn", "python")]
     assert "cp311" in findings[0].message and "from source" in findings[0].message
     assert not [f for f in _all_findings({"transformers": "4.30.0"}, "3.11.9") if f.rule == rule]
-    # tokenizers installed with a known version: the wheel checks on it decide; an unknown owner version: nothing.
+    # tokenizers installed with a known version: the wheel checks on it decide; an unknown owner version is judged
+    # on its newest release, whose tokenizers range has CPython 3.12 wheels.
     assert not [f for f in _all_findings({"transformers": "4.30.0", "tokenizers": "0.13.3"}, "3.12.3")
                 if f.rule == rule]
     assert not [f for f in _all_findings({"transformers": None}, "3.12.3") if f.rule == rule]
+
+
+def test_an_unknown_owner_version_is_judged_on_its_newest_release_unverified() -> None:
+    """The newest xformers requires torch>=2.10, which has no CPython 3.9 wheel: a fresh install of xformers on 3.9
+    cannot get its torch from a wheel."""
+    rule = "required-package-no-wheel-for-python"
+    (finding,) = [f for f in _all_findings({"xformers": None}, "3.9.13") if f.rule == rule]
+    assert not finding.verified and finding.components == ("xformers", "torch")
+    assert "version unknown; its newest release" in finding.message
+    assert not [f for f in _all_findings({"xformers": None}, "3.12.3") if f.rule == rule]
 
 
 def test_an_index_build_is_judged_on_the_pythons_of_its_own_platform() -> None:

@@ -271,7 +271,7 @@ def check_required_builds(ctx: CheckContext) -> list[Finding]:
         for requirement in applicable_requirements(release.requires, environment):
             finding = _unbuildable(owner, package.version, requirement, target, root) if target else None
             installed = packages.get(normalize_name(requirement.name))
-            if finding is None and python_target is not None and package.version and (
+            if finding is None and python_target is not None and (
                     installed is None or installed.version is None) and _installs_here(release, python_target):
                 finding = _no_wheel_for_python_in_range(owner, package.version, requirement, python_target, root)
             if finding is not None:

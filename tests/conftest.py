@@ -43,3 +43,16 @@ def _offline_unless_network(request: pytest.FixtureRequest, monkeypatch: pytest.
 @pytest.fixture
 def snapshots_dir() -> Path:
     return SNAPSHOTS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """envdoctor caches parsed tables and fetched PyPI facts under $XDG_CACHE_HOME: a test run writes its own
+    folder, never the user's ~/.cache, and starts from an empty cache (the child processes inherit it)."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
-from envdoctor import finding_ids
+from envdoctor import finding_ids, table_cache
 from envdoctor.checks import CheckContext
 from envdoctor.checks.runner import run_checks
 from envdoctor.facts import facts_at
@@ -17,11 +16,6 @@ from envdoctor.rules import evaluate, fact, has_no_gpu, parse_version, torch_var
 from envdoctor.score import score_findings
 from envdoctor.snapshot import Snapshot
 from envdoctor.untrusted import safe_fix
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 PROJECT_FILE = "envdoctor.toml"
 PROJECT_FILE_MAX_BYTES = 1024 * 1024
@@ -145,12 +139,12 @@ def read_project_stack(path: Path) -> str | None:
             raw = file.read(PROJECT_FILE_MAX_BYTES + 1)
         if len(raw) > PROJECT_FILE_MAX_BYTES:
             raise MatrixError(f"{path}: larger than 1 MiB; {PROJECT_FILE} holds one line: stack = \"NAME\"")
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = table_cache.loads(raw.decode("utf-8"))
     except OSError as exc:
         raise MatrixError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise MatrixError(f"{path}: not UTF-8 text; {PROJECT_FILE} should be TOML with stack = \"NAME\"") from None
-    except tomllib.TOMLDecodeError as exc:
+    except table_cache.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: invalid TOML: {exc}") from None
     value = data.get("stack")
     if value is None:

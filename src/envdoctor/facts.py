@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from envdoctor import table_cache
 from envdoctor.matrices import MatrixError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on 3.10
-    import tomli as tomllib
 
 __all__ = [
     "FactsError",
@@ -243,11 +238,10 @@ class _Fields:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        return table_cache.load_toml(path)
     except OSError as exc:
         raise FactsError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
+    except table_cache.TOMLDecodeError as exc:
         raise FactsError(f"{path}: invalid TOML: {exc}") from None
 
 

@@ -9,18 +9,13 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from envdoctor import table_cache
 from envdoctor.errors import EnvdoctorError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 REGISTRY_FILE = Path(__file__).with_name("finding_ids.toml")
 REGISTRY_NAME = "envdoctor/finding_ids.toml"
@@ -83,9 +78,8 @@ def registry() -> dict[str, FindingId]:
 def load_registry(path: Path) -> dict[str, FindingId]:
     """The registry at ``path``. Raises FindingIdError with one 'path: [id].key: problem' line per problem."""
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = table_cache.load_toml(path)
+    except (OSError, table_cache.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FindingIdError(f"{path}: cannot read the finding id registry ({exc})") from None
     errors: list[str] = []
     entries = {key: _entry(key, value, f"{path}: [{key}]", errors) for key, value in data.items()}

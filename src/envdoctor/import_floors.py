@@ -1,7 +1,7 @@
 """Names libraries import from their partner packages at import (``matrices/import_floors.json``, written by
 ``tools/gen_import_floors.py`` from each release's own source).
 
-For each release of an importer (peft, trl, diffusers, accelerate, sentence-transformers) the file lists what the
+For each release of an importer (peft, trl, diffusers, accelerate, vllm, unsloth...) the file lists what the
 modules that ``import <importer>`` loads take from transformers, huggingface_hub, accelerate or peft at module
 level (``from transformers.pytorch_utils import id_tensor_storage``), as runs of releases; for each partner and
 each such name, the runs of partner releases that have it, and those where that could not be told. A partner
@@ -90,11 +90,25 @@ class ImportTable:
     def release(self, package: str, version: str | None, partner: bool = False) -> str | None:
         """The release as the table writes it (``4.30`` finds ``4.30.0``; a local tag is ignored); None when the
         table does not cover that package or release."""
-        listed = (self.partner_releases if partner else self.importer_releases).get(normalize_name(package), ())
         wanted = _public(version)
         if wanted is None:
             return None
-        return next((release for release in listed if _public(release) == wanted), None)
+        return self._release_index[partner].get(normalize_name(package), {}).get(wanted)
+
+    @functools.cached_property
+    def _release_index(self) -> dict[bool, dict[str, dict[Version, str]]]:
+        """For importers (False) and partners (True): package -> public version -> the first release the table
+        writes for it."""
+        def index(listed: tuple[str, ...]) -> dict[Version, str]:
+            found: dict[Version, str] = {}
+            for release in listed:
+                public = _public(release)
+                if public is not None:
+                    found.setdefault(public, release)
+            return found
+
+        return {partner: {package: index(listed) for package, listed in releases.items()}
+                for partner, releases in ((False, self.importer_releases), (True, self.partner_releases))}
 
     def needs_of(self, importer: str, release: str) -> tuple[ImportNeed, ...]:
         return tuple(n for n in self.needs.get(normalize_name(importer), ()) if release in n.releases)
@@ -136,13 +150,15 @@ def validate_import_floors(root: Path | str | None = None) -> list[str]:
     return errors
 
 
+@functools.lru_cache(maxsize=4096)  # the same release strings recur across the file's packages and lookups
 def _public(version: str | None) -> Version | None:
     if not version:
         return None
     try:
-        return Version(Version(version).public)
+        parsed = Version(version)
     except InvalidVersion:
         return None
+    return parsed if parsed.local is None else Version(parsed.public)
 
 
 @functools.lru_cache(maxsize=8)
@@ -180,9 +196,9 @@ class _Reader:
                 self.error(key, f"bad version {version!r}")
         return tuple(raw)
 
-    def runs(self, raw: Any, releases: tuple[str, ...], key: str) -> frozenset[str]:
-        """``[[first, last], ...]`` over ``releases`` -> the releases in those runs."""
-        position = {version: i for i, version in enumerate(releases)}
+    def runs(self, raw: Any, releases: tuple[str, ...], position: dict[str, int], key: str) -> frozenset[str]:
+        """``[[first, last], ...]`` over ``releases`` (``position``: release -> its index) -> the releases in those
+        runs."""
         if not isinstance(raw, list):
             self.error(key, "expected a list of [first, last] release pairs")
             return frozenset()
@@ -229,13 +245,15 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
         name = normalize_name(partner)
         partner_releases[name], sources[name] = releases, _source(entry.get("source"), generated)
         names[name] = {}
+        position = {version: i for i, version in enumerate(releases)}
         for key, facts in entry["names"].items():
             at = f"{where}.names.{key}"
             if not isinstance(facts, dict) or set(facts) - {"present", "unknown"}:
                 read.error(at, "expected an object with 'present' (and 'unknown') runs")
                 continue
-            names[name][key] = PartnerName(name, key, read.runs(facts.get("present", []), releases, f"{at}.present"),
-                                           read.runs(facts.get("unknown", []), releases, f"{at}.unknown"))
+            names[name][key] = PartnerName(
+                name, key, read.runs(facts.get("present", []), releases, position, f"{at}.present"),
+                read.runs(facts.get("unknown", []), releases, position, f"{at}.unknown"))
     importer_releases: dict[str, tuple[str, ...]] = {}
     needs: dict[str, tuple[ImportNeed, ...]] = {}
     for importer, entry in importers.items():
@@ -248,6 +266,7 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
         importer_releases[name] = releases
         sources.setdefault(name, _source(entry.get("source"), generated))
         found = []
+        position = {version: i for i, version in enumerate(releases)}
         for i, need in enumerate(entry["needs"]):
             at = f"{where}.needs[{i}]"
             if not isinstance(need, dict) or not all(isinstance(need.get(k), str) for k in NEED_KEYS - {"releases"}):
@@ -262,7 +281,7 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
             if partner in names and _key(need) not in names[partner]:
                 read.error(f"{at}.name", f"{_key(need)!r} is not listed under providers.{need['partner']}.names")
             found.append(ImportNeed(name, partner, need["module"], need["name"], need["file"],
-                                    read.runs(need["releases"], releases, f"{at}.releases")))
+                                    read.runs(need["releases"], releases, position, f"{at}.releases")))
         needs[name] = tuple(found)
     return ImportTable(path, str(generated), importer_releases, needs, partner_releases, names, sources)
 

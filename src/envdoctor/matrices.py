@@ -10,7 +10,6 @@ import difflib
 import functools
 import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +18,11 @@ from typing import Any, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from envdoctor import table_cache
 from envdoctor.errors import EnvdoctorError
 from envdoctor.finding_ids import FindingIdError, registration_problem, registry
 from envdoctor.findings import Category, Severity
 from envdoctor.snapshot import normalize_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 RULE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 FACT_PATHS = frozenset(
@@ -178,11 +173,10 @@ def parsed_or_raise(path: Path, parse: Callable[[Path, list[str]], T | None]) ->
 def read_toml(path: Path, errors: list[str]) -> dict[str, Any]:
     """Parsed TOML, or {} with the problem appended to ``errors``."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        return table_cache.load_toml(path)
     except OSError as exc:
         errors.append(f"{path}: cannot read ({exc.strerror or exc})")
-    except tomllib.TOMLDecodeError as exc:
+    except table_cache.TOMLDecodeError as exc:
         errors.append(f"{path}: invalid TOML: {exc}")
     except UnicodeDecodeError:
         errors.append(f"{path}: not UTF-8 text")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from envdoctor.matrices import MatrixError, default_root
 from envdoctor.snapshot import normalize_name
 
@@ -35,7 +37,9 @@ RELEASE_KEYS = {"date", "requires_python", "yanked", "requires", "requires_from"
                 "python_floor", "python_floor_from"}
 PYTHON_MINOR = re.compile(r"^3\.\d+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SERIES_START = re.compile(r"(\d+)\.(\d+)")  # a version key's major.minor, when it starts with them
 WHEEL_TAG = re.compile(r"^(cp3\d+|py3\d*)(-abi3)?-[a-z0-9_]+$")
+STRING_TYPE = {str}
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,6 @@ def nearest_recorded_release(package: str, version: str, root: Path | str | None
     not in the tables, the version is recorded itself, is not PEP 440, lies below the oldest recorded release (the
     tables' floor: nothing recorded stands for it), or, with ``beyond_newest=False``, above the newest one (a
     branch ahead of every upload shares only what keeps rising, such as the lowest Python it supports)."""
-    from packaging.version import InvalidVersion, Version
-
     if release_facts(package, version, root) is not None:
         return None
     try:
@@ -118,10 +120,43 @@ def releases(package: str, root: Path | str | None = None) -> tuple[ReleaseFacts
     return _merged_releases(path, fetched)
 
 
+def releases_where(package: str, keep: Callable[[Version], bool], root: Path | str | None = None,
+                   series: tuple[int, int] | None = None) -> tuple[ReleaseFacts, ...]:
+    """The releases ``releases(package, root)`` gives whose version ``keep`` accepts, in the same order; only their
+    entries are read (a check that needs a few releases of a long history skips parsing the rest). ``series``
+    (major, minor): ``keep`` accepts no release whose first two parts are two other numbers, so versions written
+    that way are passed over without being parsed. A release whose version is not PEP 440 is left out (``releases``
+    refuses the file; ``stacks --validate`` names it)."""
+    path, fetched = _path(package, root), _fetched_path(package, root)
+    if path is None:
+        return ()
+    chosen = [(version, path, key) for version, key in _versions(path, series) if keep(version)]
+    if fetched is not None and fetched != path:
+        own = {version for version, _ in _versions(path)}
+        chosen += [(version, fetched, key) for version, key in _versions(fetched, series)
+                   if version not in own and keep(version)]
+    return tuple(_release_at(where, key) for _, where, key in sorted(chosen, key=lambda item: item[0]))
+
+
+@functools.cache
+def _versions(path: Path, series: tuple[int, int] | None = None) -> tuple[tuple[Version, str], ...]:
+    """(version, key) of each release of a file whose key is a PEP 440 version, in the file's order; with
+    ``series`` (major, minor), a key beginning with another ``major.minor`` (digits, which PEP 440 reads as the
+    first two parts of the release) is left out unparsed: its release has two parts or more, none in that series."""
+    out = []
+    for key in _document(path).releases:
+        start = SERIES_START.match(key) if series is not None else None
+        if start is not None and (int(start[1]), int(start[2])) != series:
+            continue
+        try:
+            out.append((Version(key), key))
+        except InvalidVersion:
+            continue
+    return tuple(out)
+
+
 @functools.cache
 def _merged_releases(bundled: Path, fetched: Path) -> tuple[ReleaseFacts, ...]:
-    from packaging.version import Version
-
     own = _all_releases(bundled)
     versions = {Version(release.version) for release in own}
     extra = [release for release in _all_releases(fetched) if Version(release.version) not in versions]
@@ -234,7 +269,8 @@ def forget_fetched_facts() -> None:
 def _clear_read_caches() -> None:
     """Forget every file read: a fetch may have rewritten a fetched file this process read before (one process
     scoring many snapshots, each fetching its own releases into the same cache)."""
-    for cached in (_path, _fetched_path, _merged_releases, _document, _version_keys, _release_at, _all_releases):
+    for cached in (_path, _fetched_path, _merged_releases, _document, _version_keys, _versions, _release_at,
+                   _all_releases):
         cached.cache_clear()
 
 
@@ -298,10 +334,11 @@ def _document(path: Path) -> _Document:
 @functools.cache
 def _version_keys(path: Path) -> dict[str, str]:
     """Version text -> key in the file, also under the trimmed text (``2.3.0`` as ``2.3``)."""
-    out: dict[str, str] = {}
-    for key in _document(path).releases:
-        out[key] = key
-        out.setdefault(_trimmed(key), key)
+    keys = _document(path).releases
+    out = {key: key for key in keys}
+    for key in keys:
+        if key.endswith(".0"):  # the only keys _trimmed changes
+            out.setdefault(_trimmed(key), key)
     return out
 
 
@@ -317,12 +354,13 @@ def _release_at(path: Path, key: str) -> ReleaseFacts:
 
 @functools.cache
 def _all_releases(path: Path) -> tuple[ReleaseFacts, ...]:
-    errors: list[str] = []
     found = [_release_at(path, key) for key in _document(path).releases]
-    ordered = _sorted(found, _collector(path, errors))
+    versions = {key: version for version, key in _versions(path)}
+    errors = [f"{path}: releases.{release.version}: not a PEP 440 version" for release in found
+              if release.version not in versions]
     if errors:
         raise MatrixError("\n".join(errors))
-    return ordered
+    return tuple(sorted(found, key=lambda release: versions[release.version]))
 
 
 def _collector(path: Path, errors: list[str]) -> Callable[[str, str], None]:
@@ -377,8 +415,6 @@ def _parse_document(path: Path, document: dict[str, Any], errors: list[str]) -> 
 
 
 def _sorted(found: list[ReleaseFacts], error: Callable[[str, str], None]) -> tuple[ReleaseFacts, ...]:
-    from packaging.version import InvalidVersion, Version
-
     keyed = []
     for release in found:
         try:
@@ -393,7 +429,7 @@ def _release(package: str, version: str, entry: Any, where: str,
     if not isinstance(entry, dict):
         error(where, "should be an object")
         return None
-    for key in sorted(set(entry) - RELEASE_KEYS):
+    for key in sorted(entry.keys() - RELEASE_KEYS):
         error(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(RELEASE_KEYS))})")
     date = entry.get("date")
     if not (isinstance(date, str) and DATE.match(date)):
@@ -416,10 +452,9 @@ def _release(package: str, version: str, entry: Any, where: str,
     if (floor is None) != (floor_from is None) or (floor_from is not None and not isinstance(floor_from, str)):
         error(f"{where}.python_floor_from", "goes with python_floor: the file and line that decide it")
         floor = floor_from = None
-    for tag in wheels or ():
-        if not WHEEL_TAG.match(tag):
-            error(f"{where}.wheels", f"{tag!r} is not a tag like 'cp311-linux_x86_64' or 'py3-any'")
-            break
+    if wheels and not all(map(WHEEL_TAG.match, wheels)):
+        tag = next(tag for tag in wheels if not WHEEL_TAG.match(tag))
+        error(f"{where}.wheels", f"{tag!r} is not a tag like 'cp311-linux_x86_64' or 'py3-any'")
     return ReleaseFacts(package, version, str(date), requires_python, requires, wheels, sdist, yanked is True,
                         extras, floor, floor_from)
 
@@ -429,7 +464,7 @@ def _strings(entry: dict[str, Any], key: str, where: str,
     value = entry.get(key)
     if value is None:
         return None
-    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+    if type(value) is not list or not set(map(type, value)) <= STRING_TYPE:  # JSON gives exact types
         error(f"{where}.{key}", "should be a list of strings or null")
         return None
     return tuple(value)

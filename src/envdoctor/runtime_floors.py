@@ -7,8 +7,9 @@ its PEFT integration refuses a peft older than ``MIN_PEFT_VERSION``; accelerate 
 DeepSpeed is used. For each release of each library the file lists those requirements (PEP 508), the file the
 check is in, when it runs (``import``, ``first use``, or ``feature`` with the condition) and the error it raises.
 
-The file is read the first time a question needs it, once. A malformed file raises
-:class:`envdoctor.matrices.MatrixError` naming the file and the key.
+The file is read the first time a question needs it, once, and a release's checks the first time that release
+is asked for. A malformed file or release raises :class:`envdoctor.matrices.MatrixError` naming the file and the
+key (``stacks --validate`` reads every release).
 
 Example::
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envdoctor.matrices import default_root, parsed_or_raise, read_json_object
+from envdoctor.matrices import MatrixError, default_root, parsed_or_raise, read_json_object
 from envdoctor.snapshot import normalize_name
 
 FILE = "runtime_floors.json"
@@ -48,12 +49,28 @@ class RuntimeFloor:
     condition: str = ""
 
 
-@dataclass(frozen=True)
 class _Table:
-    path: Path
-    generated: str
-    sources: dict[str, str]  # package -> "url at commit (generated)"
-    releases: dict[str, dict[str, tuple[RuntimeFloor, ...]]]  # package -> version -> floors
+    """The file's packages, each release's checks kept as read and parsed the first time that release is asked
+    for (a run asks for a few of its thousands)."""
+
+    def __init__(self, path: Path, generated: str, sources: dict[str, str],
+                 releases: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        self.path = path
+        self.generated = generated
+        self.sources = sources  # package -> "url at commit (generated)"
+        self.releases = releases  # package -> (its name in the file, version -> its checks as read)
+        self._parsed: dict[tuple[str, str], tuple[RuntimeFloor, ...]] = {}
+
+    def floors(self, package: str, version: str) -> tuple[RuntimeFloor, ...]:
+        """The checks of a release the file lists for ``package``; MatrixError naming each malformed one."""
+        if (package, version) not in self._parsed:
+            name, releases = self.releases[package]
+            errors: list[str] = []
+            floors = _release_floors(self.path, name, version, releases[version], errors)
+            if errors:
+                raise MatrixError("\n".join(errors))
+            self._parsed[package, version] = floors
+        return self._parsed[package, version]
 
 
 def runtime_floors_path(root: Path | str | None = None) -> Path:
@@ -66,17 +83,19 @@ def floors_of(package: str, version: str, root: Path | str | None = None) -> tup
     table = _table(runtime_floors_path(root))
     if table is None or not version:
         return None
-    releases = table.releases.get(normalize_name(package))
-    if releases is None:
+    name = normalize_name(package)
+    if name not in table.releases:
         return None
+    releases = table.releases[name][1]
     public = version.split("+", 1)[0].strip()
-    return releases.get(public) if public in releases else releases.get(_trimmed_key(releases, public))
+    key = public if public in releases else _trimmed_key(releases, public)
+    return table.floors(name, key) if key is not None else None
 
 
 def releases_of(package: str, root: Path | str | None = None) -> tuple[str, ...]:
     """Every release of ``package`` the table covers, as written in the file (oldest first)."""
     table = _table(runtime_floors_path(root))
-    return tuple(table.releases.get(normalize_name(package), {})) if table else ()
+    return tuple(table.releases.get(normalize_name(package), ("", {}))[1]) if table else ()
 
 
 def covered_packages(root: Path | str | None = None) -> tuple[str, ...]:
@@ -121,10 +140,9 @@ def _table(path: Path) -> _Table | None:
 
 
 def _parse(path: Path, errors: list[str], strict: bool = False) -> _Table | None:
-    """The table; ``strict`` (``stacks --validate``) also parses every requirement with packaging, which ``check``
-    leaves to the validator: it costs most of a second on the whole file."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
+    """The table, each release's checks left as read; ``strict`` (``stacks --validate``) also parses every release's
+    checks and their requirements with packaging, which ``check`` leaves to the validator and to the releases it
+    asks for: the whole file costs most of a second."""
     raw = read_json_object(path, errors, "tools/gen_runtime_floors.py")
     if raw is None:
         return None
@@ -138,7 +156,7 @@ def _parse(path: Path, errors: list[str], strict: bool = False) -> _Table | None
         errors.append(f"{path}: packages: expected an object of package -> releases")
         return None
     sources: dict[str, str] = {}
-    releases: dict[str, dict[str, tuple[RuntimeFloor, ...]]] = {}
+    releases: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, entry in packages.items():
         where = f"{path}: packages.{name}"
         if not isinstance(entry, dict) or not isinstance(entry.get("releases"), dict):
@@ -152,32 +170,47 @@ def _parse(path: Path, errors: list[str], strict: bool = False) -> _Table | None
             source = {"url": "?"}
         reference = source.get("commit") or source.get("newest_release") or ""
         sources[normalize_name(name)] = f"{source['url']} at {reference[:12]} ({generated})".replace(" at  ", " ")
-        versions: dict[str, tuple[RuntimeFloor, ...]] = {}
-        for version, floors in entry["releases"].items():
-            if not isinstance(floors, list):
-                errors.append(f"{where}.releases.{version}: expected a list of checks")
-                continue
-            parsed = []
-            for i, floor in enumerate(floors):
-                key = f"{where}.releases.{version}[{i}]"
-                if not isinstance(floor, dict) or not all(isinstance(floor.get(k), str) for k in
-                                                          ("requires", "file", "when", "error")):
-                    errors.append(f"{key}: expected an object with string requires, file, when, error")
-                    continue
-                for extra in sorted(set(floor) - FLOOR_KEYS):
-                    errors.append(f"{key}.{extra}: unknown key")
-                if floor["when"] not in WHEN:
-                    errors.append(f"{key}.when: expected one of {', '.join(WHEN)}, got {floor['when']!r}")
-                try:
-                    if strict:
-                        Requirement(floor["requires"])
-                except InvalidRequirement as exc:
-                    errors.append(f"{key}.requires: not a PEP 508 requirement: {exc}")
-                    continue
-                parsed.append(RuntimeFloor(
-                    package=normalize_name(name), version=version, requires=floor["requires"], file=floor["file"],
-                    when=floor["when"], error=floor["error"], function=str(floor.get("function", "")),
-                    condition=str(floor.get("condition", ""))))
-            versions[version] = tuple(parsed)
-        releases[normalize_name(name)] = versions
+        releases[normalize_name(name)] = (name, entry["releases"])
+        if strict:
+            for version, floors in entry["releases"].items():
+                _release_floors(path, name, version, floors, errors, strict=True)
     return _Table(path, str(generated), sources, releases)
+
+
+def _release_floors(path: Path, name: str, version: str, floors: Any, errors: list[str],
+                    strict: bool = False) -> tuple[RuntimeFloor, ...]:
+    """The checks of release ``version`` of package ``name`` (as the file writes it); a problem is appended to
+    ``errors``. ``strict`` also parses each requirement."""
+    where = f"{path}: packages.{name}.releases.{version}"
+    if not isinstance(floors, list):
+        errors.append(f"{where}: expected a list of checks")
+        return ()
+    parsed = []
+    for i, floor in enumerate(floors):
+        key = f"{where}[{i}]"
+        if not isinstance(floor, dict) or not all(isinstance(floor.get(k), str) for k in
+                                                  ("requires", "file", "when", "error")):
+            errors.append(f"{key}: expected an object with string requires, file, when, error")
+            continue
+        for extra in sorted(set(floor) - FLOOR_KEYS):
+            errors.append(f"{key}.{extra}: unknown key")
+        if floor["when"] not in WHEN:
+            errors.append(f"{key}.when: expected one of {', '.join(WHEN)}, got {floor['when']!r}")
+        if strict and not _is_requirement(floor["requires"], f"{key}.requires", errors):
+            continue
+        parsed.append(RuntimeFloor(
+            package=normalize_name(name), version=version, requires=floor["requires"], file=floor["file"],
+            when=floor["when"], error=floor["error"], function=str(floor.get("function", "")),
+            condition=str(floor.get("condition", ""))))
+    return tuple(parsed)
+
+
+def _is_requirement(text: str, key: str, errors: list[str]) -> bool:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        errors.append(f"{key}: not a PEP 508 requirement: {exc}")
+        return False
+    return True

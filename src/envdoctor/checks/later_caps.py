@@ -11,6 +11,7 @@ warning; the fix is the cap, or the owner's nearest later release that accepts t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -20,7 +21,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.requirements import accepts, applicable_requirements, marker_environment
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
+from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases, releases_where
 from envdoctor.rules import parse_version
 from envdoctor.snapshot import normalize_name
 
@@ -46,13 +47,14 @@ def check_later_caps(ctx: CheckContext) -> list[Finding]:
     findings = []
     for owner, version in sorted(known.items()):
         installed = release_facts(owner, version, ctx.matrices.root)
-        if installed is None or installed.requires is None:
+        mine = parse_version(installed.version) if installed is not None else None
+        if installed is None or installed.requires is None or mine is None:
             continue
-        history = releases(owner, ctx.matrices.root)
-        series = [release for release in history
-                  if _same_later_series(installed, release) and release.requires is not None]
+        later = releases_where(owner, functools.partial(_later_in_series, mine), ctx.matrices.root,
+                               series=(mine.release + (0,))[:2])
+        series = [release for release in later if not release.yanked and release.requires is not None]
         for cap in later_caps(installed, series, known, environment):
-            findings.append(_finding(ctx, cap, history, environment))
+            findings.append(_finding(ctx, cap, releases(owner, ctx.matrices.root), environment))
     return findings
 
 
@@ -97,11 +99,8 @@ def _caps_below(specifier: str, version: str) -> bool:
     return False
 
 
-def _same_later_series(installed: ReleaseFacts, release: ReleaseFacts) -> bool:
-    """A non-yanked release after the installed one with the same major.minor."""
-    mine, theirs = parse_version(installed.version), parse_version(release.version)
-    if mine is None or theirs is None or release.yanked:
-        return False
+def _later_in_series(mine: Version, theirs: Version) -> bool:
+    """A final release after the installed one (``mine``) with the same major.minor."""
     return theirs > mine and theirs.release[:2] == mine.release[:2] and not theirs.is_prerelease
 
 

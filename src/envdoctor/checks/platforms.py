@@ -5,11 +5,11 @@ wheel table and the PyPI wheel tags in matrices/pypi)."""
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from envdoctor import table_cache
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.wheels import DESCRIBE, platform_family, target_of
@@ -17,11 +17,6 @@ from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
 from envdoctor.pypi_facts import releases
 from envdoctor.rules import parse_version
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 CUDA_TAG = re.compile(r"cu\d{3,4}")
 
@@ -36,8 +31,8 @@ class PlatformFacts:
 def platform_facts(root: Path) -> PlatformFacts:
     path = root / "platforms.toml"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        data = table_cache.load_toml(path) if path.exists() else {}
+    except (OSError, UnicodeDecodeError, table_cache.TOMLDecodeError) as error:
         raise MatrixError(f"{path}: cannot read: {error}") from None
     cuda_only = data.get("cuda_only", {}).get("packages", [])
     pure = data.get("pure_wheel_platforms", {})

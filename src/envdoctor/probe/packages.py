@@ -102,7 +102,7 @@ def parse_metadata_headers(text: str) -> dict[str, list[str]]:
     """Core-metadata headers (RFC 822 style) up to the first blank line; repeated keys are collected."""
     headers: dict[str, list[str]] = {}
     last: list[str] | None = None
-    for line in text.splitlines():
+    for line in text.partition("\n\n")[0].splitlines():  # the body (often a long README) is never split
         if not line.strip():
             break
         if line[0] in " \t" and last:  # folded continuation line

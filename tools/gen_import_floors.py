@@ -74,6 +74,26 @@ IMPORTERS = {
     "accelerate": Package("accelerate", "accelerate", "huggingface/accelerate", "0.20.0"),
     "sentence-transformers": Package("sentence-transformers", "sentence_transformers", "UKPLab/sentence-transformers",
                                      "2.2.0"),
+    # Libraries built on them (keys: normalized names). A floor trims a long release history (mteb, vllm, unsloth
+    # publish weekly or faster) to the releases still installed beside the partner releases read.
+    "datasets": Package("datasets", "datasets", "huggingface/datasets", "2.0.0"),
+    "evaluate": Package("evaluate", "evaluate", "huggingface/evaluate", "0.3.0"),
+    "setfit": Package("setfit", "setfit", "huggingface/setfit", "1.0.0"),
+    "rfdetr": Package("rfdetr", "rfdetr", "roboflow/rf-detr", "1.0.0"),
+    "auto-gptq": Package("auto-gptq", "auto_gptq", "AutoGPTQ/AutoGPTQ", "0.4.2"),
+    "autoawq": Package("autoawq", "awq", "casper-hansen/AutoAWQ", "0.1.0"),
+    "unsloth": Package("unsloth", "unsloth", "unslothai/unsloth", "2025.1.1"),
+    "llamafactory": Package("llamafactory", "llamafactory", "hiyouga/LLaMA-Factory", "0.7.1"),
+    "vllm": Package("vllm", "vllm", "vllm-project/vllm", "0.5.0"),
+    "lm-eval": Package("lm-eval", "lm_eval", "EleutherAI/lm-evaluation-harness", "0.4.0"),
+    "mteb": Package("mteb", "mteb", "embeddings-benchmark/mteb", "2.0.0"),
+    "flagembedding": Package("FlagEmbedding", "FlagEmbedding", "FlagOpen/FlagEmbedding", "1.4.0"),
+    "instructorembedding": Package("InstructorEmbedding", "InstructorEmbedding", "xlang-ai/instructor-embedding",
+                                   "1.0.0"),
+    "gliner": Package("gliner", "gliner", "urchade/GLiNER", "0.2.0"),
+    "flair": Package("flair", "flair", "flairNLP/flair", "0.12.0"),
+    "wtpsplit": Package("wtpsplit", "wtpsplit", "segment-any-text/wtpsplit", "1.0.0"),
+    "whisperx": Package("whisperx", "whisperx", "m-bain/whisperX", "3.1.1"),
 }
 PROVIDERS = {
     "transformers": Package("transformers", "transformers", "huggingface/transformers", "4.26.0"),
@@ -273,14 +293,19 @@ def _absolute(module: str, path: str, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _catches_import_failure(node: ast.Try) -> bool:
+def catches(node: ast.Try, exceptions: set[str]) -> bool:
+    """Whether a handler of ``node`` catches one of ``exceptions`` (by class name) or everything."""
     for handler in node.handlers:
         if handler.type is None:
             return True
         kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-        if any(ast.unparse(kind).rsplit(".", 1)[-1] in IMPORT_FAILURES for kind in kinds):
+        if any(ast.unparse(kind).rsplit(".", 1)[-1] in exceptions for kind in kinds):
             return True
     return False
+
+
+def _catches_import_failure(node: ast.Try) -> bool:
+    return catches(node, IMPORT_FAILURES)
 
 
 def unconditional_imports(body: Iterable[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:

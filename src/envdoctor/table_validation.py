@@ -11,10 +11,13 @@ from envdoctor.checks.bitsandbytes_support import load_gpu_support
 from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.extension_builds import load_extension_builds
 from envdoctor.checks.gpu_floors import load_gpu_floors
+from envdoctor.checks.module_owners import load_module_owners
+from envdoctor.checks.numpy_aliases import load_numpy_aliases
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
 from envdoctor.checks.os_builds import load_os_builds
 from envdoctor.checks.platforms import validate_platforms
 from envdoctor.checks.python_support_lag import load_python_releases
+from envdoctor.checks.stdlib_removals import load_stdlib_removals
 from envdoctor.facts import validate_facts
 from envdoctor.import_floors import validate_import_floors
 from envdoctor.matrices import Matrices, MatrixError, default_root, load_matrices, validate_matrix_files
@@ -39,7 +42,8 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
     validate_facts,
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
                                                  load_dynamo_python, load_python_releases,
-                                                 load_os_builds, load_gpu_floors)),
+                                                 load_os_builds, load_gpu_floors, load_numpy_aliases,
+                                                 load_module_owners, load_stdlib_removals)),
 )
 
 

@@ -42,7 +42,8 @@ def _needs(importer: str, release: str, key: str) -> list:
 
 def test_the_bundled_table_loads_is_valid_and_covers_every_importer_and_partner() -> None:
     assert TABLE is not None and validate_import_floors() == []
-    assert set(TABLE.importer_releases) == {"peft", "trl", "diffusers", "accelerate", "sentence-transformers"}
+    assert {"peft", "trl", "diffusers", "accelerate", "sentence-transformers", "rfdetr", "auto-gptq", "autoawq",
+            "vllm", "unsloth", "datasets", "flagembedding"} <= set(TABLE.importer_releases)
     assert {"transformers", "huggingface-hub", "accelerate"} <= set(TABLE.partner_releases)
     assert TABLE.partner_releases["transformers"][0] == "4.26.0"
     assert len(TABLE.partner_releases["transformers"]) > 100
@@ -83,6 +84,30 @@ def test_old_peft_with_transformers_5_fails_on_a_removed_name(tmp_path: Path) ->
     (finding,) = _findings(tmp_path, {"peft": "0.17.1", "transformers": "5.0.0"})
     assert "HybridCache from transformers" in finding.message and "transformers 5.0.0 lacks" in finding.message
     assert 'transformers>=4.44.0,<5.0.0"' in (finding.fix or "") and 'peft==0.18.0"' in (finding.fix or "")
+
+
+def test_rfdetr_1_4_with_transformers_5_fails_on_a_removed_pytorch_utils_helper(tmp_path: Path) -> None:
+    assert TABLE is not None
+    (prune,) = _needs("rfdetr", "1.4.0", "transformers.pytorch_utils:find_pruneable_heads_and_indices")
+    assert TABLE.status(prune, "4.57.1") == "present" and TABLE.status(prune, "5.0.0") == "absent"
+    assert not _needs("rfdetr", "1.6.0", "transformers.pytorch_utils:find_pruneable_heads_and_indices")
+    (finding,) = _findings(tmp_path, {"rfdetr": "1.4.0", "transformers": "5.0.0"})
+    assert finding.rule == "import-name-missing" and finding.components == ("rfdetr", "transformers")
+    assert "find_pruneable_heads_and_indices from transformers.pytorch_utils" in finding.message
+    assert "`import rfdetr` fails" in finding.message and 'transformers<5.0.0"' in (finding.fix or "")
+    assert _findings(tmp_path, {"rfdetr": "1.4.0", "transformers": "4.57.1"}) == []
+
+
+def test_the_message_names_the_import_name_not_the_distribution(tmp_path: Path) -> None:
+    assert TABLE is not None
+    (init,) = _needs("auto-gptq", "0.7.1", "transformers.modeling_utils:no_init_weights")
+    assert TABLE.status(init, "5.0.0") == "absent" and init.file.startswith("auto_gptq/")
+    (finding,) = _findings(tmp_path, {"auto-gptq": "0.7.1", "transformers": "5.0.0"})
+    assert "`import auto_gptq` fails" in finding.message and "no_init_weights" in finding.message
+    (cache,) = _needs("flagembedding", "1.4.2", "transformers.cache_utils:Cache")
+    assert TABLE.status(cache, "4.35.2") == "absent" and TABLE.status(cache, "4.36.0") == "present"
+    (finding,) = _findings(tmp_path, {"flagembedding": "1.4.2", "transformers": "4.35.2"})
+    assert "`import FlagEmbedding` fails" in finding.message and 'transformers>=4.36.0' in (finding.fix or "")
 
 
 def test_a_local_build_tag_is_matched_and_only_the_tables_release_is_quoted(tmp_path: Path) -> None:

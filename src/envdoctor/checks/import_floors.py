@@ -117,8 +117,8 @@ def _broken(ctx: CheckContext, table: ImportTable, pair: Pair, missing: list[Imp
         components=(pair.importer, pair.partner), sources=(SOURCE,),
         message=f"{pair.importer} {pair.importer_release} imports {_listed(missing)} when it is imported "
         f"({_files(missing)}), which {pair.partner} {pair.partner_release} lacks ({_having(table, missing)}; read from "
-        f"{_source(table, pair)}; neither package declares this): `import {_module(pair.importer)}` fails with "
-        f"{missing[0].error}",
+        f"{_source(table, pair)}; neither package declares this): `import {_module(pair.importer, missing)}` fails "
+        f"with {missing[0].error}",
         fix="   # or: ".join(fix for fix in fixes if fix) or None,
     )
 
@@ -188,8 +188,10 @@ def _files(missing: list[ImportNeed]) -> str:
     return ", ".join(dict.fromkeys(need.file for need in missing[:4]))
 
 
-def _module(package: str) -> str:
-    return package.replace("-", "_")
+def _module(package: str, missing: list[ImportNeed]) -> str:
+    """The importer's import name: the top folder of the file that imports the name (``awq`` for autoawq)."""
+    top = missing[0].file.split("/", 1)[0].removesuffix(".py")
+    return top if top.isidentifier() else package.replace("-", "_")
 
 
 def _source(table: ImportTable, pair: Pair) -> str:

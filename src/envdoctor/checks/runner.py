@@ -28,10 +28,13 @@ from envdoctor.checks.gpu_floors import check_gpu_floors
 from envdoctor.checks.host_builds import check_host_builds
 from envdoctor.checks.import_floors import check_import_floors
 from envdoctor.checks.later_caps import check_later_caps
+from envdoctor.checks.module_owners import check_module_owners
 from envdoctor.checks.numpy_abi import check_numpy_abi
+from envdoctor.checks.numpy_aliases import check_numpy_aliases
 from envdoctor.checks.os_builds import check_os_builds
 from envdoctor.checks.python_support_lag import check_python_support_lag
 from envdoctor.checks.runtime_floors import check_runtime_floors
+from envdoctor.checks.stdlib_removals import check_stdlib_removals
 from envdoctor.checks.torch_pins import check_pinned_torch_driver
 from envdoctor.checks.triton_gpu import check_triton_gpu
 from envdoctor.findings import Finding
@@ -45,7 +48,8 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, check_later_caps,
         wheels.check_wheels, wheels.check_required_builds, check_python_support_lag,
         platforms.check_platforms, check_host_builds, check_os_builds,
-        check_numpy_abi, check_runtime_floors, check_import_floors, smoke.check_smoke, model.check_model,
+        check_numpy_abi, check_numpy_aliases, check_stdlib_removals, check_runtime_floors, check_import_floors,
+        smoke.check_smoke, model.check_model, check_module_owners,
         unknowns.check_invalid_values,
         environment.check_environment, check_fetched_facts, check_driver_current_builds,
     ]

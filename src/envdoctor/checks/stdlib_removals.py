@@ -1,0 +1,260 @@
+"""Packages whose code imports standard-library modules that the installed Python no longer has
+(``matrices/stdlib_removals.json``, written by ``tools/gen_stdlib_removals.py`` from each release's code):
+``distutils``, ``imp``, ``asynchat``, ``asyncore``, ``smtpd`` (removed in Python 3.12), the PEP 594 dead batteries
+``cgi``, ``imghdr``, ``pipes``, ``telnetlib`` ... and ``lib2to3`` (removed in 3.13).
+
+A release in a row of the table, on a Python at or past the removal, raises ``ModuleNotFoundError: No module named
+...``: when the package is imported if an import runs at module level (fail), else when a function that imports one
+runs (warn, verified). ``distutils`` is the exception: setuptools installs a ``distutils`` of its own, so with
+setuptools listed an import of it works, and with setuptools not listed (``pip freeze`` leaves it out) the finding
+is unverified. A package of unknown version some of whose releases import removed modules gives an inferred warning;
+a Python of unknown minor version gives nothing. The fix is the package's first later release that imports none of
+them, or a Python before the removal.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.checks import CheckContext
+from envdoctor.checks.commands import pip_install, requirement_install
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
+from envdoctor.rules import parse_version
+from envdoctor.snapshot import normalize_name
+
+FILE = "stdlib_removals.json"
+GENERATOR = "tools/gen_stdlib_removals.py"
+SHIMMED_BY_SETUPTOOLS = "distutils"
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """Releases ``versions`` of a package import ``modules`` (removed in Python ``removed_in``); ``at_import`` are
+    those imported when a module of the package is imported."""
+
+    versions: SpecifierSet
+    removed_in: Version
+    modules: frozenset[str]
+    at_import: frozenset[str]
+    first_free: str | None
+    where: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StdlibRemovalTable:
+    removed: dict[str, tuple[Version, str]]  # module -> (the Python release that removed it, source id)
+    releases: dict[str, tuple[str, ...]]  # normalized package -> releases read, oldest first
+    rows: dict[str, tuple[ImportRow, ...]]
+    build_rows: dict[str, tuple[ImportRow, ...]]  # the imports of setup.py of releases without a wheel
+    scan_source: str
+
+    def imported(self, package: str, release: Version, python: Version,
+                 build: bool = False) -> tuple[set[str], set[str]]:
+        """The modules release ``release`` imports (its setup.py with ``build``) that Python ``python`` lacks, and
+        those of them imported at import."""
+        rows = [row for row in (self.build_rows if build else self.rows).get(package, ())
+                if row.versions.contains(release, prereleases=True)]
+        lacking = {m for row in rows for m in row.modules if python >= self.removed[m][0]}
+        return lacking, {m for row in rows for m in row.at_import} & lacking
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: Path, sources: frozenset[str]) -> StdlibRemovalTable | None:
+    return parsed_or_raise(path, functools.partial(_read, sources=sources))
+
+
+def load_stdlib_removals(matrices: Matrices) -> StdlibRemovalTable | None:
+    """The table of the matrices folder (None when absent); a malformed one raises MatrixError naming the key."""
+    return _load(matrices.root / FILE, frozenset(matrices.sources))
+
+
+def _read(path: Path, errors: list[str], sources: frozenset[str]) -> StdlibRemovalTable | None:
+    if (raw := read_json_object(path, errors, GENERATOR)) is None:
+        return None
+    removed: dict[str, tuple[Version, str]] = {}
+    for module, entry in (raw.get("removed") or {}).items():
+        try:
+            if entry["source"] not in sources:
+                raise ValueError(f"source {entry['source']!r} is not in matrices/sources*.toml")
+            removed[module] = (Version(entry["removed_in"]), entry["source"])
+        except (KeyError, TypeError, ValueError, InvalidVersion) as problem:
+            errors.append(f"{path}: removed.{module}: needs removed_in (a Python release) and source ({problem}); "
+                          f"regenerate it with {GENERATOR}")
+    if raw.get("scan_source") not in sources:
+        errors.append(f"{path}: scan_source: {raw.get('scan_source')!r} is not in matrices/sources*.toml")
+    releases: dict[str, tuple[str, ...]] = {}
+    rows: dict[str, tuple[ImportRow, ...]] = {}
+    build_rows: dict[str, tuple[ImportRow, ...]] = {}
+    packages = raw.get("packages")
+    for package, entry in (packages if isinstance(packages, dict) else {}).items():
+        name = normalize_name(str(package))
+        try:
+            releases[name] = tuple(str(v) for v in entry["releases"])
+            rows[name] = tuple(_row(item, removed) for item in entry["rows"])
+            build_rows[name] = tuple(_row(item, removed) for item in entry["build_rows"])
+        except (KeyError, TypeError, ValueError, InvalidSpecifier, InvalidVersion) as problem:
+            errors.append(f"{path}: packages.{package}: needs releases, and rows and build_rows of versions, "
+                          f"removed_in, modules (removed modules), at_import (among them), first_free, where "
+                          f"({problem}); regenerate it with {GENERATOR}")
+    if not isinstance(packages, dict):
+        errors.append(f"{path}: packages: expected an object; regenerate it with {GENERATOR}")
+    return StdlibRemovalTable(removed, releases, rows, build_rows, str(raw.get("scan_source")))
+
+
+def _row(item: dict[str, Any], removed: dict[str, tuple[Version, str]]) -> ImportRow:
+    modules, at_import = frozenset(item["modules"]), frozenset(item["at_import"])
+    if not modules or not modules <= set(removed) or not at_import <= modules:
+        raise ValueError(f"modules {sorted(modules)} must be removed modules, at_import {sorted(at_import)} among them")
+    free = item["first_free"]
+    if free is not None:
+        Version(free)
+    return ImportRow(SpecifierSet(item["versions"]), Version(item["removed_in"]), modules, at_import, free,
+                     tuple(str(w) for w in item["where"]))
+
+
+# --- the check ----------------------------------------------------------------------------------------
+
+
+def check_stdlib_removals(ctx: CheckContext) -> list[Finding]:
+    python = _python_minor(ctx.snapshot.python.version)
+    packages = ctx.snapshot.packages or {}
+    table = load_stdlib_removals(ctx.matrices) if python is not None else None
+    if table is None or python is None:
+        return []
+    shim = "setuptools" in packages
+    findings = []
+    for name in sorted(set(table.rows) & set(packages)):
+        version = packages[name].version
+        release = parse_version(version) if version else None
+        if release is not None:
+            found = [_known(ctx, table, name, Version(release.public), python, shim),
+                     _known_build(ctx, table, name, Version(release.public), python)]
+        else:
+            found = [_unknown_version(ctx, table, name, python, shim)]
+        findings += [finding for finding in found if finding is not None]
+    return findings
+
+
+def _python_minor(version: str | None) -> Version | None:
+    """``3.12`` of ``3.12.4``; None when unknown or not ``3.N...``."""
+    parts = (version or "").split(".")
+    return Version(f"3.{parts[1]}") if len(parts) >= 2 and parts[0] == "3" and parts[1].isdigit() else None
+
+
+def _described(table: StdlibRemovalTable, modules: set[str]) -> str:
+    """``imp, asyncore (removed in Python 3.12); cgi (removed in Python 3.13)``."""
+    by_release: dict[Version, list[str]] = {}
+    for module in sorted(modules):
+        by_release.setdefault(table.removed[module][0], []).append(module)
+    return "; ".join(f"{', '.join(group)} (removed in Python {release})"
+                     for release, group in sorted(by_release.items()))
+
+
+def _first_free(table: StdlibRemovalTable, name: str, after: Version, python: Version, shim: bool) -> str | None:
+    """The first release read after ``after`` whose code and build import none of the modules ``python`` lacks."""
+    for text in table.releases.get(name, ()):
+        release = parse_version(text)
+        if release is not None and release > after and not _lacking(table, name, release, python, shim)[0] \
+                and not table.imported(name, release, python, build=True)[0]:
+            return text
+    return None
+
+
+def _lacking(table: StdlibRemovalTable, name: str, release: Version, python: Version,
+             shim: bool) -> tuple[set[str], set[str]]:
+    """What ``table.imported`` gives for the release's code, without distutils when setuptools provides it."""
+    lacking, at_import = table.imported(name, release, python)
+    drop = {SHIMMED_BY_SETUPTOOLS} if shim else set()
+    return lacking - drop, at_import - drop
+
+
+def _fix(ctx: CheckContext, table: StdlibRemovalTable, name: str, free: str | None, modules: set[str]) -> str:
+    oldest = min(table.removed[m][0] for m in modules)
+    fixes = [requirement_install(ctx, name, f">={free}") if free else None,
+             pip_install("setuptools") if modules == {SHIMMED_BY_SETUPTOOLS} else None,
+             f"a Python before {oldest} (3.{oldest.minor - 1})"]
+    return "   # or: ".join(fix for fix in fixes if fix)
+
+
+def _sources(table: StdlibRemovalTable, modules: set[str]) -> tuple[str, ...]:
+    return (*sorted({table.removed[m][1] for m in modules}), table.scan_source)
+
+
+def _error(module: str) -> str:
+    return f"ModuleNotFoundError: No module named '{module}'"
+
+
+def _known(ctx: CheckContext, table: StdlibRemovalTable, name: str, release: Version, python: Version,
+           shim: bool) -> Finding | None:
+    lacking, at_import = _lacking(table, name, release, python, shim)
+    if not lacking:
+        return None
+    rows = [row for row in table.rows[name] if row.versions.contains(release, prereleases=True)]
+    where = sorted({w for row in rows if row.modules & lacking for w in row.where})[:3]
+    free = _first_free(table, name, release, python, shim)
+    certain = lacking - {SHIMMED_BY_SETUPTOOLS}
+    if at_import:
+        when = (f"it imports {', '.join(sorted(at_import))} at module level, so importing the module that does fails "
+                f"with {_error(sorted(at_import)[0])}")
+    else:
+        when = f"only inside functions: calling them fails with {_error(sorted(lacking)[0])}"
+    caveat = "" if not lacking - certain else \
+        ("; setuptools is not listed in the snapshot (pip freeze leaves it out): when it is installed it provides "
+         "distutils and that import works")
+    later = f"; {name} {free} is the first later release without them" if free else \
+        f"; no later release of {name} read (up to {table.releases[name][-1]}) is free of them"
+    return Finding(
+        rule="stdlib-removed-module-imported", category=Category.PYTHON,
+        severity=Severity.FAIL if at_import & certain else Severity.WARN, components=(name, "python"),
+        sources=_sources(table, lacking), verified=bool(certain),
+        message=f"{name} {release} imports {_described(table, lacking)} and this is Python {python}: {when} "
+        f"(e.g. {', '.join(where)}){caveat}{later}",
+        fix=_fix(ctx, table, name, free, lacking),
+    )
+
+
+def _unknown_version(ctx: CheckContext, table: StdlibRemovalTable, name: str, python: Version,
+                     shim: bool) -> Finding | None:
+    def lacking_in(release: Version) -> set[str]:
+        return _lacking(table, name, release, python, shim)[0] | table.imported(name, release, python, build=True)[0]
+
+    using = [release for text in table.releases[name] if (release := parse_version(text)) is not None
+             and lacking_in(release)]
+    if not using:
+        return None
+    lacking = {m for release in using for m in lacking_in(release)}
+    free = _first_free(table, name, using[-1], python, shim)
+    later = f"{free} is the first later release without them" if free else \
+        f"every release up to the newest read, {table.releases[name][-1]}, imports some"
+    return Finding(
+        rule="stdlib-removed-module-unknown-version", category=Category.PYTHON, severity=Severity.WARN,
+        components=(name, "python"), sources=_sources(table, lacking), verified=False,
+        message=f"{name} is installed (version unknown) on Python {python}; its releases {using[0]} to {using[-1]} "
+        f"import {_described(table, lacking)} in their code or, without a wheel, in setup.py ({later}): with such "
+        f"a release, importing it, calling the functions that import them or building it fails with "
+        f"{_error(sorted(lacking)[0])}",
+        fix=_fix(ctx, table, name, free, lacking),
+    )
+
+
+def _known_build(ctx: CheckContext, table: StdlibRemovalTable, name: str, release: Version,
+                 python: Version) -> Finding | None:
+    lacking = table.imported(name, release, python, build=True)[0]
+    if not lacking:
+        return None
+    free = _first_free(table, name, release, python, shim=True)
+    return Finding(
+        rule="stdlib-removed-module-in-build", category=Category.PYTHON, severity=Severity.WARN,
+        components=(name, "python"), sources=_sources(table, lacking), verified=True,
+        message=f"{name} {release} has no wheel on PyPI and its setup.py imports {_described(table, lacking)}: "
+        f"installing or reinstalling it on Python {python} fails while pip builds it, with "
+        f"{_error(sorted(lacking)[0])} (installs of packages that require {name} fail the same way)",
+        fix=_fix(ctx, table, name, free, lacking),
+    )

@@ -64,10 +64,12 @@ STANDALONE_SCRIPT = re.compile(r"(^|/)(convert_[^/]*|__main__)\.py$")
 # package takes seconds): a line with an annotation holding "|", or match, except*, type aliases, type parameters.
 UNION_LINE = re.compile(r"(?::|->)[^=#]*[\w\])]\s*\|\s*[\w\[]")
 NEWER_STATEMENT = re.compile(r"^\s*(?:match\s|type\s+\w|(?:def|class)\s+\w+\[)|except\s*\*", re.M)
+# Python 3.8 syntax: an assignment expression (``:=``) or a positional-only marker (``/``) in a parameter list.
+PYTHON38_SYNTAX = re.compile(r":=|[(,]\s*/\s*[,)]")
 
 
 def _may_need_newer_python(text: str) -> bool:
-    if NEWER_STATEMENT.search(text):
+    if NEWER_STATEMENT.search(text) or PYTHON38_SYNTAX.search(text):
         return True
     return any(UNION_LINE.search(line) for line in text.splitlines() if "|" in line)
 
@@ -76,8 +78,9 @@ def code_python_floor(modules: list[tuple[str, str]]) -> tuple[int, str] | None:
     """The lowest CPython 3 minor that can import every module of a release, judged from its syntax, and where
     that is decided (``("transformers/generation/streamers.py:38", ...)``): a ``X | Y`` union in an annotation that
     runs at definition (module or class level, no ``from __future__ import annotations``) needs 3.10, as do
-    ``match`` statements; ``except*`` needs 3.11; ``type`` aliases and type parameters 3.12. None when nothing
-    needs more than 3.9. Modules that do not parse here, and scripts importing the package never runs
+    ``match`` statements; ``except*`` needs 3.11; ``type`` aliases and type parameters 3.12; an assignment
+    expression (``:=``) or a positional-only parameter needs 3.8 (older Pythons cannot parse the module). None when
+    nothing needs more than 3.7. Modules that do not parse here, and scripts importing the package never runs
     (``convert_*.py``, ``__main__.py``), are skipped."""
     import ast
 
@@ -100,7 +103,9 @@ def _module_floors(tree: Any, ast: Any) -> list[tuple[int, int]]:
     postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
                     and any(alias.name == "annotations" for alias in node.names) for node in tree.body)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Match):
+        if isinstance(node, ast.NamedExpr) or (isinstance(node, ast.arguments) and node.posonlyargs):
+            found.append((8, node.lineno if isinstance(node, ast.NamedExpr) else node.posonlyargs[0].lineno))
+        elif isinstance(node, ast.Match):
             found.append((10, node.lineno))
         elif type(node).__name__ == "TryStar":
             found.append((11, node.lineno))

@@ -156,6 +156,16 @@ def test_code_python_floor_reads_syntax_a_newer_python_needs() -> None:
     assert gen.python_lower_bound(None) is None
 
 
+def test_code_python_floor_reads_python_3_8_syntax_older_pythons_cannot_parse() -> None:
+    walrus = "def f(a):\n    if (n := len(a)) > 1:\n        return n\n"
+    positional_only = "def f(a, /, b=1):\n    return a\n"
+    assert gen.code_python_floor([("w.py", walrus)]) == (8, "w.py:2")
+    assert gen.code_python_floor([("p.py", positional_only)]) == (8, "p.py:1")
+    assert gen.code_python_floor([("d.py", "x = a / b\ny = {'k': 1}\n")]) is None
+    assert gen.code_python_floor([("w.py", walrus), ("a.py", "class A:\n    size: int | None = None\n")]) == \
+        (10, "a.py:2")
+
+
 def test_code_python_floor_skips_scripts_the_package_never_imports() -> None:
     at_import = "def f(x: int | None = None) -> int:\n    return 1\n"
     assert gen.code_python_floor([("pkg/models/x/convert_x_weights.py", at_import), ("pkg/__main__.py", at_import)]) \

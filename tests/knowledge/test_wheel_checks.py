@@ -226,3 +226,16 @@ def test_an_index_build_is_judged_on_the_pythons_of_its_own_platform() -> None:
     snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": windows, "python": {"version": "3.10.9"},
                                "packages": {"torch": {"version": "1.13.1+cu117"}}})
     assert not [f for f in run_check(snap, stack=None).findings if f.rule == "no-build-for-host"]  # no torch.compile
+
+
+def test_unknown_version_whose_releases_for_this_python_all_need_newer_syntax() -> None:
+    """auto-gptq 0.0.4 to 0.1.0 declare no Requires-Python but use assignment expressions; later releases require
+    3.8: on Python 3.7 whatever pip installed fails at import."""
+    snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": {"os": "linux"}, "python": {"version": "3.7"},
+                               "packages": {"auto-gptq": None}})
+    found = [f for f in run_check(snap, stack=None).findings if f.rule == "code-needs-newer-python"]
+    assert [(f.severity.value, f.verified) for f in found] == [("warn", False)]
+    assert "needs Python 3.8" in found[0].message and "0.0.4 to 0.1.0" in found[0].message
+    snap38 = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": {"os": "linux"},
+                                 "python": {"version": "3.8"}, "packages": {"auto-gptq": None}})
+    assert not [f for f in run_check(snap38, stack=None).findings if f.rule == "code-needs-newer-python"]

@@ -14,6 +14,7 @@ came from another index, whose wheels these tables do not list: nothing is said.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +129,8 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
             continue
         if not package.version:
             history = releases(name, root)
-            findings.extend(_python_of_unknown(name, history, python) or _no_release_runs(name, history, target)
-                            or _platform_dropped(name, history, target))
+            findings.extend(_code_of_unknown(name, history, target) or _python_of_unknown(name, history, python)
+                            or _no_release_runs(name, history, target) or _platform_dropped(name, history, target))
             continue
         release = release_facts(name, package.version, root)
         if release is None:
@@ -329,8 +330,10 @@ def _unbuildable(owner: str, version: str | None, requirement: Declared, target:
     every = releases(name, root)
     if not every or not any(not t.endswith("-any") for r in every for t in r.wheels or ()):
         return None  # not in the tables, or pure Python
-    history = [r for r in every if not requirement.specifier or matches_specifier(r.version, requirement.specifier)]
-    if not history or any(r.sdist or wheel_runs(r, target) for r in history):
+    in_range = (r for r in reversed(every)  # newest first: the first one that installs here ends the search
+                if not requirement.specifier or matches_specifier(r.version, requirement.specifier))
+    newest = next(in_range, None)
+    if newest is None or any(r.sdist or wheel_runs(r, target) for r in itertools.chain((newest,), in_range)):
         return None
     shown = f"{owner} {version}" if version else f"{owner} (version unknown; its newest release)"
     return Finding(
@@ -450,6 +453,29 @@ def _python_of_unknown(name: str, history: tuple[ReleaseFacts, ...], python: str
         f"{newest.requires_python}, so on Python {python} pip stops at {name} {admits[-1].version} (an old "
         f"release){why}",
         fix=f"use a Python that {newest.requires_python} allows for current {name} releases",
+    )]
+
+
+def _code_of_unknown(name: str, history: tuple[ReleaseFacts, ...], target: Target) -> list[Finding]:
+    """Installed with an unknown version: the releases whose Requires-Python admits this Python all have code that
+    needs a newer one (an assignment expression on 3.7): whichever pip installed fails at import."""
+    if target.minor is None:
+        return []
+    python = f"3.{target.minor}"
+    admitted = [r for r in history if not r.yanked and (not r.requires_python
+                                                       or matches_specifier(python, r.requires_python))]
+    if not admitted or not all(r.python_floor and target.minor < int(r.python_floor.split(".")[1])
+                               for r in admitted):
+        return []
+    lowest = min(admitted, key=lambda r: int((r.python_floor or "3.0").split(".")[1]))
+    return [Finding(
+        rule="code-needs-newer-python", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",), verified=False,
+        message=f"{name} is installed (version unknown); every release of it whose Requires-Python admits Python "
+        f"{python} ({admitted[0].version} to {admitted[-1].version}) has code that needs Python "
+        f"{lowest.python_floor} or newer ({lowest.version}: {lowest.python_floor_from}): importing it fails "
+        "(SyntaxError)",
+        fix=f"use Python {lowest.python_floor} or newer",
     )]
 
 

@@ -85,19 +85,19 @@ def test_a_package_the_tables_lack_is_judged_on_its_fetched_facts(index: str, tm
 
 
 def test_a_release_below_a_bundled_tables_floor_is_fetched(index: str, tmp_path: Path) -> None:
-    """numba's bundled table starts at 0.57; 0.53.1 (Requires-Python <3.10, OuteTTS#68) comes from the index."""
+    """numba's bundled table starts at 0.45; 0.44.1 (a made-up Requires-Python <3.8 here) comes from the index."""
     folder = tmp_path / "served" / "pypi" / "numba"  # the fixture's index serves this folder
     folder.mkdir(parents=True)
-    sdist = {"filename": "numba-0.53.1.tar.gz", "packagetype": "sdist", "requires_python": ">=3.6,<3.10",
-             "size": 1, "upload_time_iso_8601": "2021-03-26T09:13:03Z", "url": "x", "yanked": False}
-    (folder / "json").write_text(json.dumps({"info": {"version": "0.62.0"}, "releases": {"0.53.1": [sdist]}}))
-    snap = snapshot(numba="0.53.1")
-    assert not bundled_release_known("numba", "0.53.1") and bundled_release_known("numba", "0.57.0")
+    sdist = {"filename": "numba-0.44.1.tar.gz", "packagetype": "sdist", "requires_python": ">=3.6,<3.8",
+             "size": 1, "upload_time_iso_8601": "2019-06-18T09:13:03Z", "url": "x", "yanked": False}
+    (folder / "json").write_text(json.dumps({"info": {"version": "0.62.0"}, "releases": {"0.44.1": [sdist]}}))
+    snap = snapshot(numba="0.44.1")
+    assert not bundled_release_known("numba", "0.44.1") and bundled_release_known("numba", "0.45.0")
     fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
     assert fetched.fetched == ("numba",)
     read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
-    assert release_facts("numba", "0.53.1").requires_python == ">=3.6,<3.10"
-    assert release_facts("numba", "0.57.0").date  # the bundled table still answers for its own releases
+    assert release_facts("numba", "0.44.1").requires_python == ">=3.6,<3.8"
+    assert release_facts("numba", "0.45.0").date  # the bundled table still answers for its own releases
     excluded = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "requires-python-excluded"]
     assert excluded and "numba" in excluded[0].components
 
@@ -128,7 +128,7 @@ def test_check_offline_reads_no_index(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     result = run_envdoctor("check", "--snapshot", str(path), "--offline", "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["findings"] is not None
-    assert "pypi-facts" not in result.stdout and not (tmp_path / "xdg").exists()
+    assert "pypi-facts" not in result.stdout and not (tmp_path / "xdg" / "envdoctor" / "pypi").exists()
 
 
 @pytest.mark.network

@@ -53,3 +53,16 @@ def test_a_bad_row_is_one_line_naming_the_file_and_row(tmp_path: Path) -> None:
     assert any("gpu_floors.toml: gpu_floor[0]" in problem for problem in validate_matrices(root))
     with pytest.raises(MatrixError, match=r"gpu_floors.toml: gpu_floor\[0\]"):
         _findings(tmp_path, "6.1", {"vllm": "0.9.1"}, root=root)
+
+
+def test_a_supported_minimum_marked_warn_warns_and_replaces_the_triton_finding(tmp_path: Path) -> None:
+    """Unsloth states compute capability 7.0 as its minimum while Pascal cards run it slowly: a verified warning,
+    which makes the Triton-compiler warning for the same package redundant."""
+    (finding,) = _findings(tmp_path, "6.1", {"unsloth": "2024.7"})
+    assert finding.severity.value == "warn" and finding.verified and "parts of it fail or run slowly" in finding.message
+    snapshot = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": {"os": "linux"},
+                                   "nvidia": {"gpus": [{"name": "Tesla P40", "compute_capability": "6.1"}]},
+                                   "packages": {"unsloth": None}})
+    rules = [f.rule for f in run_check(snapshot, stack=None, cwd=tmp_path).findings if "gpu" in f.rule]
+    assert rules == ["package-gpu-too-old"]
+    assert not _findings(tmp_path, "7.5", {"unsloth": "2024.7"})

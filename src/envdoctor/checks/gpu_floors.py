@@ -27,6 +27,7 @@ class GpuFloor:
     versions: str  # a specifier
     min_cc: Version
     sources: tuple[str, ...]
+    below: Severity = Severity.FAIL  # WARN where the project calls it the supported minimum but older GPUs may run
 
 
 def load_gpu_floors(matrices: Matrices) -> tuple[GpuFloor, ...]:
@@ -39,10 +40,14 @@ def load_gpu_floors(matrices: Matrices) -> tuple[GpuFloor, ...]:
             sources = tuple(row["sources"])
             if not sources or not isinstance(row["package"], str):
                 raise ValueError("bad value")
-            rows.append(GpuFloor(row["package"], row["versions"], Version(row["min_compute_capability"]), sources))
+            rows.append(GpuFloor(row["package"], row["versions"], Version(row["min_compute_capability"]), sources,
+                                 Severity(row.get("below", "fail"))))
         except (KeyError, TypeError, ValueError, InvalidSpecifier, InvalidVersion) as error:
             raise MatrixError(f"{where}: gpu_floor[{index}]: needs package, versions (a specifier), "
-                              f"min_compute_capability (\"X.Y\") and sources ({error})") from None
+                              f"min_compute_capability (\"X.Y\"), sources and optionally below (\"fail\" or "
+                              f"\"warn\") ({error})") from None
+        if rows[-1].below not in (Severity.FAIL, Severity.WARN):
+            raise MatrixError(f"{where}: gpu_floor[{index}]: below must be \"fail\" or \"warn\"")
     return tuple(rows)
 
 
@@ -63,14 +68,14 @@ def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
             holding = [row for row in rows if matches_specifier(package.version, row.versions)]
             floor = max(holding, key=lambda row: row.min_cc, default=None)
             low = [cc for cc in ccs if floor is not None and cc < floor.min_cc]
-            if low:
-                findings.append(_finding(f"{name} {package.version} supports", floor, low, Severity.FAIL, True))
+            if low and floor is not None:
+                findings.append(_finding(f"{name} {package.version} supports", floor, low, floor.below, True))
             continue
         lowest = min(rows, key=lambda row: row.min_cc)
         below_all = [cc for cc in ccs if cc < lowest.min_cc]
         if below_all:
             findings.append(_finding(f"{name} (version unknown) supports", lowest, below_all,
-                                     Severity.FAIL, verified=True))
+                                     lowest.below, verified=True))
             continue
         newest = _newest_floor(ctx, name, rows)
         below_newest = [cc for cc in ccs if newest is not None and cc < newest.min_cc]
@@ -95,8 +100,9 @@ def _finding(shown: str, floor: GpuFloor, low: list[Version], severity: Severity
         rule="package-gpu-too-old", category=Category.GPU_ARCH, severity=severity, components=(floor.package, "gpu"),
         sources=floor.sources, verified=verified,
         message=f"{shown} GPUs of compute capability {floor.min_cc} and newer only ({which} of {floor.package}); "
-        f"this GPU is {capabilities}: its kernels do not run here ('no kernel image is available "
-        "for execution on the device')",
+        f"this GPU is {capabilities}: " + ("its kernels do not run here ('no kernel image is available for execution "
+                                           "on the device')" if floor.below is Severity.FAIL else
+                                           "below the minimum its project supports, parts of it fail or run slowly"),
         fix=f"use a GPU of compute capability {floor.min_cc} or newer for {floor.package}, or an older release "
         "whose floor is lower where one exists",
     )

@@ -380,5 +380,5 @@ def _numpy1_builds_dominate(ctx: CheckContext, package: _Installed, numpy: _Inst
         message=f"{package.name} is installed with an unknown version beside NumPy {numpy.text}: {len(numpy1)} of its "
         f"{len(chosen)} releases {where} were built against NumPy 1.x{which} with '_ARRAY_API not found' or "
         "'numpy.dtype size changed' (inferred: the version is unknown)",
-        fix=_upgrade_fix(ctx, package, row, installed, table), sources=(*row.sources, "pypi-metadata"),
+        fix=_upgrade_fix(ctx, package, row, installed, table), sources=(*row.sources, "pypi-metadata"), verified=False,
     )

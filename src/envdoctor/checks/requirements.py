@@ -347,14 +347,12 @@ def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[s
         if last_ok is not None:
             fixes.insert(0, f"{requirement_install(ctx, owner, f'=={last_ok.version}')}   # the newest {owner} "
                          f"that accepts {name} {installed.version}")
-        findings.append(Finding(
-            rule="declared-requirement-conflict-unknown-version",
-            category=ctx.matrices.policy.requirement_category.get(name, Category.VERSION), severity=Severity.WARN,
-            components=(name, owner), sources=("pypi-metadata",), verified=False,
-            message=f"{owner} is installed with an unknown version; {since} require {requirement.name}{spec}, but "
+        findings.append(_unknown_version_conflict(
+            ctx, name, owner,
+            f"{owner} is installed with an unknown version; {since} require {requirement.name}{spec}, but "
             f"{name} {installed.version} is installed: a {owner} installed or upgraded "
             f"{'after ' + first_bad.date if last_ok else 'from PyPI'} refuses or breaks with it",
-            fix="   # or: ".join(fix for fix in fixes if fix) or None,
+            "   # or: ".join(fix for fix in fixes if fix) or None,
         ))
     return findings
 
@@ -383,17 +381,24 @@ def _era_release_conflict(ctx: CheckContext, owner: str, environment: dict[str, 
         caps = ", ".join(f"{r.name}{r.specifier}" for r in applicable_requirements(refusing.requires or (), environment)
                          if normalize_name(r.name) == name)
         accepting = next(r for r in history[len(then):] if accepts(r, name, installed.version, environment))
-        findings.append(Finding(
-            rule="declared-requirement-conflict-unknown-version",
-            category=ctx.matrices.policy.requirement_category.get(name, Category.VERSION), severity=Severity.WARN,
-            components=(name, owner), sources=("pypi-metadata",), verified=False,
-            message=f"{owner} is installed with an unknown version; while {name} {installed.version} was {name}'s "
+        findings.append(_unknown_version_conflict(
+            ctx, name, owner,
+            f"{owner} is installed with an unknown version; while {name} {installed.version} was {name}'s "
             f"newest release ({era[0]} to {era[1]}), the newest {owner} was {refusing.version}, which requires "
             f"{caps}: {owner} installed then refuses or breaks with it; {owner} accepts it from "
             f"{accepting.version} ({accepting.date}) (inferred, not verified)",
-            fix=requirement_install(ctx, owner, f">={accepting.version}"),
+            requirement_install(ctx, owner, f">={accepting.version}"),
         ))
     return findings
+
+
+def _unknown_version_conflict(ctx: CheckContext, name: str, owner: str, message: str, fix: str | None) -> Finding:
+    """A declared requirement of ``owner`` (version unknown) that the installed ``name`` likely breaks: inferred."""
+    return Finding(
+        rule="declared-requirement-conflict-unknown-version",
+        category=ctx.matrices.policy.requirement_category.get(name, Category.VERSION), severity=Severity.WARN,
+        components=(name, owner), sources=("pypi-metadata",), verified=False, message=message, fix=fix,
+    )
 
 
 def _current_era(ctx: CheckContext, name: str, version: str) -> tuple[str, str] | None:

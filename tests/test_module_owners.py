@@ -172,3 +172,16 @@ def test_snapshot_versions_are_not_trusted(tmp_path: Path) -> None:
 def test_the_generator_reads_pynvml_from_pypi() -> None:
     row = gen.study(gen.Listed("pynvml", {}))
     assert row is not None and "pynvml" in row["releases"][0]["modules"] and "pynvml" not in row["modules"]
+
+
+def test_a_group_of_modules_is_judged_on_one_both_owners_certainly_install_whatever_the_order() -> None:
+    """tensorflow and tensorflow-cpu of unknown versions share `tensorflow` (every release) and `tensorflow_core`
+    (some releases): the finding is verified from the module both certainly install, in any listing order."""
+    from envdoctor.checks.module_owners import Claim, _surest
+
+    owner = load_module_owners(load_matrices()).owners["tensorflow"]
+    sure, maybe = Claim(owner, None, True, None), Claim(owner, None, False, None)
+    claims = {"tensorflow_core": {"a": maybe, "b": sure}, "tensorflow": {"a": sure, "b": sure}}
+    for modules in (["tensorflow_core", "tensorflow"], ["tensorflow", "tensorflow_core"]):
+        assert _surest(claims, modules, ("a", "b")) == "tensorflow"
+    assert _surest({"x": {"a": maybe}, "w": {"a": maybe}}, ["x", "w"], ("a",)) == "w"  # none sure: first by name

@@ -258,3 +258,20 @@ def test_the_generator_reads_a_package_from_pypi() -> None:
     assert entry["releases"][-1] == "0.70"
     (row,) = [row for row in entry["rows"] if row["removed_in"] == "1.24"]
     assert row["at_import"] and "float" in row["names"] and row["first_free"] is None
+
+
+def test_numpy_below_the_removal_is_offered_only_where_such_a_numpy_installs() -> None:
+    """librosa 0.8.1 uses np.complex: numpy<1.24 is a way out on Python 3.10, not on 3.12 (no such NumPy has a
+    CPython 3.12 wheel); upgrading librosa is offered on both."""
+    from envdoctor.checker import run_check
+    from envdoctor.snapshot import snapshot_from_dict
+
+    def fix(python: str) -> str:
+        snapshot = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": {"os": "linux", "arch": "x86_64"},
+                                       "python": {"version": python},
+                                       "packages": {"librosa": {"version": "0.8.1"}, "numpy": {"version": "1.26.4"}}})
+        [finding] = [f for f in run_check(snapshot).findings if f.rule == "numpy-removed-name-used"]
+        return finding.fix or ""
+
+    assert 'numpy<1.24' in fix("3.10.12") and 'librosa>=0.10.0' in fix("3.10.12")
+    assert 'numpy<' not in fix("3.12.3") and 'librosa>=0.10.0' in fix("3.12.3")

@@ -195,3 +195,20 @@ def test_check_reports_the_same_from_the_cache(cache_home: Path) -> None:
     reports = [render(run_check(snapshot, matrices=load_matrices()), "json") for _ in range(2)]
     assert _entries(cache_home)  # the second run read its tables from the cache
     assert reports[0] == reports[1]
+
+
+
+def test_an_entry_in_a_folder_others_can_write_is_not_trusted(tmp_path: Path, cache_home: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache folder group or others can write (a shared cache) could hold planted entries: the table is parsed
+    from its file instead, with the same answer."""
+    import stat as stat_module
+
+    path = _table(tmp_path / "m")
+    table_cache.load_toml(path)
+    cache_home.chmod(cache_home.stat().st_mode | stat_module.S_IWOTH)
+    parsed = []
+    real_parse = table_cache._parse
+    monkeypatch.setattr(table_cache, "_parse", lambda p: parsed.append(p) or real_parse(p))
+    assert table_cache.load_toml(path) == tomllib.loads(TABLE)
+    assert parsed == [path]

@@ -114,7 +114,8 @@ def _read_entry(entry: Path, key: Key) -> dict[str, Any] | None:
         return None
     try:
         info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENTRY_BYTES:
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENTRY_BYTES or not _own(info) \
+                or not _private_folder(os.stat(entry.parent)):
             return None
         with os.fdopen(handle, "rb", closefd=False) as file:
             raw = file.read(MAX_ENTRY_BYTES + 1)
@@ -132,6 +133,18 @@ def _read_entry(entry: Path, key: Key) -> dict[str, Any] | None:
     except ValueError:  # not JSON, not UTF-8
         return None
     return data if isinstance(data, dict) else None
+
+
+def _own(info: os.stat_result) -> bool:
+    """Owned by this user: another user's entry (a shared cache folder) could carry other tables under a matching
+    key."""
+    getuid = getattr(os, "getuid", None)
+    return getuid is None or info.st_uid == getuid()
+
+
+def _private_folder(info: os.stat_result) -> bool:
+    """The entries' folder (made 0700) is this user's and no one else can add or replace entries in it."""
+    return _own(info) and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _write_entry(entry: Path, key: Key, data: dict[str, Any]) -> None:

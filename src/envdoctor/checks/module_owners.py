@@ -127,8 +127,11 @@ def _owner(name: str, row: Any, sources: frozenset[str]) -> Owner | str:
     """The row, or what is wrong with it."""
     if not isinstance(row, dict) or not _strings(row.get("modules")) or row.get("source") not in sources:
         return "expected modules (a list of names) and source (an id in matrices/sources*.toml)"
+    entries = row.get("releases") or []
+    if not isinstance(entries, list):
+        return "releases: expected a list of version ranges"
     releases = []
-    for i, entry in enumerate(row.get("releases") or []):
+    for i, entry in enumerate(entries):
         try:
             SpecifierSet(entry["versions"])
             if not _strings(entry["modules"]) or not isinstance(entry["read"], str):
@@ -188,7 +191,7 @@ def check_module_owners(ctx: CheckContext) -> list[Finding]:
     for module, by_owner in claims.items():
         if len(by_owner) > 1:
             shared.setdefault(tuple(sorted(by_owner)), []).append(module)
-    findings = [_shared(ctx, table, sorted(modules), [claims[modules[0]][n] for n in names])
+    findings = [_shared(ctx, table, sorted(modules), [claims[_surest(claims, modules, names)][n] for n in names])
                 for names, modules in sorted(shared.items())]
     stand_ins: dict[str, list[str]] = {}
     for module, by_owner in claims.items():
@@ -201,6 +204,13 @@ def check_module_owners(ctx: CheckContext) -> list[Finding]:
     for name, modules in sorted(stand_ins.items()):
         findings.append(_stand_in(table, claims[modules[0]][name], sorted(modules)))
     return findings
+
+
+def _surest(claims: dict[str, dict[str, Claim]], modules: list[str], names: tuple[str, ...]) -> str:
+    """The module whose claims stand for the group: the first (by name) that every owner certainly installs, else
+    the first by name."""
+    ordered = sorted(modules)
+    return next((m for m in ordered if all(claims[m][n].certain for n in names)), ordered[0])
 
 
 def _label(claim: Claim) -> str:
@@ -250,7 +260,8 @@ def _reinstall(snapshot: Snapshot, claims: list[Claim], mixed: bool) -> str | No
     remove = pip_uninstall([claim.owner.name for claim in claims])
     if remove is None:
         return None
-    wanted = _wanted(snapshot, [c for c in claims if valid_name(c.owner.name)]) if mixed else claims
+    wanted = (_wanted(snapshot, [c for c in claims if valid_name(c.owner.name)]) if mixed
+              else sorted(claims, key=lambda c: c.owner.stands_in is not None))  # the real project before a fork
     installs = [pip_install(c.owner.name, _same_release(c.version)) for c in wanted if valid_name(c.owner.name)]
     if not installs:
         return remove

@@ -23,10 +23,11 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
+from envdoctor.checks.wheels import target_of, wheel_runs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
-from envdoctor.pypi_facts import newest_release
-from envdoctor.rules import parse_version
+from envdoctor.pypi_facts import newest_release, releases
+from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import normalize_name
 
 FILE = "numpy_aliases.json"
@@ -92,7 +93,8 @@ def _parse(path: Path, errors: list[str], sources: frozenset[str]) -> NumpyAlias
         errors.append(f"{path}: {key}: {problem}; regenerate it with {GENERATOR}")
 
     removed: dict[str, RemovedName] = {}
-    for name, entry in (raw.get("removed") or {}).items():
+    listed_removed = raw.get("removed")
+    for name, entry in (listed_removed if isinstance(listed_removed, dict) else {}).items():
         try:
             SpecifierSet(entry["missing_in"])
             Version(entry["removed_in"])
@@ -118,9 +120,13 @@ def _parse(path: Path, errors: list[str], sources: frozenset[str]) -> NumpyAlias
         if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
             error(f"packages.{package}.releases", "expected a list of version strings")
             continue
+        items = entry.get("rows") or []
+        if not isinstance(items, list) or (items and not listed):
+            error(f"packages.{package}.rows", "expected a list of rows, over a non-empty list of releases")
+            continue
         releases[name] = tuple(listed)
         found = []
-        for i, item in enumerate(entry.get("rows") or []):
+        for i, item in enumerate(items):
             row = _row(name, item, removed)
             if isinstance(row, str):
                 error(f"packages.{package}.rows[{i}]", row)
@@ -225,9 +231,18 @@ def _current_numpy(ctx: CheckContext) -> Version | None:
 
 
 def _fix(ctx: CheckContext, table: NumpyAliasTable, name: str, free: str | None, names: set[str]) -> str | None:
+    below = _numpy_below(table, names)
     fixes = [requirement_install(ctx, name, f">={free}") if free is not None else None,
-             requirement_install(ctx, "numpy", _numpy_below(table, names))]
+             requirement_install(ctx, "numpy", below) if _numpy_installs_here(ctx, below) else None]
     return "   # or: ".join(fix for fix in fixes if fix) or None
+
+
+def _numpy_installs_here(ctx: CheckContext, specifier: str) -> bool:
+    """Some NumPy release in ``specifier`` has a wheel for this Python and platform (every one counts when they are
+    unknown): ``numpy<1.24`` is no way out on Python 3.12, which no such release was built for."""
+    target = target_of(ctx.snapshot.host.os, ctx.snapshot.host.arch, ctx.snapshot.python.version)
+    candidates = [r for r in releases("numpy", ctx.matrices.root) if matches_specifier(r.version, specifier)]
+    return target is None or target.minor is None or any(wheel_runs(r, target) for r in candidates)
 
 
 def _sources(table: NumpyAliasTable, names: set[str]) -> tuple[str, ...]:

@@ -380,7 +380,8 @@ def _era_release_conflict(ctx: CheckContext, owner: str, environment: dict[str, 
         refusing = then[-1]
         caps = ", ".join(f"{r.name}{r.specifier}" for r in applicable_requirements(refusing.requires or (), environment)
                          if normalize_name(r.name) == name)
-        accepting = next(r for r in history[len(then):] if accepts(r, name, installed.version, environment))
+        accepting = next((r for r in history[history.index(refusing) + 1:]
+                          if accepts(r, name, installed.version, environment)), history[-1])
         findings.append(_unknown_version_conflict(
             ctx, name, owner,
             f"{owner} is installed with an unknown version; while {name} {installed.version} was {name}'s "

@@ -79,7 +79,8 @@ def _read(path: Path, errors: list[str], sources: frozenset[str]) -> StdlibRemov
     if (raw := read_json_object(path, errors, GENERATOR)) is None:
         return None
     removed: dict[str, tuple[Version, str]] = {}
-    for module, entry in (raw.get("removed") or {}).items():
+    listed_removed = raw.get("removed")
+    for module, entry in (listed_removed if isinstance(listed_removed, dict) else {}).items():
         try:
             if entry["source"] not in sources:
                 raise ValueError(f"source {entry['source']!r} is not in matrices/sources*.toml")
@@ -99,7 +100,9 @@ def _read(path: Path, errors: list[str], sources: frozenset[str]) -> StdlibRemov
             releases[name] = tuple(str(v) for v in entry["releases"])
             rows[name] = tuple(_row(item, removed) for item in entry["rows"])
             build_rows[name] = tuple(_row(item, removed) for item in entry["build_rows"])
-        except (KeyError, TypeError, ValueError, InvalidSpecifier, InvalidVersion) as problem:
+            if (rows[name] or build_rows[name]) and not releases[name]:
+                raise ValueError("rows over an empty list of releases")
+        except (KeyError, TypeError, ValueError, AttributeError, InvalidSpecifier, InvalidVersion) as problem:
             errors.append(f"{path}: packages.{package}: needs releases, and rows and build_rows of versions, "
                           f"removed_in, modules (removed modules), at_import (among them), first_free, where "
                           f"({problem}); regenerate it with {GENERATOR}")

@@ -313,7 +313,7 @@ def _no_wheel_for_python_in_range(owner: str, version: str | None, requirement: 
                       in target.families}, key=_minor_of)
     return Finding(
         rule="required-package-no-wheel-for-python", category=Category.PYTHON,
-        severity=Severity.WARN if source else Severity.FAIL,
+        severity=Severity.WARN if source or version is None else Severity.FAIL,
         components=(owner, name), sources=("pypi-metadata",), verified=version is not None,
         message=f"{shown} requires {requirement.name}{requirement.specifier}, and no release of {name} in that "
         f"range has a wheel for {target.python} on {target.where} (they have {', '.join(pythons)}): "

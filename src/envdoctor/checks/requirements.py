@@ -162,8 +162,7 @@ def check_declared(ctx: CheckContext) -> list[Finding]:
                     outside.setdefault(name, []).append((owner, spec))
     findings += [_outside_conflicts(ctx, name, owners) for name, owners in sorted(outside.items())]
     findings += [f for owner, package in sorted(packages.items()) if package.version is None
-                 and package.requires is None for f in _recent_releases_conflict(ctx, owner, environment)
-                 + _era_release_conflict(ctx, owner, environment)]
+                 and package.requires is None for f in _unknown_owner_conflicts(ctx, owner, environment)]
     findings += check_optional_requirements(ctx, environment)
     findings += _lockstep_unverified(ctx, environment)
     return findings + [_unverifiable(name, lines) for name, lines in sorted(unverifiable.items())]
@@ -178,8 +177,7 @@ LOCKSTEP_WINDOW = 12
 def lockstep_requirement(ctx: CheckContext, owner: str, name: str, environment: dict[str, str]) -> tuple[int, int]:
     """(distinct required ranges, releases looked at) of ``owner``'s requirement on ``name`` over its recent
     releases; (0, n) when some release does not require it with a lower bound."""
-    history = [r for r in releases(owner, ctx.matrices.root) if r.requires is not None and not r.yanked]
-    history = history[-LOCKSTEP_WINDOW:]
+    history = _declaring_releases(ctx, owner)[-LOCKSTEP_WINDOW:]
     ranges = []
     for release in history:
         specs = [r.specifier for r in applicable_requirements(release.requires or (), environment)
@@ -322,14 +320,26 @@ def _optional_conflict(ctx: CheckContext, owner: str, version: str | None, relea
     )
 
 
-def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[str, str]) -> list[Finding]:
+def _declaring_releases(ctx: CheckContext, owner: str) -> list[ReleaseFacts]:
+    """The recorded releases of ``owner`` whose requirements are known, yanked ones left out, oldest first."""
+    return [r for r in releases(owner, ctx.matrices.root) if r.requires is not None and not r.yanked]
+
+
+def _unknown_owner_conflicts(ctx: CheckContext, owner: str, environment: dict[str, str]) -> list[Finding]:
+    """A package of unknown version against the installed ones, judged on its recorded releases."""
+    history = _declaring_releases(ctx, owner)
+    if not history:
+        return []
+    return _recent_releases_conflict(ctx, owner, history, environment) + \
+        _era_release_conflict(ctx, owner, history, environment)
+
+
+def _recent_releases_conflict(ctx: CheckContext, owner: str, history: list[ReleaseFacts],
+                              environment: dict[str, str]) -> list[Finding]:
     """A package installed with an unknown version, judged on its recorded releases: when its newest release
     requires a version of an installed package that is not there, every release from the first one that does is
     broken here. Whether the installed one is among them is not known (verified=false), so this warns, naming
     the newest release that accepts what is installed."""
-    history = [r for r in releases(owner, ctx.matrices.root) if r.requires is not None and not r.yanked]
-    if not history:
-        return []
     packages = ctx.snapshot.packages or {}
     findings = []
     for requirement in applicable_requirements(history[-1].requires or (), environment):
@@ -357,16 +367,14 @@ def _recent_releases_conflict(ctx: CheckContext, owner: str, environment: dict[s
     return findings
 
 
-def _era_release_conflict(ctx: CheckContext, owner: str, environment: dict[str, str]) -> list[Finding]:
+def _era_release_conflict(ctx: CheckContext, owner: str, history: list[ReleaseFacts],
+                          environment: dict[str, str]) -> list[Finding]:
     """A package installed with an unknown version, judged on its release of the time of another installed
     package: while that package's installed version was its newest release (from its upload to its successor's),
     the owner's newest release then refused it (numba 0.57.1 requires numpy<1.25 while numpy 1.25.0 was current).
     An owner installed then refuses it; a later one may not. Inferred (verified=false), named with the first later
     release that accepts it. Only where the owner's newest release accepts it (else `_recent_releases_conflict`
     speaks)."""
-    history = [r for r in releases(owner, ctx.matrices.root) if r.requires is not None and not r.yanked]
-    if not history:
-        return []
     findings = []
     for requirement in applicable_requirements(history[-1].requires or (), environment):
         name = normalize_name(requirement.name)

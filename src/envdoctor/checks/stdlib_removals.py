@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import pip_install, requirement_install
+from envdoctor.checks.wheels import cpython_tag
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
 from envdoctor.rules import parse_version
@@ -147,8 +148,8 @@ def check_stdlib_removals(ctx: CheckContext) -> list[Finding]:
 
 def _python_minor(version: str | None) -> Version | None:
     """``3.12`` of ``3.12.4``; None when unknown or not ``3.N...``."""
-    parts = (version or "").split(".")
-    return Version(f"3.{parts[1]}") if len(parts) >= 2 and parts[0] == "3" and parts[1].isdigit() else None
+    minor = cpython_tag(version)
+    return Version(f"3.{minor}") if minor is not None else None
 
 
 def _described(table: StdlibRemovalTable, modules: set[str]) -> str:

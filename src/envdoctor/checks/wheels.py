@@ -464,10 +464,10 @@ def _code_of_unknown(name: str, history: tuple[ReleaseFacts, ...], target: Targe
     python = f"3.{target.minor}"
     admitted = [r for r in history if not r.yanked and (not r.requires_python
                                                        or matches_specifier(python, r.requires_python))]
-    if not admitted or not all(r.python_floor and target.minor < int(r.python_floor.split(".")[1])
-                               for r in admitted):
+    floors = [cpython_tag(r.python_floor) for r in admitted]
+    if not admitted or not all(floor is not None and target.minor < floor for floor in floors):
         return []
-    lowest = min(admitted, key=lambda r: int((r.python_floor or "3.0").split(".")[1]))
+    lowest = admitted[floors.index(min(floor for floor in floors if floor is not None))]
     return [Finding(
         rule="code-needs-newer-python", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
         sources=("pypi-metadata",), verified=False,

@@ -147,6 +147,87 @@ def wheel_entries(workflow_text: str) -> list[tuple[dict[str, str], str]]:
     return out
 
 
+COMPARISONS = {ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b,
+               ast.GtE: lambda a, b: a >= b}
+TORCH_CUDA_SNIPPET = re.compile(r'TORCH_CUDA_VERSION=\$\(python -c "([^"]*)"(?:\s|\\)*\)', re.S)
+
+
+def torch_cuda_chooser(workflow_text: str) -> ast.expr | None:
+    """The expression publish.yml prints to pick the CUDA of the torch CI installs (``minv``/``maxv`` tables by
+    torch minor), with those tables substituted: parsed with ``ast``, never run; None when the workflow has none."""
+    match = TORCH_CUDA_SNIPPET.search(workflow_text)
+    if match is None:
+        return None
+    code = re.sub(r"\\\n", "\n", match.group(1))
+    try:
+        tree = ast.parse("\n".join(line.strip() for line in re.split(r";|\n", code) if line.strip()))
+    except SyntaxError:
+        return None
+    tables: dict[str, ast.expr] = {}
+    printed: ast.expr | None = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            tables[node.targets[0].id] = node.value
+        elif (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+              and isinstance(node.value.func, ast.Name) and node.value.func.id == "print" and node.value.args):
+            printed = node.value.args[0]
+    if printed is None:
+        return None
+
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            return tables.get(node.id, node)
+
+    return Substitute().visit(printed)
+
+
+def ci_torch_cuda(chooser: ast.expr, torch_minor: str, cuda_version: str) -> str | None:
+    """``cu126``: the CUDA of the torch CI installed for one job (MATRIX_TORCH_VERSION and MATRIX_CUDA_VERSION as the
+    workflow sets them), by evaluating the chooser over a few node types only; None for anything else."""
+    cuda = "".join(cuda_version.split(".")[:2])
+    env = {"MATRIX_TORCH_VERSION": torch_minor, "MATRIX_CUDA_VERSION": cuda}
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Dict):
+            return {value(k): value(v) for k, v in zip(node.keys, node.values, strict=True) if k is not None}
+        if isinstance(node, ast.Subscript):
+            if isinstance(node.value, (ast.Name, ast.Attribute)):  # env[...] / os.environ[...]
+                return env[value(node.slice)]
+            return value(node.value)[value(node.slice)]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "max", "min"):
+            args = [value(arg) for arg in node.args]
+            return {"int": lambda *a: int(a[0]), "max": max, "min": min}[node.func.id](*args)
+        if isinstance(node, ast.IfExp):
+            return value(node.body) if value(node.test) else value(node.orelse)
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARISONS:
+            return COMPARISONS[type(node.ops[0])](value(node.left), value(node.comparators[0]))
+        raise ValueError(ast.dump(node))
+
+    try:
+        chosen = value(chooser)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return f"cu{chosen}" if isinstance(chosen, int) else None
+
+
+def ci_torch_variants(workflow_text: str, built: list[tuple[dict[str, str], str]]) -> dict[str, str]:
+    """Wheel name part (``cu12torch2.6``) -> the CUDA variant of the torch CI built it against (``cu126``); jobs whose
+    choice cannot be read are left out."""
+    chooser = torch_cuda_chooser(workflow_text)
+    if chooser is None:
+        return {}
+    out: dict[str, str] = {}
+    for job, entry in built:
+        if "dev" in job["torch-version"]:
+            continue
+        variant = ci_torch_cuda(chooser, _minor(job["torch-version"]), job["cuda-version"])
+        if variant is not None:
+            out[entry.split("cxx11abi")[0]] = variant
+    return dict(sorted(out.items()))
+
+
 def linux_x86_64(job: dict[str, str]) -> bool:
     """Whether a CI job builds the ``linux_x86_64`` wheels this table holds (GitHub's ubuntu x64 runners)."""
     runner = job.get("os", "ubuntu")
@@ -382,6 +463,7 @@ def release_entry(version: str, workflow_text: str, setup_py: str, on_pypi: bool
         "wheel_cuda_tags": tags,
         "torch_minors": _sorted_versions({_minor(job["torch-version"]) for job, _ in built}),
         "torch_builds": torch_builds(built, version, warnings),
+        "torch_build_cuda": ci_torch_variants(workflow_text, built),
         "python": _sorted_versions({job["python-version"] for job, _ in built}),
         "sass": sass,
     }
@@ -463,7 +545,8 @@ def _toml_value(value: Any) -> str:
     raise TypeError(value)
 
 
-KEY_ORDER = ("on_pypi", "wheel_cuda_tags", "torch_minors", "torch_builds", "python", "sass", "min_compute_capability",
+KEY_ORDER = ("on_pypi", "wheel_cuda_tags", "torch_minors", "torch_builds", "torch_build_cuda", "python", "sass",
+             "min_compute_capability",
              "min_nvcc", "wheels_confidence")
 
 

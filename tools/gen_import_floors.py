@@ -18,6 +18,12 @@ anything inside a function or class, under any ``if`` (``TYPE_CHECKING``, ``is_x
 and in a ``try`` whose handlers catch an import failure (``ImportError``, ``Exception``, a bare ``except``, an
 ``OptionalDependencyNotAvailable``), its ``else`` included. What the loaded modules import from a partner package
 (``from transformers.pytorch_utils import id_tensor_storage``, ``import transformers.modeling_layers``) is a need.
+So is each link of an attribute chain read off a name bound to a partner module by ``import torch[.x] [as y]``
+(``torch.xpu.empty_cache`` -> ``torch:xpu`` and ``torch.xpu:empty_cache``, access "attribute"), where it surely runs
+at import: module body, class bodies, decorators, default values; not inside functions, lambdas, the branches of
+``a if c else b``, the operands of ``and``/``or`` after the first, a guarded ``try`` or an ``if`` (``hasattr``,
+version switches), except that a bare ``if is_<x>_available():`` block counts for partner ``x``'s chains (it runs
+whenever ``x`` is installed, which is when the check compares against it).
 
 Providers. For each release of a partner and each need: the module's file exists, and the name is bound at module
 level (defined, assigned or imported, in any branch), is a submodule, is reached through a ``from .x import *``
@@ -26,6 +32,13 @@ inside the package (``STAR_DEPTH`` levels), or is listed in the module's lazy st
 (``define_import_structure``), defines a module ``__getattr__``, star-imports from outside the package or under
 ``if TYPE_CHECKING`` (a lazy module's typing mirror, not followed), a name not found otherwise is "unknown",
 never "absent".
+
+A compiled module (torch's ``torch._C``) is known by its type stub (``torch/_C/__init__.pyi``) or its ``.so`` file.
+Names it may supply (``from torch._C import *``, names copied by ``for name in dir(...): globals()[name] = ...``)
+are present when the stub declares them and otherwise unknown, except a name that is a Python module of the package
+in another release read (``torch.xpu`` before 2.3, ``torch.compiler`` before 2.1): a compiled module does not supply
+the package's Python modules, so there it is absent. An attribute need whose module is no module (``torch.cuda.Stream``)
+is looked up in its parent; an attribute of an object found there is unknown.
 """
 
 from __future__ import annotations
@@ -94,12 +107,16 @@ IMPORTERS = {
     "flair": Package("flair", "flair", "flairNLP/flair", "0.12.0"),
     "wtpsplit": Package("wtpsplit", "wtpsplit", "segment-any-text/wtpsplit", "1.0.0"),
     "whisperx": Package("whisperx", "whisperx", "m-bain/whisperX", "3.1.1"),
+    "timm": Package("timm", "timm", "huggingface/pytorch-image-models", "0.9.0"),
 }
 PROVIDERS = {
     "transformers": Package("transformers", "transformers", "huggingface/transformers", "4.26.0"),
     "huggingface-hub": Package("huggingface-hub", "huggingface_hub", "huggingface/huggingface_hub", "0.10.0"),
     "accelerate": Package("accelerate", "accelerate", "huggingface/accelerate", "0.15.0"),
     "peft": Package("peft", "peft", "huggingface/peft", "0.3.0"),
+    # Read from the manylinux x86_64 wheel of each release (``metadata_wheel``): its Python files, its type stubs
+    # (``torch/_C/__init__.pyi``: the compiled module's declared names) and the names of its compiled modules.
+    "torch": Package("torch", "torch", "pytorch/pytorch", "1.13.0"),
 }
 PARTNER_OF_MODULE = {spec.module: name for name, spec in PROVIDERS.items()}
 # Handlers that make a guarded import optional: the import may fail and the package still loads.
@@ -112,6 +129,9 @@ STAR_DEPTH = 3
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ALL_LIST = re.compile(r"^__all__\s*=\s*(\[[^\]]*\]|\([^)]*\))", re.M)
 STRUCTURES = ("_import_structure", "_SUBMOD_ATTRS")
+# Files a source lists: Python sources, type stubs and compiled modules (the last two tell a provider's compiled
+# modules apart from missing ones; an importer's closure reads ``.py`` files only).
+MODULE_FILES = (".py", ".pyi", ".so", ".pyd")
 
 
 # --- where the files come from ----------------------------------------------------------------------
@@ -172,7 +192,7 @@ class GitTags:
         if not listing.strip():
             listing, prefix = self._git("ls-tree", "-r", "--name-only", ref, "--", f"{self.spec.module}/"), ""
         self._prefix[ref] = prefix
-        return {line[len(prefix):] for line in listing.splitlines() if line.endswith(".py")}
+        return {line[len(prefix):] for line in listing.splitlines() if line.endswith(MODULE_FILES)}
 
     def read(self, ref: str, path: str) -> str | None:
         with self._lock:
@@ -229,7 +249,8 @@ class PyPIWheels:
             return self._open[ref]
 
     def files(self, ref: str) -> set[str]:
-        return {n for n in self._wheel(ref).namelist() if n.startswith(f"{self.spec.module}/") and n.endswith(".py")}
+        return {n for n in self._wheel(ref).namelist()
+                if n.startswith(f"{self.spec.module}/") and n.endswith(MODULE_FILES)}
 
     def read(self, ref: str, path: str) -> str | None:
         try:
@@ -262,12 +283,15 @@ class PyPIWheels:
 @dataclass(frozen=True)
 class Need:
     """One thing a release imports from a partner at import: ``name`` from ``module`` (or the module itself when
-    ``name`` is empty), in the importer's ``file``."""
+    ``name`` is empty), in the importer's ``file``. ``access`` "attribute": the importer reads ``module.name`` as an
+    attribute (``torch.xpu.empty_cache`` gives ``torch:xpu`` and ``torch.xpu:empty_cache``), where ``module`` may be
+    any object reached from a partner module."""
 
     partner: str
     module: str
     name: str
     file: str
+    access: str = "import"
 
     @property
     def key(self) -> str:
@@ -308,19 +332,108 @@ def _catches_import_failure(node: ast.Try) -> bool:
     return catches(node, IMPORT_FAILURES)
 
 
-def unconditional_imports(body: Iterable[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
-    """The import statements of a module body that run whenever the module is imported."""
+AVAILABLE = re.compile(r"^is_([A-Za-z0-9_]+)_available\(\)$")
+
+
+def guarded_statements(body: Iterable[ast.stmt], classes: bool = False,
+                       guard: str = "") -> Iterator[tuple[ast.stmt, str]]:
+    """(statement, guard) for the statements of a module body that run whenever the module is imported (a ``try``
+    whose handlers catch an import failure, ``AttributeError`` included, is a guard); with ``classes``, class
+    bodies too. ``if`` blocks (guards, version switches) and function bodies may not run, except the body of a
+    bare ``if is_<x>_available():``, which runs whenever package ``x`` is installed: its statements come with
+    guard ``x`` ("" for none). The test of an ``if`` and the header of a ``with``, ``for``, function or class are
+    yielded as the statement itself (see ``evaluated``)."""
     for node in body:
+        if isinstance(node, ast.Try | getattr(ast, "TryStar", ast.Try)):
+            if not _catches_import_failure(node):
+                yield from guarded_statements(node.body, classes, guard)
+                yield from guarded_statements(node.orelse, classes, guard)
+            yield from guarded_statements(node.finalbody, classes, guard)
+        elif isinstance(node, ast.With):
+            yield node, guard
+            yield from guarded_statements(node.body, classes, guard)
+        elif isinstance(node, ast.ClassDef):
+            yield node, guard
+            if classes:
+                yield from guarded_statements(node.body, classes, guard)
+        elif isinstance(node, ast.If) and not guard and (match := AVAILABLE.match(ast.unparse(node.test))):
+            yield node, guard
+            yield from guarded_statements(node.body, classes, match.group(1))
+        else:
+            yield node, guard
+
+
+def unconditional_statements(body: Iterable[ast.stmt], classes: bool = False) -> Iterator[ast.stmt]:
+    """The statements ``guarded_statements`` yields with no guard."""
+    return (statement for statement, guard in guarded_statements(body, classes) if not guard)
+
+
+def unconditional_imports(body: Iterable[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements of a module body that run whenever the module is imported (not in a class body)."""
+    for node in unconditional_statements(body):
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
-        elif isinstance(node, ast.Try | getattr(ast, "TryStar", ast.Try)):
-            if not _catches_import_failure(node):
-                yield from unconditional_imports(node.body)
-                yield from unconditional_imports(node.orelse)
-            yield from unconditional_imports(node.finalbody)
-        elif isinstance(node, ast.With):
-            yield from unconditional_imports(node.body)
-        # `if`, functions and classes: their imports may not run (guards, switches, later calls)
+
+
+def evaluated(statement: ast.stmt) -> Iterator[ast.expr]:
+    """The expressions a statement yielded by ``unconditional_statements`` evaluates when it runs: not the body of
+    a function, class, ``with``, loop or ``if`` (a function's decorators and default values are; a class's bases
+    and decorators; a loop's iterable; an ``if``'s test)."""
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+        yield from statement.decorator_list
+        yield from (d for d in [*statement.args.defaults, *statement.args.kw_defaults] if d is not None)
+    elif isinstance(statement, ast.ClassDef):
+        yield from [*statement.decorator_list, *statement.bases, *(k.value for k in statement.keywords)]
+    elif isinstance(statement, ast.With):
+        yield from (item.context_expr for item in statement.items)
+    elif isinstance(statement, ast.For | ast.AsyncFor):
+        yield statement.iter
+    elif isinstance(statement, ast.If | ast.While):
+        yield statement.test
+    elif isinstance(statement, ast.AnnAssign):
+        yield from [statement.target, *([statement.value] if statement.value is not None else [])]
+    elif not isinstance(statement, ast.Import | ast.ImportFrom | ast.Try | getattr(ast, "TryStar", ast.Try)
+                        | ast.Match):
+        yield from (child for child in ast.iter_child_nodes(statement) if isinstance(child, ast.expr))
+
+
+def attribute_chains(expression: ast.expr, modules: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """(module, attributes) for each chain ``name.a.b`` that ``expression`` surely reads, where ``name`` is bound
+    to ``module`` (``modules``: local name -> module). Parts that may not run are left out: the branches of
+    ``x if c else y``, the operands of ``and``/``or`` after the first, lambdas. Dunder attributes end a chain
+    (``torch.__version__``: module attributes no source binds); an assigned attribute is not read."""
+    if isinstance(expression, ast.Lambda):
+        return
+    if isinstance(expression, ast.IfExp):
+        yield from attribute_chains(expression.test, modules)
+        return
+    if isinstance(expression, ast.BoolOp):
+        yield from attribute_chains(expression.values[0], modules)
+        return
+    if isinstance(expression, ast.Attribute):
+        parts: list[str] = []
+        node: ast.expr = expression
+        while isinstance(node, ast.Attribute):
+            parts.insert(0, node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id in modules:
+            if isinstance(expression.ctx, ast.Store | ast.Del):
+                parts = parts[:-1]
+            read = [part for part in parts[:next((i for i, p in enumerate(parts) if p.startswith("__")),
+                                                  len(parts))]]
+            if read:
+                yield modules[node.id], read
+            return
+        yield from attribute_chains(node, modules)
+        return
+    for child in ast.iter_child_nodes(expression):
+        if isinstance(child, ast.expr):
+            yield from attribute_chains(child, modules)
+        elif isinstance(child, ast.comprehension):
+            for part in (child.iter, child.target, *child.ifs):
+                yield from attribute_chains(part, modules)
+        elif isinstance(child, ast.keyword):
+            yield from attribute_chains(child.value, modules)
 
 
 def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], list[str]]:
@@ -350,6 +463,8 @@ def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], 
         except SyntaxError:
             unparsed.append(path or module)
             continue
+        for need in attribute_needs(tree.body, path or ""):
+            needs.setdefault((need.partner, need.key, need.access), need)
         for node in unconditional_imports(tree.body):
             if isinstance(node, ast.Import):
                 targets = [(alias.name, "") for alias in node.names]
@@ -366,8 +481,29 @@ def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], 
                     if name == "*" or (not name and target == top):
                         continue  # the package itself always exists; a star import names nothing
                     need = Need(PARTNER_OF_MODULE[top], target, name, path or "")
-                    needs.setdefault((need.partner, need.key), need)
-    return sorted(needs.values(), key=lambda n: (n.partner, n.key)), unparsed
+                    needs.setdefault((need.partner, need.key, need.access), need)
+    return sorted(needs.values(), key=lambda n: (n.partner, n.key, n.access)), unparsed
+
+
+def attribute_needs(body: list[ast.stmt], path: str) -> Iterator[Need]:
+    """The attributes a module reads at import from names bound to partner modules by ``import x.y [as z]``
+    (module body, class bodies, decorators, default values; what ``guarded_statements`` keeps, a block under
+    ``if is_torch_available():`` for torch's attributes only): one need per link of each chain."""
+    modules: dict[str, str] = {}
+    for statement, guard in guarded_statements(body, classes=True):
+        if isinstance(statement, ast.Import):
+            for alias in statement.names:
+                top = alias.name.split(".", 1)[0]
+                if top in PARTNER_OF_MODULE and guard in ("", top):
+                    modules[alias.asname or top] = alias.name if alias.asname else top
+            continue
+        for expression in evaluated(statement):
+            for module, parts in attribute_chains(expression, modules):
+                if guard not in ("", module.split(".", 1)[0]):
+                    continue
+                for i, part in enumerate(parts):
+                    yield Need(PARTNER_OF_MODULE[module.split(".", 1)[0]], ".".join([module, *parts[:i]]), part,
+                               path, "attribute")
 
 
 # --- providers: which releases have a name ------------------------------------------------------------
@@ -383,12 +519,22 @@ class ModuleNames:
     open_ended: bool
     # Folders (package paths) whose files' ``__all__`` a run-time structure (``define_import_structure``) adds.
     scanned: tuple[str, ...] = ()
+    # Names may also come from a compiled module: a type stub (which may not declare them all), or names copied
+    # from ``dir()`` of an object into ``globals()``. A name not found is then unknown, unless the package has a
+    # Python module of that name in another release (see ``ProviderRelease``).
+    compiled: bool = False
 
 
 def module_names(tree: ast.Module, module: str, path: str) -> ModuleNames:
     bound: set[str] = set()
     stars: list[str] = []
-    open_ended = typing_stars = False
+    open_ended = typing_stars = copies = False
+    package = module.split(".", 1)[0]
+
+    def sets_globals(node: ast.stmt) -> bool:
+        """``globals()[name] = ...``, ``globals().update(...)`` or ``setattr(sys.modules[__name__], ...)``."""
+        text = ast.unparse(node)
+        return text.startswith(("globals()[", "globals().update(", "setattr(sys.modules[__name__]"))
 
     def targets(node: ast.expr) -> Iterator[str]:
         if isinstance(node, ast.Name):
@@ -397,10 +543,15 @@ def module_names(tree: ast.Module, module: str, path: str) -> ModuleNames:
             for element in node.elts:
                 yield from targets(element)
 
-    def visit(body: Iterable[ast.stmt], typing_only: bool = False) -> None:
-        nonlocal open_ended, typing_stars
+    def visit(body: Iterable[ast.stmt], typing_only: bool = False, copied: bool = False) -> None:
+        nonlocal open_ended, typing_stars, copies
         for node in body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if sets_globals(node):
+                if copied:
+                    copies = True  # `for name in dir(_C._VariableFunctions): globals()[name] = ...`
+                else:
+                    open_ended = True
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 bound.add(node.name)
                 if node.name == "__getattr__":
                     open_ended = True
@@ -416,34 +567,37 @@ def module_names(tree: ast.Module, module: str, path: str) -> ModuleNames:
                     if alias.name == "*":
                         if typing_only:
                             typing_stars = True  # a lazy module's typing mirror: not followed
-                        elif node.level:
-                            stars.append(_absolute(module, path, node))
+                        elif node.level or (node.module or "").split(".", 1)[0] == package:
+                            stars.append(_absolute(module, path, node))  # `from torch._C import *` in torch
                         else:
                             open_ended = True  # another package's names: not read here
                     else:
                         bound.add(alias.asname or alias.name)
             elif isinstance(node, ast.If):
-                visit(node.body, typing_only or "TYPE_CHECKING" in ast.unparse(node.test))
-                visit(node.orelse, typing_only)
+                visit(node.body, typing_only or "TYPE_CHECKING" in ast.unparse(node.test), copied)
+                visit(node.orelse, typing_only, copied)
             elif isinstance(node, ast.With | ast.For | ast.While):
-                visit(node.body, typing_only)
-                visit(getattr(node, "orelse", []), typing_only)
+                from_dir = isinstance(node, ast.For) and ast.unparse(node.iter).startswith("dir(")
+                visit(node.body, typing_only, copied or from_dir)
+                visit(getattr(node, "orelse", []), typing_only, copied)
             elif isinstance(node, ast.Try | getattr(ast, "TryStar", ast.Try)):
-                visit(node.body, typing_only)
-                visit(node.orelse, typing_only)
-                visit(node.finalbody, typing_only)
+                visit(node.body, typing_only, copied)
+                visit(node.orelse, typing_only, copied)
+                visit(node.finalbody, typing_only, copied)
                 for handler in node.handlers:
-                    visit(handler.body, typing_only)
+                    visit(handler.body, typing_only, copied)
 
     visit(tree.body)
     structure, has_structure, scanned = _lazy_structure(tree, path)
     # A lazy module's typing mirror (`if TYPE_CHECKING: from .x import *`) repeats its structure: the static part,
-    # and the folders a run-time part scans (read by ProviderRelease).
+    # and the folders a run-time part scans (read by ProviderRelease); or the names it copies from a compiled object
+    # (torch's `from torch._C._VariableFunctions import *` beside its `globals()[name] = ...` loop).
     # A module __getattr__ assigned from a lazy loader (huggingface_hub's `__getattr__, ... = _attach(...,
     # submod_attrs=_SUBMOD_ATTRS)`) serves the structure; any other answers names no reading can list.
     attached = "__getattr__" in bound and not has_structure
     return ModuleNames(frozenset(bound | structure), tuple(stars), open_ended or attached
-                       or (typing_stars and not has_structure) or scanned is None, scanned or ())
+                       or (typing_stars and not has_structure and not copies) or scanned is None, scanned or (),
+                       copies or path.endswith(".pyi"))
 
 
 def _lazy_structure(tree: ast.Module, path: str) -> tuple[set[str], bool, tuple[str, ...] | None]:
@@ -514,18 +668,36 @@ def _strings(nodes: Iterable[ast.AST | None]) -> set[str]:
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.isidentifier()}
 
 
-class ProviderRelease:
-    """One release of a partner package: answers whether a need is met."""
+def modules_of(files: Iterable[str]) -> dict[str, str]:
+    """Dotted module name -> the file that stands for it: its ``.py`` source, else its type stub, else the
+    compiled module (``torch/_C/__init__.pyi`` for ``torch._C``; ``torch/_dl.cpython-311-x86_64-linux-gnu.so``)."""
+    found: dict[str, tuple[int, str]] = {}
+    for path in files:
+        stem, _, suffix = path.rpartition(".")
+        rank = {"py": 0, "pyi": 1}.get(suffix, 2)
+        stem = stem.split(".", 1)[0] if rank == 2 else stem  # drop the ABI tag of a compiled module
+        name = stem.removesuffix("/__init__").replace("/", ".")
+        if name not in found or rank < found[name][0]:
+            found[name] = (rank, path)
+    return {name: path for name, (_, path) in found.items()}
 
-    def __init__(self, source: Source, ref: str) -> None:
-        self.source, self.ref = source, ref
+
+class ProviderRelease:
+    """One release of a partner package: answers whether a need is met. ``elsewhere``: the package's Python
+    modules in any release read (``torch.xpu``); a compiled module's star import is not taken to supply a name
+    that is one of those in another release (a compiled module does not provide the package's Python modules)."""
+
+    def __init__(self, source: Source, ref: str, elsewhere: frozenset[str] = frozenset()) -> None:
+        self.source, self.ref, self.elsewhere = source, ref, elsewhere
         self.files = source.files(ref)
+        self.modules = modules_of(self.files)
         self._names: dict[str, ModuleNames | None] = {}
         self._scans: dict[str, tuple[set[str], set[str]]] = {}
 
     def names(self, module: str) -> ModuleNames | None:
         if module not in self._names:
-            path = module_path(self.files, module)
+            path = self.modules.get(module)
+            path = path if path is not None and path.endswith((".py", ".pyi")) else None
             text = self.source.read(self.ref, path) if path else None
             try:
                 self._names[module] = module_names(ast.parse(text), module, path or "") if text is not None else None
@@ -533,19 +705,29 @@ class ProviderRelease:
                 self._names[module] = ModuleNames(frozenset(), (), True)
         return self._names[module]
 
-    def status(self, module: str, name: str) -> str:
-        """"present", "absent" or "unknown" for ``name`` of ``module`` (the module itself when ``name`` is "")."""
-        if module_path(self.files, module) is None:
-            return "absent"
-        if not name or module_path(self.files, f"{module}.{name}") is not None:
+    def status(self, module: str, name: str, access: str = "import") -> str:
+        """"present", "absent" or "unknown" for ``name`` of ``module`` (the module itself when ``name`` is "").
+        For an ``access`` "attribute" ``module`` may be an object: when it is no module, its last part is looked
+        up in its parent, and a name of an object found there is unknown (objects are not read)."""
+        if module not in self.modules:
+            if access != "attribute" or "." not in module:
+                return "absent"
+            parent, _, last = module.rpartition(".")
+            found = self.status(parent, last, access)
+            return "unknown" if found == "present" else found
+        if not name or f"{module}.{name}" in self.modules:
             return "present"
-        return self._lookup(module, name, set(), 0)
+        found = self._lookup(module, name, set(), 0)
+        if found == "compiled":
+            return "absent" if f"{module}.{name}" in self.elsewhere else "unknown"
+        return found
 
     def _lookup(self, module: str, name: str, seen: set[str], depth: int) -> str:
+        """"present", "absent", "unknown", or "compiled": not found, but a compiled module may supply it."""
         seen.add(module)
         found = self.names(module)
         if found is None:
-            return "unknown"
+            return "compiled" if module in self.modules else "unknown"
         if name in found.bound:
             return "present"
         if found.stars and depth >= STAR_DEPTH:
@@ -554,7 +736,9 @@ class ProviderRelease:
         results += [self._scanned(folder, name) for folder in found.scanned]
         if "present" in results:
             return "present"
-        return "unknown" if found.open_ended or "unknown" in results else "absent"
+        if found.open_ended or "unknown" in results:
+            return "unknown"
+        return "compiled" if found.compiled or "compiled" in results else "absent"
 
     def _scanned(self, folder: str, name: str) -> str:
         """What a run-time structure over ``folder`` makes of ``name``: "present" when a file there lists it in
@@ -595,7 +779,7 @@ def ranges(versions: list[str], members: set[str]) -> list[list[str]]:
 def read_importer(name: str, source: Source) -> dict[str, object]:
     spec = IMPORTERS[name]
     releases = source.releases(spec.floor)
-    needs_by_key: dict[tuple[str, str], tuple[Need, set[str]]] = {}
+    needs_by_key: dict[tuple[str, str, str], tuple[Need, set[str]]] = {}
     unparsed: dict[str, list[str]] = {}
 
     def one(item: tuple[str, str]) -> tuple[list[Need], list[str]]:
@@ -607,9 +791,9 @@ def read_importer(name: str, source: Source) -> dict[str, object]:
         read = list(pool.map(one, releases))
     for (version, _), (needs, skipped) in zip(releases, read, strict=True):
         for need in needs:
-            members = needs_by_key.get((need.partner, need.key), (need, set()))[1]
+            members = needs_by_key.get((need.partner, need.key, need.access), (need, set()))[1]
             members.add(version)
-            needs_by_key[(need.partner, need.key)] = (need, members)  # the file of the newest release
+            needs_by_key[(need.partner, need.key, need.access)] = (need, members)  # the newest release's file
         if skipped:
             unparsed[version] = skipped
     versions = [v for v, _ in releases]
@@ -620,25 +804,30 @@ def read_importer(name: str, source: Source) -> dict[str, object]:
         "releases": versions,
         "unparsed": unparsed,
         "needs": [{"partner": need.partner, "module": need.module, "name": need.name, "file": need.file,
+                   **({"access": need.access} if need.access != "import" else {}),
                    "releases": ranges(versions, members)}
-                  for (_, _), (need, members) in sorted(needs_by_key.items())],
+                  for _, (need, members) in sorted(needs_by_key.items())],
     }
 
 
-def read_provider(name: str, source: Source, wanted: set[tuple[str, str]]) -> dict[str, object]:
-    """For each (module, name) in ``wanted``: the releases of the partner that have it, and those where that could
-    not be told."""
+def read_provider(name: str, source: Source, wanted: dict[tuple[str, str], str]) -> dict[str, object]:
+    """For each (module, name) in ``wanted`` (-> its access, "import" or "attribute"): the releases of the partner
+    that have it, and those where that could not be told."""
     spec = PROVIDERS[name]
     releases = source.releases(spec.floor)
 
+    def python_modules(item: tuple[str, str]) -> set[str]:
+        return {module for module, path in modules_of(source.files(item[1])).items() if path.endswith(".py")}
+
     def one(item: tuple[str, str]) -> dict[tuple[str, str], str]:
         _, ref = item
-        release = ProviderRelease(source, ref)
-        found = {key: release.status(*key) for key in sorted(wanted)}
+        release = ProviderRelease(source, ref, elsewhere)
+        found = {key: release.status(*key, wanted[key]) for key in sorted(wanted)}
         source.close(ref)
         return found
 
     with ThreadPoolExecutor(max_workers=_workers(source)) as pool:
+        elsewhere = frozenset().union(*pool.map(python_modules, releases))
         statuses = dict(zip([v for v, _ in releases], pool.map(one, releases), strict=True))
     versions = [v for v, _ in releases]
     names = {}
@@ -663,12 +852,15 @@ def generate(importers: dict[str, Source], providers: dict[str, Source], command
              today: str | None = None) -> dict[str, object]:
     with ThreadPoolExecutor(max_workers=max(1, len(importers))) as pool:
         done = dict(zip(importers, pool.map(lambda item: read_importer(*item), importers.items()), strict=True))
-    wanted: dict[str, set[tuple[str, str]]] = {}
+    wanted: dict[str, dict[tuple[str, str], str]] = {}
     for entry in done.values():
         for need in entry["needs"]:  # type: ignore[attr-defined]
-            wanted.setdefault(need["partner"], set()).add((need["module"], need["name"]))
+            keys = wanted.setdefault(need["partner"], {})
+            key = (need["module"], need["name"])
+            # a name both imported and read as an attribute is judged as an import (its module must be a module)
+            keys[key] = "import" if keys.get(key) == "import" else need.get("access", "import")
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
-        jobs = {name: pool.submit(read_provider, name, source, wanted.get(name, set()))
+        jobs = {name: pool.submit(read_provider, name, source, wanted.get(name, {}))
                 for name, source in providers.items()}
         offered = {name: job.result() for name, job in jobs.items()}
     return {

@@ -36,7 +36,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import tomllib
@@ -163,6 +163,7 @@ def numpy_bindings(tree: ast.AST) -> set[str]:
 
 class _UseFinder(ast.NodeVisitor):
     removed: Container[str] = REMOVED  # the names recorded
+    guard_test: re.Pattern[str] = GUARD_TEST  # an ``if`` whose test matches is a guard
 
     def __init__(self, numpy: set[str], lazy_annotations: bool) -> None:
         self.numpy, self.lazy_annotations = numpy, lazy_annotations
@@ -220,12 +221,12 @@ class _UseFinder(ast.NodeVisitor):
     visit_TryStar = visit_Try
 
     def visit_If(self, node: ast.If) -> None:
-        if GUARD_TEST.search(ast.unparse(node.test)):
+        if self.guard_test.search(ast.unparse(node.test)):
             return  # both branches depend on the NumPy at hand, or run only as a script
         self.generic_visit(node)
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
-        if not GUARD_TEST.search(ast.unparse(node.test)):
+        if not self.guard_test.search(ast.unparse(node.test)):
             self.generic_visit(node)
 
 
@@ -301,7 +302,8 @@ def shipped_code(path: str) -> bool:
     if not path.endswith(".py") or any(TEST_PART.match(part) for part in parts):
         return False
     setup_script = len(parts) <= 2 and parts[-1] in ("setup.py", "versioneer.py", "ez_setup.py", "distribute_setup.py")
-    return not setup_script and ".dist-info/" not in path
+    # ``__setup__.py`` (Lightning's packages ship one per package) is read by their setup.py only, never imported
+    return not setup_script and parts[-1] != "__setup__.py" and ".dist-info/" not in path
 
 
 # --- the releases on PyPI -----------------------------------------------------------------------------
@@ -315,9 +317,9 @@ class Archive:
     size: int
 
 
-def archives(name: str, since: str | None) -> tuple[str, list[Archive]]:
+def archives(name: str, since: str | None, first_day: str = SINCE) -> tuple[str, list[Archive]]:
     """The index URL and one archive per final release read (oldest first): the wheel metadata_wheel picks, else
-    the sdist; releases uploaded before SINCE are left out unless ``since`` names an older floor."""
+    the sdist; releases uploaded before ``first_day`` are left out unless ``since`` names an older floor."""
     url = f"https://pypi.org/pypi/{name}/json"
     index = json.loads(pypi_release.http_get(url))
     found = []
@@ -326,7 +328,7 @@ def archives(name: str, since: str | None) -> tuple[str, list[Archive]]:
         if final_version(version, since or "0") is None or all(f.get("yanked") for f in files):
             continue
         uploaded = min(f.get("upload_time_iso_8601") or f["upload_time"] for f in files)[:10]
-        if since is None and uploaded < SINCE:
+        if since is None and uploaded < first_day:
             continue
         chosen = pypi_release.metadata_wheel(files) or next(
             (f for f in files if f["filename"].endswith((".tar.gz", ".zip", ".tar.bz2")) and not f.get("yanked")),
@@ -356,6 +358,23 @@ def archive_files(filename: str, data: bytes,
                     yield path, handle.read().decode("utf-8", errors="replace")
 
 
+Read = TypeVar("Read")
+
+
+def read_releases(found: list[Archive], read: Callable[[Archive], Read], threads: int) -> dict[str, Read]:
+    """What ``read`` finds in each archive of ``found``, ``threads`` at once, by version."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return dict(zip([a.version for a in found], pool.map(read, found), strict=True))
+
+
+def source_entry(url: str, read: str, found: list[Archive]) -> dict[str, str]:
+    """A package's ``source`` in a table: its index ``url``, what was ``read`` of each release and its newest
+    archive."""
+    newest = found[-1] if found else None
+    return {"url": url, "read": read, "newest_release": newest.version if newest else "",
+            "newest_file": newest.filename if newest else ""}
+
+
 def read_release(archive: Archive) -> ReleaseScan:
     return scan_files(archive_files(archive.filename, pypi_release.http_get(archive.url)))
 
@@ -375,10 +394,11 @@ def _signature(scan: ReleaseScan, removed_in: str,
 
 
 def package_rows(versions: list[str], scans: dict[str, ReleaseScan], removals: dict[str, str] | None = None,
-                 field: str = "names") -> list[dict[str, Any]]:
+                 field: str = "names", release_key: str = "removed_in") -> list[dict[str, Any]]:
     """Runs of consecutive releases with the same removed names of one removal (``removals``: name -> the release
     that removed it; NumPy's by default) and the same names used at import, each with the first later release that
-    uses none of its names; ``field`` is the rows' key for the names."""
+    uses none of its names; ``field`` is the rows' key for the names, ``release_key`` that for the removal's
+    release."""
     removals = removals or {name: r.removed_in for name, r in REMOVED.items()}
     rows = []
     for removed_in in sorted(set(removals.values()), key=Version):
@@ -390,24 +410,20 @@ def package_rows(versions: list[str], scans: dict[str, ReleaseScan], removals: d
                 free = next((v for v in later if not set(key[0]) & set(signatures[v][0])), None)
                 where = sorted({w for n, (at, w) in scans[last].uses.items() if n in key[0] and at == bool(key[1])})
                 rows.append((Version(first), Version(removed_in), {
-                    "versions": _specifier(first, last), "removed_in": removed_in, field: list(key[0]),
+                    "versions": _specifier(first, last), release_key: removed_in, field: list(key[0]),
                     "at_import": list(key[1]), "first_free": free, "where": where[:3]}))
     return [row for _, _, row in sorted(rows, key=lambda item: item[:2])]
 
 
 def study(name: str, since: str | None, threads: int) -> dict[str, Any]:
     url, found = archives(name, since)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        scans = dict(zip([a.version for a in found], pool.map(read_release, found), strict=True))
+    scans = read_releases(found, read_release, threads)
     versions = [a.version for a in found]
     unparsed = {v: s.unparsed for v, s in scans.items() if s.unparsed}
-    newest = found[-1] if found else None
     print(f"{name}: {len(versions)} releases, {sum(1 for s in scans.values() if s.uses)} using removed names",
           file=sys.stderr, flush=True)
     return {
-        "source": {"url": url, "read": "each release's wheel (else sdist), every shipped .py file",
-                   "newest_release": newest.version if newest else "",
-                   "newest_file": newest.filename if newest else ""},
+        "source": source_entry(url, "each release's wheel (else sdist), every shipped .py file", found),
         "releases": versions,
         "unparsed_files": unparsed,
         "rows": package_rows(versions, scans),
@@ -437,13 +453,18 @@ def document(packages: dict[str, dict[str, Any]], command: str, today: str | Non
     }
 
 
-def dump(table: dict[str, Any]) -> str:
-    """One release list or row per line: a readable diff when a release is added."""
+ONE_PER_LINE = ("sources", "removed", "added", "numpy_read")  # keys whose items ``dump`` writes one a line
+
+
+def dump(table: dict[str, Any], one_per_line: tuple[str, ...] = ONE_PER_LINE) -> str:
+    """One release list or row per line (and one item a line of the keys ``one_per_line``): a readable diff when a
+    release is added."""
     lines = ["{"]
+    listed = [key for key in one_per_line if key in table]
     for key, value in table.items():
-        if key not in ("packages", "removed", "sources"):
+        if key not in ("packages", *listed):
             lines.append(f"  {json.dumps(key)}: {json.dumps(value)},")
-    for key in ("sources", "removed"):
+    for key in listed:
         items = table[key].items() if isinstance(table[key], dict) else enumerate(table[key])
         body = ",\n".join(f"    {json.dumps(v)}" if isinstance(table[key], list) else f"    {json.dumps(k)}: "
                           f"{json.dumps(v)}" for k, v in items)
@@ -464,7 +485,7 @@ def dump(table: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class Generator:
     """What a generator of per-package tables of this kind reads and writes: ``study(name, since, threads)`` reads
-    one package, ``document(packages, command)`` makes the table."""
+    one package, ``document(packages, command)`` makes the table and ``dump(table)`` writes it."""
 
     description: str
     script: str
@@ -472,6 +493,7 @@ class Generator:
     out: Path
     study: Callable[[str, str | None, int], dict[str, Any]]
     document: Callable[[dict[str, dict[str, Any]], str], dict[str, Any]]
+    dump: Callable[[dict[str, Any]], str] = dump
 
 
 def regenerate(generator: Generator, argv: list[str] | None) -> int:
@@ -495,7 +517,7 @@ def regenerate(generator: Generator, argv: list[str] | None) -> int:
         read = dict(zip(wanted, pool.map(lambda name: generator.study(name, listed[name], args.threads), wanted),
                         strict=True))
     packages = {name: entry for name, entry in {**kept, **read}.items() if name in listed}
-    write_atomic(args.out, dump(generator.document(packages, f"python {generator.script}")))
+    write_atomic(args.out, generator.dump(generator.document(packages, f"python {generator.script}")))
     print(f"wrote {args.out} ({len(read)} packages read in {time.monotonic() - started:.0f} s)", file=sys.stderr)
     return 0
 

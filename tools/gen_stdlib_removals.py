@@ -1,6 +1,7 @@
 """Regenerate ``matrices/stdlib_removals.json``: which releases of libraries import standard-library modules that
 CPython removed (``distutils``, ``imp``, ``asyncore`` ... in 3.12; ``cgi``, ``imghdr``, ``pipes``, ``lib2to3`` ... in
-3.13), and whether an import runs when the package is imported or only when a function is called.
+3.13) or modules another distribution stopped providing (``pkg_resources``, gone from setuptools 82.0.0), and
+whether an import runs when the package is imported or only when a function is called.
 
 Usage:
     python tools/gen_stdlib_removals.py [--only NAME ...] [--threads N] [--out FILE]
@@ -11,16 +12,23 @@ nothing executed). A use is ``import X``, ``import X.sub`` or ``from X[.sub] imp
 module. It runs at import when it is reached without calling a function; guarded imports are left out (in a
 ``try`` catching ``ImportError``/``Exception``, under an ``if`` looking at a version, ``TYPE_CHECKING`` or
 ``__main__``). ``--only NAME`` re-reads those packages and keeps the others of the existing file.
+
+For a module a distribution provided (``PROVIDED``), the generator checks from that distribution's wheels on PyPI
+that its last release before the removal ships the module and the removing release does not, and records each
+release's own requirements on the provider (the Requires-Dist of its wheel's METADATA, else of its sdist's
+PKG-INFO): a requirement capped below the removal keeps the module installed.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime
+import json
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 from gen_import_floors import catches
 from gen_numpy_aliases import (
@@ -34,13 +42,17 @@ from gen_numpy_aliases import (
     archive_files,
     archives,
     package_rows,
+    read_releases,
     regenerate,
     scan_files,
     scanned_once,
     shipped_code,
+    source_entry,
 )
+from packaging.utils import canonicalize_name
 
 from envdoctor import pypi_release
+from envdoctor.probe.packages import parse_metadata_headers
 
 OUT = ROOT / "matrices" / "stdlib_removals.json"
 PACKAGES = ROOT / "tools" / "stdlib_removal_packages.toml"
@@ -58,6 +70,24 @@ REMOVED: dict[str, tuple[str, str]] = {
     **{module: ("3.13", "python-3-13-removed-modules") for module in _PEP594_313.split()},
     "lib2to3": ("3.13", "python-3-13-removed-modules"),
 }
+
+
+@dataclass(frozen=True)
+class Provided:
+    """A module distribution ``provider`` installed until its release ``removed_in`` (``source``: the id in
+    matrices/sources*.toml of the provider's word; ``wheels_source``: that of its wheels, which the generator
+    reads)."""
+
+    provider: str
+    removed_in: str
+    source: str
+    wheels_source: str
+
+
+PROVIDED: dict[str, Provided] = {
+    "pkg_resources": Provided("setuptools", "82.0.0", "setuptools-82-removed-pkg-resources",
+                              "setuptools-wheels-pkg-resources"),
+}
 SOURCES = [
     {"title": "What's New In Python 3.12: removed distutils (PEP 632; setuptools still provides it), imp, asynchat, "
               "asyncore and smtpd", "url": "https://docs.python.org/3/whatsnew/3.12.html"},
@@ -65,11 +95,14 @@ SOURCES = [
     {"title": "What's New In Python 3.13: PEP 594 dead batteries removed (19 modules) and lib2to3",
      "url": "https://docs.python.org/3/whatsnew/3.13.html"},
     {"title": "PEP 594: Removing dead batteries from the standard library", "url": "https://peps.python.org/pep-0594/"},
+    {"title": "setuptools changelog: v82.0.0 removed pkg_resources",
+     "url": "https://setuptools.pypa.io/en/stable/history.html"},
     {"title": "PyPI JSON API and each release's wheel or sdist (the packages' code)", "url": "https://pypi.org/pypi/"},
 ]
 PY2_SWITCH = re.compile(r"py(thon)?_?[23]", re.I)
 # A file can import a removed module only where an import line names one: most files are passed over unparsed.
-_MAY_IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t][^\n]*\b(?:" + "|".join(REMOVED) + r")\b", re.M)
+_MAY_IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t][^\n]*\b(?:" + "|".join([*REMOVED, *PROVIDED]) + r")\b", re.M)
+METADATA_FILES = re.compile(r"^(?:[^/]+\.dist-info/METADATA|PKG-INFO)$")
 
 
 # --- the scan of one file (no network) --------------------------------------------------------------
@@ -79,7 +112,7 @@ class _ImportFinder(_UseFinder):
     """``_UseFinder``'s walk (at import or deferred, guarded code left out), recording imports of removed
     modules."""
 
-    removed = REMOVED
+    removed = {*REMOVED, *PROVIDED}
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -116,19 +149,63 @@ def _scan_once(text: str) -> dict[str, Use] | None:
     return scanned_once(text, scan_source) if _MAY_IMPORT.search(text) else {}
 
 
-def _code_or_setup_script(path: str) -> bool:
-    return shipped_code(path) or path == SETUP_SCRIPT
+def _read_files(path: str) -> bool:
+    return shipped_code(path) or path == SETUP_SCRIPT or bool(METADATA_FILES.match(path))
 
 
-def read_release(archive: Archive) -> tuple[ReleaseScan, ReleaseScan]:
-    """The scan of the release's shipped code, and that of its ``setup.py`` when the release has no wheel (pip
-    runs it to build the release; setuptools, installed for that build, provides ``distutils``)."""
-    files = list(archive_files(archive.filename, pypi_release.http_get(archive.url), _code_or_setup_script))
+def provider_requirements(metadata: str) -> list[str]:
+    """The Requires-Dist lines of a METADATA or PKG-INFO text that name a distribution of ``PROVIDED``."""
+    providers = {canonicalize_name(p.provider) for p in PROVIDED.values()}
+    return [line for line in parse_metadata_headers(metadata).get("Requires-Dist", [])
+            if canonicalize_name(re.split(r"[^A-Za-z0-9._-]", line.strip(), maxsplit=1)[0]) in providers]
+
+
+@dataclass(frozen=True)
+class ReleaseRead:
+    """One release: the scan of its shipped code, that of its ``setup.py`` (releases without a wheel: pip runs it
+    to build the release), and its requirements on the distributions of ``PROVIDED``."""
+
+    code: ReleaseScan
+    build: ReleaseScan
+    provider_requires: list[str]
+
+
+def read_release(archive: Archive) -> ReleaseRead:
+    """Left out of the build scan: ``distutils``, which setuptools, installed for the build, provides, and the
+    modules of ``PROVIDED``, which are not judged there (whether the build's setuptools has them depends on the
+    package's pyproject.toml and on pip's build isolation)."""
+    files = list(archive_files(archive.filename, pypi_release.http_get(archive.url), _read_files))
     build = scan_files([f for f in files if f[0] == SETUP_SCRIPT and not archive.filename.endswith(".whl")],
                        _scan_once)
-    build_uses = {m: use for m, use in build.uses.items() if m != "distutils"}
-    return (scan_files([f for f in files if f[0] != SETUP_SCRIPT], _scan_once),
-            ReleaseScan(build_uses, build.files, build.unparsed))
+    build_uses = {m: use for m, use in build.uses.items() if m != "distutils" and m not in PROVIDED}
+    metadata = next((text for path, text in files if METADATA_FILES.match(path)), "")
+    return ReleaseRead(scan_files([f for f in files if f[0] != SETUP_SCRIPT and not METADATA_FILES.match(f[0])],
+                                  _scan_once),
+                       ReleaseScan(build_uses, build.files, build.unparsed), provider_requirements(metadata))
+
+
+def provider_evidence(module: str, provided: Provided) -> dict[str, Any]:
+    """The wheels on PyPI showing that ``provided.removed_in`` removed ``module``: the release before it ships
+    ``<module>/__init__.py`` (or ``<module>.py``) and it does not; raises RuntimeError when that is not so."""
+    url = f"https://pypi.org/pypi/{provided.provider}/json"
+    releases = json.loads(pypi_release.http_get(url))["releases"]
+    versions = pypi_release.kept_versions(releases, None)
+    removing = versions.index(provided.removed_in)
+    evidence = {}
+    for version, expected in ((versions[removing - 1], True), (versions[removing], False)):
+        wheel = pypi_release.metadata_wheel(releases[version])
+        if wheel is None:
+            raise RuntimeError(f"{provided.provider} {version}: no wheel to read")
+        shipped = list(archive_files(wheel["filename"], pypi_release.http_get(urljoin(url, wheel["url"])),
+                                     lambda path: path in (f"{module}/__init__.py", f"{module}.py")))
+        if bool(shipped) != expected:
+            raise RuntimeError(f"{wheel['filename']}: {module} {'missing' if expected else 'still shipped'}")
+        evidence["last_with" if expected else "first_without"] = {
+            "version": version, "page": f"https://pypi.org/project/{provided.provider}/{version}/",
+            "wheel": wheel["filename"], "sha256": wheel["digests"]["sha256"],
+            "uploaded": (wheel.get("upload_time_iso_8601") or wheel["upload_time"])[:10],
+            "ships": f"{module}/__init__.py" if expected else None}
+    return evidence
 
 
 # --- the table ----------------------------------------------------------------------------------------
@@ -136,33 +213,39 @@ def read_release(archive: Archive) -> tuple[ReleaseScan, ReleaseScan]:
 
 def study(name: str, since: str | None, threads: int) -> dict[str, Any]:
     url, found = archives(name, since)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        read = dict(zip([a.version for a in found], pool.map(read_release, found), strict=True))
-    scans = {version: code for version, (code, _) in read.items()}
+    read = read_releases(found, read_release, threads)
+    scans = {version: release.code for version, release in read.items()}
     versions = [a.version for a in found]
-    removals = {m: removed_in for m, (removed_in, _) in REMOVED.items()}
+    removals = {**{m: removed_in for m, (removed_in, _) in REMOVED.items()},
+                **{m: p.removed_in for m, p in PROVIDED.items()}}
     print(f"{name}: {len(versions)} releases, {sum(1 for s in scans.values() if s.uses)} importing removed modules",
           file=sys.stderr, flush=True)
-    newest = found[-1] if found else None
     return {
-        "source": {"url": url, "read": "each release's wheel (else sdist), every shipped .py file",
-                   "newest_release": newest.version if newest else "",
-                   "newest_file": newest.filename if newest else ""},
+        "source": source_entry(url, "each release's wheel (else sdist), every shipped .py file", found),
         "releases": versions,
         "unparsed_files": {v: s.unparsed for v, s in scans.items() if s.unparsed},
         "rows": package_rows(versions, scans, removals, "modules"),
-        "build_rows": package_rows(versions, {v: build for v, (_, build) in read.items()}, removals, "modules"),
+        "build_rows": package_rows(versions, {v: release.build for v, release in read.items()}, removals, "modules"),
+        "provider_requires": {v: release.provider_requires for v, release in read.items()
+                              if release.provider_requires},
     }
 
 
-WHAT = ("releases of libraries whose code imports standard-library modules that CPython removed, per removal; "
-        "at_import: those imported when a module of the package is imported (the others only inside functions); "
-        "where: file:line of imports in the run's last release; build_rows: the same for setup.py of releases "
-        "without a wheel (distutils left out: setuptools provides it to the build); read with ast")
+WHAT = ("releases of libraries whose code imports standard-library modules that CPython removed, or modules a "
+        "distribution stopped providing (removed: provider python or that distribution; removed_in: a release of "
+        "the provider), per removal; at_import: those imported when a module of the package is imported (the "
+        "others only inside functions); where: file:line of imports in the run's last release; build_rows: the "
+        "same for setup.py of releases without a wheel (distutils and pkg_resources left out: setuptools provides "
+        "them to the build); provider_requires: each release's Requires-Dist lines naming a provider (its wheel's "
+        "METADATA, else its sdist's PKG-INFO); read with ast")
 
 
 def document(packages: dict[str, dict[str, Any]], command: str, today: str | None = None) -> dict[str, Any]:
-    removed = {module: {"removed_in": removed_in, "source": source} for module, (removed_in, source) in REMOVED.items()}
+    removed = {module: {"provider": "python", "removed_in": removed_in, "source": source}
+               for module, (removed_in, source) in REMOVED.items()}
+    removed |= {module: {"provider": p.provider, "removed_in": p.removed_in, "source": p.source,
+                         "wheels_source": p.wheels_source, **provider_evidence(module, p)}
+                for module, p in PROVIDED.items()}
     generated, listed = today or datetime.date.today().isoformat(), dict(sorted(packages.items()))
     return {"generator": GENERATOR, "command": command, "generated": generated, "what": WHAT,
             "scan_source": SCAN_SOURCE, "sources": SOURCES, "removed": removed, "packages": listed}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,8 @@ class FlashAttnRelease:
     wheels_confidence: str
     url_template: str
     min_nvcc: str | None = None  # oldest CUDA toolkit (nvcc) its setup.py accepts for a source build, "11.7"
+    # wheel name part -> CUDA variant of the torch CI built it against: {"cu12torch2.6": "cu126"}
+    torch_build_cuda: dict[str, str] = field(default_factory=dict)
 
     def url(self, filename: str) -> str:
         """The GitHub release URL of one of this release's wheel files."""
@@ -393,6 +395,7 @@ class Facts:
             wheels_confidence=fields.text("wheels_confidence", "uncertain"),
             url_template=top.text("url_template"),
             min_nvcc=fields.optional_text("min_nvcc"),
+            torch_build_cuda=fields.mapping("torch_build_cuda", str),
         )
 
     def flash_attn_versions(self) -> tuple[str, ...]:

@@ -2,8 +2,10 @@
 ``tools/gen_import_floors.py`` from each release's own source).
 
 For each release of an importer (peft, trl, diffusers, accelerate, vllm, unsloth...) the file lists what the
-modules that ``import <importer>`` loads take from transformers, huggingface_hub, accelerate or peft at module
-level (``from transformers.pytorch_utils import id_tensor_storage``), as runs of releases; for each partner and
+modules that ``import <importer>`` loads take from transformers, huggingface_hub, accelerate, peft or torch at
+module level (``from transformers.pytorch_utils import id_tensor_storage``; ``access: "attribute"`` for an attribute
+read off a partner module, ``torch.xpu.empty_cache`` giving ``torch:xpu`` and ``torch.xpu:empty_cache``), as runs
+of releases; for each partner and
 each such name, the runs of partner releases that have it, and those where that could not be told. A partner
 release the file lists that is in neither lacks the name.
 
@@ -34,7 +36,8 @@ FILE = "import_floors.json"
 TOP_KEYS = {"generator", "command", "generated", "what", "importers", "providers"}
 IMPORTER_KEYS = {"source", "floor", "releases", "unparsed", "needs"}
 PROVIDER_KEYS = {"source", "floor", "releases", "names"}
-NEED_KEYS = {"partner", "module", "name", "file", "releases"}
+NEED_KEYS = {"partner", "module", "name", "file", "releases", "access"}
+ACCESSES = ("import", "attribute")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -50,6 +53,7 @@ class ImportNeed:
     name: str
     file: str
     releases: frozenset[str]
+    access: str = "import"  # or "attribute": ``module.name`` is read as an attribute
 
     @property
     def key(self) -> str:
@@ -57,11 +61,16 @@ class ImportNeed:
 
     @property
     def what(self) -> str:
-        """``id_tensor_storage from transformers.pytorch_utils``, or the module alone."""
+        """``id_tensor_storage from transformers.pytorch_utils``, the module alone, or ``torch.xpu`` read as an
+        attribute."""
+        if self.access == "attribute":
+            return f"{self.module}.{self.name}"
         return f"{self.name} from {self.module}" if self.name else self.module
 
     @property
     def error(self) -> str:
+        if self.access == "attribute":
+            return f"AttributeError: module '{self.module}' has no attribute '{self.name}'"
         if self.name:
             return f"ImportError: cannot import name '{self.name}' from '{self.module}'"
         return f"ModuleNotFoundError: No module named '{self.module}'"
@@ -90,7 +99,7 @@ class ImportTable:
     def release(self, package: str, version: str | None, partner: bool = False) -> str | None:
         """The release as the table writes it (``4.30`` finds ``4.30.0``; a local tag is ignored); None when the
         table does not cover that package or release."""
-        wanted = _public(version)
+        wanted = public_release(version)
         if wanted is None:
             return None
         return self._release_index[partner].get(normalize_name(package), {}).get(wanted)
@@ -102,7 +111,7 @@ class ImportTable:
         def index(listed: tuple[str, ...]) -> dict[Version, str]:
             found: dict[Version, str] = {}
             for release in listed:
-                public = _public(release)
+                public = public_release(release)
                 if public is not None:
                     found.setdefault(public, release)
             return found
@@ -151,7 +160,7 @@ def validate_import_floors(root: Path | str | None = None) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)  # the same release strings recur across the file's packages and lookups
-def _public(version: str | None) -> Version | None:
+def public_release(version: str | None) -> Version | None:
     if not version:
         return None
     try:
@@ -166,7 +175,7 @@ def _table(path: Path) -> ImportTable | None:
     return parsed_or_raise(path, _parse)
 
 
-class _Reader:
+class TableReader:
     def __init__(self, path: Path, errors: list[str]) -> None:
         self.path, self.errors = path, errors
 
@@ -192,7 +201,7 @@ class _Reader:
             self.error(key, "expected a list of version strings")
             return ()
         for version in raw:
-            if _public(version) is None:
+            if public_release(version) is None:
                 self.error(key, f"bad version {version!r}")
         return tuple(raw)
 
@@ -212,7 +221,7 @@ class _Reader:
         return frozenset(members)
 
 
-def _source(raw: Any, generated: str) -> str:
+def table_source(raw: Any, generated: str) -> str:
     if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
         return "?"
     reference = str(raw.get("commit") or raw.get("newest_release") or "")
@@ -220,7 +229,7 @@ def _source(raw: Any, generated: str) -> str:
 
 
 def _parse(path: Path, errors: list[str]) -> ImportTable | None:
-    read = _Reader(path, errors)
+    read = TableReader(path, errors)
     raw = read_json_object(path, errors, "tools/gen_import_floors.py")
     if raw is None:
         return None
@@ -243,7 +252,7 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
         if releases is None:
             continue
         name = normalize_name(partner)
-        partner_releases[name], sources[name] = releases, _source(entry.get("source"), generated)
+        partner_releases[name], sources[name] = releases, table_source(entry.get("source"), generated)
         names[name] = {}
         position = {version: i for i, version in enumerate(releases)}
         for key, facts in entry["names"].items():
@@ -264,14 +273,19 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
             continue
         name = normalize_name(importer)
         importer_releases[name] = releases
-        sources.setdefault(name, _source(entry.get("source"), generated))
+        sources.setdefault(name, table_source(entry.get("source"), generated))
         found = []
         position = {version: i for i, version in enumerate(releases)}
         for i, need in enumerate(entry["needs"]):
             at = f"{where}.needs[{i}]"
-            if not isinstance(need, dict) or not all(isinstance(need.get(k), str) for k in NEED_KEYS - {"releases"}):
+            if not isinstance(need, dict) or not all(isinstance(need.get(k), str)
+                                                     for k in NEED_KEYS - {"releases", "access"}):
                 read.error(at, "expected an object with string partner, module, name, file and a releases list")
                 continue
+            access = need.get("access", "import")
+            if access not in ACCESSES:
+                read.error(f"{at}.access", f"expected one of {', '.join(ACCESSES)}, got {access!r}")
+                access = "import"
             read.keys(need, NEED_KEYS, at)
             partner = normalize_name(need["partner"])
             if partner not in partner_releases:
@@ -281,7 +295,7 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
             if partner in names and _key(need) not in names[partner]:
                 read.error(f"{at}.name", f"{_key(need)!r} is not listed under providers.{need['partner']}.names")
             found.append(ImportNeed(name, partner, need["module"], need["name"], need["file"],
-                                    read.runs(need["releases"], releases, position, f"{at}.releases")))
+                                    read.runs(need["releases"], releases, position, f"{at}.releases"), access))
         needs[name] = tuple(found)
     return ImportTable(path, str(generated), importer_releases, needs, partner_releases, names, sources)
 

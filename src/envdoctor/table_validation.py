@@ -12,14 +12,17 @@ from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.extension_builds import load_extension_builds
 from envdoctor.checks.gpu_floors import load_gpu_floors
 from envdoctor.checks.module_owners import load_module_owners
+from envdoctor.checks.numpy_additions import load_numpy_additions
 from envdoctor.checks.numpy_aliases import load_numpy_aliases
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
 from envdoctor.checks.os_builds import load_os_builds
 from envdoctor.checks.platforms import validate_platforms
+from envdoctor.checks.protobuf_gencode import load_protobuf_gencode
 from envdoctor.checks.python_support_lag import load_python_releases
 from envdoctor.checks.stdlib_removals import load_stdlib_removals
 from envdoctor.facts import validate_facts
 from envdoctor.import_floors import validate_import_floors
+from envdoctor.keyword_floors import validate_keyword_floors
 from envdoctor.matrices import Matrices, MatrixError, default_root, load_matrices, validate_matrix_files
 from envdoctor.pypi_facts import validate_pypi_facts
 from envdoctor.runtime_floors import validate_runtime_floors
@@ -39,11 +42,12 @@ def problems_loading(load: Callable[[Matrices], object]) -> Callable[[Path], lis
 
 TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
     validate_matrix_files, validate_pypi_facts, validate_runtime_floors, validate_import_floors, validate_api_breaks,
-    validate_facts,
+    validate_facts, validate_keyword_floors,
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
                                                  load_dynamo_python, load_python_releases,
                                                  load_os_builds, load_gpu_floors, load_numpy_aliases,
-                                                 load_module_owners, load_stdlib_removals)),
+                                                 load_numpy_additions, load_module_owners, load_stdlib_removals,
+                                                 load_protobuf_gencode)),
 )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.version import Version
 
 from envdoctor.checker import run_check
@@ -260,3 +262,54 @@ def test_unknown_flash_attn_version_is_held_to_the_newest_floor(tmp_path):
     (finding,) = _nvcc_findings(_snapshot(None, "11.6"), tmp_path)
     assert not finding.verified and "version unknown" in finding.message and "11.7" in finding.message
     assert "cuda-toolkit" in finding.fix or "pip install" in finding.fix
+
+
+CLAMP_STEP = (  # one line in the workflow, as in v2.3.0
+    "          export TORCH_CUDA_VERSION=$(python -c \"import os; "
+    "minv = {'2.0': 117, '2.1': 118}[os.environ['MATRIX_TORCH_VERSION']]; "
+    "maxv = {'2.0': 118, '2.1': 121}[os.environ['MATRIX_TORCH_VERSION']]; "
+    "print(max(min(int(os.environ['MATRIX_CUDA_VERSION']), maxv), minv))\")\n"
+)
+THRESHOLD_STEP = '''      - name: Install PyTorch
+        run: |
+          export TORCH_CUDA_VERSION=$(python -c "from os import environ as env; \\
+            minv = {'2.6': 118, '2.7': 118}[env['MATRIX_TORCH_VERSION']]; \\
+            maxv = {'2.6': 126, '2.7': 128}[env['MATRIX_TORCH_VERSION']]; \\
+            print(minv if int(env['MATRIX_CUDA_VERSION']) < 120 else maxv)" \\
+          )
+          pip install --no-cache-dir torch==2.6.0 --index-url https://download.pytorch.org/whl/cu${TORCH_CUDA_VERSION}
+'''
+
+
+@pytest.mark.parametrize(("step", "minor", "cuda", "variant"), [
+    (CLAMP_STEP, "2.0", "12.2.0", "cu118"),      # clamped to maxv
+    (CLAMP_STEP, "2.1", "11.6.2", "cu118"),      # clamped to minv
+    (THRESHOLD_STEP, "2.6", "12.9.1", "cu126"),  # CUDA 12 jobs take maxv
+    (THRESHOLD_STEP, "2.7", "11.8.0", "cu118"),  # CUDA 11 jobs take minv
+])
+def test_ci_torch_cuda_is_read_from_the_install_step(step: str, minor: str, cuda: str, variant: str) -> None:
+    chooser = gen.torch_cuda_chooser(step)
+    assert chooser is not None and gen.ci_torch_cuda(chooser, minor, cuda) == variant
+
+
+def test_install_step_that_is_not_a_table_lookup_gives_nothing() -> None:
+    step = 'export TORCH_CUDA_VERSION=$(python -c "import os; print(os.system(\'true\'))")'
+    chooser = gen.torch_cuda_chooser(step)
+    assert chooser is None or gen.ci_torch_cuda(chooser, "2.6", "12.4.1") is None
+    assert gen.torch_cuda_chooser("no such step") is None
+
+
+def test_table_records_the_ci_torch_of_torch_2_6_wheels(facts):
+    releases = tomllib.loads((ROOT / "matrices" / "flash_attn.toml").read_text())["releases"]
+    assert releases["2.8.2"]["torch_build_cuda"]["cu12torch2.6"] == "cu126"
+    assert releases["2.7.4.post1"]["torch_build_cuda"]["cu12torch2.6"] == "cu124"
+
+
+def test_malformed_ci_torch_variants_are_one_line_each(tmp_path):
+    root = tmp_path / "matrices"
+    shutil.copytree(ROOT / "matrices", root)
+    path = root / "flash_attn.toml"
+    path.write_text(path.read_text().replace('torch_build_cuda = { "cu12torch2.4" = "cu124"',
+                                             'torch_build_cuda = { "cu12torch2.4" = 124', 1))
+    problems = validate_matrices(root)
+    assert problems and all("torch_build_cuda" in line for line in problems)

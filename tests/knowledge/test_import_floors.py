@@ -206,3 +206,55 @@ def test_a_malformed_table_is_one_error_per_key(tmp_path: Path) -> None:
 
     with pytest.raises(MatrixError, match="importers.peft.needs"):
         _table(tmp_path / "import_floors.json")
+
+
+def _torch_table(document: dict) -> None:
+    """An importer whose 2.0.0 reads torch.xpu at import, beside torch releases of which only 2.4.0 has it."""
+    torch = ["2.0.1", "2.3.1", "2.4.0"]
+    document["importers"] = {"xpu-reader": {
+        "source": {}, "floor": "1.0.0", "releases": ["1.0.0", "2.0.0"], "unparsed": {},
+        "needs": [{"partner": "torch", "module": "torch", "name": "xpu", "file": "xpu_reader/utils.py",
+                   "access": "attribute", "releases": [["2.0.0", "2.0.0"]]},
+                  {"partner": "torch", "module": "torch.xpu", "name": "empty_cache", "file": "xpu_reader/utils.py",
+                   "access": "attribute", "releases": [["2.0.0", "2.0.0"]]},
+                  {"partner": "torch", "module": "torch.optim.lr_scheduler", "name": "LRScheduler",
+                   "file": "xpu_reader/train.py", "releases": [["1.0.0", "2.0.0"]]}]}}
+    document["providers"] = {"torch": {
+        "source": {"url": "https://pypi.org/pypi/torch/json", "newest_release": "2.4.0"}, "floor": "2.0.1",
+        "releases": torch, "names": {"torch:xpu": {"present": [["2.4.0", "2.4.0"]]},
+                                     "torch.xpu:empty_cache": {"present": [["2.4.0", "2.4.0"]]},
+                                     "torch.optim.lr_scheduler:LRScheduler": {"present": [["2.0.1", "2.4.0"]],
+                                                                              "unknown": []}}}}
+
+
+def test_an_attribute_torch_lacks_fails_with_the_attribute_error_local_tag_and_all(tmp_path: Path) -> None:
+    matrices = _matrices_with(tmp_path, _torch_table)
+    (finding,) = _findings(tmp_path, {"xpu-reader": "2.0.0", "torch": "2.0.1+cu118"}, matrices=matrices)
+    assert finding.rule == "import-name-missing" and finding.verified and finding.components == ("xpu-reader", "torch")
+    assert "xpu-reader 2.0.0 reads torch.xpu, torch.xpu.empty_cache when it is imported" in finding.message
+    assert "torch 2.0.1 lacks" in finding.message and "+cu118" not in finding.message
+    assert finding.message.endswith("AttributeError: module 'torch' has no attribute 'xpu'")
+    assert 'torch>=2.4.0"' in (finding.fix or "") and 'xpu-reader==1.0.0"' in (finding.fix or "")
+    assert _findings(tmp_path, {"xpu-reader": "2.0.0", "torch": "2.4.0+cu121"}, matrices=matrices) == []
+    assert _findings(tmp_path, {"xpu-reader": "2.0.0", "torch": None}, matrices=matrices) == []
+
+
+def test_an_unknown_importer_version_beside_an_old_torch_warns_inferred(tmp_path: Path) -> None:
+    matrices = _matrices_with(tmp_path, _torch_table)
+    (finding,) = _findings(tmp_path, {"xpu-reader": None, "torch": "2.3.1"}, matrices=matrices)
+    assert finding.rule == "import-name-missing-unknown-version" and not finding.verified
+    assert "AttributeError: module 'torch' has no attribute 'xpu'" in finding.message
+
+
+def test_a_bad_access_is_one_error(tmp_path: Path) -> None:
+    def bad(document: dict) -> None:
+        _torch_table(document)
+        document["importers"]["xpu-reader"]["needs"][0]["access"] = "call"
+
+    root = tmp_path / "m"
+    root.mkdir()
+    document: dict = {"generator": "g", "command": "c", "generated": "2026-12-06", "what": "w"}
+    bad(document)
+    (root / "import_floors.json").write_text(json.dumps(document))
+    errors = validate_import_floors(root)
+    assert len(errors) == 1 and "importers.xpu-reader.needs[0].access" in errors[0] and "'call'" in errors[0]

@@ -187,3 +187,90 @@ def test_the_loader_rejects_an_unreadable_table_in_one_line(tmp_path: Path, text
     (tmp_path / "import_floors.json").write_text(text)
     errors = validate_import_floors(tmp_path)
     assert len(errors) == 1 and "import_floors.json" in errors[0]
+
+
+ATTRIBUTE_READER = (
+    "import torch\n"
+    "import torch.utils._pytree as pytree\n"
+    "empty = torch.xpu.empty_cache\n"
+    "pytree.register_pytree_node(object)\n"
+    "torch.assigned = 1\n"
+    "version = torch.__version__\n"
+    "def later():\n    torch.inside_function\n"
+    "if hasattr(torch, 'hasattr_guard'):\n    torch.hasattr_guard.empty_cache()\n"
+    "try:\n    torch.try_guard\nexcept AttributeError:\n    pass\n"
+    "ok = torch.cuda.is_available() and torch.and_guard\n"
+    "pick = torch.ifexp_guard if ok else None\n"
+    "class Model(torch.nn.Module):\n"
+    "    dtype = torch.float16\n"
+    "    @torch.no_grad()\n"
+    "    def forward(self, x=torch.default_value):\n        return torch.inside_method\n"
+    "if is_torch_available():\n    import torch\n    table = {'xpu': torch.xpu.device_count}\n"
+    "if is_transformers_available():\n    other = torch.under_another_guard\n"
+)
+
+
+def test_attribute_chains_read_at_import_are_needs_and_guarded_ones_are_not() -> None:
+    needs = gen.attribute_needs(ast.parse(ATTRIBUTE_READER).body, "pkg/reader.py")
+    assert {n.key for n in needs if n.partner == "torch" and n.access == "attribute"} == {
+        "torch:xpu", "torch.xpu:empty_cache",  # one need per link of the chain
+        "torch.utils._pytree:register_pytree_node",  # through `import torch.utils._pytree as pytree`
+        "torch:cuda", "torch.cuda:is_available",  # the first operand of `and` runs; the rest may not
+        "torch:nn", "torch.nn:Module", "torch:float16", "torch:no_grad", "torch:default_value",  # class body,
+        "torch.xpu:device_count",  # decorator, default value; under `if is_torch_available():`
+    }
+
+
+TORCH_FILES = {
+    "src/torch/__init__.py": (
+        "from torch._C import *\n"
+        "if TYPE_CHECKING:\n    from torch._C._VariableFunctions import *\n"
+        "for name in dir(_C._VariableFunctions):\n    globals()[name] = getattr(_C._VariableFunctions, name)\n"
+        "from torch import cuda as cuda\nfrom . import library\n"
+    ),
+    "src/torch/_C/__init__.pyi": "class dtype: ...\nfloat16: dtype = ...\n",
+    "src/torch/_C/_VariableFunctions.pyi": "def add(a, b): ...\n",
+    "src/torch/cuda/__init__.py": "class Stream: ...\ndef empty_cache(): ...\n",
+    "src/torch/library.py": "class Library: ...\n",
+    "src/torch/utils/__init__.py": "",
+    "src/torch/utils/_pytree.py": "def _register_pytree_node(): ...\n",
+    "src/torch/hub.py": "def __getattr__(name): ...\n",
+}
+TORCH_2_4 = {**TORCH_FILES, "src/torch/xpu/__init__.py": "def empty_cache(): ...\n",
+             "src/torch/library.py": "class Library: ...\ndef register_fake(): ...\n",
+             "src/torch/utils/_pytree.py": "def register_pytree_node(): ...\n"}
+
+
+def test_a_torch_like_provider_is_read_with_its_stubs_and_compiled_names(tmp_path: Path) -> None:
+    source = gen.GitTags(_repo(tmp_path, "torch", {"v2.0.1": TORCH_FILES, "v2.4.0": TORCH_2_4}),
+                         gen.PROVIDERS["torch"])
+    old = gen.ProviderRelease(source, "v2.0.1", frozenset({"torch.xpu"}))
+    assert old.status("torch", "float16", "attribute") == "present"  # declared by the compiled module's stub
+    assert old.status("torch", "add", "attribute") == "unknown"  # copied from a compiled object: not listed
+    assert old.status("torch", "xpu", "attribute") == "absent"  # a Python module of torch in another release
+    assert gen.ProviderRelease(source, "v2.0.1").status("torch", "xpu", "attribute") == "unknown"
+    assert old.status("torch.xpu", "empty_cache", "attribute") == "absent"
+    assert old.status("torch.xpu", "empty_cache") == "absent"  # `from torch.xpu import empty_cache`
+    assert old.status("torch.cuda.Stream", "wait_event", "attribute") == "unknown"  # an object's attribute
+    assert old.status("torch.cuda.Missing", "x", "attribute") == "absent"
+    assert old.status("torch.library", "register_fake", "attribute") == "absent"
+    assert old.status("torch.utils._pytree", "register_pytree_node", "attribute") == "absent"
+    assert old.status("torch.hub", "anything", "attribute") == "unknown"  # a module __getattr__
+    assert old.status("torch._C", "", "import") == "present"  # a compiled module, known by its stub
+    new = gen.ProviderRelease(source, "v2.4.0", frozenset({"torch.xpu"}))
+    assert new.status("torch.xpu", "empty_cache", "attribute") == "present"
+    assert new.status("torch.library", "register_fake", "attribute") == "present"
+
+
+def test_the_document_marks_attribute_needs_and_reads_them_from_the_torch_releases(tmp_path: Path) -> None:
+    importer = _repo(tmp_path, "peft", {"v0.6.1": {**PEFT_FILES, "src/peft/utils/__init__.py": ATTRIBUTE_READER}})
+    provider = _repo(tmp_path, "torch", {"v2.0.1": TORCH_FILES, "v2.4.0": TORCH_2_4})
+    document = json.loads(gen.dump(gen.generate({"peft": gen.GitTags(importer, gen.IMPORTERS["peft"])},
+                                                {"torch": gen.GitTags(provider, gen.PROVIDERS["torch"])},
+                                                command="test", today="2026-12-06")))
+    needs = {(n["module"], n["name"]): n for n in document["importers"]["peft"]["needs"] if n["partner"] == "torch"}
+    assert needs[("torch", "xpu")]["access"] == "attribute" and "access" not in needs[("torch.utils._pytree", "")]
+    names = document["providers"]["torch"]["names"]
+    assert names["torch:xpu"] == {"present": [["2.4.0", "2.4.0"]]}
+    assert names["torch.utils._pytree:register_pytree_node"] == {"present": [["2.4.0", "2.4.0"]]}
+    assert names["torch:float16"] == {"present": [["2.0.1", "2.4.0"]]}

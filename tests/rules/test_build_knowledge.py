@@ -107,6 +107,33 @@ def test_flash_attn_wheel_torch_build(tmp_path: Path, torch: str, flash_attn: st
     assert bool(_findings(snap, tmp_path, "flash-attn-wheel-other-torch-build")) is fires
 
 
+# --- flash-attn's cxx11abiFALSE wheels take the C++ ABI of the torch CI built them against (torch_build_cuda) ----
+
+@pytest.mark.parametrize(("torch", "flash_attn", "fires"), [
+    ("2.6.0+cu124", "2.8.2", True),         # CI built its torch 2.6 wheels against 2.6.0+cu126 (C++11 ABI)
+    ("2.6.0", "2.8.0.post2", True),         # PyPI's 2.6.0 is the cu124 build: the old ABI
+    ("2.6.0+cu126", "2.8.2", False),        # a C++11-ABI torch takes the same ABI
+    ("2.6.0+cu124", "2.7.4.post1", False),  # built against 2.6.0+cu124
+    ("2.5.1+cu124", "2.8.2", False),        # torch 2.5 wheels were built against 2.5.1+cu124
+])
+def test_flash_attn_false_wheel_built_against_cxx11_torch(tmp_path: Path, torch: str, flash_attn: str,
+                                                          fires: bool) -> None:
+    snap = snapshot({"torch": torch, "flash-attn": flash_attn}, nvidia=NO_GPU_FACTS, python={"version": "3.11.10"})
+    found = _findings(snap, tmp_path, "flash-attn-wheel-abi-of-ci-torch")
+    assert bool(found) is fires
+    if fires:
+        assert found[0].verified is False and "2.7.4.post1" in found[0].fix
+
+
+def test_flash_attn_false_wheel_named_in_direct_url_is_a_verified_failure(tmp_path: Path) -> None:
+    url = ("https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.2/"
+           "flash_attn-2.8.2+cu12torch2.6cxx11abiFALSE-cp311-cp311-linux_x86_64.whl")
+    snap = snapshot({"torch": "2.6.0+cu124", "flash-attn": {"version": "2.8.2", "direct_url": url}},
+                    nvidia=NO_GPU_FACTS, python={"version": "3.11.10"})
+    found = _findings(snap, tmp_path, "flash-attn-wheel-abi-of-ci-torch")
+    assert found and found[0].severity.value == "fail" and found[0].verified is True
+
+
 # --- extensions built in pip's isolated environment, precompiled, or from a checkout ----------------------------
 
 def test_isolated_build_extension_beside_an_older_torch(tmp_path: Path) -> None:

@@ -34,6 +34,58 @@ def test_presence_alone_fires_flash_attn_on_turing(tmp_path: Path) -> None:
     assert found and found[0].severity.value == "fail" and "version is unknown" in found[0].message
 
 
+def test_flash_attn_of_unknown_version_on_a_gpu_only_later_releases_build_for(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"gpus": [{"name": "RTX 5090", "compute_capability": "12.0"}]},
+                   packages={"torch": "2.7.0+cu128", "flash-attn": None})
+    found = [f for f in report.findings if f.rule == "flash-attn-gpu-arch-unknown-release"]
+    assert found and found[0].severity.value == "warn" and found[0].verified is False
+    assert "flash-attn 2.8.0 and later" in found[0].message and "'flash-attn>=2.8.0'" in found[0].fix
+
+
+def test_flash_attn_release_without_kernels_for_the_gpu_fails(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"gpus": [{"name": "RTX 5090", "compute_capability": "12.0"}]},
+                   packages={"torch": "2.7.0+cu128", "flash-attn": "2.7.4.post1"})
+    found = [f for f in report.findings if f.rule == "flash-attn-gpu-arch"]
+    assert found and found[0].severity.value == "fail" and "no kernel image" in found[0].message
+    assert not [f for f in report.findings if f.rule == "flash-attn-gpu-arch-unknown-release"]
+
+
+def test_flash_attn_on_a_gpu_every_release_builds_for_is_quiet(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"gpus": [{"name": "H100", "compute_capability": "9.0"}]},
+                   packages={"torch": "2.7.0+cu128", "flash-attn": None})
+    assert not {"flash-attn-gpu-arch", "flash-attn-gpu-arch-unknown-release"} & set(rules(report))
+
+
+def test_no_nvidia_block_beside_cuda_builds_says_the_driver_is_unknown(tmp_path: Path) -> None:
+    report = check(tmp_path, host={"os": "linux"}, packages={"torch": "2.4.0+cu124", "ctranslate2": "4.4.0"})
+    found = [f for f in report.findings if f.rule == "driver-unknown"]
+    assert found and found[0].verified is False and found[0].severity.value == "info"
+    assert "torch 2.4.0+cu124 (CUDA 12.4)" in found[0].message and "ctranslate2 4.4.0" in found[0].message
+
+
+def test_no_nvidia_block_beside_cpu_builds_says_nothing_of_the_driver(tmp_path: Path) -> None:
+    report = check(tmp_path, host={"os": "linux"}, packages={"torch": "2.4.0+cpu"})
+    assert "driver-unknown" not in rules(report, ("info", "warn", "fail"))
+
+
+def test_package_floors_of_serving_kernels(tmp_path: Path) -> None:
+    report = check(tmp_path, nvidia={"gpus": [{"name": "Tesla V100", "compute_capability": "7.0"}]},
+                   packages={"sglang": "0.2.12", "flashinfer": "0.1.4+cu124torch2.4"})
+    found = {f.components[0]: f.severity.value for f in report.findings if f.rule == "package-gpu-too-old"}
+    assert found == {"sglang": "fail", "flashinfer": "fail"}
+    turing = check(tmp_path, nvidia={"gpus": [{"name": "RTX 2080", "compute_capability": "7.5"}]},
+                   packages={"sglang": None, "sgl-kernel": None})
+    found = {f.components[0]: f.severity.value for f in turing.findings if f.rule == "package-gpu-too-old"}
+    assert found == {"sgl-kernel": "warn"}
+
+
+def test_companion_of_another_cuda_beside_torch_of_unknown_version_but_known_cuda(tmp_path: Path) -> None:
+    report = check(tmp_path, packages={"torch": None, "torchaudio": "2.0.2+cu117"}, torch={"cuda": "11.8"})
+    assert rules(report)["companion-other-cuda-variant"] == ("torchaudio", "torch")
+    same = check(tmp_path, packages={"torch": None, "torchaudio": "2.0.2+cu118"}, torch={"cuda": "11.8"})
+    assert "companion-other-cuda-variant" not in rules(same)
+
+
 def test_unknown_version_is_said_not_silent(tmp_path: Path) -> None:
     report = check(tmp_path, packages={"peft": None, "numpy": "1.26.4"}, python={"version": "3.11.7"})
     unknown = [f for f in report.findings if f.rule == "package-version-unknown"]

@@ -212,11 +212,20 @@ def installed_wheel_target(ctx: CheckContext) -> WheelTarget | None:
     version = fact(ctx.snapshot, "packages.torch")
     if not isinstance(version, str):
         return None
+    cuda, abi = installed_torch_cuda_abi(ctx)
+    return _wheel_target(ctx, version, cuda, abi)
+
+
+def installed_torch_cuda_abi(ctx: CheckContext) -> tuple[str | None, bool | None]:
+    """(CUDA, C++11 ABI) of the installed torch: the probe's first, then the facts of its release and variant."""
+    version = fact(ctx.snapshot, "packages.torch")
+    if not isinstance(version, str):
+        return None, None
     build = ctx.snapshot.torch
     target = torch_target(ctx, version)
     cuda = (build.cuda if build and build.cuda else None) or _variant_cuda(target)
     abi = build.cxx11abi if build and build.cxx11abi is not None else _facts_abi(ctx, target)
-    return _wheel_target(ctx, version, cuda, abi)
+    return cuda, abi
 
 
 def stack_wheel_target(ctx: CheckContext) -> WheelTarget | None:

@@ -17,17 +17,20 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import (
     companion_install,
     flash_attn_install,
+    installed_torch_cuda_abi,
     installed_wheel_target,
     plan_command,
     requirement_install,
     torch_install,
     torch_target,
+    valid_cuda,
     with_note,
 )
 from envdoctor.checks.declared import exact_torch_pin
 from envdoctor.checks.extension_builds import build_findings
 from envdoctor.checks.torch_pinned_builds import check_torch_pinned_builds, pins_torch_minor
 from envdoctor.checks.triton_pair import triton_pairs
+from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
@@ -74,7 +77,7 @@ def companion_torch(ctx: CheckContext) -> dict[str, str]:
 def check_companions(ctx: CheckContext) -> list[Finding]:
     torch = fact(ctx.snapshot, "packages.torch")
     if torch is INSTALLED:
-        return _builds_beside_unknown_torch(ctx)
+        return _builds_beside_unknown_torch(ctx) + _companion_cuda_beside_unknown_torch(ctx)
     if not isinstance(torch, str):
         return []
     findings = []
@@ -121,6 +124,31 @@ def _builds_beside_unknown_torch(ctx: CheckContext) -> list[Finding]:
             fix=f"pip show torch {name}   # their versions; then envdoctor check again",
         ))
     return findings
+
+
+def _companion_cuda_beside_unknown_torch(ctx: CheckContext) -> list[Finding]:
+    """torch of unknown version whose CUDA the snapshot states (``torch.cuda``), beside a companion whose local tag
+    names another CUDA: the two come from different builds, and the companion's CUDA kernels do not load."""
+    build = ctx.snapshot.torch
+    cuda = build.cuda if build and build.cuda and valid_cuda(build.cuda) else None
+    if cuda is None:
+        return []
+    torch_tag = "cu" + "".join(str(part) for part in cuda_major_minor(cuda))
+    out = []
+    for name in COMPANIONS:
+        version = fact(ctx.snapshot, f"packages.{name}")
+        local = parse_version(version).local if isinstance(version, str) and parse_version(version) else None
+        if local and re.fullmatch(r"cu\d{3,4}", local) and local != torch_tag:
+            out.append(Finding(
+                rule="companion-other-cuda-variant", category=Category.CUDA_BUILD, severity=Severity.WARN,
+                components=(name, "torch"), sources=("torchvision-compat",),
+                message=f"{name} {version} is a {local} build but torch (version unknown) was built with CUDA "
+                f"{cuda}: they come from different builds, and {name}'s CUDA operators fail to load ('Detected "
+                f"that PyTorch and {name} were compiled with different CUDA versions')",
+                fix=f"pip show torch   # its version; then install {name} from the same index as torch "
+                f"(https://download.pytorch.org/whl/{torch_tag})",
+            ))
+    return out
 
 
 def release_torch_targets(ctx: CheckContext, name: str) -> dict[str, str]:
@@ -333,6 +361,7 @@ def _extension(ctx: CheckContext, name: str, version: str | None, direct_url: st
         return [_torch_swapped(ctx, name, version, torch, previous)]
     if name == "flash-attn" and version and ctx.facts.flash_attn(public_of(version)):
         return (_no_release_wheel(ctx, public_of(version), torch)
+                or _wheel_abi_of_ci_torch(ctx, public_of(version), torch, installed_from_wheel=False)
                 or _wheel_built_against(ctx, public_of(version), torch)
                 or _released_before_torch(ctx, name, public_of(version), torch, prerelease_wheels=True))
     if version and name not in ctx.matrices.policy.runtime_compiled:
@@ -421,6 +450,8 @@ def _from_wheel_tag(ctx: CheckContext, name: str, version: str | None, tag: re.M
     installed_minor = ".".join(public_of(torch).split(".")[:2])
     abi = _torch_abi(ctx, torch)
     if built_minor == installed_minor and (abi is None or abi == built_abi):
+        if name == "flash-attn" and version and not built_abi and ctx.facts.flash_attn(public_of(version)):
+            return _wheel_abi_of_ci_torch(ctx, public_of(version), torch, installed_from_wheel=True)
         return []
     what = f"torch {built_minor}" if built_minor != installed_minor else f"cxx11abi={str(built_abi).upper()}"
     return [Finding(
@@ -516,6 +547,56 @@ def _wheel_built_against(ctx: CheckContext, version: str, torch: str) -> list[Fi
         message=f"flash-attn {version}'s official wheel for torch {minor_of(torch)} {why}; unless flash-attn was "
         "compiled here against this torch, import fails with 'undefined symbol' (inferred: its setup.py installs "
         "that wheel unless FLASH_ATTENTION_FORCE_BUILD is set; 'envdoctor check --deep' confirms it imports)",
+        fix=fix,
+    )]
+
+
+def _ci_torch_build(ctx: CheckContext, version: str, torch: str, cuda: str) -> tuple[str, str] | None:
+    """(torch release, CUDA variant) CI built flash-attn ``version``'s wheels for this torch minor and CUDA against
+    (``torch_builds`` and ``torch_build_cuda`` of flash_attn.toml); None where the table does not say."""
+    release = ctx.facts.flash_attn(version)
+    if release is None:
+        return None
+    major, minor = cuda_major_minor(cuda)
+    tag = release.wheel_cuda_tags.get(f"{major}.{minor}") or release.wheel_cuda_tags.get(str(major))
+    built = flash_attn_torch_builds(ctx, version).get(minor_of(torch))
+    variant = release.torch_build_cuda.get(f"{tag}torch{minor_of(torch)}")
+    return (built, variant) if built and isinstance(variant, str) else None
+
+
+def _ci_torch_is_cxx11(ctx: CheckContext, version: str, torch: str, cuda: str) -> str | None:
+    """The CI torch build (``2.6.0+cu126``) when it uses the C++11 ABI, else None."""
+    build = _ci_torch_build(ctx, version, torch, cuda)
+    release = ctx.facts.torch(build[0]) if build else None
+    if build is None or release is None or not release.cxx11abi(build[1]):
+        return None
+    return f"{build[0]}+{build[1]}"
+
+
+def _wheel_abi_of_ci_torch(ctx: CheckContext, version: str, torch: str, installed_from_wheel: bool) -> list[Finding]:
+    """flash-attn's cxx11abiFALSE wheel (what an old-ABI torch gets) compiled against a CI torch that uses the C++11
+    ABI (torch 2.6's cu126 build): setup.py's FLASH_ATTENTION_FORCE_CXX11_ABI=FALSE changes nothing then, the
+    extension takes the CI torch's ABI and references symbols an old-ABI torch does not export."""
+    cuda, abi = installed_torch_cuda_abi(ctx)
+    ci_torch = _ci_torch_is_cxx11(ctx, version, torch, cuda) if cuda and valid_cuda(cuda) and abi is False else None
+    if ci_torch is None or cuda is None:
+        return []
+    fixed = next((v for v in reversed(ctx.facts.flash_attn_versions())
+                  if _ci_torch_build(ctx, v, torch, cuda) and not _ci_torch_is_cxx11(ctx, v, torch, cuda)), None)
+    fix = (flash_attn_install(ctx, fixed, installed_wheel_target(ctx), force=True) + f"   # flash-attn {fixed}: its "
+           "wheel for this torch was built against an old-ABI torch" if fixed else
+           f'FLASH_ATTENTION_FORCE_BUILD=TRUE pip install --force-reinstall --no-deps --no-build-isolation '
+           f'"flash-attn=={version}"   # compiles it against the installed torch (needs nvcc)')
+    how = ("was installed from its cxx11abiFALSE wheel, which" if installed_from_wheel else
+           "gets its cxx11abiFALSE wheel from setup.py for this old-ABI torch (inferred, unless it was compiled here); "
+           "that wheel")
+    return [Finding(
+        rule="flash-attn-wheel-abi-of-ci-torch", category=Category.ABI,
+        severity=Severity.FAIL if installed_from_wheel else Severity.WARN, verified=installed_from_wheel,
+        components=("flash-attn", "torch"), sources=("flash-attn-publish", "torch-cxx11-abi"),
+        message=f"flash-attn {version} {how} was compiled in CI against torch {ci_torch}, which uses the C++11 ABI, "
+        f"so it carries that ABI whatever its name says; torch {torch} uses the old ABI: import fails with "
+        "'undefined symbol: _ZN3c105ErrorC2ENS_14SourceLocationENSt7__cxx1112basic_string...'",
         fix=fix,
     )]
 

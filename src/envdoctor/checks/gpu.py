@@ -341,8 +341,11 @@ def check_flash_attn_arch(ctx: CheckContext) -> list[Finding]:
     version = fact(ctx.snapshot, "packages.flash-attn")
     if version in (ABSENT, None):
         return []
-    min_cc, sass, inferred = _flash_attn_floor(ctx, version)
     ccs = gpu_ccs(ctx.snapshot)
+    unknown_release = not isinstance(version, str) or (version.startswith("2.") and not ctx.facts.flash_attn(version))
+    if unknown_release and (unknown := _flash_attn_unknown_release_sass(ctx, version, ccs)):
+        return unknown
+    min_cc, sass, inferred = _flash_attn_floor(ctx, version)
     if min_cc is None or not ccs:
         return []
     too_old = [cc for cc in ccs if cc < Version(min_cc)]
@@ -350,15 +353,49 @@ def check_flash_attn_arch(ctx: CheckContext) -> list[Finding]:
     bad = sorted({str(cc) for cc in too_old + no_sass})
     if not bad:
         return []
-    needs = f"compute capability >= {min_cc}{inferred}" if too_old else f"one of {' '.join(sass)}"
-    version = version if isinstance(version, str) else "(version unknown)"
+    needs = f"compute capability >= {min_cc}{inferred}" if too_old else f"one of {' '.join(sass)} (no PTX)"
+    error = ("'FlashAttention only supports Ampere GPUs or newer'" if too_old
+             else "'no kernel image is available for execution on the device'")
+    shown = version if isinstance(version, str) else "(version unknown)"
     return [Finding(
         rule="flash-attn-gpu-arch", category=Category.GPU_ARCH, severity=Severity.FAIL,
         components=("flash-attn",), sources=("flash-attn-publish", "flash-attn-ampere"),
-        message=f"flash-attn {version} needs a GPU with {needs}, but this GPU is {', '.join(bad)}: "
-        "'FlashAttention only supports Ampere GPUs or newer' at the first attention call",
-        fix="pip uninstall -y flash-attn   # and load the model with attn_implementation=\"sdpa\"",
+        message=f"flash-attn {shown} needs a GPU with {needs}, but this GPU is {', '.join(bad)}: "
+        f"{error} at the first attention call",
+        fix=_FLASH_ATTN_UNINSTALL,
     )]
+
+
+_FLASH_ATTN_UNINSTALL = "pip uninstall -y flash-attn   # and load the model with attn_implementation=\"sdpa\""
+
+
+def _flash_attn_unknown_release_sass(ctx: CheckContext, version: object, ccs: list[Version]) -> list[Finding]:
+    """flash-attn of a version the table lacks (or none given) on a GPU that only some releases carry kernels for
+    (SASS only, no PTX: sm_120 from 2.8.0): a warning naming the first release that runs there."""
+    releases = [r for r in map(ctx.facts.flash_attn, ctx.facts.flash_attn_versions()) if r and r.sass]
+    if not releases or not ccs:
+        return []
+    uncovered = sorted({str(cc) for cc in ccs if not all(gpu_runs_archs(str(cc), r.sass) for r in releases)})
+    if not uncovered:
+        return []
+    running = [r.version for r in releases if all(gpu_runs_archs(cc, r.sass) for cc in uncovered)]
+    shown = version if isinstance(version, str) else "of unknown version"
+    if not running:
+        return []  # no release runs there: the compute-capability floor below says so, verified
+    first = min(running, key=Version)
+    return [Finding(
+        rule="flash-attn-gpu-arch-unknown-release", category=Category.GPU_ARCH, severity=Severity.WARN,
+        components=("flash-attn",), verified=False, sources=("flash-attn-publish",),
+        message=f"flash-attn {shown} is installed on a GPU of compute capability {', '.join(uncovered)}; only "
+        f"flash-attn {first} and later carry kernels for it (earlier releases build SASS for "
+        f"{' '.join(_older_sass(releases, first))} only, no PTX): 'no kernel image is available for execution on "
+        "the device' at the first attention call",
+        fix=f"pip install 'flash-attn>={first}' --no-build-isolation   # or: {_FLASH_ATTN_UNINSTALL}",
+    )]
+
+
+def _older_sass(releases: list, first: str) -> list[str]:
+    return sorted({arch for r in releases if Version(r.version) < Version(first) for arch in r.sass})
 
 
 def check_stack_gpu(ctx: CheckContext) -> list[Finding]:

@@ -64,7 +64,7 @@ def check_import_floors(ctx: CheckContext) -> list[Finding]:
                 continue
             release = table.release(importer, version) if version is not None \
                 else table.importer_releases[importer][-1]  # unknown: judged by its newest release
-            if release is None or _judged_elsewhere(ctx, importer, release, partner, partner_version):
+            if release is None or judged_elsewhere(ctx, importer, release, partner, partner_version):
                 continue
             if version is not None:
                 pair = Pair(importer, release, partner, partner_release, partner_version)
@@ -78,7 +78,7 @@ def check_import_floors(ctx: CheckContext) -> list[Finding]:
     return findings
 
 
-def _judged_elsewhere(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:
+def judged_elsewhere(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:
     """Whether a hand-verified entry of api_breaks.toml speaks for this pair at these versions, or the importer
     release declares a requirement on the partner that the installed version fails."""
     for entry in api_breaks(ctx.matrices.root):
@@ -86,10 +86,10 @@ def _judged_elsewhere(ctx: CheckContext, importer: str, release: str, partner: s
                 and matches_specifier(partner_version, entry.provider_range) \
                 and matches_specifier(release, entry.importer_range):
             return True
-    return _declares_against(ctx, importer, release, partner, partner_version)
+    return declares_against(ctx, importer, release, partner, partner_version)
 
 
-def _declares_against(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:
+def declares_against(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:
     """Whether the importer release's Requires-Dist (bundled PyPI tables) excludes the installed partner."""
     facts = release_facts(importer, release, ctx.matrices.root)
     environment = marker_environment(ctx.snapshot)
@@ -106,8 +106,11 @@ def _declares_against(ctx: CheckContext, importer: str, release: str, partner: s
 
 
 def _missing(table: ImportTable, pair: Pair, importer_release: str) -> list[ImportNeed]:
-    return [need for need in table.needs_of(pair.importer, importer_release)
-            if need.partner == pair.partner and table.status(need, pair.partner_release) == "absent"]
+    """The needs of the importer release that the partner release lacks; the first link of an attribute chain
+    first (``torch.xpu`` missing before ``torch.xpu.empty_cache``), so the error quoted is the one raised."""
+    missing = [need for need in table.needs_of(pair.importer, importer_release)
+               if need.partner == pair.partner and table.status(need, pair.partner_release) == "absent"]
+    return sorted(missing, key=lambda need: need.module.count("."))
 
 
 def _broken(ctx: CheckContext, table: ImportTable, pair: Pair, missing: list[ImportNeed]) -> Finding:
@@ -115,7 +118,7 @@ def _broken(ctx: CheckContext, table: ImportTable, pair: Pair, missing: list[Imp
     return Finding(
         rule="import-name-missing", category=Category.VERSION, severity=Severity.FAIL,
         components=(pair.importer, pair.partner), sources=(SOURCE,),
-        message=f"{pair.importer} {pair.importer_release} imports {_listed(missing)} when it is imported "
+        message=f"{pair.importer} {pair.importer_release} {_uses(missing)} {_listed(missing)} when it is imported "
         f"({_files(missing)}), which {pair.partner} {pair.partner_release} lacks ({_having(table, missing)}; read from "
         f"{_source(table, pair)}; neither package declares this): `import {_module(pair.importer, missing)}` fails "
         f"with {missing[0].error}",
@@ -133,7 +136,7 @@ def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | No
     if not runs:
         return None
     newest_run = runs[-1][1] == len(listed) - 1
-    if newest_run and _is_newest(ctx, pair.importer, listed[-1]):
+    if newest_run and is_newest_release(ctx, pair.importer, listed[-1]):
         first, last = runs[-1]
     else:
         recent = [run for run in runs if run[1] != len(listed) - 1 and _recent(ctx, pair, listed[run[1]])]
@@ -179,6 +182,12 @@ def _recent(ctx: CheckContext, pair: Pair, importer_release: str) -> bool:
     return days_between(importer.date, partner.date) <= RECENT_DAYS
 
 
+def _uses(missing: list[ImportNeed]) -> str:
+    """"imports", "reads" (attributes of a partner module) or both."""
+    accesses = {need.access for need in missing}
+    return "imports or reads" if len(accesses) > 1 else "reads" if accesses == {"attribute"} else "imports"
+
+
 def _listed(missing: list[ImportNeed]) -> str:
     shown = [need.what for need in missing[:4]]
     return ", ".join(shown) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
@@ -189,7 +198,8 @@ def _files(missing: list[ImportNeed]) -> str:
 
 
 def _module(package: str, missing: list[ImportNeed]) -> str:
-    """The importer's import name: the top folder of the file that imports the name (``awq`` for autoawq)."""
+    """The importer's import name: the top folder of the file that imports (or reads) the name (``awq`` for
+    autoawq)."""
     top = missing[0].file.split("/", 1)[0].removesuffix(".py")
     return top if top.isidentifier() else package.replace("-", "_")
 
@@ -255,12 +265,12 @@ def _importer_fix(ctx: CheckContext, table: ImportTable, pair: Pair) -> str | No
         if all(table.status(need, pair.partner_release) == "present" for need in own) \
                 and not any(table.status(need, installed[need.partner]) == "absent"
                             for need in needs if need.partner in installed) \
-                and not _declares_against(ctx, pair.importer, release, pair.partner, pair.partner_version):
+                and not declares_against(ctx, pair.importer, release, pair.partner, pair.partner_version):
             return requirement_install(ctx, pair.importer, f"=={release}")
     return None
 
 
-def _is_newest(ctx: CheckContext, package: str, release: str) -> bool:
+def is_newest_release(ctx: CheckContext, package: str, release: str) -> bool:
     """Whether ``release`` is at least the newest final release the bundled PyPI tables record (True when they do
     not record the package: the table is then the only list of releases)."""
     finals = []

@@ -27,11 +27,15 @@ from envdoctor.checks.flash_attn_build import check_flash_attn_build
 from envdoctor.checks.gpu_floors import check_gpu_floors
 from envdoctor.checks.host_builds import check_host_builds
 from envdoctor.checks.import_floors import check_import_floors
+from envdoctor.checks.keyword_floors import check_keyword_floors
 from envdoctor.checks.later_caps import check_later_caps
 from envdoctor.checks.module_owners import check_module_owners
 from envdoctor.checks.numpy_abi import check_numpy_abi
+from envdoctor.checks.numpy_additions import check_numpy_additions
 from envdoctor.checks.numpy_aliases import check_numpy_aliases
 from envdoctor.checks.os_builds import check_os_builds
+from envdoctor.checks.protobuf_gencode import check_protobuf_gencode
+from envdoctor.checks.provided_modules import check_provided_modules
 from envdoctor.checks.python_support_lag import check_python_support_lag
 from envdoctor.checks.runtime_floors import check_runtime_floors
 from envdoctor.checks.stdlib_removals import check_stdlib_removals
@@ -48,7 +52,9 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, check_later_caps,
         wheels.check_wheels, wheels.check_required_builds, check_python_support_lag,
         platforms.check_platforms, check_host_builds, check_os_builds,
-        check_numpy_abi, check_numpy_aliases, check_stdlib_removals, check_runtime_floors, check_import_floors,
+        check_numpy_abi, check_numpy_aliases, check_numpy_additions, check_stdlib_removals, check_provided_modules,
+        check_protobuf_gencode, check_runtime_floors, check_import_floors,
+        check_keyword_floors,
         smoke.check_smoke, model.check_model, check_module_owners,
         unknowns.check_invalid_values,
         environment.check_environment, check_fetched_facts, check_driver_current_builds,

@@ -1,7 +1,9 @@
 """Packages whose code imports standard-library modules that the installed Python no longer has
 (``matrices/stdlib_removals.json``, written by ``tools/gen_stdlib_removals.py`` from each release's code):
 ``distutils``, ``imp``, ``asynchat``, ``asyncore``, ``smtpd`` (removed in Python 3.12), the PEP 594 dead batteries
-``cgi``, ``imghdr``, ``pipes``, ``telnetlib`` ... and ``lib2to3`` (removed in 3.13).
+``cgi``, ``imghdr``, ``pipes``, ``telnetlib`` ... and ``lib2to3`` (removed in 3.13). The table also holds modules
+a distribution stopped providing (``pkg_resources``, setuptools 82.0.0: ``provided``), which
+``envdoctor.checks.provided_modules`` judges; this check leaves them out.
 
 A release in a row of the table, on a Python at or past the removal, raises ``ModuleNotFoundError: No module named
 ...``: when the package is imported if an import runs at module level (fail), else when a function that imports one
@@ -15,7 +17,7 @@ them, or a Python before the removal.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from envdoctor.snapshot import normalize_name
 FILE = "stdlib_removals.json"
 GENERATOR = "tools/gen_stdlib_removals.py"
 SHIMMED_BY_SETUPTOOLS = "distutils"
+PYTHON = "python"  # the provider of standard-library modules
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,26 @@ class ImportRow:
 
 
 @dataclass(frozen=True)
+class ProvidedModule:
+    """A module distribution ``provider`` installed until its release ``removed_in`` (``last_with``: the release
+    before, whose wheel ships it); ``sources``: ids of the provider's word and of its wheels."""
+
+    provider: str  # normalized distribution name
+    removed_in: Version
+    last_with: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StdlibRemovalTable:
     removed: dict[str, tuple[Version, str]]  # module -> (the Python release that removed it, source id)
     releases: dict[str, tuple[str, ...]]  # normalized package -> releases read, oldest first
     rows: dict[str, tuple[ImportRow, ...]]
     build_rows: dict[str, tuple[ImportRow, ...]]  # the imports of setup.py of releases without a wheel
     scan_source: str
+    provided: dict[str, ProvidedModule] = field(default_factory=dict)  # module -> the distribution it came from
+    # normalized package -> release -> its Requires-Dist lines naming a provider
+    provider_requires: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def imported(self, package: str, release: Version, python: Version,
                  build: bool = False) -> tuple[set[str], set[str]]:
@@ -62,8 +79,17 @@ class StdlibRemovalTable:
         those of them imported at import."""
         rows = [row for row in (self.build_rows if build else self.rows).get(package, ())
                 if row.versions.contains(release, prereleases=True)]
-        lacking = {m for row in rows for m in row.modules if python >= self.removed[m][0]}
+        lacking = {m for row in rows for m in row.modules if m in self.removed and python >= self.removed[m][0]}
         return lacking, {m for row in rows for m in row.at_import} & lacking
+
+    def provided_imports(self, package: str, release: Version) -> tuple[set[str], set[str], list[str]]:
+        """The modules of ``provided`` that release ``release`` imports, those of them imported at import, and
+        file:line of some of those imports."""
+        rows = [row for row in self.rows.get(package, ()) if row.versions.contains(release, prereleases=True)
+                and row.modules & set(self.provided)]
+        modules = {m for row in rows for m in row.modules if m in self.provided}
+        return modules, {m for row in rows for m in row.at_import} & modules, \
+            sorted({w for row in rows for w in row.where})[:3]
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,42 +106,68 @@ def _read(path: Path, errors: list[str], sources: frozenset[str]) -> StdlibRemov
     if (raw := read_json_object(path, errors, GENERATOR)) is None:
         return None
     removed: dict[str, tuple[Version, str]] = {}
+    provided: dict[str, ProvidedModule] = {}
     listed_removed = raw.get("removed")
     for module, entry in (listed_removed if isinstance(listed_removed, dict) else {}).items():
         try:
-            if entry["source"] not in sources:
-                raise ValueError(f"source {entry['source']!r} is not in matrices/sources*.toml")
-            removed[module] = (Version(entry["removed_in"]), entry["source"])
+            listed = [entry["source"]] + ([entry["wheels_source"]] if entry["provider"] != PYTHON else [])
+            if unknown := [source for source in listed if source not in sources]:
+                raise ValueError(f"source {unknown[0]!r} is not in matrices/sources*.toml")
+            if entry["provider"] == PYTHON:
+                removed[module] = (Version(entry["removed_in"]), entry["source"])
+            else:
+                last = entry["last_with"]["version"]
+                if Version(last) >= Version(entry["removed_in"]):
+                    raise ValueError(f"last_with {last} is not before removed_in")
+                provided[module] = ProvidedModule(normalize_name(str(entry["provider"])), Version(entry["removed_in"]),
+                                                  str(last), tuple(listed))
         except (KeyError, TypeError, ValueError, InvalidVersion) as problem:
-            errors.append(f"{path}: removed.{module}: needs removed_in (a Python release) and source ({problem}); "
-                          f"regenerate it with {GENERATOR}")
+            errors.append(f"{path}: removed.{module}: needs provider (python or a distribution), removed_in (a "
+                          f"release of it) and source, and for a distribution wheels_source and last_with.version "
+                          f"({problem}); regenerate it with {GENERATOR}")
     if raw.get("scan_source") not in sources:
         errors.append(f"{path}: scan_source: {raw.get('scan_source')!r} is not in matrices/sources*.toml")
     releases: dict[str, tuple[str, ...]] = {}
     rows: dict[str, tuple[ImportRow, ...]] = {}
     build_rows: dict[str, tuple[ImportRow, ...]] = {}
+    provider_requires: dict[str, dict[str, tuple[str, ...]]] = {}
+    known = {**{m: release for m, (release, _) in removed.items()},
+             **{m: module.removed_in for m, module in provided.items()}}
     packages = raw.get("packages")
     for package, entry in (packages if isinstance(packages, dict) else {}).items():
         name = normalize_name(str(package))
         try:
             releases[name] = tuple(str(v) for v in entry["releases"])
-            rows[name] = tuple(_row(item, removed) for item in entry["rows"])
-            build_rows[name] = tuple(_row(item, removed) for item in entry["build_rows"])
+            rows[name] = tuple(_row(item, known) for item in entry["rows"])
+            build_rows[name] = tuple(_row(item, known) for item in entry["build_rows"])
             if (rows[name] or build_rows[name]) and not releases[name]:
                 raise ValueError("rows over an empty list of releases")
+            provider_requires[name] = {str(release): _lines(lines) for release, lines in
+                                       entry["provider_requires"].items()}
         except (KeyError, TypeError, ValueError, AttributeError, InvalidSpecifier, InvalidVersion) as problem:
-            errors.append(f"{path}: packages.{package}: needs releases, and rows and build_rows of versions, "
-                          f"removed_in, modules (removed modules), at_import (among them), first_free, where "
-                          f"({problem}); regenerate it with {GENERATOR}")
+            errors.append(f"{path}: packages.{package}: needs releases, rows and build_rows of versions, "
+                          f"removed_in, modules (removed modules), at_import (among them), first_free, where, and "
+                          f"provider_requires (release -> Requires-Dist lines) ({problem}); regenerate it with "
+                          f"{GENERATOR}")
     if not isinstance(packages, dict):
         errors.append(f"{path}: packages: expected an object; regenerate it with {GENERATOR}")
-    return StdlibRemovalTable(removed, releases, rows, build_rows, str(raw.get("scan_source")))
+    return StdlibRemovalTable(removed, releases, rows, build_rows, str(raw.get("scan_source")), provided,
+                              provider_requires)
 
 
-def _row(item: dict[str, Any], removed: dict[str, tuple[Version, str]]) -> ImportRow:
+def _lines(lines: Any) -> tuple[str, ...]:
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise ValueError(f"{lines!r} is not a list of Requires-Dist lines")
+    return tuple(lines)
+
+
+def _row(item: dict[str, Any], known: dict[str, Version]) -> ImportRow:
+    """``known``: every module of the table -> the release (of Python or of its provider) that removed it."""
     modules, at_import = frozenset(item["modules"]), frozenset(item["at_import"])
-    if not modules or not modules <= set(removed) or not at_import <= modules:
+    if not modules or not modules <= set(known) or not at_import <= modules:
         raise ValueError(f"modules {sorted(modules)} must be removed modules, at_import {sorted(at_import)} among them")
+    if {known[m] for m in modules} != {Version(item["removed_in"])}:
+        raise ValueError(f"removed_in {item['removed_in']} is not when {sorted(modules)} were removed")
     free = item["first_free"]
     if free is not None:
         Version(free)

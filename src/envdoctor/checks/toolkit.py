@@ -193,8 +193,12 @@ def _flash_attn_build_unknown(ctx: CheckContext) -> list[Finding]:
     minor = ".".join(torch.split("+")[0].split(".")[:2]) if isinstance(torch, str) else None
     if release is not None and minor is not None and minor in release.torch_minors:
         return []
-    why = (f"no flash-attn {version} release wheel targets torch {minor}" if release and minor else
-           "torch's version is unknown, so whether a release wheel matches is too")
+    if release and minor:
+        why = f"no flash-attn {version} release wheel targets torch {minor}"
+    elif minor:
+        why = "flash-attn's release is unknown, so whether a release wheel matches torch is too"
+    else:
+        why = "torch's version is unknown, so whether a release wheel matches is too"
     return [Finding(
         rule="flash-attn-needs-source-build", category=Category.CUDA_BUILD, severity=Severity.WARN,
         components=("flash-attn", "cuda-toolkit"), sources=("flash-attn-publish",), verified=False,

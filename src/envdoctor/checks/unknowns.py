@@ -7,6 +7,7 @@ the chosen stack needs are warnings (the status cannot be ok); other unknowns ar
 from __future__ import annotations
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.driver import cuda_needs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import gpu_ccs, has_no_gpu
 from envdoctor.snapshot import FieldProblem
@@ -67,6 +68,12 @@ def _unknown_gpu(ctx: CheckContext) -> list[Finding]:
             return [_unknown("gpu-facts-unknown", Category.DRIVER, ("gpu", "nvidia-driver"),
                              f"the snapshot says nothing about NVIDIA GPUs or the driver; {ctx.stack.name} needs a GPU",
                              severity=Severity.WARN)]
+        if nvidia is None and (needs := cuda_needs(ctx)):
+            builds = ", ".join(f"{need.package} {need.version} (CUDA {need.cuda})" for need in needs[:4])
+            return [_unknown("driver-unknown", Category.DRIVER, ("nvidia-driver",),
+                             f"the snapshot says nothing about the NVIDIA driver, so these CUDA builds could not be "
+                             f"checked against it: {builds}", Severity.INFO,
+                             fix="nvidia-smi   # its header's driver version and CUDA version; or envdoctor probe")]
         if nvidia is not None and nvidia.gpus is None and not has_no_gpu(ctx.snapshot) and _needs_gpu(ctx):
             return [_unknown("gpu-facts-unknown", Category.GPU_ARCH, ("gpu",),
                              f"the snapshot does not list the GPUs; {ctx.stack.name} needs a GPU of a given "

@@ -228,12 +228,24 @@ def table_source(raw: Any, generated: str) -> str:
     return f"{raw['url']} at {reference[:12]} ({generated})".replace(" at  ", " ")
 
 
-def _parse(path: Path, errors: list[str]) -> ImportTable | None:
+@dataclass(frozen=True)
+class PartnerDocument:
+    """The top of a table laid out as import_floors.json is (importers, providers, the day it was generated)."""
+
+    read: TableReader
+    importers: dict[str, Any]
+    providers: dict[str, Any]
+    generated: str
+
+
+def read_partner_document(path: Path, errors: list[str], generator: str,
+                          top_keys: frozenset[str] | set[str] | tuple[str, ...]) -> PartnerDocument | None:
+    """Read and check the top level of such a table; None (with the problems in ``errors``) when it is unusable."""
     read = TableReader(path, errors)
-    raw = read_json_object(path, errors, "tools/gen_import_floors.py")
+    raw = read_json_object(path, errors, generator)
     if raw is None:
         return None
-    read.keys(raw, TOP_KEYS, "")
+    read.keys(raw, top_keys, "")
     generated = raw.get("generated")
     if not isinstance(generated, str) or not DATE.match(generated):
         read.error("generated", f"expected a date YYYY-MM-DD, got {generated!r}")
@@ -242,6 +254,15 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
     if not isinstance(importers, dict) or not isinstance(providers, dict):
         read.error("importers" if not isinstance(importers, dict) else "providers", "expected an object")
         return None
+    return PartnerDocument(read, importers, providers, generated)
+
+
+def _parse(path: Path, errors: list[str]) -> ImportTable | None:
+    document = read_partner_document(path, errors, "tools/gen_import_floors.py", TOP_KEYS)
+    if document is None:
+        return None
+    read, importers, providers, generated = (document.read, document.importers, document.providers,
+                                             document.generated)
     sources: dict[str, str] = {}
     partner_releases: dict[str, tuple[str, ...]] = {}
     names: dict[str, dict[str, PartnerName]] = {}

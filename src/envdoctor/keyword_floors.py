@@ -27,8 +27,8 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from envdoctor.import_floors import TableReader, public_release, table_source
-from envdoctor.matrices import MatrixError, default_root, read_json_object
+from envdoctor.import_floors import TableReader, public_release, read_partner_document, table_source
+from envdoctor.matrices import MatrixError, default_root
 from envdoctor.snapshot import normalize_name
 
 FILE = "keyword_floors.json"
@@ -177,19 +177,11 @@ def _table(path: Path) -> KeywordTable | None:
 
 
 def _parse(path: Path, errors: list[str]) -> KeywordTable | None:
-    read = TableReader(path, errors)
-    raw = read_json_object(path, errors, GENERATOR)
-    if raw is None:
+    document = read_partner_document(path, errors, GENERATOR, TOP_KEYS)
+    if document is None:
         return None
-    read.keys(raw, TOP_KEYS, "")
-    generated = raw.get("generated")
-    if not isinstance(generated, str) or not DATE.match(generated):
-        read.error("generated", f"expected a date YYYY-MM-DD, got {generated!r}")
-        generated = "?"
-    importers, providers = raw.get("importers"), raw.get("providers")
-    if not isinstance(importers, dict) or not isinstance(providers, dict):
-        read.error("importers" if not isinstance(importers, dict) else "providers", "expected an object")
-        return None
+    read, importers, providers, generated = (document.read, document.importers, document.providers,
+                                             document.generated)
     sources: dict[str, str] = {}
     provider_releases: dict[str, tuple[str, ...]] = {}
     callables: dict[str, dict[str, CallableFacts]] = {}

@@ -42,6 +42,14 @@ def test_flash_attn_of_unknown_version_on_a_gpu_only_later_releases_build_for(tm
     assert "flash-attn 2.8.0 and later" in found[0].message and "'flash-attn>=2.8.0'" in found[0].fix
 
 
+@pytest.mark.parametrize("version", ["2.8.3+cu128torch2.8cxx11abiTRUE", "2.8.9", "2.8.0.post2+local"])
+def test_flash_attn_release_newer_than_the_first_with_kernels_is_not_an_unknown_release(tmp_path: Path,
+                                                                                        version: str) -> None:
+    report = check(tmp_path, nvidia={"gpus": [{"name": "RTX 5090", "compute_capability": "12.0"}]},
+                   packages={"torch": "2.8.0+cu128", "flash-attn": version})
+    assert "flash-attn-gpu-arch-unknown-release" not in rules(report)
+
+
 def test_flash_attn_release_without_kernels_for_the_gpu_fails(tmp_path: Path) -> None:
     report = check(tmp_path, nvidia={"gpus": [{"name": "RTX 5090", "compute_capability": "12.0"}]},
                    packages={"torch": "2.7.0+cu128", "flash-attn": "2.7.4.post1"})

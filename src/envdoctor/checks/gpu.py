@@ -11,7 +11,16 @@ from envdoctor.checks.plain_torch import plain_wheel_is_cpu_only
 from envdoctor.checks.torch_range import TorchBuild, TorchRange, plain_version_range, unknown_version_range
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.rules import ABSENT, CPU_ONLY_PYPI_PLATFORMS, fact, gpu_ccs, has_no_gpu, torch_variant
+from envdoctor.rules import (
+    ABSENT,
+    CPU_ONLY_PYPI_PLATFORMS,
+    fact,
+    gpu_ccs,
+    has_no_gpu,
+    parse_version,
+    public_of,
+    torch_variant,
+)
 
 
 def check_gpu_present(ctx: CheckContext) -> list[Finding]:
@@ -326,7 +335,7 @@ def _runs(cc: str, archs: tuple[str, ...]) -> bool:
 def _flash_attn_floor(ctx: CheckContext, version: object) -> tuple[str | None, tuple[str, ...], str]:
     """(minimum compute capability, SASS archs, how known) of the installed flash-attn release; for an unknown
     version, the lowest minimum any 2.x release in the table has (flash-attn 2 never ran below it)."""
-    release = ctx.facts.flash_attn(version) if isinstance(version, str) else None
+    release = ctx.facts.flash_attn(public_of(version)) if isinstance(version, str) else None
     if release is not None:
         return release.min_cc, release.sass, ""
     if isinstance(version, str) and not version.startswith("2."):
@@ -342,7 +351,8 @@ def check_flash_attn_arch(ctx: CheckContext) -> list[Finding]:
     if version in (ABSENT, None):
         return []
     ccs = gpu_ccs(ctx.snapshot)
-    unknown_release = not isinstance(version, str) or (version.startswith("2.") and not ctx.facts.flash_attn(version))
+    unknown_release = not isinstance(version, str) or (public_of(version).startswith("2.")
+                                                       and not ctx.facts.flash_attn(public_of(version)))
     if unknown_release and (unknown := _flash_attn_unknown_release_sass(ctx, version, ccs)):
         return unknown
     min_cc, sass, inferred = _flash_attn_floor(ctx, version)
@@ -383,6 +393,8 @@ def _flash_attn_unknown_release_sass(ctx: CheckContext, version: object, ccs: li
     if not running:
         return []  # no release runs there: the compute-capability floor below says so, verified
     first = min(running, key=Version)
+    if isinstance(version, str) and (parsed := parse_version(public_of(version))) and parsed >= Version(first):
+        return []  # a release the table lacks, at or after the first with kernels for this GPU
     return [Finding(
         rule="flash-attn-gpu-arch-unknown-release", category=Category.GPU_ARCH, severity=Severity.WARN,
         components=("flash-attn",), verified=False, sources=("flash-attn-publish",),

@@ -132,7 +132,7 @@ def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | No
     being the newest on PyPI), or releases made from RECENT_DAYS before the partner release on."""
     listed = table.importer_releases.get(pair.importer, ())
     broken = {release: missing for release in listed if (missing := _missing(table, pair, release))}
-    runs = _runs(listed, set(broken))
+    runs = release_runs(listed, set(broken))
     if not runs:
         return None
     newest_run = runs[-1][1] == len(listed) - 1
@@ -213,7 +213,7 @@ def _having(table: ImportTable, missing: list[ImportNeed]) -> str:
     parts = []
     for need in missing[:3]:
         listed = table.partner_releases[need.partner]
-        runs = _runs(listed, set(table.having(need)))
+        runs = release_runs(listed, set(table.having(need)))
         label = need.name or need.module
         if not runs:
             parts.append(f"no {need.partner} release from {listed[0]} to {listed[-1]} has {label}")
@@ -224,7 +224,7 @@ def _having(table: ImportTable, missing: list[ImportNeed]) -> str:
     return "; ".join(parts)
 
 
-def _runs(listed: tuple[str, ...], members: set[str]) -> list[tuple[int, int]]:
+def release_runs(listed: tuple[str, ...], members: set[str]) -> list[tuple[int, int]]:
     """Runs of consecutive releases in ``members``, as (first, last) positions in ``listed``."""
     runs: list[tuple[int, int]] = []
     for i, release in enumerate(listed):
@@ -240,7 +240,7 @@ def _partner_fix(ctx: CheckContext, table: ImportTable, pair: Pair, missing: lis
     """The partner range, nearest to the installed release, whose releases have every missing name."""
     listed = table.partner_releases[pair.partner]
     good = {r for r in listed if all(table.status(need, r) == "present" for need in missing)}
-    runs = _runs(listed, good)
+    runs = release_runs(listed, good)
     if not runs:
         return None
     here = listed.index(pair.partner_release)

@@ -28,7 +28,7 @@ from packaging.version import Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
-from envdoctor.checks.import_floors import declares_against, is_newest_release, judged_elsewhere
+from envdoctor.checks.import_floors import declares_against, is_newest_release, judged_elsewhere, release_runs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.keyword_floors import KeywordTable, KeywordUse, keyword_table
 from envdoctor.pypi_facts import release_facts
@@ -158,7 +158,7 @@ def _having(table: KeywordTable, missing: list[KeywordUse]) -> str:
     parts = []
     for use in missing[:3]:
         listed = table.provider_releases[use.provider]
-        runs = _runs(listed, set(table.accepting(use)))
+        runs = release_runs(listed, set(table.accepting(use)))
         if not runs:
             parts.append(f"no {use.provider} release from {listed[0]} to {listed[-1]} accepts {use.keyword}")
             continue
@@ -166,17 +166,6 @@ def _having(table: KeywordTable, missing: list[KeywordUse]) -> str:
         parts.append(f"{use.provider} {spans} accept{'' if len(runs) > 1 or runs[0][0] != runs[0][1] else 's'} "
                      f"{use.keyword}")
     return "; ".join(parts)
-
-
-def _runs(listed: tuple[str, ...], members: set[str]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for i, release in enumerate(listed):
-        if release in members:
-            if runs and runs[-1][1] == i - 1:
-                runs[-1] = (runs[-1][0], i)
-            else:
-                runs.append((i, i))
-    return runs
 
 
 def _provider_fix(ctx: CheckContext, table: KeywordTable, pair: Pair) -> str | None:
@@ -187,7 +176,7 @@ def _provider_fix(ctx: CheckContext, table: KeywordTable, pair: Pair) -> str | N
     good = {r for r in listed if all(table.accepts(use, r, pair.installed) != "no" for use in uses)
             and not _declared_against(table, pair.importer, pair.importer_release, pair.provider, r)
             and all(r in facts.defined for use in uses if (facts := table.facts(use)) is not None)}
-    runs = _runs(listed, good)
+    runs = release_runs(listed, good)
     if not runs:
         return None
     here = listed.index(pair.provider_release)

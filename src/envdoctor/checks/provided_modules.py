@@ -228,9 +228,12 @@ def _known(ctx: CheckContext, table: StdlibRemovalTable, name: str, release: Ver
         told = f"{name} {release} imports {module_name} (e.g. {', '.join(where)}) and {provider.said}; " \
             f"{_removal(module_name, module)}: "
         if lacks:
+            # certain to fail at `import name` only where the package's own __init__ imports it; other modules may be
+            # entry points that plain imports never load (tensorboard/default.py serves only the CLI)
+            certain = module_name in at_import and any(_is_top_level_init(place) for place in where)
             findings.append(Finding(
                 rule="provided-module-imported", category=Category.VERSION,
-                severity=Severity.FAIL if module_name in at_import else Severity.WARN, components=components,
+                severity=Severity.FAIL if certain else Severity.WARN, components=components,
                 sources=sources, verified=True, message=f"{told}{when}{capped}. Fix: {why}", fix=fix))
         else:
             findings.append(Finding(
@@ -238,6 +241,12 @@ def _known(ctx: CheckContext, table: StdlibRemovalTable, name: str, release: Ver
                 components=components, sources=sources, verified=False,
                 message=f"{told}if it is missing, {when}; {declared}. Fix: {why}", fix=fix))
     return findings
+
+
+def _is_top_level_init(place: str) -> bool:
+    """``tensorboard/__init__.py:12``: the package's own __init__, which every import of the package runs."""
+    path = place.rsplit(":", 1)[0]
+    return path.count("/") == 1 and path.endswith("/__init__.py")
 
 
 def _unknown_version(ctx: CheckContext, table: StdlibRemovalTable, name: str, full: bool) -> list[Finding]:

@@ -40,7 +40,7 @@ def read_package_rows(packages: Any, error: Callable[[str, str], None], read_row
                 isinstance(v, str) and (not releases_must_parse or parse_version(v)) for v in listed):
             error(f"packages.{package}.releases", "expected a list of version strings")
             continue
-        items = entry.get("rows") or []
+        items = entry.get("rows")
         if not isinstance(items, list) or (items and not listed):
             error(f"packages.{package}.rows", "expected a list of rows, over a non-empty list of releases")
             continue

@@ -246,7 +246,8 @@ def additions(read: list[NumpyRelease]) -> dict[str, str]:
 # --- NumPy's releases on PyPI -------------------------------------------------------------------------
 
 
-def numpy_release(version: str, files: list[dict[str, Any]]) -> NumpyRelease:
+def numpy_wheel_files(version: str, files: list[dict[str, Any]]) -> tuple[str, str, str, str, str, list[str]]:
+    """(version, wheel name, upload day, ``__init__.py``, ``__init__.pyi``, file list) of one release's wheel."""
     wheel = pypi_release.metadata_wheel(files)
     if wheel is None:
         raise ValueError(f"numpy {version}: no wheel on PyPI")
@@ -255,7 +256,7 @@ def numpy_release(version: str, files: list[dict[str, Any]]) -> NumpyRelease:
         init, stub = (archive.read(f"numpy/__init__.{ext}").decode() for ext in ("py", "pyi"))
         paths = archive.namelist()
     uploaded = min(f.get("upload_time_iso_8601") or f["upload_time"] for f in files)[:10]
-    return namespace(version, wheel["filename"], uploaded, init, stub, paths)
+    return version, wheel["filename"], uploaded, init, stub, paths
 
 
 @functools.lru_cache(maxsize=1)
@@ -267,8 +268,11 @@ def numpy_read() -> tuple[NumpyRelease, ...]:
         parsed = Version(version)
         if not parsed.is_postrelease:
             firsts.setdefault((parsed.major, parsed.minor), version)
+    # downloads in threads, parsing in this one: concurrent ast.parse of large files can raise CPython 3.11's
+    # "SystemError: AST constructor recursion depth mismatch"
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return tuple(pool.map(lambda v: numpy_release(v, index[v]), firsts.values()))
+        fetched = list(pool.map(lambda v: numpy_wheel_files(v, index[v]), firsts.values()))
+    return tuple(namespace(*files) for files in fetched)
 
 
 @functools.lru_cache(maxsize=1)

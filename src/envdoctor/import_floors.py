@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,18 @@ def _table(path: Path) -> ImportTable | None:
     return parsed_or_raise(path, _parse)
 
 
+@dataclass(frozen=True)
+class PartnerEntry:
+    """One importer's or provider's entry of such a table: where it is, its normalized name, its raw object, its
+    releases and each release's index among them."""
+
+    where: str
+    name: str
+    entry: dict[str, Any]
+    releases: tuple[str, ...]
+    position: dict[str, int]
+
+
 class TableReader:
     def __init__(self, path: Path, errors: list[str]) -> None:
         self.path, self.errors = path, errors
@@ -195,6 +208,16 @@ class TableReader:
             return None
         self.keys(entry, allowed, where)
         return self.releases(entry.get("releases"), f"{where}.releases")
+
+    def entries(self, section: str, raw: dict[str, Any], allowed: set[str], member: str,
+                kind: type[dict] | type[list], expected: str) -> Iterator[PartnerEntry]:
+        """The usable entries of ``importers`` or ``providers`` (``section``), each checked by ``entry_releases``."""
+        for key, entry in raw.items():
+            where = f"{section}.{key}"
+            releases = self.entry_releases(entry, where, allowed, member, kind, expected)
+            if releases is not None:
+                yield PartnerEntry(where, normalize_name(key), entry, releases,
+                                   {version: i for i, version in enumerate(releases)})
 
     def releases(self, raw: Any, key: str) -> tuple[str, ...]:
         if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
@@ -266,16 +289,10 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
     sources: dict[str, str] = {}
     partner_releases: dict[str, tuple[str, ...]] = {}
     names: dict[str, dict[str, PartnerName]] = {}
-    for partner, entry in providers.items():
-        where = f"providers.{partner}"
-        releases = read.entry_releases(entry, where, PROVIDER_KEYS, "names", dict,
-                                       "expected an object with 'names'")
-        if releases is None:
-            continue
-        name = normalize_name(partner)
+    for part in read.entries("providers", providers, PROVIDER_KEYS, "names", dict, "expected an object with 'names'"):
+        name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         partner_releases[name], sources[name] = releases, table_source(entry.get("source"), generated)
         names[name] = {}
-        position = {version: i for i, version in enumerate(releases)}
         for key, facts in entry["names"].items():
             at = f"{where}.names.{key}"
             if not isinstance(facts, dict) or set(facts) - {"present", "unknown"}:
@@ -286,17 +303,12 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
                 read.runs(facts.get("unknown", []), releases, position, f"{at}.unknown"))
     importer_releases: dict[str, tuple[str, ...]] = {}
     needs: dict[str, tuple[ImportNeed, ...]] = {}
-    for importer, entry in importers.items():
-        where = f"importers.{importer}"
-        releases = read.entry_releases(entry, where, IMPORTER_KEYS, "needs", list,
-                                       "expected an object with a 'needs' list")
-        if releases is None:
-            continue
-        name = normalize_name(importer)
+    for part in read.entries("importers", importers, IMPORTER_KEYS, "needs", list,
+                             "expected an object with a 'needs' list"):
+        name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         importer_releases[name] = releases
         sources.setdefault(name, table_source(entry.get("source"), generated))
         found = []
-        position = {version: i for i, version in enumerate(releases)}
         for i, need in enumerate(entry["needs"]):
             at = f"{where}.needs[{i}]"
             if not isinstance(need, dict) or not all(isinstance(need.get(k), str)

@@ -185,15 +185,10 @@ def _parse(path: Path, errors: list[str]) -> KeywordTable | None:
     sources: dict[str, str] = {}
     provider_releases: dict[str, tuple[str, ...]] = {}
     callables: dict[str, dict[str, CallableFacts]] = {}
-    for provider, entry in providers.items():
-        where = f"providers.{provider}"
-        releases = read.entry_releases(entry, where, PROVIDER_KEYS, "callables", dict,
-                                       "expected an object with 'callables'")
-        if releases is None:
-            continue
-        name = normalize_name(provider)
+    for part in read.entries("providers", providers, PROVIDER_KEYS, "callables", dict,
+                             "expected an object with 'callables'"):
+        name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         provider_releases[name], sources[name] = releases, table_source(entry.get("source"), generated)
-        position = {version: i for i, version in enumerate(releases)}
         callables[name] = {}
         for callable_name, facts in entry["callables"].items():
             at = f"{where}.callables.{callable_name}"
@@ -203,16 +198,11 @@ def _parse(path: Path, errors: list[str]) -> KeywordTable | None:
     importer_releases: dict[str, tuple[str, ...]] = {}
     uses: dict[str, tuple[KeywordUse, ...]] = {}
     requires: dict[str, dict[str, dict[str, frozenset[str]]]] = {}
-    for importer, entry in importers.items():
-        where = f"importers.{importer}"
-        releases = read.entry_releases(entry, where, IMPORTER_KEYS, "uses", list,
-                                       "expected an object with a 'uses' list")
-        if releases is None:
-            continue
-        name = normalize_name(importer)
+    for part in read.entries("importers", importers, IMPORTER_KEYS, "uses", list,
+                             "expected an object with a 'uses' list"):
+        name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         importer_releases[name] = releases
         sources.setdefault(name, table_source(entry.get("source"), generated))
-        position = {version: i for i, version in enumerate(releases)}
         requires[name] = _requires(read, entry.get("requires", {}), releases, position, f"{where}.requires")
         found = []
         for i, use in enumerate(entry["uses"]):

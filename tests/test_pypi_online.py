@@ -183,3 +183,31 @@ def test_a_build_older_than_the_first_upload_is_judged_on_every_release(index: s
     (early,) = _python_findings(index, tmp_path, "3.8.10", **{"early-lib": "2024.1"})
     assert (early.severity.value, early.verified) == ("warn", False) and "older than its first release" in early.message
     assert not _python_findings(index, tmp_path, "3.9.7", **{"early-lib": "2024.1"})
+
+
+def test_the_installed_pre_releases_code_is_read_for_the_python_it_needs(index: str, tmp_path: Path) -> None:
+    """A pure wheel that declares Requires-Python >=3.8 but evaluates ``list[str]`` at import (aibrix 0.1.0rc1):
+    the installed release is read even as a pre-release, and on Python 3.8 its import fails."""
+    served = tmp_path / "served"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr("typed_app/__init__.py", "def names() -> list[str]:\n    return []\n")
+        wheel.writestr("typed_app-0.1.0rc1.dist-info/METADATA",
+                       "Metadata-Version: 2.1\nName: typed-app\nVersion: 0.1.0rc1\nRequires-Python: >=3.8\n")
+    (served / "files" / "typed_app-0.1.0rc1-py3-none-any.whl").write_bytes(buffer.getvalue())
+    name = "typed_app-0.1.0rc1-py3-none-any.whl"
+    files = [{"filename": name, "packagetype": "bdist_wheel", "requires_python": ">=3.8",
+              "size": len(buffer.getvalue()), "yanked": False, "upload_time_iso_8601": "2024-09-10T10:00:00Z",
+              "url": f"{index.split('/pypi/')[0]}/files/{name}"}]
+    (served / "pypi" / "typed-app").mkdir()
+    (served / "pypi" / "typed-app" / "json").write_text(json.dumps({"info": {"version": "0.1.0rc1"},
+                                                                      "releases": {"0.1.0rc1": files}}))
+    snap = snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"}, "python": {"version": "3.8.10"},
+                               "packages": {"typed-app": {"version": "0.1.0rc1"}}})
+    fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
+    read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
+    release = release_facts("typed-app", "0.1.0rc1")
+    assert release is not None and (release.python_floor, release.python_floor_from) == ("3.9",
+                                                                                         "typed_app/__init__.py:1")
+    [finding] = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "code-needs-newer-python"]
+    assert finding.components == ("typed-app",) and "Python 3.9" in finding.message

@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import json
-import re
 import sys
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,6 +45,14 @@ from envdoctor.pypi_release import (  # the release list and METADATA reading, s
     release_files,
     wheel_metadata,
 )
+from envdoctor.python_floor import (  # the code-floor reader, shared with `check --online`
+    CODE_FLOOR_KEY,
+    code_python_floor,
+    python_lower_bound,
+    release_code_floor,
+    sdist_modules,
+    wheel_modules,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tools" / "pypi_packages.toml"
@@ -55,145 +60,9 @@ OUT = ROOT / "matrices" / "pypi"
 GENERATOR = "tools/gen_pypi_facts.py"
 
 
-# --- the lowest Python a release's code runs on ------------------------------------------------------
-
-CODE_FLOOR_KEY = "python_floor"
-# Scripts shipped inside a package that importing it never runs (weight conversion, ``python -m`` entry points).
-STANDALONE_SCRIPT = re.compile(r"(^|/)(convert_[^/]*|__main__)\.py$")
-# Text that may hold what code_python_floor looks for (checked before parsing; parsing every module of a large
-# package takes seconds): a line with an annotation holding "|", or match, except*, type aliases, type parameters.
-UNION_LINE = re.compile(r"(?::|->)[^=#]*[\w\])]\s*\|\s*[\w\[]")
-NEWER_STATEMENT = re.compile(r"^\s*(?:match\s|type\s+\w|(?:def|class)\s+\w+\[)|except\s*\*", re.M)
-# Python 3.8 syntax: an assignment expression (``:=``) or a positional-only marker (``/``) in a parameter list.
-PYTHON38_SYNTAX = re.compile(r":=|[(,]\s*/\s*[,)]")
-
-
-def _may_need_newer_python(text: str) -> bool:
-    if NEWER_STATEMENT.search(text) or PYTHON38_SYNTAX.search(text):
-        return True
-    return any(UNION_LINE.search(line) for line in text.splitlines() if "|" in line)
-
-
-def code_python_floor(modules: list[tuple[str, str]]) -> tuple[int, str] | None:
-    """The lowest CPython 3 minor that can import every module of a release, judged from its syntax, and where
-    that is decided (``("transformers/generation/streamers.py:38", ...)``): a ``X | Y`` union in an annotation that
-    runs at definition (module or class level, no ``from __future__ import annotations``) needs 3.10, as do
-    ``match`` statements; ``except*`` needs 3.11; ``type`` aliases and type parameters 3.12; an assignment
-    expression (``:=``) or a positional-only parameter needs 3.8 (older Pythons cannot parse the module). None when
-    nothing needs more than 3.7. Modules that do not parse here, and scripts importing the package never runs
-    (``convert_*.py``, ``__main__.py``), are skipped."""
-    import ast
-
-    best: tuple[int, str] | None = None
-    for path, text in modules:
-        if STANDALONE_SCRIPT.search(path) or not _may_need_newer_python(text):
-            continue
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError):
-            continue
-        for minor, line in _module_floors(tree, ast):
-            if best is None or minor > best[0]:
-                best = (minor, f"{path}:{line}")
-    return best
-
-
-def _module_floors(tree: Any, ast: Any) -> list[tuple[int, int]]:
-    found: list[tuple[int, int]] = []
-    postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
-                    and any(alias.name == "annotations" for alias in node.names) for node in tree.body)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.NamedExpr) or (isinstance(node, ast.arguments) and node.posonlyargs):
-            found.append((8, node.lineno if isinstance(node, ast.NamedExpr) else node.posonlyargs[0].lineno))
-        elif isinstance(node, ast.Match):
-            found.append((10, node.lineno))
-        elif type(node).__name__ == "TryStar":
-            found.append((11, node.lineno))
-        elif type(node).__name__ == "TypeAlias" or getattr(node, "type_params", None):
-            found.append((12, node.lineno))
-    if not postponed:
-        found += [(10, line) for line in _runtime_union_annotations(tree.body, ast)]
-    return found
-
-
-def _runtime_union_annotations(body: list[Any], ast: Any) -> list[int]:
-    """Lines of ``X | Y`` annotations evaluated when ``body`` (a module or class body) runs: the annotations of
-    the functions defined there and its own variable annotations (function bodies run later, if ever)."""
-    lines: list[int] = []
-    for node in body:
-        annotations: list[Any] = []
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            arguments = node.args
-            every = arguments.posonlyargs + arguments.args + arguments.kwonlyargs + \
-                [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
-            annotations = [a.annotation for a in every] + [node.returns]
-        elif isinstance(node, ast.AnnAssign):
-            annotations = [node.annotation]
-        elif isinstance(node, ast.ClassDef):
-            lines += _runtime_union_annotations(node.body, ast)
-        elif isinstance(node, (ast.If, ast.Try)) and not _is_type_checking(node, ast):
-            for block in (node.body, node.orelse, *[h.body for h in getattr(node, "handlers", [])]):
-                lines += _runtime_union_annotations(block, ast)
-        for annotation in annotations:
-            if annotation is not None and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)
-                                              for n in ast.walk(annotation)):
-                lines.append(annotation.lineno)
-    return lines
-
-
-def _is_type_checking(node: Any, ast: Any) -> bool:
-    test = getattr(node, "test", None)
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
-def python_lower_bound(requires_python: str | None) -> int | None:
-    """The lowest CPython 3 minor a Requires-Python admits (``>=3.9`` -> 9); None when it sets no lower bound."""
-    minors = [int(m) for m in re.findall(r">=?\s*3\.(\d+)", requires_python or "")]
-    return max(minors) if minors else None
-
-
-def wheel_modules(url: str, size: int, fetch: Fetch = http_get) -> list[tuple[str, str]]:
-    """(path, text) of every ``.py`` file of the wheel at ``url``."""
-    with zipfile.ZipFile(io.BytesIO(fetch(url, None))) as wheel:
-        return [(name, wheel.read(name).decode("utf-8", "replace")) for name in wheel.namelist()
-                if name.endswith(".py")]
-
-
-def sdist_modules(url: str, fetch: Fetch = http_get) -> list[tuple[str, str]]:
-    """(path, text) of every ``.py`` file of a ``.tar.gz`` source archive, tests and examples left out."""
-    import tarfile
-
-    out = []
-    with tarfile.open(fileobj=io.BytesIO(fetch(url, None)), mode="r:gz") as archive:
-        for member in archive:
-            parts = member.name.split("/")
-            if member.isfile() and member.name.endswith(".py") and not {"tests", "test", "examples", "benchmarks"} \
-                    & set(parts) and parts[-1] != "setup.py":
-                out.append((member.name, (archive.extractfile(member) or io.BytesIO()).read().decode("utf-8",
-                                                                                                   "replace")))
-    return out
-
-
-def release_code_floor(files: list[dict[str, Any]], requires_python: str | None, index_url: str,
-                       fetch: Fetch = http_get) -> dict[str, str] | None:
-    """``{"python_floor": "3.10", "python_floor_from": "<file:line>"}`` when the release's pure-Python code needs a
-    newer Python than its Requires-Python admits; None otherwise (or when it has no pure wheel nor sdist)."""
-    lower = python_lower_bound(requires_python)
-    if lower is not None and lower >= 10:
-        return None  # read only where the declared floor admits Python 3.9 or older (what X | Y annotations break)
-    pure = [f for f in files if f["filename"].endswith("-none-any.whl")]
-    sdists = [f for f in files if f.get("packagetype") == "sdist" and f["filename"].endswith(".tar.gz")]
-    if pure:
-        modules = wheel_modules(urljoin(index_url, pure[0]["url"]), pure[0]["size"], fetch)
-    elif sdists and not any(f["filename"].endswith(".whl") for f in files):
-        modules = sdist_modules(urljoin(index_url, sdists[0]["url"]), fetch)
-    else:
-        return None
-    floor = code_python_floor(modules)
-    if floor is None or (lower is not None and floor[0] <= lower):
-        return None
-    return {CODE_FLOOR_KEY: f"3.{floor[0]}", f"{CODE_FLOOR_KEY}_from": floor[1]}
+# The code-floor reader lives in envdoctor.python_floor; these names stay importable from here for the tests.
+__all__ = ["CODE_FLOOR_KEY", "code_python_floor", "python_lower_bound", "release_code_floor", "sdist_modules",
+           "wheel_modules"]
 
 
 # --- one package ------------------------------------------------------------------------------------

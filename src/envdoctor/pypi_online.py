@@ -3,8 +3,9 @@
 The bundled ``matrices/pypi`` tables cover the packages fine-tuning stacks are built from; environments pasted from
 issue threads hold many more (an app's own package, its audio or vision libraries). For those, ``envdoctor check``
 reads the same facts from PyPI when it runs (``--online``; the default with ``--snapshot``): one request for the
-release list (every release's date, Requires-Python, wheels, yanked flag) and the installed release's Requires-Dist
-from its wheel's METADATA. The documents are written in the bundled format to a cache folder
+release list (every release's date, Requires-Python, wheels, yanked flag), the installed release's Requires-Dist
+from its wheel's METADATA and, when that release has a pure-Python wheel of at most 4 MiB, the lowest Python its
+code imports on (``envdoctor.python_floor``). The documents are written in the bundled format to a cache folder
 (``$XDG_CACHE_HOME/envdoctor/pypi``, reused for a week) that ``envdoctor.pypi_facts`` then reads after the bundled
 one. A package PyPI does not know, a network failure or the time limit leave that package without facts, which the
 checks report as unverified, as before.
@@ -35,6 +36,7 @@ from envdoctor.pypi_release import (
     requires_dist,
     wheel_metadata,
 )
+from envdoctor.python_floor import release_code_floor
 from envdoctor.snapshot import Snapshot, normalize_name
 
 GENERATOR = "envdoctor check --online"
@@ -43,6 +45,7 @@ MAX_PACKAGES = 40
 REQUEST_TIMEOUT_S = 5.0
 TOTAL_TIMEOUT_S = 20.0
 FRESH_FOR = datetime.timedelta(days=7)
+CODE_FLOOR_MAX_BYTES = 4 * 1024 * 1024  # the installed release's pure wheel is read whole for its code's floor
 # Names that are not PyPI distributions of the environment (the interpreter, tools that come with every venv).
 NOT_FETCHED = frozenset({"python", "pip", "setuptools", "wheel"})
 
@@ -121,15 +124,21 @@ def facts_document(name: str, index: dict[str, Any], installed: str | None, get:
     Requires-Dist of the installed release (read from its wheel) and of the newest one (from the index's info)."""
     releases = index.get("releases") or {}
     versions = kept_versions(releases, None)
+    # the installed release is read even when it is a pre-release (which the release list otherwise leaves out)
+    versions += [v for v in releases if installed is not None and releases[v] and v not in versions
+                 and _same(v, installed)]
     newest = (index.get("info") or {}).get("version")
     entries = {}
     for version in versions:
         files = release_files(version, releases[version])
         metadata = None
-        if installed is not None and _same(version, installed) and files.metadata_wheel is not None:
+        this = installed is not None and _same(version, installed)
+        if this and files.metadata_wheel is not None:
             wheel = files.metadata_wheel
             metadata = wheel_metadata(wheel["url"], int(wheel["size"]), get)
         entry = release_entry(files, metadata, requires_only=False, tabled=set(tabled))
+        if this:
+            entry.update(_code_floor(releases[version], entry["requires_python"], get))
         if metadata is None and version == newest and (index.get("info") or {}).get("requires_dist") is not None:
             entry["requires"] = requires_dist("".join(f"Requires-Dist: {line}\n"
                                                       for line in index["info"]["requires_dist"]))
@@ -140,6 +149,15 @@ def facts_document(name: str, index: dict[str, Any], installed: str | None, get:
             "source": {"releases": INDEX.format(name=name), "requires": "Requires-Dist of the installed release's "
                        "wheel METADATA and of the newest release (the index's info)"},
             "floor": None, "requires_only": False, "releases": entries}
+
+
+def _code_floor(files: list[dict[str, Any]], requires_python: str | None, get: Any) -> dict[str, str]:
+    """``python_floor`` and ``python_floor_from`` of the installed release when its pure-Python wheel, of at most
+    CODE_FLOOR_MAX_BYTES, holds syntax a newer Python needs than its Requires-Python admits; else nothing."""
+    pure = [f for f in files if f.get("filename", "").endswith("-none-any.whl")]
+    if not pure or not isinstance(pure[0].get("size"), int) or pure[0]["size"] > CODE_FLOOR_MAX_BYTES:
+        return {}
+    return release_code_floor(pure[:1], requires_python, pure[0]["url"], get) or {}
 
 
 def _fresh(path: Path, installed: str | None) -> bool:

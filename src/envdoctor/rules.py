@@ -170,6 +170,17 @@ def public_of(version: str) -> str:
     return parsed.public if parsed else version
 
 
+def same_release(installed: str, target: str) -> bool:
+    """Whether ``installed`` can be the release ``target``: ``2.7`` (a minor, as issue threads write it) is any 2.7.x
+    release; otherwise the public versions are equal (``2.7.0+cu126`` is ``2.7``)."""
+    have, want = parse_version(installed), parse_version(target)
+    if have is None or want is None:
+        return public_of(installed) == public_of(target)
+    if len(have.release) <= 2 and have.public == have.base_version:
+        return want.release[:len(have.release)] == have.release
+    return Version(have.public) == Version(want.public)
+
+
 def minor_of(version: str) -> str:
     """``2.3.1+cu121`` -> ``2.3`` (the text as given when it is not PEP 440)."""
     parsed = parse_version(version)

@@ -170,3 +170,14 @@ def test_code_python_floor_skips_scripts_the_package_never_imports() -> None:
     at_import = "def f(x: int | None = None) -> int:\n    return 1\n"
     assert gen.code_python_floor([("pkg/models/x/convert_x_weights.py", at_import), ("pkg/__main__.py", at_import)]) \
         is None
+
+
+def test_code_python_floor_reads_builtin_generics_python_3_8_cannot_subscript() -> None:
+    annotation = "def f(names: list[str]) -> dict[str, int]:\n    return {}\n"
+    alias = "from __future__ import annotations\n\nNames = tuple[str, ...]\n"
+    postponed = "from __future__ import annotations\n\n\ndef f(names: list[str]) -> None:\n    pass\n"
+    in_body = "def f():\n    x: list[str] = []\n    return list[int]\n"
+    assert gen.code_python_floor([("a.py", annotation)]) == (9, "a.py:1")
+    assert gen.code_python_floor([("b.py", alias)]) == (9, "b.py:3")  # a value is evaluated even when postponed
+    for text in (postponed, in_body, "from typing import List\n\n\ndef f(x: List[str]):\n    pass\n"):
+        assert gen.code_python_floor([("c.py", text)]) is None, text

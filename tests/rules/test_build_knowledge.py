@@ -269,3 +269,28 @@ def test_torch_alone_on_an_old_gpu_is_not_a_triton_finding(tmp_path: Path) -> No
     snap = snapshot({"torch": "2.5.1+cu121", "triton": "3.1.0"},
                     nvidia={"driver": "550.54.14", "cuda_driver": "12.4", "gpus": [gpu]})
     assert not _findings(snap, tmp_path, "triton-kernels-gpu-too-old")
+
+
+# --- nvcc newer than what the driver runs (the header's CUDA version, else the toolkit release's driver floor) --------
+
+@pytest.mark.parametrize(("nvidia", "nvcc", "fires"), [
+    ({"driver": None, "cuda_driver": "12.2", "gpus": [H100]}, "12.4", True),     # the header's CUDA version
+    ({"driver": None, "cuda_driver": "12.4", "gpus": [H100]}, "12.4", False),
+    ({"driver": "460.80", "cuda_driver": None, "gpus": [H100]}, "11.3", True),   # CUDA 11.3 needs 465.19.01
+    ({"driver": "465.19.01", "cuda_driver": None, "gpus": [H100]}, "11.3.109", False),
+    ({"driver": "535.54.03", "cuda_driver": None, "gpus": [H100]}, "12.4", True),  # CUDA 12.4 needs 550.54.14
+])
+def test_nvcc_newer_than_the_driver(tmp_path: Path, nvidia: dict, nvcc: str, fires: bool) -> None:
+    found = _findings(snapshot({}, nvidia=nvidia, cuda_toolkit={"nvcc": nvcc}), tmp_path, "nvcc-newer-than-driver")
+    assert bool(found) is fires
+    assert all(f.components[:2] == ("cuda-toolkit", "nvidia-driver") for f in found)
+
+
+def test_runtime_compiled_package_without_toolkit_facts_is_unverified(tmp_path: Path) -> None:
+    """DeepSpeed builds its ops with nvcc at first use: a snapshot without a cuda_toolkit block cannot say whether
+    that works (warned, unverified); one whose toolkit has nvcc says nothing of it."""
+    unknown = _findings(snapshot({"torch": "2.7.1+cu128", "deepspeed": "0.16.4"}), tmp_path,
+                        "nvcc-unknown-for-runtime-builds")
+    assert [(f.components, f.verified) for f in unknown] == [(("cuda-toolkit", "deepspeed"), False)]
+    known = snapshot({"torch": "2.7.1+cu128", "deepspeed": "0.16.4"}, cuda_toolkit={"nvcc": "12.8"})
+    assert not _findings(known, tmp_path, "nvcc-unknown-for-runtime-builds")

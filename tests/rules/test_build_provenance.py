@@ -40,6 +40,18 @@ def test_extension_release_unknown_to_pypi_is_an_unverified_abi_risk(tmp_path: P
     assert "torch 2.10" in finding.message
 
 
+def test_binary_wheels_that_name_no_torch_minor_leave_the_build_unverified(tmp_path: Path) -> None:
+    """torchao 0.16.0 ships compiled wheels on PyPI without a Requires-Dist pin to one torch minor; a '+cu113' build
+    of an extension came from another index: neither says which torch it was built against."""
+    [finding] = found(check(tmp_path, host=LINUX, packages={"torch": "2.9.1", "torchao": "0.16.0"}),
+                      "extension-build-unverified")
+    assert finding.components == ("torchao", "torch") and finding.verified is False
+    assert "name no torch minor" in finding.message and "torch 2.9" in finding.message
+    [local] = found(check(tmp_path, host=LINUX, packages={"torch": "2.9.1", "torchao": "0.16.0+cu126"}),
+                    "extension-build-unverified")
+    assert "'+cu126' label" in local.message
+
+
 def test_extension_released_after_the_torch_minor_is_not_flagged(tmp_path: Path) -> None:
     """mamba-ssm 2.2.6.post3 is on PyPI and newer than torch 2.4: nothing to say about its build."""
     report = check(tmp_path, host=LINUX, packages={"torch": "2.4.1", "mamba-ssm": "2.2.6.post3"})

@@ -327,3 +327,15 @@ def test_a_cuda_9_build_needs_its_own_releases_driver(tmp_path: Path) -> None:
     assert rules(report)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")
     fine = check(tmp_path, nvidia={"driver": "396.37"}, packages={"torch": "0.4.1"}, torch={"cuda": "9.2"})
     assert "driver-too-old-for-torch-cuda" not in rules(fine)
+
+
+def test_torch_written_as_a_minor_is_any_release_of_that_minor(tmp_path: Path) -> None:
+    """'torch 2.7' (as threads write it) beside torchvision 0.22.0 (built for torch 2.7.0) is no mismatch; beside
+    torchvision 0.21.0 (torch 2.6.0) it is; xformers of unknown version names the releases built for a 2.7.x."""
+    paired = check(tmp_path, packages={"torch": "2.7", "torchvision": "0.22.0"})
+    assert "companion-built-for-other-torch" not in rules(paired)
+    mismatched = check(tmp_path, packages={"torch": "2.7", "torchvision": "0.21.0"})
+    assert rules(mismatched).get("companion-built-for-other-torch") == ("torchvision", "torch")
+    unknown = check(tmp_path, packages={"torch": "2.7", "xformers": None})
+    [finding] = [f for f in unknown.findings if f.rule == "extension-build-unknown"]
+    assert "xformers 0.0.30" in finding.message and "none is built" not in finding.message

@@ -41,6 +41,7 @@ from envdoctor.rules import (
     minor_of,
     parse_version,
     public_of,
+    same_release,
     torch_variant,
 )
 
@@ -82,7 +83,7 @@ def check_companions(ctx: CheckContext) -> list[Finding]:
         return []
     findings = []
     for name, expected in companion_torch(ctx).items():
-        if public_of(torch) != expected:
+        if not same_release(torch, expected):
             findings.append(_companion_mismatch(ctx, name, expected, torch))
     xformers = fact(ctx.snapshot, "packages.xformers")
     spec = ctx.facts.xformers_torch(xformers) if isinstance(xformers, str) else None
@@ -170,7 +171,7 @@ def _unknown_build_inferred(ctx: CheckContext, name: str, torch: str) -> Finding
     """A package that pins one torch per release, installed with an unknown version: when most of its releases
     are built for another torch than the installed one, a warning that names the releases that fit."""
     targets = release_torch_targets(ctx, name)
-    fits = sorted((v for v, t in targets.items() if t == public_of(torch)), key=Version)
+    fits = sorted((v for v, t in targets.items() if same_release(torch, t)), key=Version)
     span = sorted({Version(t) for t in targets.values() if parse_version(t)})
     installed = parse_version(torch)
     if len(targets) < 3 or 2 * len(fits) >= len(targets) or installed is None \
@@ -375,17 +376,25 @@ def _build_unknown(ctx: CheckContext, name: str, version: str, torch: str) -> li
     build targets one torch minor, and nothing here names which, so whether it loads beside the installed torch is
     not known (unverified, never silence)."""
     facts = release_facts(name, public_of(version))
-    if facts is not None and (facts.wheels is None or any(not tag.endswith("-any") for tag in facts.wheels)
-                              or ctx.facts.flash_attn(public_of(version)) is not None):
-        return []  # PyPI's own binary wheels, or the release's row in flash-attn's table of release wheels
-    listed = ("PyPI has only its source archive" if facts is not None else
-              "PyPI lists no such release" if releases(name) else "its PyPI facts are not known here")
+    if facts is not None and (facts.wheels is None or ctx.facts.flash_attn(public_of(version)) is not None):
+        return []  # wheels not recorded, or the release's row in flash-attn's table of release wheels
+    parsed = parse_version(version)
+    local = parsed.local if parsed is not None else None
+    if local:
+        listed = f"its '+{local}' label marks a build from another index than PyPI, which names no torch minor"
+    elif facts is not None and any(not tag.endswith("-any") for tag in facts.wheels or ()):
+        # reached only when the release pins no single torch minor (check_extensions skips those that do)
+        listed = ("its PyPI wheels are binary but name no torch minor they were built against (no Requires-Dist "
+                  "pin to one minor)")
+    else:
+        listed = ("PyPI has only its source archive: it came from a source build or another index" if facts else
+                  "PyPI lists no such release: it came from a source build or another index" if releases(name)
+                  else "its PyPI facts are not known here: it came from a source build or another index")
     return [Finding(
         rule="extension-build-unverified", category=Category.ABI, severity=Severity.WARN,
         components=(name, "torch"), sources=("anchors-failure-modes", "pypi-metadata"), verified=False,
-        message=f"{name} {version} holds C++/CUDA code compiled against one torch minor, and {listed}: it came from "
-        f"a source build or another index, so whether it was built for torch {minor_of(torch)} could not be checked; "
-        f"built for another, {FALLBACK_LOAD_ERROR}",
+        message=f"{name} {version} holds C++/CUDA code compiled against one torch minor, and {listed}, so whether "
+        f"it was built for torch {minor_of(torch)} could not be checked; built for another, {FALLBACK_LOAD_ERROR}",
         fix=_rebuild_fix(ctx, name, public_of(version)),
     )]
 
@@ -426,7 +435,7 @@ def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: st
 def _previous_torch(ctx: CheckContext, torch: str) -> tuple[str, list[str]] | None:
     """(torch release the companions were built for, their names) when they agree and differ from torch."""
     pinned = companion_torch(ctx)
-    others = {v for v in pinned.values() if v != public_of(torch)}
+    others = {v for v in pinned.values() if not same_release(torch, v)}
     if len(others) != 1:
         return None
     release = others.pop()

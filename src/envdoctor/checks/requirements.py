@@ -350,17 +350,18 @@ def _recent_releases_conflict(ctx: CheckContext, owner: str, history: list[Relea
         accepting = [i for i, r in enumerate(history) if accepts(r, name, installed.version, environment)]
         last_ok = history[accepting[-1]] if accepting else None
         first_bad = history[accepting[-1] + 1] if accepting else history[0]
-        since = (f"its releases since {first_bad.version} ({first_bad.date})" if last_ok
-                 else f"no recorded release of it ({history[0].version} to {history[-1].version}) accepts that; "
-                 f"the newest")
+        newest = f"the newest requires {requirement.name}{spec}"
+        claim = (f"its releases since {first_bad.version} ({first_bad.date}) do not accept {name} "
+                 f"{installed.version} ({newest})" if last_ok
+                 else f"no recorded release of it ({history[0].version} to {history[-1].version}) accepts {name} "
+                 f"{installed.version}; {newest}")
         fixes = [requirement_install(ctx, name, spec)]
         if last_ok is not None:
             fixes.insert(0, f"{requirement_install(ctx, owner, f'=={last_ok.version}')}   # the newest {owner} "
                          f"that accepts {name} {installed.version}")
         findings.append(_unknown_version_conflict(
             ctx, name, owner,
-            f"{owner} is installed with an unknown version; {since} require {requirement.name}{spec}, but "
-            f"{name} {installed.version} is installed: a {owner} installed or upgraded "
+            f"{owner} is installed with an unknown version; {claim}: a {owner} installed or upgraded "
             f"{'after ' + first_bad.date if last_ok else 'from PyPI'} refuses or breaks with it",
             "   # or: ".join(fix for fix in fixes if fix) or None,
         ))

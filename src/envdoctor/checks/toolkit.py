@@ -30,7 +30,8 @@ def source_built(ctx: CheckContext) -> tuple[str, ...]:
 def check_toolkit(ctx: CheckContext) -> list[Finding]:
     toolkit = ctx.snapshot.cuda_toolkit
     if toolkit is None:
-        return _flash_attn_build_unknown(ctx) + _source_builds_toolkit_unknown(ctx)
+        return (_flash_attn_build_unknown(ctx) + _source_builds_toolkit_unknown(ctx)
+                + _runtime_builds_toolkit_unknown(ctx))
     if toolkit.nvcc is None:
         return _no_nvcc(ctx)
     findings = nvcc_arch_findings(ctx, toolkit.nvcc, source_built(ctx))
@@ -39,15 +40,38 @@ def check_toolkit(ctx: CheckContext) -> list[Finding]:
         findings.extend(_against_torch(ctx, toolkit.nvcc, torch))
     supports = fact(ctx.snapshot, "nvidia.cuda_driver")
     if isinstance(supports, str) and _newer(toolkit.nvcc, supports):
-        findings.append(Finding(
-            rule="nvcc-newer-than-driver", category=Category.CUDA_BUILD, severity=Severity.WARN,
-            components=("cuda-toolkit", "nvidia-driver") + source_built(ctx), sources=SOURCES,
-            message=f"nvcc is CUDA {toolkit.nvcc} but the driver runs CUDA {supports} at most: code compiled here "
-            "fails to load ('the provided PTX was compiled with an unsupported toolchain')",
-            fix=f"upgrade the NVIDIA driver to one that supports CUDA {toolkit.nvcc}, or put a CUDA {supports} "
-            "toolkit first on PATH (export CUDA_HOME=/usr/local/cuda-" + supports + ")",
-        ))
+        findings.append(_nvcc_newer_than_driver(ctx, toolkit.nvcc, f"the driver runs CUDA {supports} at most",
+                                                f"put a CUDA {supports} toolkit first on PATH (export "
+                                                f"CUDA_HOME=/usr/local/cuda-{supports})"))
+    elif not isinstance(supports, str):
+        findings.extend(_nvcc_against_driver_version(ctx, toolkit.nvcc))
     return findings
+
+
+def _nvcc_against_driver_version(ctx: CheckContext, nvcc: str) -> list[Finding]:
+    """Only the driver's version is known (not the CUDA it supports): the toolkit release's own driver floor."""
+    driver = fact(ctx.snapshot, "nvidia.driver")
+    try:
+        release = ctx.facts.cuda("{}.{}".format(*cuda_major_minor(nvcc)))
+    except ValueError:
+        return []
+    floor = (release.min_driver_windows if ctx.snapshot.host.os == "windows" else release.min_driver_linux) \
+        if release else None
+    installed, needed = parse_version(driver) if isinstance(driver, str) else None, parse_version(floor or "")
+    if installed is None or needed is None or installed >= needed:
+        return []
+    return [_nvcc_newer_than_driver(ctx, nvcc, f"CUDA {nvcc} needs driver >= {floor} and this driver is {driver}",
+                                    "put the toolkit of a CUDA this driver runs first on PATH (CUDA_HOME)")]
+
+
+def _nvcc_newer_than_driver(ctx: CheckContext, nvcc: str, why: str, or_else: str) -> Finding:
+    return Finding(
+        rule="nvcc-newer-than-driver", category=Category.CUDA_BUILD, severity=Severity.WARN,
+        components=("cuda-toolkit", "nvidia-driver") + source_built(ctx), sources=SOURCES,
+        message=f"nvcc is CUDA {nvcc} but {why}: code compiled here fails to load ('the provided PTX was compiled "
+        "with an unsupported toolchain')",
+        fix=f"upgrade the NVIDIA driver to one that supports CUDA {nvcc}, or {or_else}",
+    )
 
 
 def _older_than(version: str, floor: str) -> bool | None:
@@ -113,6 +137,23 @@ def _minor_mismatch(ctx: CheckContext, nvcc: str, torch: str, components: tuple[
         message=f"the CUDA toolkit (nvcc {nvcc}) and torch's CUDA ({torch}) differ in minor version: {says}",
         fix=switch if old is not True else f'pip install "setuptools>={SETUPTOOLS_FOR_MINOR}"; or {switch}',
     )
+
+
+def _runtime_builds_toolkit_unknown(ctx: CheckContext) -> list[Finding]:
+    """The snapshot says nothing about a toolkit, and a package that compiles its CUDA ops with nvcc at first use
+    (DeepSpeed's op builder) is installed: whether those ops can be built here is not known."""
+    at_run = [name for name in source_built(ctx) if name in ctx.matrices.policy.runtime_compiled]
+    if not at_run:
+        return []
+    return [Finding(
+        rule="nvcc-unknown-for-runtime-builds", category=Category.CUDA_BUILD, severity=Severity.WARN,
+        components=("cuda-toolkit", *at_run), sources=SOURCES, verified=False,
+        message=f"{', '.join(at_run)} compile CUDA ops with nvcc when first used, and the snapshot says nothing "
+        "about a CUDA toolkit: without one (a CUDA 'runtime' container image, a pip-only environment) that first "
+        "use fails ('CUDA_HOME does not exist, unable to compile CUDA op(s)')",
+        fix="nvcc --version   # if missing: install the CUDA toolkit of torch's CUDA (or use a CUDA 'devel' image) "
+        "and export CUDA_HOME to it",
+    )]
 
 
 def _no_nvcc(ctx: CheckContext) -> list[Finding]:

@@ -501,11 +501,12 @@ def _code_needs_newer_python(ctx: CheckContext, name: str, release: ReleaseFacts
         rule="code-needs-newer-python", category=Category.PYTHON, severity=Severity.WARN, components=(name,),
         sources=("pypi-metadata",),
         message=f"{name} {release.version} declares Requires-Python {release.requires_python or '(none)'}, but its "
-        f"code needs Python {release.python_floor} ({release.python_floor_from}: syntax such as a 'X | None' "
-        f"annotation evaluated at import): on Python {python} importing that module fails (TypeError: "
-        "unsupported operand type(s) for |, or SyntaxError)",
-        fix=(f"{requirement_install(ctx, name, f'=={nearest}')}   # the nearest release whose code runs on Python "
-             f"{python}") if nearest else f"use Python {release.python_floor} or newer",
+        f"code needs Python {release.python_floor} ({release.python_floor_from}: syntax such as a 'X | None' or "
+        f"'list[str]' annotation evaluated at import): on Python {python} importing that module fails (TypeError: "
+        "unsupported operand type(s) for |, 'type' object is not subscriptable, or SyntaxError)",
+        fix=(f"{requirement_install(ctx, name, f'=={nearest}')}   # the nearest release whose recorded facts admit "
+             f"Python {python}; or use Python {release.python_floor} or newer") if nearest
+        else f"use Python {release.python_floor} or newer",
     )
 
 

@@ -52,6 +52,17 @@ class FactsError(MatrixError):
 
 
 @dataclass(frozen=True)
+class CudaBuild:
+    """A ``[[builds]]`` row of cuda.toml: the releases of a package (other than torch) built for one CUDA."""
+
+    package: str
+    versions: str  # a version specifier
+    cuda_major: int
+    cuda_minor: int | None  # from ``cuda = "X.Y"`` when the row states the minor
+    source: str
+
+
+@dataclass(frozen=True)
 class CudaRelease:
     """One CUDA toolkit release and the NVIDIA Linux drivers that run its builds."""
 
@@ -292,16 +303,27 @@ class Facts:
             return None
         return _Fields(self.root / "cuda.toml", f'families."{major}"', table).text("minor_compat_min_driver_linux")
 
-    def cuda_builds(self) -> tuple[tuple[str, str, int, str], ...]:
-        """(package, version specifier, CUDA major, source) for CUDA wheels other than torch (``[[builds]]``)."""
+    def cuda_builds(self) -> tuple[CudaBuild, ...]:
+        """The ``[[builds]]`` rows: CUDA wheels other than torch, by release range."""
         rows = self._file("cuda.toml").get("builds", [])
         out = []
         for index, row in enumerate(rows if isinstance(rows, list) else []):
+            where = f"{self.root / 'cuda.toml'}: 'builds[{index}]"
             fields = _Fields(self.root / "cuda.toml", f"builds[{index}]", row)
             major = row.get("cuda_major")
             if not isinstance(major, int) or isinstance(major, bool):
-                raise FactsError(f"{self.root / 'cuda.toml'}: 'builds[{index}].cuda_major' should be an integer")
-            out.append((fields.text("package"), fields.text("versions"), major, fields.text("source")))
+                raise FactsError(f"{where}.cuda_major' should be an integer")
+            cuda = fields.optional_text("cuda")
+            minor = None
+            if cuda is not None:
+                try:
+                    cuda_major, minor = cuda_major_minor(cuda)
+                except ValueError:
+                    raise FactsError(f"{where}.cuda' should be a CUDA version like \"10.2\"") from None
+                if cuda_major != major:
+                    raise FactsError(f"{where}.cuda' {cuda!r} is not of cuda_major {major}")
+            out.append(CudaBuild(fields.text("package"), fields.text("versions"), major, minor,
+                                 fields.text("source")))
         return tuple(out)
 
     def cuda_minor_compat(self, major: int) -> bool:

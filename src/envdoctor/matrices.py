@@ -508,6 +508,8 @@ class Policy:
     unverified_penalty: int = 0
     torch_extensions: tuple[str, ...] = ()
     runtime_compiled: tuple[str, ...] = ()  # extensions that build CUDA ops with nvcc at run time
+    # runtime-compiled extension -> packages of pre-built kernels that spare it the compilation
+    kernel_caches: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def parse_policy(path: Path, errors: list[str]) -> Policy:
@@ -530,12 +532,18 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
             categories[normalize_name(name)] = category
     unverified = data.get("penalty", {}).get("unverified", 0)
     extensions_table = _table(check, data, "extensions")
-    check.keys(extensions_table, {"torch_bound", "runtime_compiled"}, "extensions.")
+    check.keys(extensions_table, {"torch_bound", "runtime_compiled", "kernel_caches"}, "extensions.")
     extensions = check.strings(extensions_table, "torch_bound", "extensions.")
     runtime = check.strings(extensions_table, "runtime_compiled", "extensions.")
+    caches = {}
+    for name, packages in _table(check, extensions_table, "kernel_caches").items():
+        if isinstance(packages, list) and all(isinstance(p, str) for p in packages):
+            caches[normalize_name(name)] = tuple(normalize_name(p) for p in packages)
+        else:
+            check.error(f"extensions.kernel_caches.{name}", "should be a list of package names")
     return Policy(
         penalties, categories, unverified if isinstance(unverified, int) else 0,
-        tuple(normalize_name(e) for e in extensions), tuple(normalize_name(e) for e in runtime),
+        tuple(normalize_name(e) for e in extensions), tuple(normalize_name(e) for e in runtime), caches,
     )
 
 

@@ -294,3 +294,49 @@ def test_runtime_compiled_package_without_toolkit_facts_is_unverified(tmp_path: 
     assert [(f.components, f.verified) for f in unknown] == [(("cuda-toolkit", "deepspeed"), False)]
     known = snapshot({"torch": "2.7.1+cu128", "deepspeed": "0.16.4"}, cuda_toolkit={"nvcc": "12.8"})
     assert not _findings(known, tmp_path, "nvcc-unknown-for-runtime-builds")
+
+
+# --- a package's CUDA build against the GPU's arch (nvcc_archs of the build's CUDA) -----------------------------
+
+BLACKWELL = {"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}
+KEPLER = {"index": 0, "name": "Tesla K80", "compute_capability": "3.7"}
+
+
+@pytest.mark.parametrize(("gpu", "packages", "rule"), [
+    (BLACKWELL, {"dgl": "2.1.0+cu118"}, "build-cuda-predates-gpu"),          # CUDA 11.8 < 12.8 (sm_120)
+    (BLACKWELL, {"onnxruntime-gpu": "1.18.0"}, "build-cuda-predates-gpu"),   # a [[builds]] row: CUDA 11.x
+    (KEPLER, {"onnxruntime-gpu": "1.20.0"}, "build-cuda-dropped-gpu"),       # CUDA 12 dropped sm_37
+    (BLACKWELL, {"dgl": "2.4.0+cu128"}, None),
+    (BLACKWELL, {"onnxruntime-gpu": "1.20.0"}, None),                        # CUDA 12.x: 12.8 may target it
+    (BLACKWELL, {"torchvision": "0.20.0+cu118"}, None),                      # judged on torch's arch lists
+])
+def test_a_build_of_a_cuda_that_cannot_target_the_gpu(tmp_path: Path, gpu: dict, packages: dict,
+                                                       rule: str | None) -> None:
+    nvidia = {"driver": "580.159.04", "cuda_driver": "13.0", "gpus": [gpu]}
+    found = [f for f in run_check(snapshot(packages, nvidia=nvidia), stack=None, cwd=tmp_path).findings
+             if f.rule.startswith("build-cuda-")]
+    assert [f.rule for f in found] == ([rule] if rule else [])
+    assert all(f.components == tuple(packages) for f in found)
+
+
+def test_cuda_10_build_on_windows_is_judged_on_its_release_driver(tmp_path: Path) -> None:
+    """CUDA 10 has no minor-version compatibility and no Windows family floor: cudatoolkit 10.0 needs 411.31."""
+    old = snapshot({"cudatoolkit": "10.0.130"}, host={"os": "windows", "arch": "x86_64"},
+                   nvidia={"driver": "388.73", "gpus": [H100]})
+    [finding] = _findings(old, tmp_path, "driver-too-old-for-cuda-build")
+    assert "411.31" in finding.message and finding.fix == "upgrade the NVIDIA driver to >= 411.31"
+    new = snapshot({"cudatoolkit": "10.0.130"}, host={"os": "windows", "arch": "x86_64"},
+                   nvidia={"driver": "411.31", "gpus": [H100]})
+    assert not _findings(new, tmp_path, "driver-too-old-for-cuda-build")
+
+
+def test_flashinfer_compiles_on_first_use_unless_its_kernel_cache_is_installed(tmp_path: Path) -> None:
+    """flashinfer-python compiles its kernels with nvcc on first use; flashinfer-jit-cache (or -cubin) spares it."""
+    bare = _findings(snapshot({"torch": "2.11.0+cu130", "flashinfer-python": "0.6.15.post1"}), tmp_path,
+                     "nvcc-unknown-for-runtime-builds")
+    assert [f.components for f in bare] == [("cuda-toolkit", "flashinfer-python")]
+    cached = snapshot({"torch": "2.11.0+cu130", "flashinfer-python": "0.6.15.post1", "flashinfer-jit-cache": "0.6.15"})
+    assert not _findings(cached, tmp_path, "nvcc-unknown-for-runtime-builds")
+    no_nvcc = snapshot({"torch": "2.11.0+cu130", "flashinfer-python": "0.6.15.post1"}, cuda_toolkit={"nvcc": None})
+    assert [f.components for f in _findings(no_nvcc, tmp_path, "nvcc-missing-for-runtime-builds")] == [
+        ("cuda-toolkit", "flashinfer-python")]

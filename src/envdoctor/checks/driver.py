@@ -81,10 +81,10 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
         major, minor = cuda_major_minor(cuda)
         needs.append(CudaNeed("torch", torch if isinstance(torch, str) else "(version unknown)", major, minor))
     packages = ctx.snapshot.packages or {}
-    for name, spec, major, _ in ctx.facts.cuda_builds():
-        package = packages.get(name)
-        if package is not None and package.version and matches_specifier(package.version, spec):
-            needs.append(CudaNeed(name, package.version, major, None))
+    for build in ctx.facts.cuda_builds():
+        package = packages.get(build.package)
+        if package is not None and package.version and matches_specifier(package.version, build.versions):
+            needs.append(CudaNeed(build.package, package.version, build.cuda_major, build.cuda_minor))
     named = {need.package for need in needs}
     for name, package in sorted(packages.items()):
         label = _label_cuda(package.version) if name not in named and name != "torch" else None
@@ -132,8 +132,8 @@ def check_driver(ctx: CheckContext) -> list[Finding]:
 def _builds_by_package(ctx: CheckContext) -> dict[str, list[tuple[str, int, str]]]:
     """``[[builds]]`` of cuda.toml by package: (version range, CUDA major, source) rows."""
     rows: dict[str, list[tuple[str, int, str]]] = {}
-    for name, spec, major, source in ctx.facts.cuda_builds():
-        rows.setdefault(name, []).append((spec, major, source))
+    for build in ctx.facts.cuda_builds():
+        rows.setdefault(build.package, []).append((build.versions, build.cuda_major, build.source))
     return rows
 
 
@@ -320,14 +320,16 @@ def _against_driver(ctx: CheckContext, need: CudaNeed, driver: str, supports: ob
         floor = ctx.facts.cuda_family_min_driver_windows(need.major)
     else:
         floor = ctx.facts.cuda_family_min_driver(need.major)
+    release = ctx.facts.cuda(need.cuda) if need.minor is not None else None
+    toolkit_driver = (release.min_driver_windows if _windows(ctx) else release.min_driver_linux) if release else None
+    if floor is None and toolkit_driver and not ctx.facts.cuda_minor_compat(need.major):
+        floor = toolkit_driver  # no minor-version compatibility: the release's own driver is the floor
     if floor is None:
         if isinstance(supports, str):
             return _against_header(ctx, need, supports)
         return _unverified(need)
     if parse_version(driver) < parse_version(floor):
         return _too_old(ctx, need, driver, floor, supports)
-    release = ctx.facts.cuda(need.cuda) if need.minor is not None else None
-    toolkit_driver = (release.min_driver_windows if _windows(ctx) else release.min_driver_linux) if release else None
     if toolkit_driver and parse_version(driver) < parse_version(toolkit_driver):
         if not ctx.facts.cuda_minor_compat(need.major):  # CUDA 10: no minor-version compatibility
             return _too_old(ctx, need, driver, toolkit_driver, supports)
@@ -379,7 +381,7 @@ def _older_cuda_fix(ctx: CheckContext, need: CudaNeed, driver: str | None, floor
             target = torch_target(ctx, release.version, variant)
             if target:
                 return f"{torch_install(ctx, target, force=True)}   # runs on this driver; or {upgrade}"
-    return f"{upgrade} (this driver supports CUDA {supports} at most)"
+    return f"{upgrade} (this driver supports CUDA {supports} at most)" if isinstance(supports, str) else upgrade
 
 
 def _driver_runs(ctx: CheckContext, variant: str, driver: str | None, supports: object) -> bool:

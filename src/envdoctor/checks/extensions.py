@@ -46,6 +46,7 @@ from envdoctor.rules import (
 )
 
 COMPANIONS = ("torchvision", "torchaudio")
+TORCH_REQUIREMENT = re.compile(r"^\s*torch\s*(?:[<>=!~;(\[]|$)", re.IGNORECASE)
 # What each companion's load failure looks like (anchors-envdoctor.md (d) 2 and 11).
 LOAD_ERROR = {
     "torchvision": "its compiled ops fail to load (e.g. 'operator torchvision::nms does not exist')",
@@ -319,8 +320,23 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
         if not found and package.version and name not in ctx.matrices.policy.runtime_compiled:
             found = _build_unknown(ctx, name, package.version, torch)
         findings.extend(found)
+    for name, package in sorted(ctx.snapshot.packages.items()):
+        if package.version and compiled_against_torch(name, package.version) \
+                and name not in ctx.matrices.policy.torch_extensions and not pins_torch_minor(name, package.version):
+            findings.extend(_released_before_torch(ctx, name, public_of(package.version), torch))
     judged = {name for f in findings for name in f.components}
     return findings + check_torch_pinned_builds(ctx, torch, judged)
+
+
+def compiled_against_torch(name: str, version: str) -> bool:
+    """A release the tables do not list as torch-bound, whose PyPI facts show CPython extension wheels (``cpXY``
+    tags, not ``py3`` libraries loaded with ctypes) and a Requires-Dist on torch: a compiled torch extension."""
+    if name in ("torch", *COMPANIONS):
+        return False
+    release = release_facts(name, public_of(version))
+    if release is None or not release.requires or not any(tag.startswith("cp") for tag in release.wheels or ()):
+        return False
+    return any(TORCH_REQUIREMENT.match(line) for line in release.requires)
 
 
 def _on_prerelease_torch(ctx: CheckContext, torch: str) -> list[Finding]:

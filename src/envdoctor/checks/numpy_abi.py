@@ -15,6 +15,7 @@ from packaging.version import Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.declared import parse_declared
+from envdoctor.checks.numpy_build_dates import numpy1_builds_by_date
 from envdoctor.checks.numpy_dependencies import check_numpy_dependencies, check_numpy_unknown_dependencies
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
@@ -67,6 +68,7 @@ def check_numpy_abi(ctx: CheckContext) -> list[Finding]:
     if any(f.verified and f.severity in (Severity.WARN, Severity.FAIL) for f in findings):
         return findings  # a known NumPy break is the diagnosis; the unverifiable rest adds nothing to it
     if numpy.version is not None:
+        findings += numpy1_builds_by_date(ctx, numpy.version, numpy.text or str(numpy.version), table, NUMPY2)
         findings += check_numpy_dependencies(ctx, numpy.text or str(numpy.version), numpy.version, table)
     else:
         findings += check_numpy_unknown_dependencies(ctx, table)

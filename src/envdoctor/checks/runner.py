@@ -20,6 +20,7 @@ from envdoctor.checks import (
     wheels,
 )
 from envdoctor.checks.api_breaks import check_api_breaks
+from envdoctor.checks.build_cuda_archs import check_build_cuda_archs
 from envdoctor.checks.compile_python import check_compile_python
 from envdoctor.checks.driver_current_builds import check_driver_current_builds
 from envdoctor.checks.fetched_facts import check_fetched_facts
@@ -64,7 +65,8 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         return gate + stack.skipped_for_no_gpu(ctx) + [finding for check in packages for finding in check(ctx)]
     checks: list[Check] = [
         gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
-        gpu.check_bitsandbytes_arch, check_triton_gpu, check_gpu_floors, driver.check_driver, check_pinned_torch_driver,
+        gpu.check_bitsandbytes_arch, check_triton_gpu, check_gpu_floors, check_build_cuda_archs, driver.check_driver,
+        check_pinned_torch_driver,
         toolkit.check_toolkit, *packages, stack.check_stack, check_flash_attn_build, unknowns.check_unknown_facts,
     ]
     return [finding for check in checks for finding in check(ctx)]

@@ -139,16 +139,26 @@ def _minor_mismatch(ctx: CheckContext, nvcc: str, torch: str, components: tuple[
     )
 
 
+def runtime_builders(ctx: CheckContext) -> list[str]:
+    """Installed packages that compile CUDA code with nvcc when first used, unless a package of their pre-built
+    kernels is installed beside them (policy ``kernel_caches``)."""
+    packages = ctx.snapshot.packages or {}
+    policy = ctx.matrices.policy
+    return [name for name in source_built(ctx) if name in policy.runtime_compiled
+            and not any(cache in packages for cache in policy.kernel_caches.get(name, ()))]
+
+
 def _runtime_builds_toolkit_unknown(ctx: CheckContext) -> list[Finding]:
     """The snapshot says nothing about a toolkit, and a package that compiles its CUDA ops with nvcc at first use
-    (DeepSpeed's op builder) is installed: whether those ops can be built here is not known."""
-    at_run = [name for name in source_built(ctx) if name in ctx.matrices.policy.runtime_compiled]
+    (DeepSpeed's op builder, FlashInfer's kernels) is installed: whether those ops can be built here is not known."""
+    at_run = runtime_builders(ctx)
     if not at_run:
         return []
     return [Finding(
         rule="nvcc-unknown-for-runtime-builds", category=Category.CUDA_BUILD, severity=Severity.WARN,
         components=("cuda-toolkit", *at_run), sources=SOURCES, verified=False,
-        message=f"{', '.join(at_run)} compile CUDA ops with nvcc when first used, and the snapshot says nothing "
+        message=f"{', '.join(at_run)} {'compiles' if len(at_run) == 1 else 'compile'} CUDA ops with nvcc when "
+        "first used, and the snapshot says nothing "
         "about a CUDA toolkit: without one (a CUDA 'runtime' container image, a pip-only environment) that first "
         "use fails ('CUDA_HOME does not exist, unable to compile CUDA op(s)')",
         fix="nvcc --version   # if missing: install the CUDA toolkit of torch's CUDA (or use a CUDA 'devel' image) "
@@ -160,11 +170,12 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
     """No toolkit found: DeepSpeed-like packages compile ops at run time; an extension of unknown version may be
     mid-install, and without a matching wheel pip builds it from source, which needs nvcc too."""
     packages = ctx.snapshot.packages or {}
-    at_run = [name for name in source_built(ctx) if name in ctx.matrices.policy.runtime_compiled]
-    unknown = [name for name in source_built(ctx) if name not in at_run and packages[name].version is None]
+    at_run = runtime_builders(ctx)
+    runtime = ctx.matrices.policy.runtime_compiled
+    unknown = [name for name in source_built(ctx) if name not in runtime and packages[name].version is None]
     # every release only a source archive on PyPI: installing any of them runs setup.py, as for a known release
     to_build = [name for name in unknown if not _every_release_source_only(name)]
-    sdist_only = [name for name in source_built(ctx) if name not in at_run and name not in to_build
+    sdist_only = [name for name in source_built(ctx) if name not in runtime and name not in to_build
                   and (packages[name].version is None or _source_archive_only(name, packages[name].version))]
     findings = []
     if at_run:

@@ -122,10 +122,14 @@ VARIANT_TAG = re.compile(r"cu\d{2,4}|cpu|rocm\d+(\.\d+)*|xpu")
 CPU_ONLY_PYPI_PLATFORMS = frozenset({"windows", "darwin"})
 
 
+# conda packages that select a conda pytorch build's CUDA (pytorch's channel: cudatoolkit up to 1.12, then pytorch-cuda)
+CONDA_CUDA_PACKAGES = ("cudatoolkit", "pytorch-cuda")
+
+
 def torch_variant(snapshot: Snapshot) -> Any:
     """The torch build variant: the local tag ('cu121', 'cpu'), else the CUDA the build reports ('cu121', or 'cpu'
     when it reports none), else 'cpu' for a plain PyPI wheel on Windows or macOS, '' for a plain PyPI build
-    elsewhere; ABSENT or None."""
+    elsewhere (UNKNOWN beside conda's CUDA runtime packages, whose pytorch builds carry no tag); ABSENT or None."""
     version = _package_fact(snapshot, "torch")
     if version is UNKNOWN or version is ABSENT:
         return version
@@ -138,6 +142,8 @@ def torch_variant(snapshot: Snapshot) -> Any:
         return "cpu"  # the build said torch.version.cuda is None
     if parsed is None or parsed.local:
         return UNKNOWN
+    if any(name in (snapshot.packages or {}) for name in CONDA_CUDA_PACKAGES):
+        return UNKNOWN  # conda's pytorch builds (CPU or CUDA) carry no tag: the plain version is not PyPI's wheel
     return "cpu" if snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS else ""
 
 

@@ -86,11 +86,18 @@ class CondaRelease:
 @dataclass(frozen=True)
 class CondaTorchBuilds:
     generated: str
-    sources: tuple[str, ...]
+    page_source: str  # id in matrices/sources*.toml of the page the table was read from
+    errata_sources: dict[str, str]  # release -> source of the erratum that corrected one of its builds
     releases: dict[Version, CondaRelease]  # newest first
 
     def release(self, version: Version) -> CondaRelease | None:
         return self.releases.get(version)
+
+    def sources(self, releases: list[CondaRelease]) -> tuple[str, ...]:
+        """The page, and the errata of ``releases`` that have a corrected build."""
+        errata = sorted({self.errata_sources[r.version] for r in releases if r.version in self.errata_sources
+                         and any(b.corrected for b in r.builds)})
+        return (self.page_source, *errata)
 
 
 def load_conda_torch_builds(matrices: Matrices) -> CondaTorchBuilds | None:
@@ -117,6 +124,11 @@ def _parse(path: Path, errors: list[str], sources: frozenset[str]) -> CondaTorch
     listed = raw["sources"]
     if not isinstance(listed, list) or not listed or not all(isinstance(s, str) and s in sources for s in listed):
         error("sources", "expected a non-empty list of ids in matrices/sources*.toml")
+        return None
+    errata = _errata(raw["errata"], sources)
+    if isinstance(errata, str):
+        error("errata", errata)
+        return None
     releases: dict[Version, CondaRelease] = {}
     entries = raw["releases"]
     if not isinstance(entries, dict) or not entries:
@@ -129,7 +141,22 @@ def _parse(path: Path, errors: list[str], sources: frozenset[str]) -> CondaTorch
             continue
         releases[Version(version)] = parsed
     ordered = dict(sorted(releases.items(), reverse=True))
-    return CondaTorchBuilds(str(raw["generated"]), tuple(s for s in listed if isinstance(s, str)), ordered)
+    return CondaTorchBuilds(str(raw["generated"]), listed[0], errata, ordered)
+
+
+def _errata(raw: Any, sources: frozenset[str]) -> dict[str, str] | str:
+    """Release -> source id of each erratum applied, or what is wrong with the list."""
+    if not isinstance(raw, list):
+        return "expected a list"
+    found = {}
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != {"pytorch", "listed", "built", "source"} \
+                or not all(isinstance(v, str) for v in item.values()):
+            return f"[{index}]: expected the text keys built, listed, pytorch, source"
+        if item["source"] not in sources:
+            return f"[{index}].source: {item['source']!r} is not in matrices/sources*.toml"
+        found[item["pytorch"]] = item["source"]
+    return found
 
 
 def _release(version: str, entry: Any) -> CondaRelease | str:
@@ -274,25 +301,19 @@ def _fix(build: CondaBuild) -> str:
     return " ".join(f'"{token}"' if "=" in token else token for token in build.command.split())
 
 
-def _sources(table: CondaTorchBuilds, releases: list[CondaRelease]) -> tuple[str, ...]:
-    corrected = any(build.corrected for release in releases for build in release.builds)
-    return tuple(s for s in table.sources if corrected or not s.endswith("-errata"))
-
-
 def _no_build(ctx: CheckContext, table: CondaTorchBuilds, release: CondaRelease, name: str, cuda: str) -> Finding:
     os = ctx.snapshot.host.os
     usable = [b for b in release.builds if b.runs_on(os)]
     same_kind = [b for b in usable if b.package == name] or usable
     chosen = _nearest(same_kind, cuda, _driver_cuda(ctx))
-    other = "or another pytorch release" + (" (a cpuonly build is listed for it)" if release.cpuonly else "")
     return Finding(
         rule="conda-torch-no-cuda-build", category=Category.CUDA_BUILD, severity=Severity.WARN,
-        components=("torch", name), sources=_sources(table, [release]), verified=False,
+        components=("torch", name), sources=table.sources([release]), verified=False,
         message=f"torch {release.version} (a plain version, no +cuXXX tag) is installed beside {name} {cuda}: the "
         f"{release.channel} conda channel has no pytorch {release.version} build for {name} {cuda} (it has: "
-        f"{_listing(release.builds, os)}), so conda installs the CPU-only build (py3.x_cpu_0) {other} instead: "
-        "torch.cuda.is_available() is False, 'Torch not compiled with CUDA enabled' (inferred: the snapshot does "
-        "not say torch came from conda)",
+        f"{_listing(release.builds, os)}), so conda installs the CPU-only build (py3.x_cpu_0) or another pytorch "
+        "release instead: torch.cuda.is_available() is False, 'Torch not compiled with CUDA enabled' (inferred: the "
+        "snapshot does not say torch came from conda)",
         fix=f"{_fix(chosen)}   # pytorch {release.version} built for {chosen.package} {chosen.cuda}" if chosen
         else VERIFY,
     )
@@ -302,31 +323,32 @@ def _unknown_torch(ctx: CheckContext, table: CondaTorchBuilds, installed: dict[s
     """torch of unknown version beside a CUDA package: a warning when the newest release built against that package
     has no build for its CUDA (an older pytorch, or the CPU-only build), naming the releases that have one."""
     os = ctx.snapshot.host.os
+    newest_overall = next(iter(table.releases.values()))
     findings = []
     for name, package in installed.items():
         cuda = _minor(package)
-        users = [r for r in table.releases.values() if name in r.selectors]
+        users = [r for r in table.releases.values() if name in r.selectors]  # newest first
         if cuda is None or not users:
             continue
-        built = [b.cuda for r in users for b in r.builds if b.package == name]
-        newest_overall = next(iter(table.releases.values()))
-        if name in newest_overall.selectors and Version(cuda) > max(map(Version, built)):
-            continue  # newer than the table's newest build of a package still in use: releases after it may have it
+        built = [Version(b.cuda) for r in users for b in r.builds if b.package == name]
+        if name in newest_overall.selectors and Version(cuda) > max(built):
+            continue  # newer than the newest build of a package still in use: later releases may have it
         newest = users[0]
         if newest.may_have(name, cuda, os):
             continue
-        having = [r for r in users if r.may_have(name, cuda, os)]
-        named = ", ".join(r.version for r in reversed(having)) if having else "none"
-        fix = next((_fix(b) for b in [_nearest([b for b in newest.builds if b.package == name and b.runs_on(os)],
-                                               cuda, _driver_cuda(ctx))] if b), None)
+        having = [r for r in reversed(users) if r.may_have(name, cuda, os)]
+        which = (f"only pytorch {', '.join(r.version for r in having)} have a build for {name} {cuda}" if having
+                 else f"none has a build for {name} {cuda}")
+        chosen = _nearest([b for b in newest.builds if b.package == name and b.runs_on(os)], cuda, _driver_cuda(ctx))
         findings.append(Finding(
             rule="conda-torch-cuda-build-unknown-version", category=Category.CUDA_BUILD, severity=Severity.WARN,
-            components=("torch", name), sources=_sources(table, having or [newest]), verified=False,
+            components=("torch", name), sources=table.sources(having), verified=False,
             message=f"torch is installed (version unknown) beside {name} {cuda}: of the pytorch releases on PyTorch's "
-            f"conda channel ({users[-1].version} to {newest.version} take {name}), only these have a build for "
-            f"{name} {cuda}: {named}; any other release, the newest {newest.version} included (it has: "
-            f"{_listing(newest.builds, os)}), installs as the CPU-only build beside it: 'Torch not compiled with "
-            "CUDA enabled' (inferred: the snapshot says neither torch's version nor its channel)",
-            fix=f"{VERIFY}" + (f"   # then, for a CUDA build: {fix}" if fix else ""),
+            f"conda channel whose CUDA builds take {name} ({users[-1].version} to {newest.version}), {which}; "
+            f"{'any other' if having else 'every'} release, the newest {newest.version} included (it has: "
+            f"{_listing(newest.builds, os)}), installs as the CPU-only build beside {name} {cuda}: 'Torch not "
+            "compiled with CUDA enabled' (inferred: the snapshot says neither torch's version nor where it came from)",
+            fix=f"{_fix(chosen)}   # pytorch {newest.version} built for {name} {chosen.cuda} (check first: "
+            "torch.version.cuda is None in a CPU-only build)" if chosen else VERIFY,
         ))
     return findings

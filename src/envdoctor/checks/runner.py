@@ -22,6 +22,7 @@ from envdoctor.checks import (
 from envdoctor.checks.api_breaks import check_api_breaks
 from envdoctor.checks.build_cuda_archs import check_build_cuda_archs
 from envdoctor.checks.compile_python import check_compile_python
+from envdoctor.checks.conda_torch_builds import check_conda_torch_builds
 from envdoctor.checks.driver_current_builds import check_driver_current_builds
 from envdoctor.checks.fetched_facts import check_fetched_facts
 from envdoctor.checks.flash_attn_build import check_flash_attn_build
@@ -59,6 +60,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         smoke.check_smoke, model.check_model, check_module_owners,
         unknowns.check_invalid_values,
         environment.check_environment, check_fetched_facts, check_driver_current_builds,
+        check_conda_torch_builds,
     ]
     gate = gpu.check_gpu_present(ctx)
     if gate:

@@ -129,7 +129,8 @@ CONDA_CUDA_PACKAGES = ("cudatoolkit", "pytorch-cuda")
 def torch_variant(snapshot: Snapshot) -> Any:
     """The torch build variant: the local tag ('cu121', 'cpu'), else the CUDA the build reports ('cu121', or 'cpu'
     when it reports none), else 'cpu' for a plain PyPI wheel on Windows or macOS, '' for a plain PyPI build
-    elsewhere (UNKNOWN beside conda's CUDA runtime packages, whose pytorch builds carry no tag); ABSENT or None."""
+    elsewhere ('cpu' beside conda's cpuonly package, UNKNOWN beside conda's CUDA runtime packages: conda's pytorch
+    builds carry no tag); ABSENT or None."""
     version = _package_fact(snapshot, "torch")
     if version is UNKNOWN or version is ABSENT:
         return version
@@ -142,6 +143,8 @@ def torch_variant(snapshot: Snapshot) -> Any:
         return "cpu"  # the build said torch.version.cuda is None
     if parsed is None or parsed.local:
         return UNKNOWN
+    if "cpuonly" in (snapshot.packages or {}):
+        return "cpu"  # conda's cpuonly package exists to select the CPU builds of pytorch's channel
     if any(name in (snapshot.packages or {}) for name in CONDA_CUDA_PACKAGES):
         return UNKNOWN  # conda's pytorch builds (CPU or CUDA) carry no tag: the plain version is not PyPI's wheel
     return "cpu" if snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS else ""

@@ -16,6 +16,7 @@ from envdoctor.checks.module_owners import load_module_owners
 from envdoctor.checks.numpy_additions import load_numpy_additions
 from envdoctor.checks.numpy_aliases import load_numpy_aliases
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
+from envdoctor.checks.nvcc_floors import load_nvcc_floors
 from envdoctor.checks.os_builds import load_os_builds
 from envdoctor.checks.platforms import validate_platforms
 from envdoctor.checks.protobuf_gencode import load_protobuf_gencode
@@ -48,7 +49,8 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
                                                  load_dynamo_python, load_python_releases,
                                                  load_os_builds, load_gpu_floors, load_numpy_aliases,
                                                  load_numpy_additions, load_module_owners, load_stdlib_removals,
-                                                 load_protobuf_gencode, load_conda_torch_builds)),
+                                                 load_protobuf_gencode, load_conda_torch_builds,
+                                                 load_nvcc_floors)),
 )
 
 

@@ -60,7 +60,7 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
     why = _plain_cpu_reason(ctx, version) if plain_cpu_here else ""
     if count is None:
         if snapshot.host.os == "darwin":  # no NVIDIA GPU runs under macOS: a CPU build is the right one there
-            return []
+            return _no_cuda_on_macos(version if isinstance(version, str) else "(version unknown)")
         plain_cpu_platform = variant is None and snapshot.host.os in CPU_ONLY_PYPI_PLATFORMS
         cpu = variant == "cpu" or plain_cpu_platform or plain_cpu_here
         if plain_cpu_platform and not why:
@@ -102,6 +102,19 @@ def _plain_cpu_reason(ctx: CheckContext, version: str) -> str:
 def _pypi_cpu_platform_reason(os: str | None) -> str:
     return (f" (inferred: on {os} every torch wheel on PyPI is CPU-only, its CUDA libraries, the nvidia-* wheels, "
             "being declared for Linux only; a CUDA build comes only from the PyTorch index of a CUDA variant)")
+
+
+def _no_cuda_on_macos(version: str) -> list[Finding]:
+    """macOS runs no NVIDIA GPU and no CUDA (PyTorch's macOS builds are CPU and MPS only): what envdoctor checks,
+    CUDA training, cannot run there, whatever is installed."""
+    return [Finding(
+        rule="no-cuda-on-macos", category=Category.PLATFORM, severity=Severity.WARN, components=("torch",),
+        sources=("anchors-failure-modes",),
+        message=f"torch {version} on macOS: macOS has no CUDA (PyTorch's macOS builds run on the CPU or Apple's MPS), "
+        "so code that moves models or tensors to 'cuda' fails ('Torch not compiled with CUDA enabled') and CUDA "
+        "packages (bitsandbytes' CUDA kernels, flash-attn, xformers' CUDA ops) have nothing to run on",
+        fix="train on a Linux machine (or WSL2 on Windows) with an NVIDIA GPU; on this Mac use device 'mps' or 'cpu'",
+    )]
 
 
 def _cpu_torch_gpu_unknown(version: object, why: str = "") -> list[Finding]:

@@ -35,6 +35,7 @@ from envdoctor.checks.module_owners import check_module_owners
 from envdoctor.checks.numpy_abi import check_numpy_abi
 from envdoctor.checks.numpy_additions import check_numpy_additions
 from envdoctor.checks.numpy_aliases import check_numpy_aliases
+from envdoctor.checks.nvcc_floors import check_nvcc_floors
 from envdoctor.checks.os_builds import check_os_builds
 from envdoctor.checks.protobuf_gencode import check_protobuf_gencode
 from envdoctor.checks.provided_modules import check_provided_modules
@@ -69,6 +70,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
         gpu.check_bitsandbytes_arch, check_triton_gpu, check_gpu_floors, check_build_cuda_archs, driver.check_driver,
         check_pinned_torch_driver,
-        toolkit.check_toolkit, *packages, stack.check_stack, check_flash_attn_build, unknowns.check_unknown_facts,
+        toolkit.check_toolkit, check_nvcc_floors, *packages, stack.check_stack, check_flash_attn_build,
+        unknowns.check_unknown_facts,
     ]
     return [finding for check in checks for finding in check(ctx)]

@@ -129,8 +129,12 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
             continue
         if not package.version:
             history = releases(name, root)
+            nowhere = _no_release_runs(name, history, target)
+            if any(f.category is Category.PLATFORM for f in nowhere):
+                findings.extend(nowhere)  # no release for this platform at all, and the Python findings beside it
+                nowhere = []
             findings.extend(_code_of_unknown(name, history, target) or _python_of_unknown(name, history, python)
-                            or _no_release_runs(name, history, target) or _platform_dropped(name, history, target))
+                            or nowhere or _platform_dropped(name, history, target))
             continue
         release = release_facts(name, package.version, root)
         if release is None:

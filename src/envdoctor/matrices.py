@@ -170,6 +170,27 @@ def parsed_or_raise(path: Path, parse: Callable[[Path, list[str]], T | None]) ->
     return table
 
 
+Problem = Callable[[str, str], None]  # (key, problem) of a table being parsed
+
+
+def generated_json_table(path: Path, generator: str,
+                         parse: Callable[[dict[str, Any], Problem], T | None]) -> T | None:
+    """A generated JSON table: ``parse(raw, error)`` of its top-level object, each ``error(key, problem)`` worded
+    "PATH: KEY: PROBLEM; regenerate it with GENERATOR"; None when the file is absent; MatrixError naming every
+    problem (an unreadable file included)."""
+    def read(where: Path, errors: list[str]) -> T | None:
+        raw = read_json_object(where, errors, generator)
+        if raw is None:
+            return None
+
+        def error(key: str, problem: str) -> None:
+            errors.append(f"{where}: {key}: {problem}; regenerate it with {generator}")
+
+        return parse(raw, error)
+
+    return parsed_or_raise(path, read)
+
+
 def read_toml(path: Path, errors: list[str]) -> dict[str, Any]:
     """Parsed TOML, or {} with the problem appended to ``errors``."""
     try:

@@ -26,7 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
+from envdoctor.matrices import Matrices, Problem, generated_json_table
 from envdoctor.rules import parse_version
 from envdoctor.snapshot import Package
 
@@ -107,17 +107,10 @@ def load_conda_torch_builds(matrices: Matrices) -> CondaTorchBuilds | None:
 
 @functools.lru_cache(maxsize=8)
 def _table(path: Path, sources: frozenset[str]) -> CondaTorchBuilds | None:
-    return parsed_or_raise(path, lambda where, errors: _parse(where, errors, sources))
+    return generated_json_table(path, GENERATOR, lambda raw, error: _parse(raw, error, sources))
 
 
-def _parse(path: Path, errors: list[str], sources: frozenset[str]) -> CondaTorchBuilds | None:
-    raw = read_json_object(path, errors, GENERATOR)
-    if raw is None:
-        return None
-
-    def error(key: str, problem: str) -> None:
-        errors.append(f"{path}: {key}: {problem}; regenerate it with {GENERATOR}")
-
+def _parse(raw: dict[str, Any], error: Problem, sources: frozenset[str]) -> CondaTorchBuilds | None:
     if set(raw) != TOP_KEYS:
         error("top level", f"expected the keys {', '.join(sorted(TOP_KEYS))}")
         return None

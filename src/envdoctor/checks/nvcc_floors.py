@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import public
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
+from envdoctor.matrices import Matrices, Problem, generated_json_table
 from envdoctor.rules import parse_version
 from envdoctor.snapshot import normalize_name
 
@@ -75,17 +75,10 @@ def load_nvcc_floors(matrices: Matrices) -> NvccFloorsTable | None:
 
 @functools.lru_cache(maxsize=8)
 def _table(path: Path, sources: frozenset[str]) -> NvccFloorsTable | None:
-    return parsed_or_raise(path, lambda where, errors: _parse(where, errors, sources))
+    return generated_json_table(path, GENERATOR, lambda raw, error: _parse(raw, error, sources))
 
 
-def _parse(path: Path, errors: list[str], sources: frozenset[str]) -> NvccFloorsTable | None:
-    raw = read_json_object(path, errors, GENERATOR)
-    if raw is None:
-        return None
-
-    def error(key: str, problem: str) -> None:
-        errors.append(f"{path}: {key}: {problem}; regenerate it with {GENERATOR}")
-
+def _parse(raw: dict[str, Any], error: Problem, sources: frozenset[str]) -> NvccFloorsTable | None:
     source = raw.get("source")
     if source not in sources:
         error("source", f"{source!r} is not in matrices/sources*.toml")

@@ -26,7 +26,7 @@ from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.release_scans import findings_by_known_versions, public_version, read_package_rows
 from envdoctor.checks.wheels import target_of, wheel_runs
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
+from envdoctor.matrices import Matrices, Problem, generated_json_table
 from envdoctor.pypi_facts import releases
 from envdoctor.rules import parse_version
 
@@ -89,17 +89,10 @@ def load_protobuf_gencode(matrices: Matrices) -> ProtobufGencodeTable | None:
 
 @functools.lru_cache(maxsize=8)
 def _table(path: Path, sources: frozenset[str]) -> ProtobufGencodeTable | None:
-    return parsed_or_raise(path, lambda where, errors: _parse(where, errors, sources))
+    return generated_json_table(path, GENERATOR, lambda raw, error: _parse(raw, error, sources))
 
 
-def _parse(path: Path, errors: list[str], sources: frozenset[str]) -> ProtobufGencodeTable | None:
-    raw = read_json_object(path, errors, GENERATOR)
-    if raw is None:
-        return None
-
-    def error(key: str, problem: str) -> None:
-        errors.append(f"{path}: {key}: {problem}; regenerate it with {GENERATOR}")
-
+def _parse(raw: dict[str, Any], error: Problem, sources: frozenset[str]) -> ProtobufGencodeTable | None:
     era_sources: dict[str, tuple[str, ...]] = {}
     eras = raw.get("eras")
     for era in ERAS:

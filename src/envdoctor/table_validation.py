@@ -11,6 +11,7 @@ from envdoctor.checks.bitsandbytes_support import load_gpu_support
 from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.conda_torch_builds import load_conda_torch_builds
 from envdoctor.checks.extension_builds import load_extension_builds
+from envdoctor.checks.gpu_dtypes import load_dtype_support
 from envdoctor.checks.gpu_floors import load_gpu_floors
 from envdoctor.checks.module_owners import load_module_owners
 from envdoctor.checks.numpy_additions import load_numpy_additions
@@ -50,7 +51,7 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
                                                  load_os_builds, load_gpu_floors, load_numpy_aliases,
                                                  load_numpy_additions, load_module_owners, load_stdlib_removals,
                                                  load_protobuf_gencode, load_conda_torch_builds,
-                                                 load_nvcc_floors)),
+                                                 load_nvcc_floors, load_dtype_support)),
 )
 
 

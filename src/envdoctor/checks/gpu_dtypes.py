@@ -1,0 +1,101 @@
+"""GPUs without bfloat16 (``matrices/dtype_support.toml``) beside runtimes that run a model in its stored dtype and
+refuse bfloat16 there at start-up: most current LLMs are stored in bfloat16, so such a run needs float16 set by
+hand. The model is not in the snapshot, so whether it is stored in bfloat16 is not known (unverified)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.checks import CheckContext
+from envdoctor.checks.declared import parse_declared
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.matrices import Matrices, MatrixError
+from envdoctor.pypi_facts import newest_release, release_facts
+from envdoctor.rules import gpu_ccs, parse_version
+from envdoctor.snapshot import normalize_name
+
+TABLE = "dtype_support"
+
+
+@dataclass(frozen=True)
+class Bf16Refusal:
+    package: str
+    error: str
+    fix: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DtypeSupport:
+    bf16_min_cc: Version
+    sources: tuple[str, ...]
+    refusals: dict[str, Bf16Refusal]  # normalized package name
+
+
+def load_dtype_support(matrices: Matrices) -> DtypeSupport | None:
+    """The table, validated (None when absent); a bad entry raises MatrixError naming the file and key."""
+    where = matrices.root / f"{TABLE}.toml"
+    raw = matrices.table(TABLE)
+    if not raw:
+        return None
+    known = set(matrices.sources)
+    try:
+        floor = Version(raw["bf16_min_compute_capability"])
+        sources = _sources(raw["sources"], known)
+        refusals = {}
+        for index, row in enumerate(raw.get("bf16_refused", [])):
+            if set(row) != {"package", "error", "fix", "sources"} or not all(
+                    isinstance(row[k], str) for k in ("package", "error", "fix")):
+                raise ValueError(f"bf16_refused[{index}]: expected string package, error, fix and a sources list")
+            refusals[normalize_name(row["package"])] = Bf16Refusal(
+                normalize_name(row["package"]), row["error"], row["fix"], _sources(row["sources"], known))
+    except (KeyError, TypeError, InvalidVersion, ValueError) as error:
+        raise MatrixError(f"{where}: {error}") from None
+    return DtypeSupport(floor, sources, refusals)
+
+
+def _sources(raw: object, known: set[str]) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, str) and s in known for s in raw):
+        raise ValueError(f"sources {raw!r}: expected ids of matrices/sources*.toml")
+    return tuple(raw)
+
+
+def check_gpu_dtypes(ctx: CheckContext) -> list[Finding]:
+    table = load_dtype_support(ctx.matrices)
+    ccs = gpu_ccs(ctx.snapshot)
+    if table is None or not ccs or min(ccs) >= table.bf16_min_cc:
+        return []
+    findings = []
+    for name, package in sorted((ctx.snapshot.packages or {}).items()):
+        refusal = table.refusals.get(name)
+        through = None if refusal else _required_refusal(name, package.version, table)
+        if refusal is None and through is None:
+            continue
+        runtime = refusal or through
+        shown = f"{name} {package.version}" if package.version else name
+        via = "" if refusal else f" (it requires {runtime.package}, which runs its models)"
+        findings.append(Finding(
+            rule="gpu-without-bf16", category=Category.GPU_ARCH, severity=Severity.WARN,
+            components=(name,) if refusal else (name, runtime.package), sources=(*table.sources, *runtime.sources),
+            verified=False,
+            message=f"this GPU (compute capability {min(ccs)}) has no bfloat16, which needs {table.bf16_min_cc}; "
+            f"{shown}{via} runs a model in its stored dtype by default, and most current LLMs are stored in "
+            f"bfloat16: it refuses them at start-up ('{runtime.error}') unless float16 is set (inferred: the model "
+            "is not in the snapshot)",
+            fix=runtime.fix,
+        ))
+    return findings
+
+
+def _required_refusal(name: str, version: str | None, table: DtypeSupport) -> Bf16Refusal | None:
+    """The bf16-refusing runtime the installed release (its newest, version unknown) requires, if any."""
+    parsed = parse_version(version) if version else None
+    release = release_facts(name, parsed.public) if parsed is not None else newest_release(name)
+    for line in (release.requires or ()) if release is not None else ():
+        declared = parse_declared(line)
+        if declared is not None and "extra" not in (declared.marker or "") \
+                and normalize_name(declared.name) in table.refusals:
+            return table.refusals[normalize_name(declared.name)]
+    return None

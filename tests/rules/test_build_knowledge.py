@@ -340,3 +340,21 @@ def test_flashinfer_compiles_on_first_use_unless_its_kernel_cache_is_installed(t
     no_nvcc = snapshot({"torch": "2.11.0+cu130", "flashinfer-python": "0.6.15.post1"}, cuda_toolkit={"nvcc": None})
     assert [f.components for f in _findings(no_nvcc, tmp_path, "nvcc-missing-for-runtime-builds")] == [
         ("cuda-toolkit", "flashinfer-python")]
+
+
+def test_conda_torch_takes_the_cuda_of_its_runtime_package_against_nvcc(tmp_path: Path) -> None:
+    """A plain torch beside conda's cudatoolkit 10.0 is (if a CUDA build) built for CUDA 10.0: nvcc 9.1 mismatches."""
+    conda = snapshot({"torch": "1.4.0", "cudatoolkit": "10.0.130"}, cuda_toolkit={"nvcc": "9.1"})
+    [finding] = _findings(conda, tmp_path, "nvcc-torch-cuda-mismatch")
+    assert "(10.0)" in finding.message
+    matching = snapshot({"torch": "1.4.0", "cudatoolkit": "10.0.130"}, cuda_toolkit={"nvcc": "10.0"})
+    assert not _findings(matching, tmp_path, "nvcc-torch-cuda-mismatch")
+
+
+def test_tensorflow_gpu_builds_are_judged_against_the_driver(tmp_path: Path) -> None:
+    """tensorflow_gpu 1.13.1 is built with CUDA 10.0 (TensorFlow's tested build configurations)."""
+    old = snapshot({"tensorflow-gpu": "1.13.1"}, nvidia={"driver": "396.26", "gpus": [H100]})
+    [finding] = _findings(old, tmp_path, "driver-too-old-for-cuda-build")
+    assert finding.components[:2] == ("tensorflow-gpu", "nvidia-driver") and "10.0" in finding.message
+    assert not _findings(snapshot({"tensorflow-gpu": "1.12.0"}, nvidia={"driver": "396.26", "gpus": [H100]}),
+                         tmp_path, "driver-too-old-for-cuda-build")  # CUDA 9.0 runs on 396

@@ -15,7 +15,7 @@ from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import release_facts, releases
-from envdoctor.rules import ABSENT, fact, parse_version
+from envdoctor.rules import ABSENT, CONDA_CUDA_PACKAGES, fact, parse_version
 
 SOURCES = ("anchors-failure-modes",)
 
@@ -35,7 +35,7 @@ def check_toolkit(ctx: CheckContext) -> list[Finding]:
     if toolkit.nvcc is None:
         return _no_nvcc(ctx)
     findings = nvcc_arch_findings(ctx, toolkit.nvcc, source_built(ctx))
-    torch = torch_cuda(ctx)
+    torch = torch_cuda(ctx) or conda_runtime_cuda(ctx)
     if torch is not None and fact(ctx.snapshot, "packages.torch") is not None:
         findings.extend(_against_torch(ctx, toolkit.nvcc, torch))
     supports = fact(ctx.snapshot, "nvidia.cuda_driver")
@@ -72,6 +72,19 @@ def _nvcc_newer_than_driver(ctx: CheckContext, nvcc: str, why: str, or_else: str
         "with an unsupported toolchain')",
         fix=f"upgrade the NVIDIA driver to one that supports CUDA {nvcc}, or {or_else}",
     )
+
+
+def conda_runtime_cuda(ctx: CheckContext) -> str | None:
+    """The CUDA of conda's runtime package (cudatoolkit, pytorch-cuda) beside a torch of untagged build: a conda
+    pytorch CUDA build is built for the runtime the environment holds (its CPU build has none, and is judged by the
+    conda checks)."""
+    packages = ctx.snapshot.packages or {}
+    for name in CONDA_CUDA_PACKAGES:
+        package = packages.get(name)
+        parsed = parse_version(package.version) if package is not None and package.version else None
+        if parsed is not None and len(parsed.release) >= 2:
+            return f"{parsed.release[0]}.{parsed.release[1]}"
+    return None
 
 
 def _older_than(version: str, floor: str) -> bool | None:

@@ -40,3 +40,15 @@ def test_an_app_of_unknown_build_on_an_older_driver(tmp_path: Path, nvidia: dict
 ])
 def test_quiet_otherwise(tmp_path: Path, nvidia: dict, packages: dict) -> None:
     assert findings(tmp_path, nvidia, packages) == []
+
+
+def test_a_package_whose_cuda_builds_are_tabled_is_judged_on_its_rows(tmp_path) -> None:
+    """paddlepaddle-gpu's PyPI releases have [[builds]] rows (2.6.2 is CUDA 11.8): torch's CUDA 13 says nothing of
+    it, so a CUDA 12 driver is not called too old for it."""
+    from envdoctor.checker import run_check
+    from envdoctor.snapshot import snapshot_from_dict
+
+    nvidia = {"driver": "550.54.14", "cuda_driver": "12.4", "gpus": [{"name": "T4", "compute_capability": "7.5"}]}
+    snap = snapshot_from_dict({"host": {"os": "linux"}, "nvidia": nvidia,
+                               "packages": {"paddlepaddle-gpu": {"version": None}}})
+    assert not [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "driver-older-than-current-builds"]

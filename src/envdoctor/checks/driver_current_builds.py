@@ -19,7 +19,8 @@ def check_driver_current_builds(ctx: CheckContext) -> list[Finding]:
     packages = ctx.snapshot.packages or {}
     if "torch" in packages:  # a torch (of known or unknown build) is judged by the driver check itself
         return []
-    unknown = sorted(name for name, package in packages.items() if not package.version)
+    tabled = {build.package for build in ctx.facts.cuda_builds()}  # judged on their own rows (driver.py)
+    unknown = sorted(name for name, package in packages.items() if not package.version and name not in tabled)
     limit = driver_max_major(ctx)
     newest = _newest_cuda_default(ctx)
     if not unknown or limit is None or newest is None or limit >= cuda_major_minor(newest[1])[0]:

@@ -339,3 +339,15 @@ def test_torch_written_as_a_minor_is_any_release_of_that_minor(tmp_path: Path) -
     unknown = check(tmp_path, packages={"torch": "2.7", "xformers": None})
     [finding] = [f for f in unknown.findings if f.rule == "extension-build-unknown"]
     assert "xformers 0.0.30" in finding.message and "none is built" not in finding.message
+
+
+def test_torch_of_unknown_build_with_no_gpu_facts_is_an_unverified_warning(tmp_path: Path) -> None:
+    """'torch installed' and nothing about its build or the GPUs: whether it is a CUDA build is unknown (said, not
+    silence); a known CUDA build, a tag, or a macOS host (judged by its own rule) are not this finding."""
+    unknown = [f for f in check(tmp_path, host={"os": "linux"}, packages={"torch": None}).findings
+               if f.rule == "torch-build-unknown"]
+    assert [(f.severity.value, f.verified, f.components) for f in unknown] == [("warn", False, ("torch",))]
+    for sections in ({"packages": {"torch": None}, "torch": {"cuda": "12.4"}},
+                     {"packages": {"torch": "2.5.1+cu124"}},
+                     {"host": {"os": "darwin", "arch": "arm64"}, "packages": {"torch": None}}):
+        assert "torch-build-unknown" not in rules(check(tmp_path, **sections)), sections

@@ -65,7 +65,9 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
         cpu = variant == "cpu" or plain_cpu_platform or plain_cpu_here
         if plain_cpu_platform and not why:
             why = _pypi_cpu_platform_reason(snapshot.host.os)
-        return _cpu_torch_gpu_unknown(version if isinstance(version, str) else "(version unknown)", why) if cpu else []
+        if cpu:
+            return _cpu_torch_gpu_unknown(version if isinstance(version, str) else "(version unknown)", why)
+        return _torch_build_and_gpu_unknown() if variant is None and snapshot.torch is None else []
     if variant is None and snapshot.torch is not None and snapshot.torch.archs:
         return []  # GPU archs compiled in: a CUDA build (its archs are judged on their own)
     if variant is None:
@@ -102,6 +104,20 @@ def _plain_cpu_reason(ctx: CheckContext, version: str) -> str:
 def _pypi_cpu_platform_reason(os: str | None) -> str:
     return (f" (inferred: on {os} every torch wheel on PyPI is CPU-only, its CUDA libraries, the nvidia-* wheels, "
             "being declared for Linux only; a CUDA build comes only from the PyTorch index of a CUDA variant)")
+
+
+def _torch_build_and_gpu_unknown() -> list[Finding]:
+    """Neither torch's build (version, tag, CUDA) nor the GPUs are in the snapshot: whether this torch can use an
+    NVIDIA GPU at all, the first thing GPU training needs, could not be checked (unverified, not silence)."""
+    return [Finding(
+        rule="torch-build-unknown", category=Category.CUDA_BUILD, severity=Severity.WARN, components=("torch",),
+        sources=("anchors-failure-modes",), verified=False,
+        message="torch is installed, but neither its build (version tag, CUDA) nor the machine's NVIDIA GPUs are in "
+        "the snapshot: whether it is a CUDA build could not be checked; a CPU-only build (what pip or conda installs "
+        "when no CUDA build matches) gives 'Torch not compiled with CUDA enabled'",
+        fix="python -c \"import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())\"   "
+        "# or envdoctor probe",
+    )]
 
 
 def _no_cuda_on_macos(version: str) -> list[Finding]:

@@ -66,10 +66,12 @@ def test_unknown_version_is_judged_on_every_release() -> None:
                                                                           ("vllm",))
     assert "version unknown" in finding.message and "Windows x86_64" in finding.message
     assert wheel_findings({"vllm": None}, host={"os": "linux", "arch": "x86_64"}, python="3.11.3") == []
-    # no release admits this Python either: that is the cause named (pip finds nothing to install on any host)
-    (python,) = wheel_findings({"vllm": None}, host={"os": "windows", "arch": "x86_64"}, python="3.7.9")
-    assert (python.rule, python.category.value, python.severity.value) == ("requires-python-excluded", "python",
-                                                                           "fail")
+    # no release admits this Python either: both causes are named (no Windows build, and none for this Python)
+    both = {f.rule: f for f in wheel_findings({"vllm": None}, host={"os": "windows", "arch": "x86_64"},
+                                               python="3.7.9")}
+    assert set(both) == {"no-wheel-for-platform", "requires-python-excluded"}
+    python = both["requires-python-excluded"]
+    assert (python.category.value, python.severity.value) == ("python", "fail")
     # older xformers had cp38 wheels, the newest require 3.9: an unverified warning, never a failure
     (old_python,) = wheel_findings({"xformers": None}, host={}, python="3.8.20")
     assert (old_python.rule, old_python.severity.value, old_python.verified) == ("requires-python-excluded", "warn",

@@ -62,6 +62,12 @@ class ReleaseFacts:
     python_floor: str | None = None
     python_floor_from: str | None = None
 
+    @property
+    def cpython_wheels(self) -> bool:
+        """Some wheel is a CPython extension build (a ``cpXY`` tag), not ``py3`` code or a library loaded with
+        ctypes."""
+        return any(tag.startswith("cp") for tag in self.wheels or ())
+
 
 @functools.lru_cache(maxsize=64)
 def pypi_root(root: Path | str | None = None) -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from envdoctor.snapshot import normalize_name
+
 _NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?\s*")
 _TERM = re.compile(
     r"""\s*(?:([a-z_]+)\s*(<=|>=|==|!=|~=|<|>|not\s+in|in)\s*(['"])(.*?)\3"""
@@ -35,6 +37,12 @@ class Declared:
     name: str
     specifier: str
     marker: str | None
+
+
+def required_names(lines: tuple[str, ...] | None) -> frozenset[str]:
+    """The normalized names Requires-Dist ``lines`` require outside extras (other markers not evaluated)."""
+    declared = (parse_declared(line) for line in lines or ())
+    return frozenset(normalize_name(d.name) for d in declared if d is not None and "extra" not in (d.marker or ""))
 
 
 def parse_declared(line: str) -> Declared | None:

@@ -26,7 +26,7 @@ from envdoctor.checks.commands import (
     valid_cuda,
     with_note,
 )
-from envdoctor.checks.declared import exact_torch_pin
+from envdoctor.checks.declared import exact_torch_pin, required_names
 from envdoctor.checks.extension_builds import build_findings
 from envdoctor.checks.torch_pinned_builds import check_torch_pinned_builds, pins_torch_minor
 from envdoctor.checks.triton_pair import triton_pairs
@@ -46,7 +46,6 @@ from envdoctor.rules import (
 )
 
 COMPANIONS = ("torchvision", "torchaudio")
-TORCH_REQUIREMENT = re.compile(r"^\s*torch\s*(?:[<>=!~;(\[]|$)", re.IGNORECASE)
 # What each companion's load failure looks like (anchors-envdoctor.md (d) 2 and 11).
 LOAD_ERROR = {
     "torchvision": "its compiled ops fail to load (e.g. 'operator torchvision::nms does not exist')",
@@ -334,9 +333,7 @@ def compiled_against_torch(name: str, version: str) -> bool:
     if name in ("torch", *COMPANIONS):
         return False
     release = release_facts(name, public_of(version))
-    if release is None or not release.requires or not any(tag.startswith("cp") for tag in release.wheels or ()):
-        return False
-    return any(TORCH_REQUIREMENT.match(line) for line in release.requires)
+    return release is not None and release.cpython_wheels and "torch" in required_names(release.requires)
 
 
 def _on_prerelease_torch(ctx: CheckContext, torch: str) -> list[Finding]:

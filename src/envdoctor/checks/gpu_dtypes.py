@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
-from envdoctor.checks.declared import parse_declared
+from envdoctor.checks.declared import required_names
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
 from envdoctor.pypi_facts import newest_release, release_facts
@@ -93,9 +93,5 @@ def _required_refusal(name: str, version: str | None, table: DtypeSupport) -> Bf
     """The bf16-refusing runtime the installed release (its newest, version unknown) requires, if any."""
     parsed = parse_version(version) if version else None
     release = release_facts(name, parsed.public) if parsed is not None else newest_release(name)
-    for line in (release.requires or ()) if release is not None else ():
-        declared = parse_declared(line)
-        if declared is not None and "extra" not in (declared.marker or "") \
-                and normalize_name(declared.name) in table.refusals:
-            return table.refusals[normalize_name(declared.name)]
-    return None
+    required = required_names(release.requires) if release is not None else frozenset()
+    return next((table.refusals[name] for name in sorted(required) if name in table.refusals), None)

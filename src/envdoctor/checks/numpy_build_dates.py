@@ -11,12 +11,11 @@ from __future__ import annotations
 from packaging.version import Version
 
 from envdoctor.checks import CheckContext
-from envdoctor.checks.declared import parse_declared
+from envdoctor.checks.declared import required_names
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.numpy_abi import NumpyAbiTable
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
 from envdoctor.rules import parse_version
-from envdoctor.snapshot import normalize_name
 
 RULE = "numpy1-build-by-date"
 
@@ -26,18 +25,19 @@ def numpy1_builds_by_date(ctx: CheckContext, numpy: Version, numpy_text: str, ta
     """``first_numpy2``: NumPy 2's first release (a pre-release counts); below it nothing is judged here."""
     if numpy < first_numpy2:
         return []
-    boundary = first_numpy2_build(table)
-    if boundary is None:
-        return []
-    findings = []
+    candidates = []
     for name, package in sorted((ctx.snapshot.packages or {}).items()):
         parsed = parse_version(package.version) if package.version else None
         if name == "numpy" or parsed is None or table.rows_for(name) or name in table.no_numpy_c_api:
             continue
         release = release_facts(name, parsed.public)
-        if release is not None and _compiled_numpy_user(release) and release.date < boundary[0]:
-            findings.append(_finding(name, release, numpy_text, boundary))
-    return findings
+        if release is not None and _compiled_numpy_user(release):
+            candidates.append((name, release))
+    boundary = first_numpy2_build(table) if candidates else None  # read the table's dates only when needed
+    if boundary is None:
+        return []
+    return [_finding(name, release, numpy_text, boundary) for name, release in candidates
+            if release.date < boundary[0]]
 
 
 def first_numpy2_build(table: NumpyAbiTable) -> tuple[str, str] | None:
@@ -54,15 +54,13 @@ def first_numpy2_build(table: NumpyAbiTable) -> tuple[str, str] | None:
 def _compiled_numpy_user(release: ReleaseFacts) -> bool:
     """CPython extension wheels and a numpy requirement, and no torch requirement: a torch extension's compiled
     code uses torch's tensors, not NumPy's C API."""
-    if not any(tag.startswith("cp") for tag in release.wheels or ()):
-        return False
-    required = {normalize_name(d.name) for d in map(parse_declared, release.requires or ()) if d is not None}
-    return "numpy" in required and "torch" not in required
+    required = required_names(release.requires)
+    return release.cpython_wheels and "numpy" in required and "torch" not in required
 
 
 def _finding(name: str, release: ReleaseFacts, numpy_text: str, boundary: tuple[str, str]) -> Finding:
     later = [r for r in releases(name) if r.date >= boundary[0] and not r.yanked
-             and any(tag.startswith("cp") for tag in r.wheels or ())]
+             and r.cpython_wheels]
     upgrade = f'pip install --upgrade "{name}>={later[0].version}"' if later else None
     return Finding(
         rule=RULE, category=Category.NUMPY, severity=Severity.WARN, components=(name, "numpy"),

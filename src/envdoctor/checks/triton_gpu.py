@@ -12,7 +12,7 @@ from __future__ import annotations
 from packaging.version import Version
 
 from envdoctor.checks import CheckContext
-from envdoctor.checks.declared import parse_declared
+from envdoctor.checks.declared import required_names
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
 from envdoctor.rules import gpu_ccs, parse_version
@@ -50,9 +50,4 @@ def check_triton_gpu(ctx: CheckContext) -> list[Finding]:
 
 
 def requires_triton(release: ReleaseFacts) -> bool:
-    for line in release.requires or ():
-        declared = parse_declared(line)
-        if declared is not None and declared.name.lower() in TRITON_DISTRIBUTIONS and "extra" not in (
-                declared.marker or ""):
-            return True
-    return False
+    return not required_names(release.requires).isdisjoint(TRITON_DISTRIBUTIONS)

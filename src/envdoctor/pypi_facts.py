@@ -85,9 +85,21 @@ def release_facts(package: str, version: str, root: Path | str | None = None) ->
         if path is not None:
             keys = _version_keys(path)
             key = keys.get(public) or keys.get(_trimmed(public))
+            if key is None and (canonical := _canonical(public)) is not None:
+                key = keys.get(canonical) or keys.get(_trimmed(canonical))
             if key is not None:
                 return _release_at(path, key)
     return None  # below a bundled table's floor, and not fetched: unknown
+
+
+def _canonical(version: str) -> str | None:
+    """PEP 440's normal form of a version as pip writes it (``0.0.0dev`` -> ``0.0.0.dev0``, ``1.0-RC1`` ->
+    ``1.0rc1``); None when it is not a PEP 440 version or already in that form."""
+    try:
+        canonical = str(Version(version))
+    except InvalidVersion:
+        return None
+    return canonical if canonical != version else None
 
 
 def nearest_recorded_release(package: str, version: str, root: Path | str | None = None,

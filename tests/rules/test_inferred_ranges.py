@@ -186,7 +186,7 @@ def test_flash_attn_on_linux_needs_the_toolkit_only_without_a_release_wheel(tmp_
     assert not found(matching, "cuda-toolkit-needed-for-source-build", verified=None)
     unknown_torch = check(tmp_path, host=linux, python={"version": "3.11"},
                           packages={"torch": None, "flash-attn": "2.6.3"})
-    [finding] = found(unknown_torch, "cuda-toolkit-needed-for-source-build")
+    [finding] = found(unknown_torch, "cuda-toolkit-needed-for-source-build", verified=False)
     assert "inferred over the range" in finding.message
 
 

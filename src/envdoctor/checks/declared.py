@@ -18,7 +18,8 @@ _TERM = re.compile(
 )
 _JOIN = re.compile(r"\s*(and|or)\s+")
 _VERSION_VARS = {"python_version", "python_full_version", "implementation_version"}
-_TORCH_PIN = re.compile(r"^torch\s*===?\s*([0-9][^;,\s]*)\s*(;.*)?$")
+# ``torch==2.3.1`` and the older metadata form ``torch (==2.0.1)``, with or without a marker
+_TORCH_PIN = re.compile(r"^torch\s*(?:\(\s*===?\s*([0-9][^;,\s)]*)\s*\)|===?\s*([0-9][^;,\s]*))\s*(;.*)?$")
 
 
 def exact_torch_pin(requires: tuple[str, ...] | None) -> str | None:
@@ -26,7 +27,7 @@ def exact_torch_pin(requires: tuple[str, ...] | None) -> str | None:
     for line in requires or ():
         match = _TORCH_PIN.match(line.strip())
         if match:
-            return match.group(1)
+            return match.group(1) or match.group(2)
     return None
 
 

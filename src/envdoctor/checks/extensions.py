@@ -33,8 +33,9 @@ from envdoctor.checks.triton_pair import triton_pairs
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
-from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
+from envdoctor.pypi_facts import ReleaseFacts, nearest_recorded_release, release_facts, releases
 from envdoctor.rules import (
+    ABSENT,
     INSTALLED,
     fact,
     matches_specifier,
@@ -79,6 +80,8 @@ def check_companions(ctx: CheckContext) -> list[Finding]:
     torch = fact(ctx.snapshot, "packages.torch")
     if torch is INSTALLED:
         return _builds_beside_unknown_torch(ctx) + _companion_cuda_beside_unknown_torch(ctx)
+    if torch is ABSENT:
+        return _builds_beside_unlisted_torch(ctx)
     if not isinstance(torch, str):
         return []
     findings = []
@@ -116,15 +119,39 @@ def _builds_beside_unknown_torch(ctx: CheckContext) -> list[Finding]:
         if name in COMPANIONS or not (installed is INSTALLED or isinstance(installed, str)):
             continue
         shown = f"{name} {installed}" if isinstance(installed, str) else f"{name} (version unknown)"
-        findings.append(Finding(
-            rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN,
-            components=(name, "torch"), sources=("anchors-failure-modes",), verified=False,
-            message=f"{shown} is compiled against torch's C++ API, and torch is installed with an unknown version: "
-            f"whether it was built for this torch could not be checked; built for another, "
-            f"{LOAD_ERROR.get(name, FALLBACK_LOAD_ERROR)}",
-            fix=f"pip show torch {name}   # their versions; then envdoctor check again",
-        ))
+        findings.append(_built_for_unknown_torch(name, shown, "torch is installed with an unknown version"))
     return findings
+
+
+def _built_for_unknown_torch(name: str, shown: str, torch_state: str) -> Finding:
+    return Finding(
+        rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN,
+        components=(name, "torch"), sources=("anchors-failure-modes",), verified=False,
+        message=f"{shown} is compiled against torch's C++ API, and {torch_state}: whether it was built for this "
+        f"torch could not be checked; built for another, {LOAD_ERROR.get(name, FALLBACK_LOAD_ERROR)}",
+        fix=f"pip show torch {name}   # their versions; then envdoctor check again",
+    )
+
+
+def _builds_beside_unlisted_torch(ctx: CheckContext) -> list[Finding]:
+    """A snapshot written from a report (packages carry no Requires-Dist of their own, so the list is partial)
+    names torch-bound extensions but not torch, which each of them needs: torch is installed with an unknown
+    version, and whether each was built for it could not be checked. A probe's snapshot, whose packages carry their
+    METADATA, lists every installed package: there an absent torch is a missing requirement, judged elsewhere.
+    Judged for a known release that does not pin one torch release (a pin brings its torch along)."""
+    packages = ctx.snapshot.packages or {}
+    bound = [name for name in ctx.matrices.policy.torch_extensions if name in packages and packages[name].version
+             and packages[name].requires is None and name not in ctx.matrices.policy.runtime_compiled
+             and not _pins_torch_release(name, packages[name].version)]
+    return [_built_for_unknown_torch(name, f"{name} {packages[name].version}",
+                                     "the snapshot does not list torch, which it needs") for name in bound]
+
+
+def _pins_torch_release(name: str, version: str) -> bool:
+    """Whether the release declares ``torch==X`` (pip then installs that torch with it, so the two match unless
+    torch was replaced later, which the snapshot would show)."""
+    release = release_facts(name, public_of(version))
+    return release is not None and exact_torch_pin(release.requires) is not None
 
 
 def _companion_cuda_beside_unknown_torch(ctx: CheckContext) -> list[Finding]:
@@ -323,8 +350,42 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
         if package.version and compiled_against_torch(name, package.version) \
                 and name not in ctx.matrices.policy.torch_extensions and not pins_torch_minor(name, package.version):
             findings.extend(_released_before_torch(ctx, name, public_of(package.version), torch))
+    findings.extend(_lockstep_release_unknown(ctx, torch))
     judged = {name for f in findings for name in f.components}
     return findings + check_torch_pinned_builds(ctx, torch, judged)
+
+
+def _lockstep_release_unknown(ctx: CheckContext, torch: str) -> list[Finding]:
+    """torchvision, torchaudio or xformers at a version neither their table nor PyPI lists (a build from the PyTorch
+    index's own ``.postN`` rebuilds, from source or from another index): each such build targets one torch release,
+    and nothing here names which. When the nearest release before it pins another torch, the declared-requirements
+    check already warns on that inference; otherwise an unverified warning, never silence."""
+    findings = []
+    for name in (*COMPANIONS, "xformers"):
+        package = (ctx.snapshot.packages or {}).get(name)
+        version = package.version if package is not None else None
+        public = public_of(version) if version else None
+        if not public or parse_version(version) is None or release_facts(name, public) is not None \
+                or ctx.facts.companion_torch(name, public) or ctx.facts.xformers_torch(public):
+            continue
+        targets = release_torch_targets(ctx, name)
+        nearest = nearest_recorded_release(name, public, beyond_newest=False)
+        inferred = (targets.get(nearest.version) or exact_torch_pin(nearest.requires)) if nearest is not None else None
+        if inferred and not same_release(torch, inferred):
+            continue  # the declared-requirements check warns on the inferred pin
+        fits = sorted((v for v, t in targets.items() if same_release(torch, t)), key=Version)
+        findings.append(Finding(
+            rule="extension-build-unverified", category=Category.ABI, severity=Severity.WARN,
+            components=(name, "torch"), sources=("pypi-metadata", "torchvision-compat", "xformers-metadata"),
+            verified=False,
+            message=f"{name} {version} is built for one torch release, and neither envdoctor's table nor PyPI lists "
+            f"this release (a rebuild from another index, or a source build), so whether it was built for torch "
+            f"{public_of(torch)} could not be checked; built for another, {LOAD_ERROR[name]}",
+            fix=(companion_install(ctx, name, torch) if name in COMPANIONS else
+                 f'pip install "{name}=={fits[-1]}"   # built for torch {public_of(torch)}' if fits else
+                 f"pip show {name}   # where it came from; then reinstall it for torch {public_of(torch)}"),
+        ))
+    return findings
 
 
 def compiled_against_torch(name: str, version: str) -> bool:

@@ -8,13 +8,15 @@ runs fails with "the provided PTX was compiled with an unsupported toolchain".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from envdoctor.checks import CheckContext
 from envdoctor.checks.driver import torch_cuda
 from envdoctor.checks.nvcc_archs import nvcc_arch_findings
 from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.pypi_facts import release_facts, releases
+from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
 from envdoctor.rules import ABSENT, CONDA_CUDA_PACKAGES, fact, parse_version
 
 SOURCES = ("anchors-failure-modes",)
@@ -274,7 +276,16 @@ def _flash_attn_build_unknown(ctx: CheckContext) -> list[Finding]:
     )]
 
 
-def _always_source_built(ctx: CheckContext, name: str, version: str | None) -> str | None:
+@dataclass(frozen=True)
+class SourceBuild:
+    """Why installing a package here compiles CUDA code; ``inferred`` when it holds for most candidates of an
+    unknown version rather than for the installed release."""
+
+    why: str
+    inferred: bool = False
+
+
+def _always_source_built(ctx: CheckContext, name: str, version: str | None) -> SourceBuild | None:
     """Why installing ``name`` here compiles CUDA code, when that holds for the installed release (or, its version
     unknown, for every release PyPI has): PyPI has only its source archive, and no release wheel of the project
     targets this platform. None when a wheel may be used."""
@@ -283,16 +294,33 @@ def _always_source_built(ctx: CheckContext, name: str, version: str | None) -> s
     if name == "flash-attn" and ctx.snapshot.host.os in (None, "linux"):
         return _flash_attn_compiles(ctx, version)
     if version is not None:
-        return (f"PyPI has only the source archive of {name} {version}"
+        return (SourceBuild(f"PyPI has only the source archive of {name} {version}")
                 if _source_archive_only(name, version) else None)
     known = releases(name)
     if _every_release_source_only(name):
-        return (f"{name}'s version is unknown, and PyPI has only source archives of all its {len(known)} releases "
-                f"({known[0].version} to {known[-1].version})")
+        return SourceBuild(f"{name}'s version is unknown, and PyPI has only source archives of all its {len(known)} "
+                           f"releases ({known[0].version} to {known[-1].version})")
+    recent = _newest_source_only(known)
+    if recent:
+        return SourceBuild(f"{name}'s version is unknown, and PyPI's newest releases ({recent[0].version} to "
+                           f"{recent[-1].version}) are source archives only, so a current install compiles it (an "
+                           "older release with a wheel may be installed)", inferred=True)
     return None
 
 
-def _flash_attn_compiles(ctx: CheckContext, version: str | None) -> str | None:
+def _newest_source_only(known: tuple[ReleaseFacts, ...]) -> list[ReleaseFacts]:
+    """The newest releases, back to the first that has a wheel, when they are source archives only; empty when the
+    newest release has a wheel."""
+    current = [r for r in known if not r.yanked]
+    run: list[ReleaseFacts] = []
+    for release in reversed(current):
+        if not (release.sdist and release.wheels == ()):
+            break
+        run.insert(0, release)
+    return run
+
+
+def _flash_attn_compiles(ctx: CheckContext, version: str | None) -> SourceBuild | None:
     """On Linux flash-attn's release wheels (installed by URL, or fetched by its setup.py) need no toolkit when one
     targets torch's minor; say why it compiles when none does, for the installed torch or, torch's version unknown,
     for most torch releases the table has wheels of for this Python."""
@@ -303,7 +331,8 @@ def _flash_attn_compiles(ctx: CheckContext, version: str | None) -> str | None:
     if isinstance(torch, str):
         minor = ".".join(torch.split("+")[0].split(".")[:2])
         return (None if minor in release.torch_minors else
-                f"no flash-attn {version} release wheel targets torch {minor}, so installing it compiles it")
+                SourceBuild(f"no flash-attn {version} release wheel targets torch {minor}, so installing it "
+                            "compiles it"))
     span = unknown_version_range(ctx)
     if span is None:
         return None
@@ -312,24 +341,25 @@ def _flash_attn_compiles(ctx: CheckContext, version: str | None) -> str | None:
     lacking = [m for m in minors if m not in release.torch_minors]
     if 2 * len(lacking) <= len(minors):
         return None
-    return (f"torch's version is unknown, and flash-attn {version}'s release wheels target torch "
-            f"{', '.join(release.torch_minors)} only: for {len(lacking)} of the {len(minors)} torch minors of "
-            f"{span.described} installing it compiles it (inferred over the range)")
+    return SourceBuild(f"torch's version is unknown, and flash-attn {version}'s release wheels target torch "
+                       f"{', '.join(release.torch_minors)} only: for {len(lacking)} of the {len(minors)} torch minors "
+                       f"of {span.described} installing it compiles it (inferred over the range)", inferred=True)
 
 
 def _source_builds_toolkit_unknown(ctx: CheckContext) -> list[Finding]:
     """The toolkit is not in the snapshot, and an installed CUDA extension can only have come from a source build:
     installing it ran its setup.py, which builds a torch CUDAExtension and needs nvcc and CUDA_HOME."""
     packages = ctx.snapshot.packages or {}
-    reasons = [(name, why) for name in source_built(ctx)
-               if (why := _always_source_built(ctx, name, packages[name].version)) is not None]
+    reasons = [(name, build) for name in source_built(ctx)
+               if (build := _always_source_built(ctx, name, packages[name].version)) is not None]
     if not reasons:
         return []
     names = [name for name, _ in reasons]
     return [Finding(
         rule="cuda-toolkit-needed-for-source-build", category=Category.MISSING, severity=Severity.WARN,
         components=("cuda-toolkit", *names), sources=("pypi-metadata", *SOURCES),
-        message="; ".join(why for _, why in reasons) + ": installing it runs setup.py, which declares a torch "
+        verified=not any(build.inferred for _, build in reasons),
+        message="; ".join(build.why for _, build in reasons) + ": installing it runs setup.py, which declares a torch "
         "CUDAExtension (torch.utils.cpp_extension needs CUDA_HOME for that, even when setup.py then fetches a "
         "prebuilt release wheel) and compiles it unless such a wheel matches; the snapshot shows no CUDA toolkit "
         "('CUDA_HOME environment variable is not set', 'nvcc was not found', \"name 'bare_metal_version' is not "

@@ -149,7 +149,9 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
         elif release.wheels and not wheel_runs(release, target):
             findings.append(_no_wheel(ctx, name, release, target, releases(name, root)))
         elif not release.wheels:
-            findings.extend(_before_first_wheel_here(ctx, name, release, target, releases(name, root)))
+            history = releases(name, root)
+            findings.extend(_before_first_wheel_here(ctx, name, release, target, history)
+                            or _source_pre_release(ctx, name, release, target, history))
     return findings + _companions_without_wheel(ctx, target)
 
 
@@ -245,6 +247,31 @@ def _before_first_wheel_here(ctx: CheckContext, name: str, release: ReleaseFacts
         f"wheel for {target.where}: it was built from source here, which for compiled ops on {target.where} "
         "often fails or builds without them",
         fix=requirement_install(ctx, name, f">={first.version}"),
+    )]
+
+
+def _source_pre_release(ctx: CheckContext, name: str, release: ReleaseFacts, target: Target,
+                        history: tuple[ReleaseFacts, ...]) -> list[Finding]:
+    """A source-only development or pre-release (``0.0.0.dev0``) installed while final releases with compiled
+    wheels exist: pip takes a pre-release only when no final release can install, so none had a wheel for this
+    platform (and none a source archive): it fell back to this one, which is not what current packages expect."""
+    parsed = parse_version(release.version)
+    finals = [r for r in history if not r.yanked and (p := parse_version(r.version)) is not None
+              and not p.is_prerelease and any(not t.endswith("-any") for t in r.wheels or ())]
+    if parsed is None or not parsed.is_prerelease or not finals or parse_version(finals[-1].version) <= parsed:
+        return []
+    newest = finals[-1]
+    here = next((r for r in finals if wheel_runs(r, target)), None)
+    later = (f"; the first with a wheel for {target.python} on {target.where} is {here.version}" if here else
+             f"; none has a wheel for {target.where} (the newest, {newest.version}, ships for "
+             f"{', '.join(_platforms_of(newest))})")
+    return [Finding(
+        rule="no-wheel-for-platform", category=Category.PLATFORM, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",),
+        message=f"{name} {release.version} is a source-only pre-release, installed although final releases up to "
+        f"{newest.version} exist: pip takes a pre-release only when no final release can install here{later}",
+        fix=(requirement_install(ctx, name, f">={here.version}") if here else
+             f"use a platform {name} {newest.version} ships for, or build {name} {newest.version} from its source"),
     )]
 
 

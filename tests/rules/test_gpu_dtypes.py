@@ -54,3 +54,16 @@ def test_a_broken_table_is_one_error(tmp_path: Path) -> None:
     (root / "dtype_support.toml").write_text('bf16_min_compute_capability = "eight"\nsources = ["nowhere"]\n')
     with pytest.raises(MatrixError, match="dtype_support.toml"):
         load_dtype_support(load_matrices(root))
+
+
+def test_fp8_packages_on_a_gpu_without_fp8(tmp_path: Path) -> None:
+    """Transformer Engine exists to run FP8, which needs compute capability 8.9 (Ada, Hopper, Blackwell)."""
+    snap = snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"}, "nvidia": {"gpus": [A10]},
+                               "packages": {"transformer-engine": {"version": None}}})
+    [finding] = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "gpu-without-fp8"]
+    assert finding.components == ("transformer-engine", "gpu") and finding.verified is False
+    assert "8.6" in finding.message and "8.9" in finding.message
+    l4 = snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"},
+                             "nvidia": {"gpus": [{"name": "NVIDIA L4", "compute_capability": "8.9"}]},
+                             "packages": {"transformer-engine": {"version": None}}})
+    assert not [f for f in run_check(l4, cwd=tmp_path).findings if f.rule == "gpu-without-fp8"]

@@ -223,7 +223,7 @@ def _companion_mismatch(ctx: CheckContext, name: str, expected: str, torch: str)
     installed = fact(ctx.snapshot, f"packages.{name}")
     wanted = expected if expected[0].isdigit() else expected.lstrip("=")
     return Finding(
-        rule="companion-built-for-other-torch", category=Category.ABI, severity=Severity.FAIL,
+        rule="companion-built-for-other-torch", category=Category.VERSION, severity=Severity.FAIL,
         components=(name, "torch"), sources=("torchvision-compat", "xformers-metadata"),
         message=f"{name} {installed} is built for torch {wanted}, but torch {torch} is installed: {LOAD_ERROR[name]}",
         fix=_companion_fix(ctx, name, torch),

@@ -1,6 +1,8 @@
 """GPUs without bfloat16 (``matrices/dtype_support.toml``) beside runtimes that run a model in its stored dtype and
 refuse bfloat16 there at start-up: most current LLMs are stored in bfloat16, so such a run needs float16 set by
-hand. The model is not in the snapshot, so whether it is stored in bfloat16 is not known (unverified)."""
+hand. The model is not in the snapshot, so whether it is stored in bfloat16 is not known (unverified). GPUs without
+FP8 beside packages whose purpose is FP8 execution (Transformer Engine), which refuse it there (unverified too: whether
+FP8 is turned on is not in the snapshot)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ class DtypeSupport:
     bf16_min_cc: Version
     sources: tuple[str, ...]
     refusals: dict[str, Bf16Refusal]  # normalized package name
+    fp8_min_cc: Version | None = None
+    fp8_sources: tuple[str, ...] = ()
+    fp8_required: dict[str, Bf16Refusal] | None = None  # the same shape: package, its error, the fix, sources
 
 
 def load_dtype_support(matrices: Matrices) -> DtypeSupport | None:
@@ -44,16 +49,25 @@ def load_dtype_support(matrices: Matrices) -> DtypeSupport | None:
     try:
         floor = Version(raw["bf16_min_compute_capability"])
         sources = _sources(raw["sources"], known)
-        refusals = {}
-        for index, row in enumerate(raw.get("bf16_refused", [])):
-            if set(row) != {"package", "error", "fix", "sources"} or not all(
-                    isinstance(row[k], str) for k in ("package", "error", "fix")):
-                raise ValueError(f"bf16_refused[{index}]: expected string package, error, fix and a sources list")
-            refusals[normalize_name(row["package"])] = Bf16Refusal(
-                normalize_name(row["package"]), row["error"], row["fix"], _sources(row["sources"], known))
+        refusals = _rows(raw, "bf16_refused", known)
+        fp8 = raw.get("fp8_min_compute_capability")
+        fp8_floor = Version(fp8) if fp8 is not None else None
+        fp8_sources = _sources(raw["fp8_sources"], known) if fp8_floor is not None else ()
+        fp8_required = _rows(raw, "fp8_required", known)
     except (KeyError, TypeError, InvalidVersion, ValueError) as error:
         raise MatrixError(f"{where}: {error}") from None
-    return DtypeSupport(floor, sources, refusals)
+    return DtypeSupport(floor, sources, refusals, fp8_floor, fp8_sources, fp8_required)
+
+
+def _rows(raw: dict, key: str, known: set[str]) -> dict[str, Bf16Refusal]:
+    rows = {}
+    for index, row in enumerate(raw.get(key, [])):
+        if set(row) != {"package", "error", "fix", "sources"} or not all(
+                isinstance(row[k], str) for k in ("package", "error", "fix")):
+            raise ValueError(f"{key}[{index}]: expected string package, error, fix and a sources list")
+        rows[normalize_name(row["package"])] = Bf16Refusal(
+            normalize_name(row["package"]), row["error"], row["fix"], _sources(row["sources"], known))
+    return rows
 
 
 def _sources(raw: object, known: set[str]) -> tuple[str, ...]:
@@ -65,8 +79,34 @@ def _sources(raw: object, known: set[str]) -> tuple[str, ...]:
 def check_gpu_dtypes(ctx: CheckContext) -> list[Finding]:
     table = load_dtype_support(ctx.matrices)
     ccs = gpu_ccs(ctx.snapshot)
-    if table is None or not ccs or min(ccs) >= table.bf16_min_cc:
+    if table is None or not ccs:
         return []
+    return _without_bf16(ctx, table, min(ccs)) + _without_fp8(ctx, table, min(ccs))
+
+
+def _without_fp8(ctx: CheckContext, table: DtypeSupport, cc: Version) -> list[Finding]:
+    if table.fp8_min_cc is None or cc >= table.fp8_min_cc:
+        return []
+    findings = []
+    for name, package in sorted((ctx.snapshot.packages or {}).items()):
+        row = (table.fp8_required or {}).get(name)
+        if row is None:
+            continue
+        shown = f"{name} {package.version}" if package.version else name
+        findings.append(Finding(
+            rule="gpu-without-fp8", category=Category.GPU_ARCH, severity=Severity.WARN, components=(name, "gpu"),
+            sources=(*table.fp8_sources, *row.sources), verified=False,
+            message=f"this GPU (compute capability {cc}) has no FP8, which needs {table.fp8_min_cc}; {shown} exists to "
+            f"run FP8 and refuses it here ('{row.error}') (inferred: whether FP8 is turned on is not in the snapshot)",
+            fix=row.fix,
+        ))
+    return findings
+
+
+def _without_bf16(ctx: CheckContext, table: DtypeSupport, cc: Version) -> list[Finding]:
+    if cc >= table.bf16_min_cc:
+        return []
+    ccs = [cc]
     findings = []
     for name, package in sorted((ctx.snapshot.packages or {}).items()):
         refusal = table.refusals.get(name)

@@ -45,6 +45,7 @@ from envdoctor.checks.runtime_floors import check_runtime_floors
 from envdoctor.checks.stdlib_removals import check_stdlib_removals
 from envdoctor.checks.torch_pins import check_pinned_torch_driver
 from envdoctor.checks.triton_gpu import check_triton_gpu
+from envdoctor.checks.triton_ptxas import check_triton_ptxas
 from envdoctor.findings import Finding
 
 
@@ -69,7 +70,8 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         return gate + stack.skipped_for_no_gpu(ctx) + [finding for check in packages for finding in check(ctx)]
     checks: list[Check] = [
         gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
-        gpu.check_bitsandbytes_arch, check_triton_gpu, check_gpu_floors, check_gpu_dtypes, check_build_cuda_archs,
+        gpu.check_bitsandbytes_arch, check_triton_gpu, check_triton_ptxas, check_gpu_floors, check_gpu_dtypes,
+        check_build_cuda_archs,
         driver.check_driver, check_pinned_torch_driver,
         toolkit.check_toolkit, check_nvcc_floors, *packages, stack.check_stack, check_flash_attn_build,
         unknowns.check_unknown_facts,

@@ -68,7 +68,7 @@ def _nvcc_against_driver_version(ctx: CheckContext, nvcc: str) -> list[Finding]:
 
 def _nvcc_newer_than_driver(ctx: CheckContext, nvcc: str, why: str, or_else: str) -> Finding:
     return Finding(
-        rule="nvcc-newer-than-driver", category=Category.CUDA_BUILD, severity=Severity.WARN,
+        rule="nvcc-newer-than-driver", category=Category.DRIVER, severity=Severity.WARN,
         components=("cuda-toolkit", "nvidia-driver") + source_built(ctx), sources=SOURCES,
         message=f"nvcc is CUDA {nvcc} but {why}: code compiled here fails to load ('the provided PTX was compiled "
         "with an unsupported toolchain')",

@@ -109,17 +109,40 @@ def nearest_recorded_release(package: str, version: str, root: Path | str | None
     not in the tables, the version is recorded itself, is not PEP 440, lies below the oldest recorded release (the
     tables' floor: nothing recorded stands for it), or, with ``beyond_newest=False``, above the newest one (a
     branch ahead of every upload shares only what keeps rising, such as the lowest Python it supports)."""
-    if release_facts(package, version, root) is not None:
-        return None
-    try:
-        wanted = Version(version.split("+", 1)[0].strip())
-    except InvalidVersion:
+    wanted = _unrecorded(package, version, root)
+    if wanted is None:
         return None
     recorded = releases(package, root)
     below = [r for r in recorded if Version(r.version) <= wanted]
     if not below or (not beyond_newest and below[-1] is recorded[-1]):
         return None
     return below[-1]
+
+
+def _unrecorded(package: str, version: str, root: Path | str | None) -> Version | None:
+    """The public version of a release the tables do not record; None when recorded or not PEP 440."""
+    if release_facts(package, version, root) is not None:
+        return None
+    try:
+        return Version(version.split("+", 1)[0].strip())
+    except InvalidVersion:
+        return None
+
+
+def release_standing_for(package: str, version: str, root: Path | str | None = None
+                         ) -> tuple[ReleaseFacts, str] | None:
+    """For a version PyPI lacks, the recorded release whose facts stand for it and how it was chosen: a pre-release
+    or development build (``0.25.0.dev20251025``, ``2.5.0rc1``) is the code of the final release it leads to; any
+    other version takes the nearest release before it (see ``nearest_recorded_release``). None when the version is
+    recorded itself or nothing recorded stands for it."""
+    parsed = _unrecorded(package, version, root)
+    if parsed is None:
+        return None
+    upcoming = release_facts(package, parsed.base_version, root) if parsed.is_prerelease else None
+    if upcoming is not None:
+        return upcoming, "the release it leads to"
+    nearest = nearest_recorded_release(package, version, root, beyond_newest=False)
+    return (nearest, "the nearest release before it") if nearest is not None else None
 
 
 def recorded_from_first_upload(package: str, root: Path | str | None = None) -> bool:

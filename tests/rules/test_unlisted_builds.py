@@ -128,3 +128,22 @@ def test_newest_releases_source_only_need_the_toolkit_when_the_version_is_unknow
 def test_a_jit_compiled_extension_needs_the_toolkit_at_first_use(tmp_path: Path) -> None:
     report = check(tmp_path, host=LINUX, packages={"torch": "2.1.0", "gsplat": "1.4.0"})
     assert found(report, "nvcc-unknown-for-runtime-builds", "gsplat")
+
+
+# --- nightlies: a pre-release stands for the final it leads to, and pairs with the other's nightly -----------------
+
+def test_nightly_companions_pair_with_the_nightly_torch(tmp_path: Path) -> None:
+    paired = {"torch": "2.10.0.dev20251024+cu130", "torchvision": "0.25.0.dev20251025"}
+    report = check(tmp_path, host=LINUX, packages=paired)
+    assert not [f for f in report.findings if f.rule.startswith("declared-requirement-conflict")]
+    released = check(tmp_path, host=LINUX, packages={"torch": "2.9.1", "torchvision": "0.25.0.dev20251025"})
+    [finding] = found(released, "declared-requirement-conflict-inferred", "torchvision")
+    assert "torch==2.10.0" in finding.message and "the release it leads to" in finding.message
+    assert not found(released, "extension-build-unverified", "torchvision")  # one cause, one finding
+
+
+def test_development_builds_under_a_range_are_judged_as_usual(tmp_path: Path) -> None:
+    """llamafactory 0.9.2.dev0 stands on 0.9.1 (transformers<=4.46.1 there) and 0.9.2: a range says nothing of
+    which development build of transformers was current, so 4.49.0.dev0 is judged against both."""
+    report = check(tmp_path, host=LINUX, packages={"llamafactory": "0.9.2.dev0", "transformers": "4.49.0.dev0"})
+    assert found(report, "declared-requirement-conflict-inferred", "transformers")

@@ -33,7 +33,7 @@ from envdoctor.checks.triton_pair import triton_pairs
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
-from envdoctor.pypi_facts import ReleaseFacts, nearest_recorded_release, release_facts, releases
+from envdoctor.pypi_facts import ReleaseFacts, release_facts, release_standing_for, releases
 from envdoctor.rules import (
     ABSENT,
     INSTALLED,
@@ -358,8 +358,9 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
 def _lockstep_release_unknown(ctx: CheckContext, torch: str) -> list[Finding]:
     """torchvision, torchaudio or xformers at a version neither their table nor PyPI lists (a build from the PyTorch
     index's own ``.postN`` rebuilds, from source or from another index): each such build targets one torch release,
-    and nothing here names which. When the nearest release before it pins another torch, the declared-requirements
-    check already warns on that inference; otherwise an unverified warning, never silence."""
+    and nothing here names which. When the release standing for it (``release_standing_for``) pins another torch,
+    the declared-requirements check already warns on that inference; otherwise an unverified warning, never
+    silence."""
     findings = []
     for name in (*COMPANIONS, "xformers"):
         package = (ctx.snapshot.packages or {}).get(name)
@@ -369,8 +370,9 @@ def _lockstep_release_unknown(ctx: CheckContext, torch: str) -> list[Finding]:
                 or ctx.facts.companion_torch(name, public) or ctx.facts.xformers_torch(public):
             continue
         targets = release_torch_targets(ctx, name)
-        nearest = nearest_recorded_release(name, public, beyond_newest=False)
-        inferred = (targets.get(nearest.version) or exact_torch_pin(nearest.requires)) if nearest is not None else None
+        standing = release_standing_for(name, version)
+        stand_in = standing[0] if standing else None
+        inferred = (targets.get(stand_in.version) or exact_torch_pin(stand_in.requires)) if stand_in else None
         if inferred and not same_release(torch, inferred):
             continue  # the declared-requirements check warns on the inferred pin
         fits = sorted((v for v, t in targets.items() if same_release(torch, t)), key=Version)

@@ -20,6 +20,7 @@ from envdoctor.pypi_facts import (
     nearest_recorded_release,
     newest_release,
     release_facts,
+    release_standing_for,
     releases,
     table_source,
 )
@@ -102,6 +103,32 @@ def declared_requirements(ctx: CheckContext, owner: str, package: Package) -> De
     return _declared_by(ctx, owner, package.version, around) if around else None
 
 
+def _upcoming_final(ctx: CheckContext, owner: str, version: str | None) -> ReleaseFacts | None:
+    """For a development or pre-release build PyPI lacks (``0.12.0.dev0`` from git, ``2.5.0rc1``), the recorded
+    final release it leads to: its code, and so its requirements, are that release's in the making."""
+    parsed = parse_version(version or "")
+    if parsed is None or not parsed.is_prerelease or release_facts(owner, version or "", ctx.matrices.root):
+        return None
+    return release_facts(owner, parsed.base_version, ctx.matrices.root)
+
+
+def _pre_releases_in_step(ctx: CheckContext, owner: DeclaredBy, name: str, installed: str,
+                          environment: dict[str, str]) -> bool:
+    """A pre-release or nightly owner PyPI lacks, beside a pre-release or nightly of a package its own final release
+    pins exactly (``==``), that pin being the required one's final: such pairs are built and published in step
+    (torchvision 0.25.0.dev20251025 with torch 2.10.0.dev20251024: torchvision 0.25.0 requires torch==2.10.0), so
+    the requirements of the release before the owner do not apply to them. A range (transformers<=4.49.0) says
+    nothing of which development build was current, and is judged as usual."""
+    required = parse_version(installed)
+    upcoming = _upcoming_final(ctx, owner.owner, owner.version) if owner.stand_in else None
+    if upcoming is None or required is None or not required.is_prerelease:
+        return False
+    specs = [r.specifier for r in applicable_requirements(upcoming.requires or (), environment)
+             if normalize_name(r.name) == name and r.specifier]
+    return bool(specs) and all(spec.startswith("==") and matches_specifier(required.base_version, spec)
+                               for spec in specs)
+
+
 def _declared_by(ctx: CheckContext, owner: str, version: str, releases_used: list[tuple[ReleaseFacts, str]]
                  ) -> DeclaredBy:
     """The requirements of the installed release (one entry with no label), or the union of those of the releases
@@ -116,15 +143,6 @@ def _declared_by(ctx: CheckContext, owner: str, version: str, releases_used: lis
         source = f"{owner} {version} is not on PyPI; inferred from {stood}: {source}"
         return DeclaredBy(owner, version, lines, "pypi", source, shown)
     return DeclaredBy(owner, version, lines, "pypi", source)
-
-
-def _upcoming_final(ctx: CheckContext, owner: str, version: str) -> ReleaseFacts | None:
-    """For a development or pre-release build PyPI lacks (``0.12.0.dev0`` from git, ``2.5.0rc1``), the recorded
-    final release it leads to: its code, and so its requirements, are that release's in the making."""
-    parsed = parse_version(version)
-    if parsed is None or not (parsed.is_prerelease or parsed.is_devrelease):
-        return None
-    return release_facts(owner, parsed.base_version, ctx.matrices.root)
 
 
 def check_declared(ctx: CheckContext) -> list[Finding]:
@@ -155,7 +173,8 @@ def check_declared(ctx: CheckContext) -> list[Finding]:
             elif installed.version is None:
                 if spec:
                     unverifiable.setdefault(name, []).append(f"{owner.label} requires {name}{spec}")
-            elif spec and not matches_specifier(installed.version, spec):
+            elif spec and not matches_specifier(installed.version, spec) \
+                    and not _pre_releases_in_step(ctx, owner, name, installed.version, environment):
                 if used is None or owner.owner in used:
                     findings.append(_conflict(ctx, owner, requirement, name, installed.version, dependents))
                 else:
@@ -253,14 +272,15 @@ def check_optional_requirements(ctx: CheckContext, environment: dict[str, str]) 
 
 def _release_standing_for(ctx: CheckContext, owner: str, version: str | None) -> tuple[ReleaseFacts | None, str]:
     """The recorded release whose facts stand for the installed ``owner``, and how it was chosen: "installed",
-    "nearest" (a version PyPI lacks: the nearest recorded one before it) or "newest" (an unknown version)."""
+    "stand-in" (a version PyPI lacks: ``release_standing_for``) or "newest" (an unknown version)."""
     root = ctx.matrices.root
     if version is None:
         return newest_release(owner, root), "newest"
     release = release_facts(owner, version, root)
     if release is not None:
         return release, "installed"
-    return nearest_recorded_release(owner, version, root, beyond_newest=False), "nearest"
+    standing = release_standing_for(owner, version, root)
+    return (standing[0], f"stand-in:{standing[1]}") if standing else (None, "stand-in")
 
 
 EXTRA_NAME = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")
@@ -303,11 +323,9 @@ def _optional_conflict(ctx: CheckContext, owner: str, version: str | None, relea
     declared = "; ".join(f"{name}{spec} for [{extra}]" for extra, spec in dict.fromkeys(ranged))
     said = {
         "installed": f"{owner} {release.version} declares {declared}",
-        "nearest": f"{owner} {version} is not on PyPI; {release.version}, the nearest release before it, declares "
-                   f"{declared}",
         "newest": f"{owner} is installed with an unknown version; its newest release, {release.version}, declares "
                   f"{declared}",
-    }[how]
+    }.get(how) or f"{owner} {version} is not on PyPI; {release.version}, {how.partition(':')[2]}, declares {declared}"
     specifier = ranged[0][1]
     return Finding(
         rule="optional-requirement-conflict",

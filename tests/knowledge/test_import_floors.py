@@ -132,10 +132,9 @@ def test_a_declared_conflict_is_left_to_the_declared_requirements_check(tmp_path
 
 @pytest.mark.parametrize("packages", [
     {"peft": "0.6.1", "transformers": "4.35.0"},  # the partner has every name
-    {"peft": "0.6.1", "transformers": None},  # the partner's version unknown: nothing to compare
+    {"peft": "0.21.2", "transformers": None},  # unknown partner, a floor long before the importer's release
     {"peft": "0.0.1", "transformers": "4.28.1"},  # a release the table does not cover
     {"peft": "0.6.1"},  # no partner installed
-    {"peft": "0.6.1", "transformers": "not a version"},
 ])
 def test_nothing_is_said_without_a_missing_name(tmp_path: Path, packages: dict[str, str | None]) -> None:
     assert _findings(tmp_path, packages) == []
@@ -258,3 +257,16 @@ def test_a_bad_access_is_one_error(tmp_path: Path) -> None:
     (root / "import_floors.json").write_text(json.dumps(document))
     errors = validate_import_floors(root)
     assert len(errors) == 1 and "importers.xpu-reader.needs[0].access" in errors[0] and "'call'" in errors[0]
+
+
+def test_a_known_importer_beside_a_partner_of_unknown_version(tmp_path: Path) -> None:
+    """peft 0.18.0 (2025-11-13) imports transformers.modeling_layers, which transformers has only from 4.52.0
+    (2025-05-20) and peft does not require: an older transformers set up before is likely (inferred)."""
+    [finding] = _findings(tmp_path, {"peft": "0.18.0", "transformers": None})
+    assert finding.components == ("peft", "transformers") and finding.verified is False
+    assert "only from 4.52.0" in finding.message and finding.fix == 'pip install "transformers>=4.52.0"'
+    # peft 0.6.1 and id_tensor_storage (transformers 4.30.0, 154 days before it); a version that is not PEP 440
+    # is an unknown one
+    for partner in (None, "not a version"):
+        [older] = _findings(tmp_path, {"peft": "0.6.1", "transformers": partner})
+        assert "id_tensor_storage" in older.message and "only from 4.30.0" in older.message

@@ -43,3 +43,13 @@ def test_empty_report_renders():
     markdown = render(empty, "markdown")
     assert "No problems found." in markdown
     assert "- **Driver**: unknown" in markdown
+
+
+def test_gpus_without_an_index_are_listed_without_one():
+    """A snapshot pasted from a report names the GPU but not its index: no 'None:' in front of it."""
+    from envdoctor.findings import Report, Score
+    from envdoctor.snapshot import snapshot_from_dict
+
+    snapshot = snapshot_from_dict({"nvidia": {"gpus": [{"name": "NVIDIA GB10", "compute_capability": "12.1"}]}})
+    table = render(Report(None, "no stack given", (), Score(100), snapshot), "table")
+    assert "gpus: NVIDIA GB10 (CC 12.1, unknown MiB)" in table and "None:" not in table

@@ -147,3 +147,30 @@ def test_development_builds_under_a_range_are_judged_as_usual(tmp_path: Path) ->
     which development build of transformers was current, so 4.49.0.dev0 is judged against both."""
     report = check(tmp_path, host=LINUX, packages={"llamafactory": "0.9.2.dev0", "transformers": "4.49.0.dev0"})
     assert found(report, "declared-requirement-conflict-inferred", "transformers")
+
+
+# --- platforms and GPU intent a pasted snapshot shows ---------------------------------------------------------------
+
+def test_a_32_bit_arm_host_is_a_wheel_platform(tmp_path: Path) -> None:
+    """PyPI's wheel tables record linux_armv7l (and i686, ppc64le, s390x) wheels; onnxruntime publishes none."""
+    arm = {"os": "linux", "arch": "armv7l"}
+    [finding] = found(check(tmp_path, host=arm, packages={"onnxruntime": None}), "no-wheel-for-platform")
+    assert "Linux armv7l" in finding.message and finding.components == ("onnxruntime",)
+    assert not found(check(tmp_path, host=LINUX, packages={"onnxruntime": None}), "no-wheel-for-platform")
+
+
+def test_cuda_runtime_wheels_show_gpu_intent(tmp_path: Path) -> None:
+    """jax[cuda12] on native Windows installs NVIDIA's CUDA wheels, but JAX has no GPU build there."""
+    windows = {"os": "windows", "arch": "x86_64"}
+    intent = check(tmp_path, host=windows, packages={"jax": "0.4.6", "nvidia-cublas-cu12": "12.2.5.6"})
+    assert [f.components for f in found(intent, "no-gpu-build-for-os")] == [("jax",)]
+    assert not found(check(tmp_path, host=windows, packages={"jax": "0.4.6"}), "no-gpu-build-for-os")
+
+
+def test_a_driver_alone_is_judged_against_current_builds(tmp_path: Path) -> None:
+    """nvidia-smi's header and nothing else: a CUDA 11 driver runs none of the current CUDA 12/13 builds."""
+    old = check(tmp_path, host=LINUX, nvidia={"driver": "510.54", "cuda_driver": "11.6"})
+    [finding] = found(old, "driver-older-than-current-builds")
+    assert finding.verified is False and "names no package" in finding.message
+    assert not found(check(tmp_path, host=LINUX, nvidia={"driver": "580.95.05", "cuda_driver": "13.0"}),
+                     "driver-older-than-current-builds")

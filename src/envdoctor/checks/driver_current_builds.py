@@ -1,5 +1,6 @@
 """A driver older than the CUDA the ecosystem builds for now, judged where the snapshot names GPU software of
-unknown build and no torch to judge it by (an issue thread that gives the app and nvidia-smi's header): current
+unknown build and no torch to judge it by (an issue thread that gives the app and nvidia-smi's header), or names no
+package at all (the header alone): current
 releases of torch (the newest release's PyPI default variant) and the apps and container images built on them need
 a driver of that CUDA major; an older driver runs them only if they were built for its CUDA (inferred, unverified).
 """
@@ -23,17 +24,20 @@ def check_driver_current_builds(ctx: CheckContext) -> list[Finding]:
     unknown = sorted(name for name, package in packages.items() if not package.version and name not in tabled)
     limit = driver_max_major(ctx)
     newest = _newest_cuda_default(ctx)
-    if not unknown or limit is None or newest is None or limit >= cuda_major_minor(newest[1])[0]:
+    if (not unknown and packages) or limit is None or newest is None or limit >= cuda_major_minor(newest[1])[0]:
         return []
     torch, cuda = newest
     major = cuda_major_minor(cuda)[0]
     floor = ctx.facts.cuda_family_min_driver(major)
     names = ", ".join(unknown[:SHOWN]) + (f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else "")
+    # a snapshot of the driver alone (nvidia-smi's header): what it will run is current GPU software
+    what = (f"{names} {'is' if len(unknown) == 1 else 'are'} of unknown build" if unknown
+            else "the snapshot names no package, so what runs on it is current GPU software")
     return [Finding(
         rule=RULE, category=Category.DRIVER, severity=Severity.WARN, verified=False,
         components=("nvidia-driver", *unknown), sources=SOURCES,
-        message=f"this driver runs CUDA {limit}.x at most, and {names} {'is' if len(unknown) == 1 else 'are'} of "
-        f"unknown build: current builds are CUDA {major} builds (PyPI's torch {torch} is a CUDA {cuda} build, and "
+        message=f"this driver runs CUDA {limit}.x at most, and {what}: current builds are CUDA {major} builds "
+        f"(PyPI's torch {torch} is a CUDA {cuda} build, and "
         f"apps and container images built on it need CUDA {major}), so unless they were built for CUDA {limit}, "
         "they fail with 'CUDA driver version is insufficient for CUDA runtime version' or a container's "
         "'unsatisfied condition: cuda>=...' (inferred from the driver and the current builds)",

@@ -56,7 +56,12 @@ def check_import_floors(ctx: CheckContext) -> list[Finding]:
             continue
         version = packages[importer].version
         for partner in sorted(table.partner_releases):
-            if partner == importer or partner not in packages or packages[partner].version is None:
+            if partner == importer or partner not in packages:
+                continue
+            if packages[partner].version is None:
+                release = table.release(importer, version) if version is not None else None
+                finding = _partner_unknown(ctx, table, importer, release, partner) if release else None
+                findings.extend([finding] if finding else [])
                 continue
             partner_version = packages[partner].version or ""
             partner_release = table.release(partner, partner_version, partner=True)
@@ -170,6 +175,41 @@ def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | No
 
 
 RECENT_DAYS = 365  # an importer release this much older than the installed partner release is still common beside it
+# A partner release first having every name an importer release needs, made this close before the importer release:
+# environments set up in the months before still hold an older partner, and pip does not upgrade it (undeclared).
+NEW_FLOOR_DAYS = 183
+
+
+def _partner_unknown(ctx: CheckContext, table: ImportTable, importer: str, release: str,
+                     partner: str) -> Finding | None:
+    """The importer's release is known and the partner's version is not: warn (inferred) when the importer imports
+    names that only partner releases of the last NEW_FLOOR_DAYS before it have, and declares no requirement that
+    keeps older partners out (pip would then upgrade the partner)."""
+    listed = table.partner_releases.get(partner, ())
+    needs = [need for need in table.needs_of(importer, release) if need.partner == partner]
+    floor = len(listed)
+    while floor > 0 and all(table.status(need, listed[floor - 1]) != "absent" for need in needs):
+        floor -= 1
+    if not needs or floor in (0, len(listed)):
+        return None
+    first, before = listed[floor], listed[floor - 1]
+    importer_facts = release_facts(importer, release, ctx.matrices.root)
+    first_facts = release_facts(partner, first, ctx.matrices.root)
+    if importer_facts is None or first_facts is None or declares_against(ctx, importer, release, partner, before) \
+            or not 0 <= days_between(first_facts.date, importer_facts.date) <= NEW_FLOOR_DAYS:
+        return None
+    missing = _missing(table, Pair(importer, release, partner, before, before), release)
+    return Finding(
+        rule="import-name-missing-unknown-version", category=Category.VERSION, severity=Severity.WARN,
+        components=(importer, partner), sources=(SOURCE,), verified=False,
+        message=f"{importer} {release} {_uses(missing)} {_listed(missing)} when it is imported "
+        f"({_files(missing)}), which {partner} has only from {first} (released {first_facts.date}, "
+        f"{days_between(first_facts.date, importer_facts.date)} days before {importer} {release}; read from "
+        f"{_source(table, Pair(importer, release, partner, first, first))}), and {partner} is installed with an "
+        f"unknown version that {importer}'s requirements do not keep at {first} or newer: an older {partner} "
+        f"(inferred, not verified) fails `import {_module(importer, missing)}` with {missing[0].error}",
+        fix=requirement_install(ctx, partner, f">={first}"),
+    )
 
 
 def _recent(ctx: CheckContext, pair: Pair, importer_release: str) -> bool:

@@ -26,6 +26,7 @@ TABLE = "platforms"
 OPERATING_SYSTEMS = {"windows": ("windows", "win32"), "linux": ("linux",), "darwin": ("darwin", "macos")}
 OS_NAMES = {"windows": "native Windows", "linux": "Linux", "darwin": "macOS"}
 CUDA_LABEL = re.compile(r"^cu(da)?\d", re.IGNORECASE)
+CUDA_RUNTIME_WHEEL = re.compile(r"^nvidia-[a-z0-9-]+-cu\d+$")  # nvidia-cublas-cu12, nvidia-cudnn-cu11 ...
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,12 @@ def _cuda_tagged(version: str | None) -> bool:
 
 
 def _gpu_seen(snapshot: Snapshot) -> bool:
+    """NVIDIA facts, a CUDA toolkit, or NVIDIA's CUDA runtime wheels (``nvidia-cublas-cu12`` ..., what
+    ``jax[cuda12]`` and CUDA torch builds install): the environment was set up for a GPU."""
     nvidia = snapshot.nvidia
     listed = nvidia is not None and (bool(nvidia.gpus) or bool(nvidia.driver) or bool(nvidia.cuda_driver))
-    return listed or bool(snapshot.cuda_toolkit and snapshot.cuda_toolkit.nvcc)
+    wheels = any(CUDA_RUNTIME_WHEEL.match(name) for name in snapshot.packages or {})
+    return listed or wheels or bool(snapshot.cuda_toolkit and snapshot.cuda_toolkit.nvcc)
 
 
 def _newest_in(ctx: CheckContext, row: CpuOnlyOn) -> bool:

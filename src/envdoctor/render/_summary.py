@@ -62,7 +62,8 @@ def _gpus(nvidia: Nvidia | None) -> str:
     if not gpus:
         return "none found"
     return "; ".join(
-        f"{g.index}: {_value(g.name)} (CC {_value(g.compute_capability)}, {_value(g.memory_mib)} MiB)" for g in gpus
+        f"{'' if g.index is None else f'{g.index}: '}{_value(g.name)} (CC {_value(g.compute_capability)}, "
+        f"{_value(g.memory_mib)} MiB)" for g in gpus
     )
 
 

@@ -190,6 +190,12 @@ def test_lockstep_pairs_with_an_unknown_version_warn_unverified() -> None:
     findings = [f for f in declared(snapshot({"torchvision": "0.18.1", "torch": None})) if f.rule == rule]
     assert [f.components for f in findings] == [("torch", "torchvision")]
     assert findings[0].fix.startswith('pip install "torch==2.3.1"')
+    # jax 0.4.6 is known but older than the tables: its own requirement is not recorded, and the message says so
+    # instead of calling its version unknown.
+    findings = [f for f in declared(snapshot({"jax": "0.4.6", "jaxlib": None})) if f.rule == rule]
+    assert [f.components for f in findings] == [("jaxlib", "jax")]
+    assert "what jax 0.4.6 requires of jaxlib is not recorded" in findings[0].message
+    assert "unknown version too" not in findings[0].message
     # Both known, or a pair whose requirement rarely moves (peft -> transformers): nothing of this kind.
     assert not [f for f in declared(snapshot({"torchvision": "0.18.1", "torch": "2.3.1"})) if f.rule == rule]
     assert not [f for f in declared(snapshot({"peft": None, "transformers": None})) if f.rule == rule]

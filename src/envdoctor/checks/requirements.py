@@ -226,6 +226,7 @@ def _lockstep_unverified(ctx: CheckContext, environment: dict[str, str]) -> list
             needs = [r.specifier for r in applicable_requirements(release.requires or (), environment)
                      if normalize_name(r.name) == name] if release is not None else []
             said = (f"{owner} {package.version} requires {name}{','.join(needs)}" if needs else
+                    f"what {owner} {package.version} requires of {name} is not recorded" if package.version else
                     f"{owner} is installed with an unknown version too")
             fix = (requirement_install(ctx, name, ",".join(needs)) if needs else
                    f"pip install -U {owner} {name}   # upgrades the pair together")
@@ -234,8 +235,8 @@ def _lockstep_unverified(ctx: CheckContext, environment: dict[str, str]) -> list
                 components=(name, owner), sources=("pypi-metadata",), verified=False,
                 message=f"{owner} requires the {name} of its own time (the required range changed in {changed} of "
                 f"its last {looked} releases); {name} is installed with an unknown version and {said}, so whether "
-                f"the pair matches could not be checked. An {owner} upgraded without {name} (or the reverse) fails "
-                "at import",
+                f"the pair matches could not be checked. Upgrading {owner} without {name} (or the reverse) breaks "
+                "the import",
                 fix=fix,
             ))
     return findings

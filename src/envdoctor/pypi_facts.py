@@ -63,6 +63,11 @@ class ReleaseFacts:
     python_floor_from: str | None = None
 
     @property
+    def binary_wheels(self) -> bool:
+        """Some wheel is platform-specific (not ``-any``): the release ships compiled code."""
+        return any(not tag.endswith("-any") for tag in self.wheels or ())
+
+    @property
     def cpython_wheels(self) -> bool:
         """Some wheel is a CPython extension build (a ``cpXY`` tag), not ``py3`` code or a library loaded with
         ctypes."""
@@ -129,16 +134,20 @@ def _unrecorded(package: str, version: str, root: Path | str | None) -> Version 
         return None
 
 
+def upcoming_final_release(package: str, version: str, root: Path | str | None = None) -> ReleaseFacts | None:
+    """For a pre-release or development build PyPI lacks (``0.12.0.dev0`` from git, ``2.5.0rc1``), the recorded
+    final release it leads to: its code, and so its requirements, are that release's in the making."""
+    parsed = _unrecorded(package, version, root)
+    return release_facts(package, parsed.base_version, root) if parsed is not None and parsed.is_prerelease else None
+
+
 def release_standing_for(package: str, version: str, root: Path | str | None = None
                          ) -> tuple[ReleaseFacts, str] | None:
     """For a version PyPI lacks, the recorded release whose facts stand for it and how it was chosen: a pre-release
     or development build (``0.25.0.dev20251025``, ``2.5.0rc1``) is the code of the final release it leads to; any
     other version takes the nearest release before it (see ``nearest_recorded_release``). None when the version is
     recorded itself or nothing recorded stands for it."""
-    parsed = _unrecorded(package, version, root)
-    if parsed is None:
-        return None
-    upcoming = release_facts(package, parsed.base_version, root) if parsed.is_prerelease else None
+    upcoming = upcoming_final_release(package, version, root)
     if upcoming is not None:
         return upcoming, "the release it leads to"
     nearest = nearest_recorded_release(package, version, root, beyond_newest=False)

@@ -458,7 +458,7 @@ def _build_unknown(ctx: CheckContext, name: str, version: str, torch: str) -> li
     local = parsed.local if parsed is not None else None
     if local:
         listed = f"its '+{local}' label marks a build from another index than PyPI, which names no torch minor"
-    elif facts is not None and any(not tag.endswith("-any") for tag in facts.wheels or ()):
+    elif facts is not None and facts.binary_wheels:
         # reached only when the release pins no single torch minor (check_extensions skips those that do)
         listed = ("its PyPI wheels are binary but name no torch minor they were built against (no Requires-Dist "
                   "pin to one minor)")
@@ -494,7 +494,7 @@ def _released_before_torch(ctx: CheckContext, name: str, version: str, torch: st
            if newer else _rebuild_fix(ctx, name, version))
     # pip installs a release's binary wheel when it has one (flash-attn's setup.py fetches its release wheel): the
     # prebuilt binary is what most installs of it hold, so the inference holds for them
-    binary = prerelease_wheels or any(not tag.endswith("-any") for tag in extension.wheels or ())
+    binary = prerelease_wheels or extension.binary_wheels
     return [Finding(
         rule="extension-predates-torch", category=Category.ABI, severity=Severity.WARN,
         components=(name, "torch"), sources=("pypi-release-dates", "anchors-failure-modes"), verified=binary,

@@ -6,7 +6,7 @@ FP8 is turned on is not in the snapshot)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
 
@@ -22,7 +22,9 @@ TABLE = "dtype_support"
 
 
 @dataclass(frozen=True)
-class Bf16Refusal:
+class DtypeRefusal:
+    """A package that refuses a dtype on GPUs without it: the error it raises and the fix."""
+
     package: str
     error: str
     fix: str
@@ -33,10 +35,10 @@ class Bf16Refusal:
 class DtypeSupport:
     bf16_min_cc: Version
     sources: tuple[str, ...]
-    refusals: dict[str, Bf16Refusal]  # normalized package name
+    refusals: dict[str, DtypeRefusal]  # normalized package name
     fp8_min_cc: Version | None = None
     fp8_sources: tuple[str, ...] = ()
-    fp8_required: dict[str, Bf16Refusal] | None = None  # the same shape: package, its error, the fix, sources
+    fp8_required: dict[str, DtypeRefusal] = field(default_factory=dict)  # packages that exist to run FP8
 
 
 def load_dtype_support(matrices: Matrices) -> DtypeSupport | None:
@@ -59,13 +61,13 @@ def load_dtype_support(matrices: Matrices) -> DtypeSupport | None:
     return DtypeSupport(floor, sources, refusals, fp8_floor, fp8_sources, fp8_required)
 
 
-def _rows(raw: dict, key: str, known: set[str]) -> dict[str, Bf16Refusal]:
+def _rows(raw: dict, key: str, known: set[str]) -> dict[str, DtypeRefusal]:
     rows = {}
     for index, row in enumerate(raw.get(key, [])):
         if set(row) != {"package", "error", "fix", "sources"} or not all(
                 isinstance(row[k], str) for k in ("package", "error", "fix")):
             raise ValueError(f"{key}[{index}]: expected string package, error, fix and a sources list")
-        rows[normalize_name(row["package"])] = Bf16Refusal(
+        rows[normalize_name(row["package"])] = DtypeRefusal(
             normalize_name(row["package"]), row["error"], row["fix"], _sources(row["sources"], known))
     return rows
 
@@ -89,7 +91,7 @@ def _without_fp8(ctx: CheckContext, table: DtypeSupport, cc: Version) -> list[Fi
         return []
     findings = []
     for name, package in sorted((ctx.snapshot.packages or {}).items()):
-        row = (table.fp8_required or {}).get(name)
+        row = table.fp8_required.get(name)
         if row is None:
             continue
         shown = f"{name} {package.version}" if package.version else name
@@ -106,7 +108,6 @@ def _without_fp8(ctx: CheckContext, table: DtypeSupport, cc: Version) -> list[Fi
 def _without_bf16(ctx: CheckContext, table: DtypeSupport, cc: Version) -> list[Finding]:
     if cc >= table.bf16_min_cc:
         return []
-    ccs = [cc]
     findings = []
     for name, package in sorted((ctx.snapshot.packages or {}).items()):
         refusal = table.refusals.get(name)
@@ -120,7 +121,7 @@ def _without_bf16(ctx: CheckContext, table: DtypeSupport, cc: Version) -> list[F
             rule="gpu-without-bf16", category=Category.GPU_ARCH, severity=Severity.WARN,
             components=(name,) if refusal else (name, runtime.package), sources=(*table.sources, *runtime.sources),
             verified=False,
-            message=f"this GPU (compute capability {min(ccs)}) has no bfloat16, which needs {table.bf16_min_cc}; "
+            message=f"this GPU (compute capability {cc}) has no bfloat16, which needs {table.bf16_min_cc}; "
             f"{shown}{via} runs a model in its stored dtype by default, and most current LLMs are stored in "
             f"bfloat16: it refuses them at start-up ('{runtime.error}') unless float16 is set (inferred: the model "
             "is not in the snapshot)",
@@ -129,7 +130,7 @@ def _without_bf16(ctx: CheckContext, table: DtypeSupport, cc: Version) -> list[F
     return findings
 
 
-def _required_refusal(name: str, version: str | None, table: DtypeSupport) -> Bf16Refusal | None:
+def _required_refusal(name: str, version: str | None, table: DtypeSupport) -> DtypeRefusal | None:
     """The bf16-refusing runtime the installed release (its newest, version unknown) requires, if any."""
     parsed = parse_version(version) if version else None
     release = release_facts(name, parsed.public) if parsed is not None else newest_release(name)

@@ -23,6 +23,7 @@ from envdoctor.pypi_facts import (
     release_standing_for,
     releases,
     table_source,
+    upcoming_final_release,
 )
 from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import Package, Snapshot, normalize_name
@@ -99,17 +100,9 @@ def declared_requirements(ctx: CheckContext, owner: str, package: Package) -> De
     around = [(r, label) for r, label in (
         (nearest_recorded_release(owner, package.version, ctx.matrices.root, beyond_newest=False),
          "the nearest release before it"),
-        (_upcoming_final(ctx, owner, package.version), "the release it leads to")) if r is not None and r.requires]
+        (upcoming_final_release(owner, package.version, ctx.matrices.root), "the release it leads to"))
+        if r is not None and r.requires]
     return _declared_by(ctx, owner, package.version, around) if around else None
-
-
-def _upcoming_final(ctx: CheckContext, owner: str, version: str | None) -> ReleaseFacts | None:
-    """For a development or pre-release build PyPI lacks (``0.12.0.dev0`` from git, ``2.5.0rc1``), the recorded
-    final release it leads to: its code, and so its requirements, are that release's in the making."""
-    parsed = parse_version(version or "")
-    if parsed is None or not parsed.is_prerelease or release_facts(owner, version or "", ctx.matrices.root):
-        return None
-    return release_facts(owner, parsed.base_version, ctx.matrices.root)
 
 
 def _pre_releases_in_step(ctx: CheckContext, owner: DeclaredBy, name: str, installed: str,
@@ -120,7 +113,8 @@ def _pre_releases_in_step(ctx: CheckContext, owner: DeclaredBy, name: str, insta
     the requirements of the release before the owner do not apply to them. A range (transformers<=4.49.0) says
     nothing of which development build was current, and is judged as usual."""
     required = parse_version(installed)
-    upcoming = _upcoming_final(ctx, owner.owner, owner.version) if owner.stand_in else None
+    upcoming = (upcoming_final_release(owner.owner, owner.version, ctx.matrices.root)
+                if owner.stand_in and owner.version else None)
     if upcoming is None or required is None or not required.is_prerelease:
         return False
     specs = [r.specifier for r in applicable_requirements(upcoming.requires or (), environment)
@@ -273,7 +267,8 @@ def check_optional_requirements(ctx: CheckContext, environment: dict[str, str]) 
 
 def _release_standing_for(ctx: CheckContext, owner: str, version: str | None) -> tuple[ReleaseFacts | None, str]:
     """The recorded release whose facts stand for the installed ``owner``, and how it was chosen: "installed",
-    "stand-in" (a version PyPI lacks: ``release_standing_for``) or "newest" (an unknown version)."""
+    "newest" (an unknown version), or for a version PyPI lacks the label ``release_standing_for`` gives ("the
+    nearest release before it", "the release it leads to")."""
     root = ctx.matrices.root
     if version is None:
         return newest_release(owner, root), "newest"
@@ -281,7 +276,7 @@ def _release_standing_for(ctx: CheckContext, owner: str, version: str | None) ->
     if release is not None:
         return release, "installed"
     standing = release_standing_for(owner, version, root)
-    return (standing[0], f"stand-in:{standing[1]}") if standing else (None, "stand-in")
+    return standing if standing else (None, "")
 
 
 EXTRA_NAME = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")
@@ -326,7 +321,7 @@ def _optional_conflict(ctx: CheckContext, owner: str, version: str | None, relea
         "installed": f"{owner} {release.version} declares {declared}",
         "newest": f"{owner} is installed with an unknown version; its newest release, {release.version}, declares "
                   f"{declared}",
-    }.get(how) or f"{owner} {version} is not on PyPI; {release.version}, {how.partition(':')[2]}, declares {declared}"
+    }.get(how) or f"{owner} {version} is not on PyPI; {release.version}, {how}, declares {declared}"
     specifier = ranged[0][1]
     return Finding(
         rule="optional-requirement-conflict",

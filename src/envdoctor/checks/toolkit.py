@@ -8,6 +8,7 @@ runs fails with "the provided PTX was compiled with an unsupported toolchain".
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from envdoctor.checks import CheckContext
@@ -228,15 +229,19 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
     return findings
 
 
+def _source_only(release: ReleaseFacts) -> bool:
+    """PyPI has the release's sdist and no wheel of it (pip must run its setup.py)."""
+    return release.sdist and release.wheels == ()
+
+
 def _every_release_source_only(name: str) -> bool:
     known = releases(name)
-    return bool(known) and all(r.sdist and r.wheels == () for r in known)
+    return bool(known) and all(_source_only(r) for r in known)
 
 
 def _source_archive_only(name: str, version: str | None) -> bool:
-    """PyPI has the release's sdist and no wheel of it (pip must run its setup.py)."""
     release = release_facts(name, version) if version else None
-    return release is not None and release.sdist and release.wheels == ()
+    return release is not None and _source_only(release)
 
 
 def _sdist_fix(ctx: CheckContext, names: list[str]) -> str:
@@ -312,12 +317,8 @@ def _newest_source_only(known: tuple[ReleaseFacts, ...]) -> list[ReleaseFacts]:
     """The newest releases, back to the first that has a wheel, when they are source archives only; empty when the
     newest release has a wheel."""
     current = [r for r in known if not r.yanked]
-    run: list[ReleaseFacts] = []
-    for release in reversed(current):
-        if not (release.sdist and release.wheels == ()):
-            break
-        run.insert(0, release)
-    return run
+    run = list(itertools.takewhile(_source_only, reversed(current)))
+    return run[::-1]
 
 
 def _flash_attn_compiles(ctx: CheckContext, version: str | None) -> SourceBuild | None:

@@ -46,11 +46,7 @@ def pins_torch_minor(name: str, version: str | None) -> bool:
     """Whether the installed release ships compiled wheels and pins one torch minor (this check judges it)."""
     parsed = parse_version(version) if version else None
     release = release_facts(name, parsed.public) if parsed is not None else None
-    return release is not None and _compiled(release) and pinned_torch_minor(release) is not None
-
-
-def _compiled(release: ReleaseFacts) -> bool:
-    return any(not tag.endswith("-any") for tag in release.wheels or ())
+    return release is not None and release.binary_wheels and pinned_torch_minor(release) is not None
 
 
 def check_torch_pinned_builds(ctx: CheckContext, torch: str, skip: set[str]) -> list[Finding]:
@@ -63,11 +59,11 @@ def check_torch_pinned_builds(ctx: CheckContext, torch: str, skip: set[str]) -> 
         if name in TORCH_FAMILY or name in skip or parsed is None:
             continue
         release = release_facts(name, parsed.public)
-        pinned = pinned_torch_minor(release) if release is not None and _compiled(release) else None
+        pinned = pinned_torch_minor(release) if release is not None and release.binary_wheels else None
         if pinned is None or pinned == _minor(installed):
             continue
         built = f"{pinned[0]}.{pinned[1]}"
-        fitting = [r.version for r in releases(name) if not r.yanked and _compiled(r)
+        fitting = [r.version for r in releases(name) if not r.yanked and r.binary_wheels
                    and (v := parse_version(r.version)) is not None and not v.is_prerelease
                    and pinned_torch_minor(r) == _minor(installed)]
         fix = (requirement_install(ctx, name, "==" + fitting[-1]) if fitting else None) or \

@@ -262,7 +262,7 @@ def _source_pre_release(ctx: CheckContext, name: str, release: ReleaseFacts, tar
     platform (and none a source archive): it fell back to this one, which is not what current packages expect."""
     parsed = parse_version(release.version)
     finals = [r for r in history if not r.yanked and (p := parse_version(r.version)) is not None
-              and not p.is_prerelease and any(not t.endswith("-any") for t in r.wheels or ())]
+              and not p.is_prerelease and r.binary_wheels]
     if parsed is None or not parsed.is_prerelease or not finals or parse_version(finals[-1].version) <= parsed:
         return []
     newest = finals[-1]
@@ -333,7 +333,7 @@ def _no_wheel_for_python_in_range(owner: str, version: str | None, requirement: 
     cannot install it at all."""
     name = normalize_name(requirement.name)
     every = [r for r in releases(name, root) if not r.yanked]
-    if not every or not any(not t.endswith("-any") for r in every for t in r.wheels or ()):
+    if not every or not any(r.binary_wheels for r in every):
         return None  # not in the tables, or pure Python
     history = [r for r in every if not requirement.specifier or matches_specifier(r.version, requirement.specifier)]
     newest_python = max((_minor_of(t) for r in history for t in r.wheels or () if t.startswith("cp3")), default=0)
@@ -364,7 +364,7 @@ def _unbuildable(owner: str, version: str | None, requirement: Declared, target:
                  root: Path | str) -> Finding | None:
     name = normalize_name(requirement.name)
     every = releases(name, root)
-    if not every or not any(not t.endswith("-any") for r in every for t in r.wheels or ()):
+    if not every or not any(r.binary_wheels for r in every):
         return None  # not in the tables, or pure Python
     in_range = (r for r in reversed(every)  # newest first: the first one that installs here ends the search
                 if not requirement.specifier or matches_specifier(r.version, requirement.specifier))

@@ -1,7 +1,8 @@
 """--verify: offline sources are reported, never failed; PyPI resolution reports resolved or the conflict.
 
-The network tests share one module-scoped run: every plan below is verified once, all plans concurrently (pip
-spends its time waiting on PyPI), and each test asserts on its own plan's result. Nothing is cached across runs.
+The network tests share one module-scoped run: every plan below is verified once, uv's runs concurrently and
+pip's one after another (an older pip downloads whole wheels), and each test asserts on its own plan's result.
+Nothing is cached across runs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -68,8 +70,10 @@ def verified() -> dict[str, tuple[StepCheck, ...]]:
     resolvers = {"pip": choose_resolver(Installer.PIP)}
     if find_uv() is not None:
         resolvers["uv"] = choose_resolver(None)
-    with ThreadPoolExecutor(max_workers=len(plans) * len(resolvers)) as pool:
-        futures = {f"{key}/{name}": pool.submit(verify_plan, plan, resolver=resolver)
+    # a pip before 25.3 downloads each resolved set whole (about 3 GB with a CUDA torch): one pip run at a time
+    with ThreadPoolExecutor(max_workers=len(plans)) as pool, ThreadPoolExecutor(max_workers=1) as one_at_a_time:
+        futures = {f"{key}/{name}": (one_at_a_time if name == "pip" else pool).submit(verify_plan, plan,
+                                                                                         resolver=resolver)
                    for key, plan in plans.items() for name, resolver in resolvers.items()}
         return {key: future.result() for key, future in futures.items()}
 
@@ -219,3 +223,60 @@ def test_torch_step_is_offline_when_its_index_is_unreachable_though_the_public_b
     assert f"torch=={plan.torch.version}" in check.detail
     reachable = _Ask(plan, tmp_path / "c.txt", choose_resolver(Installer.PIP), IndexConfig(), reach_url=lambda u: 200)
     assert _for_step(torch, resolved, (f"torch=={plan.torch.version}",), reachable).verdict is Verdict.RESOLVED
+
+
+# --- a resolver that fails on its own says nothing about the plan --------------------------------------------------
+
+@pytest.mark.parametrize("kind", [Installer.PIP, Installer.UV])
+def test_a_resolver_failing_on_its_own_is_not_verified_rather_than_a_conflict(monkeypatch, kind):
+    """A real resolver run that stops at its own configuration (as it would on a full disk) before resolving."""
+    uv = find_uv()
+    if kind is Installer.UV and uv is None:
+        pytest.skip("uv not installed")
+    monkeypatch.setenv("PIP_PROGRESS_BAR", "bogus")
+    monkeypatch.setenv("UV_CONCURRENT_DOWNLOADS", "bogus")
+    plan = _plan("phase1a-2.0", "12.4", "3.10").only_steps(("packages",))
+    resolver = choose_resolver(Installer.PIP) if kind is Installer.PIP else Resolver(Installer.UV, uv, "test")
+    (packages,) = verify_plan(plan, reach_url=lambda url: 200, resolver=resolver, indexes=IndexConfig())
+    assert packages.verdict is Verdict.FAILED, packages.detail
+    assert "without finding a conflict" in packages.detail and "bogus" in packages.detail
+
+
+PIP_CRASH = """\
+ERROR: Exception:
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/pip/_internal/cli/base_command.py", line 180, in exc_logging_wrapper
+    status = run_func(*args)
+OSError: [Errno 28] No space left on device
+"""
+
+
+def test_a_pip_crash_is_named_by_its_exception_and_is_no_conflict():
+    from envdoctor.plan.resolvers import _no_solution, tool_failure
+
+    assert tool_failure(PIP_CRASH) == "OSError: [Errno 28] No space left on device"
+    assert not _no_solution(Installer.PIP, PIP_CRASH)
+    assert _no_solution(Installer.UV, UV_CONFLICT)
+
+
+def test_pips_usage_error_for_an_unknown_feature_is_recognized():
+    """The wording comes from a real pip: a pip without fast-deps would answer the same way for it."""
+    import subprocess
+    import sys
+
+    from envdoctor.plan.resolvers import PIP_FAST_DEPS, pip_command, rejects_feature
+
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--use-feature=no-such-feature", "x"],
+                          capture_output=True, text=True, check=False)
+    assert rejects_feature(done.stderr, "--use-feature=no-such-feature")
+    assert not rejects_feature(done.stderr, PIP_FAST_DEPS)
+    plan = _plan("phase1a-2.0", "12.4", "3.10")
+    assert PIP_FAST_DEPS in pip_command(plan, Path("c.txt"), Path("t"), Path("r.json"), ("trl",))
+
+
+def test_a_pip_that_downloads_whole_wheels_is_named_before_it_resolves():
+    from envdoctor.plan.resolvers import _pip_download_note
+
+    assert "pip 23.2.1 downloads every wheel" in _pip_download_note("23.2.1")
+    assert _pip_download_note("25.3") == _pip_download_note("26.0") == _pip_download_note(None) == ""
+    assert _pip_download_note("not a version") == ""

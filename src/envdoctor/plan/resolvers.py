@@ -8,6 +8,7 @@ machine-readable form, is taken from its printed text.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from envdoctor.plan.indexes import IndexConfig
 from envdoctor.plan.installer import find_uv
@@ -33,6 +35,17 @@ MANYLINUX = ("manylinux_2_28", "manylinux_2_27", "manylinux_2_24", "manylinux_2_
              "manylinux_2_12", "manylinux2010", "manylinux_2_5", "manylinux1")
 _UNREACHABLE = ("Failed to establish a new connection", "NewConnectionError", "Failed to fetch",
                 "error sending request", "dns error", "Connection refused", "Could not connect")
+# what each tool prints when the requirements have no solution; any other failure is the tool's own (a full disk,
+# a bad option, a crash) and says nothing about the plan
+_NO_SOLUTION = {
+    Installer.UV: ("No solution found",),
+    Installer.PIP: ("ResolutionImpossible", "conflicting dependencies", "No matching distribution found",
+                    "Could not find a version that satisfies"),
+}
+# pip reads each wheel's metadata with HTTP range requests instead of downloading it whole (a torch build with its
+# CUDA wheels is about 3 GB) where the index serves no PEP 658 metadata file
+PIP_FAST_DEPS = "--use-feature=fast-deps"
+PIP_METADATA_ONLY = Version("25.3")  # the first pip whose --dry-run with fast-deps downloads no whole wheel
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,11 @@ class Resolution:
     versions: dict[str, str]  # PEP 503 normalized name -> version
     output: str
     unreachable: bool = False  # the failure was a connection to an index, not the requirements
+    no_solution: bool = False  # the failure was the requirements: the tool found no solution
+
+
+def _no_solution(kind: Installer, output: str) -> bool:
+    return any(marker in output for marker in _NO_SOLUTION[kind])
 
 
 def _unreachable(kind: Installer, output: str) -> bool:
@@ -70,11 +88,31 @@ def _unreachable(kind: Installer, output: str) -> bool:
 def choose_resolver(asked: Installer | None, uv_path: str | None = None, search_path: str | None = None) -> Resolver:
     """uv when it is found (unless pip was asked for), pip's resolver otherwise."""
     if asked is Installer.PIP:
-        return Resolver(Installer.PIP, sys.executable, "--installer pip")
+        return Resolver(Installer.PIP, sys.executable, "--installer pip" + _pip_download_note(_pip_version()))
     uv = uv_path or find_uv(search_path)
     if uv is not None:
         return Resolver(Installer.UV, uv, "uv was found")
-    return Resolver(Installer.PIP, sys.executable, "uv was not found; pip's resolver answers instead")
+    return Resolver(Installer.PIP, sys.executable,
+                    "uv was not found; pip's resolver answers instead" + _pip_download_note(_pip_version()))
+
+
+def _pip_version() -> str | None:
+    try:
+        return importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _pip_download_note(version: str | None) -> str:
+    """pip before 25.3 downloads every wheel of the resolved set even with --dry-run and fast-deps (measured with
+    pip 23.2.1, 24.0, 25.0 and 25.2 against 25.3 and 26.0 on torch 2.5.1's set); say so before it fills a disk."""
+    try:
+        if version is None or Version(version) >= PIP_METADATA_ONLY:
+            return ""
+    except InvalidVersion:
+        return ""
+    return (f"; pip {version} downloads every wheel it resolves, about 3 GB with a CUDA torch, to a temporary"
+            f" directory: pip >= {PIP_METADATA_ONLY} or uv reads only their metadata")
 
 
 def resolve(resolver: Resolver, requirements: tuple[str, ...], plan: Plan, constraints: Path,
@@ -89,6 +127,9 @@ def resolve(resolver: Resolver, requirements: tuple[str, ...], plan: Plan, const
             command = pip_command(plan, constraints, Path(work) / "target", out, requirements)
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=RESOLVE_TIMEOUT_S, check=False)
+            if resolver.kind is Installer.PIP and rejects_feature(done.stderr, PIP_FAST_DEPS):
+                command.remove(PIP_FAST_DEPS)  # a pip without the feature resolves the slow way
+                done = subprocess.run(command, capture_output=True, text=True, timeout=RESOLVE_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             return Resolution(None, {}, "")
         except OSError as exc:
@@ -96,8 +137,14 @@ def resolve(resolver: Resolver, requirements: tuple[str, ...], plan: Plan, const
         text = out.read_text(encoding="utf-8") if done.returncode == 0 and out.is_file() else ""
         versions = _pylock_versions(text) if resolver.kind is Installer.UV else _report_versions(text)
         output = done.stdout + "\n" + done.stderr
-        failed_to_connect = done.returncode != 0 and _unreachable(resolver.kind, output)
-        return Resolution(done.returncode, versions, output, failed_to_connect)
+        failed = done.returncode != 0
+        return Resolution(done.returncode, versions, output, failed and _unreachable(resolver.kind, output),
+                          failed and _no_solution(resolver.kind, output))
+
+
+def rejects_feature(stderr: str, flag: str) -> bool:
+    """pip's usage error for a ``--use-feature`` value it does not know."""
+    return f"invalid choice: '{flag.split('=', 1)[1]}'" in stderr
 
 
 def uv_command(uv: str, plan: Plan, constraints: Path, source: Path, out: Path, indexes: IndexConfig) -> list[str]:
@@ -121,8 +168,9 @@ def pip_command(
     arch = plan.target.platform.split("_", 1)[1]
     platforms = [arg for tag in MANYLINUX for arg in ("--platform", f"{tag}_{arch}")]
     return [
-        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", str(report),
-        "--no-color", "--disable-pip-version-check", "--no-input", "--python-version", plan.target.python, *platforms,
+        sys.executable, "-m", "pip", "install", "--dry-run", PIP_FAST_DEPS, "--ignore-installed",
+        "--report", str(report), "--no-color", "--disable-pip-version-check", "--no-input",
+        "--python-version", plan.target.python, *platforms,
         "--only-binary=:all:", "--target", str(target_dir), "-c", str(constraints), *requirements,
     ]
 
@@ -157,6 +205,18 @@ def failure_cause(resolver: Resolver, output: str) -> str:
     else:
         block = _pip_conflict_block(lines) or [line for line in lines if line.startswith("ERROR:")][:3]
     return " | ".join(block) or f"{resolver.label} failed without an error message"
+
+
+def tool_failure(output: str) -> str:
+    """What a resolver that failed on its own said: the last line of a traceback (it names the exception), else its
+    first error line and the two after it (uv wraps long messages), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if not lines:
+        return "no message"
+    if "ERROR: Exception:" in lines:
+        return lines[-1]
+    start = next((i for i, line in enumerate(lines) if line.lower().startswith("error:")), len(lines) - 1)
+    return " ".join(lines[start:start + 3])
 
 
 def _pip_conflict_block(lines: list[str]) -> list[str]:

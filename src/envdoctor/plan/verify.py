@@ -23,7 +23,14 @@ from packaging.utils import canonicalize_name
 
 from envdoctor.plan.indexes import IndexConfig, configured_indexes
 from envdoctor.plan.model import Plan, Source, Step, StepKind
-from envdoctor.plan.resolvers import RESOLVE_TIMEOUT_S, Resolver, choose_resolver, failure_cause, resolve
+from envdoctor.plan.resolvers import (
+    RESOLVE_TIMEOUT_S,
+    Resolver,
+    choose_resolver,
+    failure_cause,
+    resolve,
+    tool_failure,
+)
 
 VERIFY_SCHEMA = "envdoctor.plan-verify/1"
 PYPI_PROBE_URL = "https://pypi.org/simple/pip/"
@@ -34,6 +41,7 @@ class Verdict(str, Enum):
     RESOLVED = "resolved"
     CONFLICT = "conflict"
     OFFLINE = "not verified (offline)"
+    FAILED = "not verified (resolver failed)"  # the tool itself failed (full disk, bad option): no answer
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ def _resolve_steps(steps: tuple[Step, ...], ask: _Ask) -> dict[str, StepCheck]:
     asked = {step.id: _public_requirements(step, ask.plan) for step in steps}
     together = tuple(dict.fromkeys(r for requirements in asked.values() for r in requirements))
     joint = _resolve_one("", together, ask)
-    if joint.verdict is Verdict.RESOLVED or joint.verdict is Verdict.OFFLINE or len(steps) == 1:
+    if joint.verdict is not Verdict.CONFLICT or len(steps) == 1:  # only a conflict is placed step by step
         return {step.id: _for_step(step, joint, asked[step.id], ask) for step in steps}
     with ThreadPoolExecutor(max_workers=len(steps)) as pool:  # resolvers wait on the network: ask in parallel
         futures = {s.id: pool.submit(_resolve_one, s.id, asked[s.id], ask) for s in steps}
@@ -136,6 +144,9 @@ def _resolve_one(step_id: str, requirements: tuple[str, ...], ask: _Ask) -> _Out
                         f" {RESOLVE_TIMEOUT_S:.0f} s")
     if done.unreachable:
         return _Outcome(step_id, Verdict.OFFLINE, f"{ask.resolver.label} could not reach its index")
+    if done.returncode != 0 and not done.no_solution:
+        return _Outcome(step_id, Verdict.FAILED, f"{ask.resolver.label} exited with {done.returncode} without"
+                        f" finding a conflict: {tool_failure(done.output)}")
     if done.returncode != 0:
         return _Outcome(step_id, Verdict.CONFLICT, failure_cause(ask.resolver, done.output))
     return _Outcome(step_id, Verdict.RESOLVED, "", tuple(sorted(done.versions.items())))

@@ -17,10 +17,7 @@ import argparse
 import datetime
 import json
 import re
-import struct
 import sys
-import urllib.request
-import zlib
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -29,53 +26,14 @@ from packaging.version import InvalidVersion, Version
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from zip_ranges import central_directory, member_bytes  # noqa: E402
+
 from envdoctor.atomic import write_atomic  # noqa: E402
 from envdoctor.pypi_release import http_get  # noqa: E402
 
 INDEX = "https://pypi.org/pypi/triton/json"
 OUT = REPO / "matrices" / "triton_ptxas.json"
 BANNER = re.compile(rb"Cuda compilation tools, release (\d+\.\d+), (V[\d.]+)")
-EOCD = b"PK\x05\x06"
-CENTRAL = b"PK\x01\x02"
-
-
-def read_range(url: str, start: int, end: int) -> bytes:
-    """Bytes ``start`` to ``end`` (inclusive) of ``url``."""
-    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-{end}"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return response.read()
-
-
-def central_directory(url: str, size: int) -> list[tuple[str, int, int, int]]:
-    """(name, compression method, compressed size, local header offset) of every member."""
-    tail = read_range(url, max(0, size - 65_557), size - 1)
-    at = tail.rfind(EOCD)
-    if at < 0:
-        raise ValueError(f"{url}: no end of central directory in the last 64 KiB")
-    cd_size, cd_offset = struct.unpack("<II", tail[at + 12:at + 20])
-    directory = read_range(url, cd_offset, cd_offset + cd_size - 1)
-    members, pos = [], 0
-    while directory.startswith(CENTRAL, pos):
-        method, = struct.unpack("<H", directory[pos + 10:pos + 12])
-        compressed, = struct.unpack("<I", directory[pos + 20:pos + 24])
-        name_len, extra_len, comment_len = struct.unpack("<HHH", directory[pos + 28:pos + 34])
-        offset, = struct.unpack("<I", directory[pos + 42:pos + 46])
-        name = directory[pos + 46:pos + 46 + name_len].decode("utf-8", "replace")
-        members.append((name, method, compressed, offset))
-        pos += 46 + name_len + extra_len + comment_len
-    return members
-
-
-def member_bytes(url: str, method: int, compressed: int, offset: int) -> bytes:
-    header = read_range(url, offset, offset + 29)
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    start = offset + 30 + name_len + extra_len
-    data = read_range(url, start, start + compressed - 1)
-    if method == 0:
-        return data
-    if method == 8:
-        return zlib.decompress(data, -15)
-    raise ValueError(f"{url}: compression method {method} is not read here")
 
 
 def linux_wheel(files: list[dict]) -> dict | None:
@@ -92,13 +50,13 @@ def release_row(version: str, files: list[dict]) -> dict:
     if wheel is None:
         return {"newest": None, "why": "no manylinux x86_64 wheel on PyPI"}
     url = urljoin(INDEX, wheel["url"])
-    members = [m for m in central_directory(url, wheel["size"]) if m[0].rsplit("/", 1)[-1].startswith("ptxas")]
+    members = [m for m in central_directory(url, wheel["size"]) if m.name.rsplit("/", 1)[-1].startswith("ptxas")]
     row: dict = {"wheel": wheel["filename"], "sha256": wheel["digests"]["sha256"]}
     bundled = {}
-    for name, method, compressed, offset in members:
-        found = BANNER.search(member_bytes(url, method, compressed, offset))
+    for member in members:
+        found = BANNER.search(member_bytes(url, member))
         if found is not None:
-            bundled[name.rsplit("/", 1)[-1]] = found.group(1).decode()
+            bundled[member.name.rsplit("/", 1)[-1]] = found.group(1).decode()
     if not bundled:
         return {"newest": None, "why": "the wheel bundles no ptxas with a version banner", **row}
     newest = max(bundled.values(), key=lambda v: tuple(int(p) for p in v.split(".")))

@@ -52,6 +52,20 @@ def test_cu130_torch_needs_driver_580(tmp_path: Path) -> None:
     assert "driver-too-old-for-torch-cuda" not in _rules(new, tmp_path, stack="lora-cu130-2026.11")
 
 
+
+def test_a_windows_driver_of_an_older_branch_than_the_linux_floor_is_too_old(tmp_path: Path) -> None:
+    """No Windows floor is recorded for CUDA 13; a Windows driver's branch number is never below Linux's."""
+    windows = {"os": "windows", "arch": "x86_64"}
+    gpus = [{"compute_capability": "8.9", "memory_mib": 24564}]
+    old = snapshot({"torch": "2.9.1+cu130"}, host=windows, nvidia={"driver": "572.83", "gpus": gpus},
+                   torch={"cuda": "13.0"})
+    (finding,) = [f for f in run_check(old, cwd=tmp_path).findings if f.rule == "driver-too-old-for-torch-cuda"]
+    assert finding.severity.value == "fail" and finding.verified and ">= 580" in finding.fix
+    same_branch = snapshot({"torch": "2.9.1+cu130"}, host=windows, nvidia={"driver": "580.97", "gpus": gpus},
+                           torch={"cuda": "13.0"})
+    judged = [f for f in run_check(same_branch, cwd=tmp_path).findings if f.rule == "driver-too-old-for-torch-cuda"]
+    assert all(not f.verified for f in judged)  # the branch is right; its Windows floor is not recorded
+
 def test_declared_requirement_conflict_like_pip_check(tmp_path: Path) -> None:
     trl = {"version": "0.9.4", "requires": ["numpy<2.0.0,>=1.18.2", "bitsandbytes<=0.41.1; extra == 'quantization'"]}
     bad = snapshot({"trl": trl, "numpy": "2.0.1", "bitsandbytes": "0.43.1"})

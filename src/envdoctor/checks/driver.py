@@ -324,6 +324,10 @@ def _against_driver(ctx: CheckContext, need: CudaNeed, driver: str, supports: ob
     toolkit_driver = (release.min_driver_windows if _windows(ctx) else release.min_driver_linux) if release else None
     if floor is None and toolkit_driver and not ctx.facts.cuda_minor_compat(need.major):
         floor = toolkit_driver  # no minor-version compatibility: the release's own driver is the floor
+    if floor is None and _windows(ctx):
+        below = _below_linux_branch(ctx, need, driver)
+        if below:
+            return _too_old(ctx, need, driver, below, supports)
     if floor is None:
         if isinstance(supports, str):
             return _against_header(ctx, need, supports)
@@ -335,6 +339,18 @@ def _against_driver(ctx: CheckContext, need: CudaNeed, driver: str, supports: ob
             return _too_old(ctx, need, driver, toolkit_driver, supports)
         return _minor_compat(need, driver, toolkit_driver)
     return None
+
+
+def _below_linux_branch(ctx: CheckContext, need: CudaNeed, driver: str) -> str | None:
+    """Where no Windows floor is known: the Linux floor's driver branch, when the Windows driver is of an older branch.
+
+    NVIDIA numbers a branch's Windows drivers from the same branch number as its Linux ones or above (R570: Linux
+    570.124.06, Windows 572.61), so a Windows driver of a lower branch number than the Linux floor is too old."""
+    linux_floor = ctx.facts.cuda_family_min_driver(need.major)
+    if linux_floor is None:
+        return None
+    branch = linux_floor.split(".", 1)[0]
+    return branch if int(driver.split(".", 1)[0]) < int(branch) else None
 
 
 def _against_header(ctx: CheckContext, need: CudaNeed, supports: str) -> Finding | None:

@@ -3,12 +3,19 @@ partner packages when it is imported, and which partner releases have those name
 
 Usage:
     python tools/gen_import_floors.py [--out FILE] [--wheels NAME ...] [--transformers-wheels] [GIT_DIR ...]
+    python tools/gen_import_floors.py --add NAME [--add NAME ...] [--out FILE] [GIT_DIR ...]
 
 Each GIT_DIR is a bare clone of one of the repositories in ``IMPORTERS`` or ``PROVIDERS`` (told by its path,
 ``/work/.mirror/huggingface+peft/repo``); release tags ``vX.Y.Z`` (final releases at or above the floor) are read
 with ``git cat-file``. ``--wheels NAME`` reads that package from each release's PyPI wheel instead, by HTTP range
 requests (only the zip's directory and the files needed): every release users can install, the newest included,
 and transformers, which has no clone here (``--transformers-wheels`` is ``--wheels transformers``).
+
+``--add NAME`` reads only the packages named (each from its clone when given, else its wheels) and merges them into
+the table at ``--out``: every other entry stays as it is, ``generated`` included (the day the rest was read). A
+provider already there is read only for the names an added importer needs that it does not list, over the releases
+it lists. An added provider's names come from the importers in the table; those not read again since it was added
+(``vllm`` and ``triton``, say) record none of its names until a full run.
 
 Nothing is executed: each file is parsed with ``ast``.
 
@@ -46,6 +53,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime
+import functools
 import io
 import json
 import re
@@ -53,7 +61,7 @@ import subprocess
 import sys
 import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +116,9 @@ IMPORTERS = {
     "wtpsplit": Package("wtpsplit", "wtpsplit", "segment-any-text/wtpsplit", "1.0.0"),
     "whisperx": Package("whisperx", "whisperx", "m-bain/whisperX", "3.1.1"),
     "timm": Package("timm", "timm", "huggingface/pytorch-image-models", "0.9.0"),
+    "bitsandbytes": Package("bitsandbytes", "bitsandbytes", "bitsandbytes-foundation/bitsandbytes", "0.41.0"),
+    # A namespace package (no llama_recipes/__init__.py): `import llama_recipes` loads none of its modules.
+    "llama-recipes": Package("llama-recipes", "llama_recipes", "meta-llama/llama-recipes", "0.0.1"),
 }
 PROVIDERS = {
     "transformers": Package("transformers", "transformers", "huggingface/transformers", "4.26.0"),
@@ -117,6 +128,8 @@ PROVIDERS = {
     # Read from the manylinux x86_64 wheel of each release (``metadata_wheel``): its Python files, its type stubs
     # (``torch/_C/__init__.pyi``: the compiled module's declared names) and the names of its compiled modules.
     "torch": Package("torch", "torch", "pytorch/pytorch", "1.13.0"),
+    # Read from the manylinux x86_64 wheel of each release, as torch is (the repository was openai/triton).
+    "triton": Package("triton", "triton", "triton-lang/triton", "2.0.0"),
 }
 PARTNER_OF_MODULE = {spec.module: name for name, spec in PROVIDERS.items()}
 # Handlers that make a guarded import optional: the import may fail and the package still loads.
@@ -810,11 +823,18 @@ def read_importer(name: str, source: Source) -> dict[str, object]:
     }
 
 
-def read_provider(name: str, source: Source, wanted: dict[tuple[str, str], str]) -> dict[str, object]:
+def read_provider(name: str, source: Source, wanted: dict[tuple[str, str], str],
+                  versions: list[str] | None = None) -> dict[str, object]:
     """For each (module, name) in ``wanted`` (-> its access, "import" or "attribute"): the releases of the partner
-    that have it, and those where that could not be told."""
+    that have it, and those where that could not be told. ``versions``: read these releases alone (those a table
+    lists for the partner), each of which must still be there."""
     spec = PROVIDERS[name]
     releases = source.releases(spec.floor)
+    if versions is not None:
+        gone = sorted(set(versions) - {v for v, _ in releases}, key=Version)
+        if gone:
+            raise SystemExit(f"{name}: releases {', '.join(gone)} of the table can no longer be read")
+        releases = [item for item in releases if item[0] in set(versions)]
 
     def python_modules(item: tuple[str, str]) -> set[str]:
         return {module for module, path in modules_of(source.files(item[1])).items() if path.endswith(".py")}
@@ -848,17 +868,27 @@ def _workers(source: Source) -> int:
     return 8 if isinstance(source, PyPIWheels) else 1  # HTTP waits overlap; git reads share one process
 
 
-def generate(importers: dict[str, Source], providers: dict[str, Source], command: str,
-             today: str | None = None) -> dict[str, object]:
-    with ThreadPoolExecutor(max_workers=max(1, len(importers))) as pool:
-        done = dict(zip(importers, pool.map(lambda item: read_importer(*item), importers.items()), strict=True))
+def wanted_names(importers: Iterable[dict[str, object]]) -> dict[str, dict[tuple[str, str], str]]:
+    """Partner -> (module, name) -> access, over the needs of the importers' entries."""
     wanted: dict[str, dict[tuple[str, str], str]] = {}
-    for entry in done.values():
+    for entry in importers:
         for need in entry["needs"]:  # type: ignore[attr-defined]
             keys = wanted.setdefault(need["partner"], {})
             key = (need["module"], need["name"])
             # a name both imported and read as an attribute is judged as an import (its module must be a module)
             keys[key] = "import" if keys.get(key) == "import" else need.get("access", "import")
+    return wanted
+
+
+def _read_importers(importers: dict[str, Source]) -> dict[str, dict[str, object]]:
+    with ThreadPoolExecutor(max_workers=max(1, len(importers))) as pool:
+        return dict(zip(importers, pool.map(lambda item: read_importer(*item), importers.items()), strict=True))
+
+
+def generate(importers: dict[str, Source], providers: dict[str, Source], command: str,
+             today: str | None = None) -> dict[str, object]:
+    done = _read_importers(importers)
+    wanted = wanted_names(done.values())
     with ThreadPoolExecutor(max_workers=max(1, len(providers))) as pool:
         jobs = {name: pool.submit(read_provider, name, source, wanted.get(name, {}))
                 for name, source in providers.items()}
@@ -872,6 +902,60 @@ def generate(importers: dict[str, Source], providers: dict[str, Source], command
         "importers": done,
         "providers": offered,
     }
+
+
+def _name_order(key: str) -> tuple[str, str]:
+    """A provider's name key in the order ``read_provider`` writes them: by (module, name)."""
+    module, _, name = key.partition(":")
+    return module, name
+
+
+def update(document: dict[str, object], importers: dict[str, Source], providers: dict[str, Source],
+           others: dict[str, Callable[[], Source]], command: str) -> dict[str, object]:
+    """``document`` (a table this script wrote) with the named ``importers`` and ``providers`` read again or added,
+    every other entry kept as it is. A provider not named that a named importer takes a name from which the table
+    does not list is read for those names alone, over the releases the table lists for it (``others``: what
+    opens its source); its other names are kept. A name the table judged as an attribute that a new importer
+    imports is kept as judged (a full run judges it as an import), and said."""
+    old_importers, old_providers = document["importers"], document["providers"]
+    assert isinstance(old_importers, dict) and isinstance(old_providers, dict)
+    done = _read_importers(importers)
+    merged = {name: done.get(name) or old_importers[name] for name in [*IMPORTERS, *old_importers]
+              if name in done or name in old_importers}
+    wanted, before = wanted_names(merged.values()), wanted_names(old_importers.values())
+    jobs, extra = {}, {}
+    with ThreadPoolExecutor(max_workers=max(1, len(PROVIDERS))) as pool:
+        for name in PROVIDERS:
+            if name in providers:
+                jobs[name] = pool.submit(read_provider, name, providers[name], wanted.get(name, {}))
+            elif name in old_providers:
+                listed = old_providers[name]["names"]
+                missing = {key: access for key, access in wanted.get(name, {}).items()
+                           if (f"{key[0]}:{key[1]}" if key[1] else key[0]) not in listed}
+                for key, access in wanted.get(name, {}).items():
+                    if access == "import" and before.get(name, {}).get(key) == "attribute":
+                        print(f"{name}: {key[0]}:{key[1]} kept as judged (an attribute); a full run judges it as an "
+                              "import", file=sys.stderr)
+                if missing:
+                    if name not in others:
+                        raise SystemExit(f"{name}: {len(missing)} names to read, and no source for it")
+                    extra[name] = pool.submit(read_provider, name, others[name](), missing,
+                                              list(old_providers[name]["releases"]))
+        offered: dict[str, object] = {}
+        for name in [*PROVIDERS, *old_providers]:
+            if name in offered:
+                continue
+            if name in jobs:
+                offered[name] = jobs[name].result()
+            elif name in old_providers:
+                entry = dict(old_providers[name])
+                if name in extra:
+                    names = {**entry["names"], **extra[name].result()["names"]}  # type: ignore[dict-item]
+                    entry["names"] = dict(sorted(names.items(), key=lambda item: _name_order(item[0])))
+                offered[name] = entry
+    previous = str(document["command"])
+    return {**document, "command": previous if previous.endswith(f" && {command}") else f"{previous} && {command}",
+            "importers": merged, "providers": offered}
 
 
 def dump(document: dict[str, object]) -> str:
@@ -918,8 +1002,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transformers-wheels", action="store_true", help="read transformers from PyPI wheels")
     parser.add_argument("--wheels", action="append", default=[], metavar="NAME",
                         help="read this package from its PyPI wheels instead of a clone (repeatable)")
+    parser.add_argument("--add", action="append", default=[], metavar="NAME",
+                        help="read only this importer or provider (its clone among GIT_DIRs, else its PyPI wheels) "
+                             "and merge it into the table at --out, keeping every other entry (repeatable)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if args.add:
+        return _add(parser, args)
     by_repo = {spec.repo.lower(): name for name, spec in {**PROVIDERS, **IMPORTERS}.items()}
     importers: dict[str, Source] = {}
     providers: dict[str, Source] = {}
@@ -947,6 +1036,39 @@ def main(argv: list[str] | None = None) -> int:
     document = generate({n: importers[n] for n in IMPORTERS if n in importers},
                         {n: providers[n] for n in PROVIDERS if n in providers}, command)
     args.out.write_text(dump(document), encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _add(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--add``: the named packages read and merged into the table at ``--out`` (see ``update``)."""
+    known = {**PROVIDERS, **IMPORTERS}
+    by_repo = {spec.repo.lower(): name for name, spec in known.items()}
+    clones: dict[str, Path] = {}
+    for git_dir in args.git_dirs:
+        name = by_repo.get(_repo_of(git_dir).lower())
+        if name is None:
+            parser.error(f"{git_dir}: not a clone of {', '.join(sorted(by_repo))} (the path names the repository)")
+        clones[name] = git_dir
+    for name in args.add:
+        if name not in known:
+            parser.error(f"--add {name}: not one of {', '.join(sorted(known))}")
+    document = json.loads(args.out.read_text(encoding="utf-8"))
+
+    def source(name: str, role: dict[str, Package]) -> Source:
+        return GitTags(clones[name], role[name]) if name in clones else PyPIWheels(role[name])
+
+    importers = {name: source(name, IMPORTERS) for name in IMPORTERS if name in args.add}
+    providers = {name: source(name, PROVIDERS) for name in PROVIDERS if name in args.add}
+    # the providers kept, each from the kind of source the table says it was read from (a clone must be given)
+    others: dict[str, Callable[[], Source]] = {}
+    for name, entry in document["providers"].items():
+        if name in PROVIDERS and name not in providers:
+            if name in clones or "wheel" in entry.get("source", {}).get("read", ""):
+                others[name] = functools.partial(source, name, PROVIDERS)
+    command = "python " + " ".join([GENERATOR, *(f"--add {name}" for name in args.add),
+                                    *(str(d) for d in args.git_dirs)])
+    args.out.write_text(dump(update(document, importers, providers, others, command)), encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -10,6 +10,7 @@ from envdoctor.api_breaks import validate_api_breaks
 from envdoctor.checks.bitsandbytes_support import load_gpu_support
 from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.conda_torch_builds import load_conda_torch_builds
+from envdoctor.checks.cpu_distributions import load_cpu_only_distributions
 from envdoctor.checks.extension_builds import load_extension_builds
 from envdoctor.checks.gpu_dtypes import load_dtype_support
 from envdoctor.checks.gpu_floors import load_gpu_floors
@@ -24,6 +25,7 @@ from envdoctor.checks.protobuf_gencode import load_protobuf_gencode
 from envdoctor.checks.python_support_lag import load_python_releases
 from envdoctor.checks.stdlib_removals import load_stdlib_removals
 from envdoctor.checks.triton_ptxas import load_triton_ptxas
+from envdoctor.checks.wheel_archs import load_wheel_archs
 from envdoctor.facts import validate_facts
 from envdoctor.import_floors import validate_import_floors
 from envdoctor.keyword_floors import validate_keyword_floors
@@ -52,7 +54,8 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
                                                  load_os_builds, load_gpu_floors, load_numpy_aliases,
                                                  load_numpy_additions, load_module_owners, load_stdlib_removals,
                                                  load_protobuf_gencode, load_conda_torch_builds,
-                                                 load_nvcc_floors, load_dtype_support, load_triton_ptxas)),
+                                                 load_nvcc_floors, load_dtype_support, load_triton_ptxas,
+                                                 load_wheel_archs, load_cpu_only_distributions)),
 )
 
 

@@ -96,7 +96,7 @@ def check_os_builds(ctx: CheckContext) -> list[Finding]:
     for row in load_cpu_only_on(ctx.matrices):
         package = packages.get(row.package)
         if package is None or system not in OPERATING_SYSTEMS[row.os] \
-                or not (_gpu_seen(snapshot) or _cuda_tagged(package.version)):
+                or not (gpu_seen(snapshot) or cuda_tagged(package.version)):
             continue
         if package.version is not None:
             if matches_specifier(package.version, row.versions):
@@ -106,12 +106,12 @@ def check_os_builds(ctx: CheckContext) -> list[Finding]:
     return findings
 
 
-def _cuda_tagged(version: str | None) -> bool:
+def cuda_tagged(version: str | None) -> bool:
     """A local version label naming a CUDA build (``0.4.9+cuda12.cudnn88``, ``2.1.0+cu121``)."""
     return bool(version and CUDA_LABEL.search(version.partition("+")[2]))
 
 
-def _gpu_seen(snapshot: Snapshot) -> bool:
+def gpu_seen(snapshot: Snapshot) -> bool:
     """NVIDIA facts, a CUDA toolkit, or NVIDIA's CUDA runtime wheels (``nvidia-cublas-cu12`` ..., what
     ``jax[cuda12]`` and CUDA torch builds install): the environment was set up for a GPU."""
     nvidia = snapshot.nvidia

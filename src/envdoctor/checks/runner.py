@@ -23,6 +23,7 @@ from envdoctor.checks.api_breaks import check_api_breaks
 from envdoctor.checks.build_cuda_archs import check_build_cuda_archs
 from envdoctor.checks.compile_python import check_compile_python
 from envdoctor.checks.conda_torch_builds import check_conda_torch_builds
+from envdoctor.checks.cpu_distributions import check_cpu_distributions
 from envdoctor.checks.driver_current_builds import check_driver_current_builds
 from envdoctor.checks.fetched_facts import check_fetched_facts
 from envdoctor.checks.flash_attn_build import check_flash_attn_build
@@ -46,6 +47,7 @@ from envdoctor.checks.stdlib_removals import check_stdlib_removals
 from envdoctor.checks.torch_pins import check_pinned_torch_driver
 from envdoctor.checks.triton_gpu import check_triton_gpu
 from envdoctor.checks.triton_ptxas import check_triton_ptxas
+from envdoctor.checks.wheel_archs import check_wheel_archs
 from envdoctor.findings import Finding
 
 
@@ -56,7 +58,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         check_api_breaks, check_compile_python,
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, check_later_caps,
         wheels.check_wheels, wheels.check_required_builds, check_python_support_lag,
-        platforms.check_platforms, check_host_builds, check_os_builds,
+        platforms.check_platforms, check_host_builds, check_os_builds, check_cpu_distributions,
         check_numpy_abi, check_numpy_aliases, check_numpy_additions, check_stdlib_removals, check_provided_modules,
         check_protobuf_gencode, check_runtime_floors, check_import_floors,
         check_keyword_floors,
@@ -71,7 +73,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     checks: list[Check] = [
         gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
         gpu.check_bitsandbytes_arch, check_triton_gpu, check_triton_ptxas, check_gpu_floors, check_gpu_dtypes,
-        check_build_cuda_archs,
+        check_wheel_archs, check_build_cuda_archs,
         driver.check_driver, check_pinned_torch_driver,
         toolkit.check_toolkit, check_nvcc_floors, *packages, stack.check_stack, check_flash_attn_build,
         unknowns.check_unknown_facts,

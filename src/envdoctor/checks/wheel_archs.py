@@ -1,0 +1,187 @@
+"""The GPU code inside packages' PyPI wheels against the GPUs (``matrices/wheel_archs.json``, written by
+``tools/gen_wheel_archs.py`` from each release's wheel).
+
+A library's CUDA kernels run on a GPU when it holds a cubin of the GPU's major version at or below its minor (sm_80
+runs on 8.6, never on 9.0) or PTX at or below its compute capability, which the driver compiles at load. A package
+none of whose libraries holds either for a GPU fails at its first kernel there: "no kernel image is available for
+execution on the device". The table counts each library's fat binaries (one per compiled source file) by what
+they hold: those that hold only nvcc's default target (one capability as both cubin and PTX, sm_52 before CUDA 13)
+come from sources built without the project's arch list and are left out, and a library runs on a GPU when at least
+half of the rest hold code for it.
+
+The table describes PyPI's wheel of each release: a version with a local label (``+cu128``, another index's build)
+or a direct-URL install is not judged. A known release gives a verified failure on Linux (the wheel read) and an
+unverified one where the host is not stated; a package of unknown version warns, unverified, when no release runs on
+the GPU or when the newest one does not (a current install).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from envdoctor.checks import CheckContext
+from envdoctor.findings import Category, Finding, Severity
+from envdoctor.matrices import Matrices, Problem, generated_json_table
+from envdoctor.rules import gpu_ccs, parse_version
+
+FILE = "wheel_archs.json"
+GENERATOR = "tools/gen_wheel_archs.py"
+RULE = "wheel-lacks-gpu-code"
+NVCC_DEFAULT_TARGETS = frozenset({"2.0", "3.0", "3.5", "5.2", "7.5"})  # -arch nvcc picks when given none
+
+
+@dataclass(frozen=True)
+class FatbinGroup:
+    """Fat binaries of one library that hold the same GPU code (nvcc writes one per compiled source file)."""
+
+    sass: frozenset[Version]
+    ptx: frozenset[Version]
+    count: int
+
+    def runs_on(self, cc: Version) -> bool:
+        return any(s.major == cc.major and s.minor <= cc.minor for s in self.sass) or any(p <= cc for p in self.ptx)
+
+
+@dataclass(frozen=True)
+class GpuCode:
+    """What one release's wheel holds: per library, its fat binaries grouped by GPU code (helpers left out)."""
+
+    libraries: tuple[tuple[FatbinGroup, ...], ...]
+
+    def runs_on(self, cc: Version) -> bool:
+        """True when some library has code for ``cc`` in at least half of its fat binaries (a few sources of a
+        library built for other targets do not make its kernels run)."""
+        return any(2 * sum(g.count for g in groups if g.runs_on(cc)) >= sum(g.count for g in groups)
+                   for groups in self.libraries)
+
+    def shown(self) -> str:
+        sass = sorted({v for groups in self.libraries for g in groups for v in g.sass})
+        ptx = sorted({v for groups in self.libraries for g in groups for v in g.ptx})
+        kernels = ", ".join(f"sm_{v.major}{v.minor}" for v in sass) or "none"
+        return f"kernels for {kernels}; PTX for " + (", ".join(f"compute_{v.major}{v.minor}" for v in ptx) or "none")
+
+
+@dataclass(frozen=True)
+class WheelArchs:
+    generated: str
+    releases: dict[str, dict[Version, GpuCode]]  # package -> release -> its GPU code (releases without any: absent)
+
+
+def load_wheel_archs(matrices: Matrices) -> WheelArchs | None:
+    """The table of the matrices folder (None when absent); a malformed one raises MatrixError naming the key."""
+    return _table(matrices.root / FILE)
+
+
+@functools.lru_cache(maxsize=8)
+def _table(path: Path) -> WheelArchs | None:
+    return generated_json_table(path, GENERATOR, _parse)
+
+
+def _parse(raw: dict[str, Any], error: Problem) -> WheelArchs | None:
+    packages = raw.get("packages")
+    if not isinstance(packages, dict):
+        error("packages", "should be an object of package -> {releases}")
+        return None
+    table: dict[str, dict[Version, GpuCode]] = {}
+    for name, entry in packages.items():
+        releases = entry.get("releases") if isinstance(entry, dict) else None
+        if not isinstance(releases, dict):
+            error(f"packages.{name}", "should hold releases")
+            continue
+        table[name] = {}
+        for release, row in releases.items():
+            try:
+                code = _release_code(row)
+                if code is not None:
+                    table[name][Version(release)] = code
+            except (InvalidVersion, TypeError, ValueError, AttributeError, KeyError):
+                error(f"packages.{name}.releases.{release}", "should be a release with libraries of sass/ptx lists")
+    return WheelArchs(str(raw.get("generated", "")), table)
+
+
+def _release_code(row: dict[str, Any]) -> GpuCode | None:
+    libraries = []
+    for groups in (row.get("libraries") or {}).values():
+        kept = tuple(FatbinGroup(frozenset(map(Version, g["sass"])), frozenset(map(Version, g["ptx"])),
+                                 int(g["fatbins"])) for g in groups if not _default_target_only(g["sass"], g["ptx"]))
+        if kept:
+            libraries.append(kept)
+    return GpuCode(tuple(libraries)) if libraries else None
+
+
+def _default_target_only(sass: list[str], ptx: list[str]) -> bool:
+    return len(sass) == 1 and sass == ptx and sass[0] in NVCC_DEFAULT_TARGETS
+
+
+def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
+    ccs = sorted(set(gpu_ccs(ctx.snapshot)))
+    packages = ctx.snapshot.packages or {}
+    table = load_wheel_archs(ctx.matrices) if ccs and packages else None
+    if table is None:
+        return []
+    findings = []
+    for name, releases in sorted(table.releases.items()):
+        package = packages.get(name)
+        if package is None or not releases or package.direct_url:
+            continue
+        if package.version is None:
+            findings += _unknown_version(ctx, name, releases, ccs)
+            continue
+        parsed = parse_version(package.version)
+        if parsed is None or parsed.local or parsed not in releases:
+            continue
+        code = releases[parsed]
+        missing = [cc for cc in ccs if not code.runs_on(cc)]
+        if missing:
+            linux = ctx.snapshot.host.os == "linux"
+            what = f"{name} {package.version}'s wheel on PyPI holds {code.shown()}, none of it for {_caps(missing)}"
+            findings.append(_finding(name, what, missing, releases, Severity.FAIL, verified=linux, after=parsed))
+    return findings
+
+
+def _unknown_version(ctx: CheckContext, name: str, releases: dict[Version, GpuCode],
+                     ccs: list[Version]) -> list[Finding]:
+    none_runs = [cc for cc in ccs if not any(code.runs_on(cc) for code in releases.values())]
+    if none_runs:
+        what = (f"no wheel of {name} on PyPI ({len(releases)} releases read; the version here is unknown) holds kernels"
+                f" or PTX for {_caps(none_runs)}")
+        return [_finding(name, what, none_runs, releases, Severity.WARN, verified=False)]
+    newest = max(releases)
+    missing = [cc for cc in ccs if not releases[newest].runs_on(cc)]
+    if not missing:
+        return []
+    what = (f"{name}'s newest wheel on PyPI ({newest}; the version here is unknown) holds {releases[newest].shown()},"
+            f" none of it for {_caps(missing)}")
+    return [_finding(name, what, missing, releases, Severity.WARN, verified=False)]
+
+
+def _caps(ccs: list[Version]) -> str:
+    return "compute capability " + ", ".join(str(cc) for cc in ccs)
+
+
+def _finding(name: str, what: str, missing: list[Version], releases: dict[Version, GpuCode], severity: Severity,
+             verified: bool, after: Version | None = None) -> Finding:
+    """``after``: the installed release; the fix then names the first later release that runs (the smallest
+    upgrade), else the newest that does."""
+    capabilities = _caps(missing)
+    running = sorted(v for v, code in releases.items() if all(code.runs_on(cc) for cc in missing))
+    later = [v for v in running if after is not None and v > after]
+    pick = later[0] if later else (running[-1] if running else None)
+    if pick is not None:
+        fix = (f"install a release whose wheel runs on {capabilities}: {name} {pick} does"
+               f" (pip install \"{name}=={pick}\"), or build {name} from source with TORCH_CUDA_ARCH_LIST"
+               f" naming the GPU's capability")
+    else:
+        fix = f"build {name} from source with TORCH_CUDA_ARCH_LIST naming the GPU's capability, or use another GPU"
+    return Finding(
+        rule=RULE, category=Category.GPU_ARCH, severity=severity, components=(name, "gpu"),
+        sources=("pypi-wheel-fatbin",), verified=verified,
+        message=f"{what}: its CUDA kernels fail on this GPU with 'no kernel image is available for execution on the"
+        " device'",
+        fix=fix,
+    )

@@ -1,0 +1,95 @@
+"""The GPU code in packages' PyPI wheels (matrices/wheel_archs.json) against the GPUs, on the table as generated."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from envdoctor.checker import run_check
+from envdoctor.checks.wheel_archs import FatbinGroup, GpuCode, _default_target_only, load_wheel_archs
+from envdoctor.matrices import load_matrices
+
+from .synth import snapshot
+
+BLACKWELL = {"name": "NVIDIA RTX PRO 5000 Blackwell", "compute_capability": "12.0"}
+V100 = {"name": "Tesla V100", "compute_capability": "7.0"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+LINUX = {"os": "linux", "arch": "x86_64"}
+
+
+def _rules(tmp_path: Path, packages: dict, gpu: dict, host: dict = LINUX) -> dict[str, tuple[str, bool]]:
+    snap = snapshot(packages, nvidia={"gpus": [gpu]}, host=host)
+    return {f.components[0]: (f.severity.value, f.verified) for f in run_check(snap, cwd=tmp_path).findings
+            if f.rule == "wheel-lacks-gpu-code"}
+
+
+def _group(sass: tuple[str, ...], ptx: tuple[str, ...], count: int) -> FatbinGroup:
+    return FatbinGroup(frozenset(map(Version, sass)), frozenset(map(Version, ptx)), count)
+
+
+def test_a_cubin_runs_on_its_major_at_or_above_its_minor_and_ptx_on_anything_newer():
+    group = _group(("8.0", "9.0"), ("9.0",), 1)
+    assert group.runs_on(Version("8.6")) and group.runs_on(Version("12.0"))  # 8.6 by the sm_80 cubin, 12.0 by PTX
+    assert not group.runs_on(Version("7.5"))
+    assert not _group(("8.0",), (), 1).runs_on(Version("9.0"))
+    assert _default_target_only(["5.2"], ["5.2"]) and not _default_target_only(["8.0"], ["8.0"])
+
+
+def test_a_library_runs_where_at_least_half_of_its_fat_binaries_hold_code():
+    kernels, stray = _group(("8.0", "9.0"), (), 9), _group(("8.0",), ("8.0",), 1)  # one source with PTX
+    assert not GpuCode(((kernels, stray),)).runs_on(Version("12.0"))
+    assert GpuCode(((kernels, stray),), ).runs_on(Version("8.6"))
+    assert GpuCode(((kernels,), (stray,))).runs_on(Version("12.0"))  # a library of its own that runs
+
+
+def test_a_release_whose_wheel_lacks_the_gpu_fails_and_names_the_first_later_release_that_runs(tmp_path):
+    table = load_wheel_archs(load_matrices()).releases["lmcache"]
+    lacking = sorted(v for v, code in table.items() if not code.runs_on(Version("12.0")))
+    running = sorted(v for v, code in table.items() if code.runs_on(Version("12.0")))
+    assert lacking and running, "the table should hold lmcache releases on both sides of sm_120"
+    old = str(lacking[-1])
+    assert _rules(tmp_path, {"lmcache": old}, BLACKWELL) == {"lmcache": ("fail", True)}
+    snap = snapshot({"lmcache": old}, nvidia={"gpus": [BLACKWELL]})
+    (finding,) = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "wheel-lacks-gpu-code"]
+    first_later = min(v for v in running if v > lacking[-1])
+    assert f'lmcache=={first_later}"' in finding.fix and "no kernel image" in finding.message
+    assert _rules(tmp_path, {"lmcache": str(running[-1])}, BLACKWELL) == {}
+
+
+def test_other_builds_and_unstated_hosts_are_not_claimed_as_the_pypi_wheel(tmp_path):
+    table = load_wheel_archs(load_matrices()).releases["lmcache"]
+    old = str(max(v for v, code in table.items() if not code.runs_on(Version("12.0"))))
+    assert _rules(tmp_path, {"lmcache": f"{old}+cu128"}, BLACKWELL) == {}
+    assert _rules(tmp_path, {"lmcache": {"version": old, "direct_url": "file:///wheels/lmcache.whl"}},
+                  BLACKWELL) == {}
+    assert _rules(tmp_path, {"lmcache": old}, BLACKWELL, host={}) == {"lmcache": ("fail", False)}
+
+
+def test_an_unknown_version_warns_unverified_only_when_the_newest_release_does_not_run(tmp_path):
+    table = load_wheel_archs(load_matrices()).releases["lmcache"]
+    newest = table[max(table)]
+    assert newest.runs_on(Version("12.0"))
+    assert _rules(tmp_path, {"lmcache": None}, BLACKWELL) == {}
+    if not newest.runs_on(Version("7.0")):
+        assert _rules(tmp_path, {"lmcache": None}, V100) == {"lmcache": ("warn", False)}
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_the_generator_reads_a_release_as_the_table_holds_it():
+    """One small wheel read again from PyPI through the generator's own code gives the table's row."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from gen_wheel_archs import JSON_API, release_row
+
+    from envdoctor.pypi_release import http_get
+
+    stored = json.loads((REPO / "matrices" / "wheel_archs.json").read_text())["packages"]["autoawq-kernels"]
+    version = max(stored["releases"], key=Version)
+    files = json.loads(http_get(JSON_API.format("autoawq-kernels")))["releases"][version]
+    assert release_row(JSON_API.format("autoawq-kernels"), files) == stored["releases"][version]

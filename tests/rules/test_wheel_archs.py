@@ -41,11 +41,13 @@ def test_a_cubin_runs_on_its_major_at_or_above_its_minor_and_ptx_on_anything_new
     assert _default_target_only(["5.2"], ["5.2"]) and not _default_target_only(["8.0"], ["8.0"])
 
 
-def test_a_library_runs_where_at_least_half_of_its_fat_binaries_hold_code():
-    kernels, stray = _group(("8.0", "9.0"), (), 9), _group(("8.0",), ("8.0",), 1)  # one source with PTX
-    assert not GpuCode(((kernels, stray),)).runs_on(Version("12.0"))
-    assert GpuCode(((kernels, stray),), ).runs_on(Version("8.6"))
-    assert GpuCode(((kernels,), (stray,))).runs_on(Version("12.0"))  # a library of its own that runs
+def test_a_library_runs_where_its_general_kernels_do_not_its_arch_specific_ones():
+    general = _group(("7.0", "7.5", "8.0", "8.9", "9.0"), (), 29)  # the project's arch list
+    hopper, ptx = _group(("9.0",), (), 18), _group(("8.0", "9.0"), ("9.0",), 3)  # arch-specific kernels
+    library = GpuCode(((general, hopper, ptx),))
+    assert library.runs_on(Version("7.0")) and library.runs_on(Version("8.6"))
+    assert not library.runs_on(Version("12.0"))  # the PTX of a few Hopper kernels is not the library's kernels
+    assert GpuCode(((general,), (_group(("12.0",), (), 1),))).runs_on(Version("12.0"))  # another library runs
 
 
 def test_a_release_whose_wheel_lacks_the_gpu_fails_and_names_the_first_later_release_that_runs(tmp_path):
@@ -93,3 +95,9 @@ def test_the_generator_reads_a_release_as_the_table_holds_it():
     version = max(stored["releases"], key=Version)
     files = json.loads(http_get(JSON_API.format("autoawq-kernels")))["releases"][version]
     assert release_row(JSON_API.format("autoawq-kernels"), files) == stored["releases"][version]
+
+
+def test_a_gpu_below_the_floor_the_project_states_is_left_to_that_finding(tmp_path):
+    snap = snapshot({"vllm": None}, nvidia={"gpus": [V100]}, host=LINUX)
+    rules = {f.rule for f in run_check(snap, cwd=tmp_path).findings}
+    assert "package-gpu-too-old" in rules and "wheel-lacks-gpu-code" not in rules

@@ -6,13 +6,15 @@ runs on 8.6, never on 9.0) or PTX at or below its compute capability, which the 
 none of whose libraries holds either for a GPU fails at its first kernel there: "no kernel image is available for
 execution on the device". The table counts each library's fat binaries (one per compiled source file) by what
 they hold: those that hold only nvcc's default target (one capability as both cubin and PTX, sm_52 before CUDA 13)
-come from sources built without the project's arch list and are left out, and a library runs on a GPU when at least
-half of the rest hold code for it.
+come from sources built without the project's arch list and are left out. Of the rest, those built for the most
+targets hold the library's general kernels (its arch list); fewer targets mark arch-specific kernels (Hopper-only
+GEMMs, FP8, Marlin), so a library runs on a GPU when its general kernels do.
 
 The table describes PyPI's wheel of each release: a version with a local label (``+cu128``, another index's build)
 or a direct-URL install is not judged. A known release gives a verified failure on Linux (the wheel read) and an
 unverified one where the host is not stated; a package of unknown version warns, unverified, when no release runs on
-the GPU or when the newest one does not (a current install).
+the GPU or when the newest one does not (a current install). A GPU below the floor the project states
+(``gpu_floors.toml``) has its own finding and is not judged again.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
+from envdoctor.checks.gpu_floors import GpuFloor, load_gpu_floors
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, Problem, generated_json_table
-from envdoctor.rules import gpu_ccs, parse_version
+from envdoctor.rules import gpu_ccs, matches_specifier, parse_version
 
 FILE = "wheel_archs.json"
 GENERATOR = "tools/gen_wheel_archs.py"
@@ -54,16 +57,20 @@ class GpuCode:
     libraries: tuple[tuple[FatbinGroup, ...], ...]
 
     def runs_on(self, cc: Version) -> bool:
-        """True when some library has code for ``cc`` in at least half of its fat binaries (a few sources of a
-        library built for other targets do not make its kernels run)."""
-        return any(2 * sum(g.count for g in groups if g.runs_on(cc)) >= sum(g.count for g in groups)
-                   for groups in self.libraries)
+        """True when some library's general kernels run on ``cc``: those of its fat binaries built for the most
+        targets (the project's arch list; kernels built for fewer are arch-specific: Hopper-only GEMMs, FP8, Marlin)."""
+        return any(g.runs_on(cc) for groups in self.libraries for g in _general(groups))
 
     def shown(self) -> str:
         sass = sorted({v for groups in self.libraries for g in groups for v in g.sass})
         ptx = sorted({v for groups in self.libraries for g in groups for v in g.ptx})
         kernels = ", ".join(f"sm_{v.major}{v.minor}" for v in sass) or "none"
         return f"kernels for {kernels}; PTX for " + (", ".join(f"compute_{v.major}{v.minor}" for v in ptx) or "none")
+
+
+def _general(groups: tuple[FatbinGroup, ...]) -> list[FatbinGroup]:
+    widest = max(len(g.sass) + len(g.ptx) for g in groups)
+    return [g for g in groups if len(g.sass) + len(g.ptx) == widest]
 
 
 @dataclass(frozen=True)
@@ -124,19 +131,21 @@ def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
     table = load_wheel_archs(ctx.matrices) if ccs and packages else None
     if table is None:
         return []
+    floors = load_gpu_floors(ctx.matrices)
     findings = []
     for name, releases in sorted(table.releases.items()):
         package = packages.get(name)
         if package is None or not releases or package.direct_url:
             continue
+        judged = [cc for cc in ccs if not _below_stated_floor(floors, name, package.version, cc)]
         if package.version is None:
-            findings += _unknown_version(ctx, name, releases, ccs)
+            findings += _unknown_version(ctx, name, releases, judged)
             continue
         parsed = parse_version(package.version)
         if parsed is None or parsed.local or parsed not in releases:
             continue
         code = releases[parsed]
-        missing = [cc for cc in ccs if not code.runs_on(cc)]
+        missing = [cc for cc in judged if not code.runs_on(cc)]
         if missing:
             linux = ctx.snapshot.host.os == "linux"
             what = f"{name} {package.version}'s wheel on PyPI holds {code.shown()}, none of it for {_caps(missing)}"
@@ -144,8 +153,17 @@ def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
     return findings
 
 
+def _below_stated_floor(floors: tuple[GpuFloor, ...], name: str, version: str | None, cc: Version) -> bool:
+    """A GPU below the floor the project states (``gpu_floors.toml``, its own finding) is not judged again here."""
+    holding = [row.min_cc for row in floors if row.package == name
+               and (version is None or matches_specifier(version, row.versions))]
+    return bool(holding) and cc < max(holding)
+
+
 def _unknown_version(ctx: CheckContext, name: str, releases: dict[Version, GpuCode],
                      ccs: list[Version]) -> list[Finding]:
+    if not ccs:
+        return []
     none_runs = [cc for cc in ccs if not any(code.runs_on(cc) for code in releases.values())]
     if none_runs:
         what = (f"no wheel of {name} on PyPI ({len(releases)} releases read; the version here is unknown) holds kernels"

@@ -29,8 +29,16 @@ So is each link of an attribute chain read off a name bound to a partner module 
 (``torch.xpu.empty_cache`` -> ``torch:xpu`` and ``torch.xpu:empty_cache``, access "attribute"), where it surely runs
 at import: module body, class bodies, decorators, default values; not inside functions, lambdas, the branches of
 ``a if c else b``, the operands of ``and``/``or`` after the first, a guarded ``try`` or an ``if`` (``hasattr``,
-version switches), except that a bare ``if is_<x>_available():`` block counts for partner ``x``'s chains (it runs
-whenever ``x`` is installed, which is when the check compares against it).
+version switches).
+
+One exception, for partner ``x``: the body of a bare ``if is_<x>_available():`` and the ``else`` of a bare
+``if not is_<x>_available():`` (tests written exactly so, at module level, not inside another such block) run
+whenever ``x`` is installed, which is when the check compares against ``x``. There ``x``'s imports (``import
+x.y``, ``from x.y import z``) and the attribute chains read off names bound to ``x``'s modules are needs on ``x``,
+by the rules above (``bitsandbytes/triton/*.py``: ``if not is_triton_available(): ... else: from
+triton.ops.matmul_perf_model import ...``); what such a block takes from other partners, and the package's own
+modules it imports (not loaded), are left out, as is the body of ``if not is_<x>_available():`` and the ``else``
+of ``if is_<x>_available():``.
 
 Providers. For each release of a partner and each need: the module's file exists, and the name is bound at module
 level (defined, assigned or imported, in any branch), is a submodule, is reached through a ``from .x import *``
@@ -346,6 +354,7 @@ def _catches_import_failure(node: ast.Try) -> bool:
 
 
 AVAILABLE = re.compile(r"^is_([A-Za-z0-9_]+)_available\(\)$")
+NOT_AVAILABLE = re.compile(r"^not is_([A-Za-z0-9_]+)_available\(\)$")
 
 
 def guarded_statements(body: Iterable[ast.stmt], classes: bool = False,
@@ -353,9 +362,10 @@ def guarded_statements(body: Iterable[ast.stmt], classes: bool = False,
     """(statement, guard) for the statements of a module body that run whenever the module is imported (a ``try``
     whose handlers catch an import failure, ``AttributeError`` included, is a guard); with ``classes``, class
     bodies too. ``if`` blocks (guards, version switches) and function bodies may not run, except the body of a
-    bare ``if is_<x>_available():``, which runs whenever package ``x`` is installed: its statements come with
-    guard ``x`` ("" for none). The test of an ``if`` and the header of a ``with``, ``for``, function or class are
-    yielded as the statement itself (see ``evaluated``)."""
+    bare ``if is_<x>_available():`` and the ``else`` of a bare ``if not is_<x>_available():``, which run whenever
+    package ``x`` is installed: their statements come with guard ``x`` ("" for none; guards do not nest). The test
+    of an ``if`` and the header of a ``with``, ``for``, function or class are yielded as the statement itself (see
+    ``evaluated``)."""
     for node in body:
         if isinstance(node, ast.Try | getattr(ast, "TryStar", ast.Try)):
             if not _catches_import_failure(node):
@@ -372,6 +382,9 @@ def guarded_statements(body: Iterable[ast.stmt], classes: bool = False,
         elif isinstance(node, ast.If) and not guard and (match := AVAILABLE.match(ast.unparse(node.test))):
             yield node, guard
             yield from guarded_statements(node.body, classes, match.group(1))
+        elif isinstance(node, ast.If) and not guard and (match := NOT_AVAILABLE.match(ast.unparse(node.test))):
+            yield node, guard
+            yield from guarded_statements(node.orelse, classes, match.group(1))
         else:
             yield node, guard
 
@@ -383,9 +396,18 @@ def unconditional_statements(body: Iterable[ast.stmt], classes: bool = False) ->
 
 def unconditional_imports(body: Iterable[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
     """The import statements of a module body that run whenever the module is imported (not in a class body)."""
-    for node in unconditional_statements(body):
-        if isinstance(node, ast.Import | ast.ImportFrom):
+    for node, guard in guarded_imports(body):
+        if not guard:
             yield node
+
+
+def guarded_imports(body: Iterable[ast.stmt]) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
+    """(import statement, guard) for the imports of a module body that ``guarded_statements`` keeps (not in a class
+    body): guard "" for those that run whenever the module is imported, ``x`` for those that run whenever package
+    ``x`` is installed (which count for partner ``x`` alone, see ``import_closure``)."""
+    for node, guard in guarded_statements(body):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node, guard
 
 
 def evaluated(statement: ast.stmt) -> Iterator[ast.expr]:
@@ -478,7 +500,7 @@ def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], 
             continue
         for need in attribute_needs(tree.body, path or ""):
             needs.setdefault((need.partner, need.key, need.access), need)
-        for node in unconditional_imports(tree.body):
+        for node, guard in guarded_imports(tree.body):
             if isinstance(node, ast.Import):
                 targets = [(alias.name, "") for alias in node.names]
             else:
@@ -486,6 +508,8 @@ def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], 
                 targets = [(target, alias.name) for alias in node.names]
             for target, name in targets:
                 top = target.split(".", 1)[0]
+                if guard and (top != guard or top == package):
+                    continue  # under `if is_<x>_available():` partner x's imports alone count; no module is loaded
                 if top == package:
                     load(target)
                     if name and module_path(files, f"{target}.{name}") is not None:
@@ -501,7 +525,8 @@ def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], 
 def attribute_needs(body: list[ast.stmt], path: str) -> Iterator[Need]:
     """The attributes a module reads at import from names bound to partner modules by ``import x.y [as z]``
     (module body, class bodies, decorators, default values; what ``guarded_statements`` keeps, a block under
-    ``if is_torch_available():`` for torch's attributes only): one need per link of each chain."""
+    ``if is_torch_available():`` or in the ``else`` of ``if not is_torch_available():`` for torch's attributes
+    only): one need per link of each chain."""
     modules: dict[str, str] = {}
     for statement, guard in guarded_statements(body, classes=True):
         if isinstance(statement, ast.Import):

@@ -221,6 +221,49 @@ def test_attribute_chains_read_at_import_are_needs_and_guarded_ones_are_not() ->
     }
 
 
+
+AVAILABILITY_FILES = {
+    "src/peft/__init__.py": "from . import kernels\n",
+    "src/peft/kernels.py": (
+        "import torch\n"
+        "if not is_transformers_available():\n"
+        "    from transformers import WhenAbsent\n"
+        "else:\n"
+        "    import transformers.models.llama as llama\n"
+        "    from transformers.pytorch_utils import Conv1D\n"
+        "    from huggingface_hub import OtherPartner\n"
+        "    from .guarded_module import helper\n"
+        "    import torch\n"
+        "    table = {'fast': torch.fast_path, 'llama': llama.LlamaModel}\n"
+        "    if version_switch:\n        from transformers import NestedIf\n"
+        "if is_transformers_available():\n"
+        "    from transformers.modeling_utils import PreTrainedModel\n"
+        "else:\n"
+        "    from transformers import ElseOfAvailable\n"
+        "if not is_transformers_available():\n    pass\nelif version_switch:\n"
+        "    from transformers import InElif\n"
+        "if not is_torch_available() or other:\n    pass\nelse:\n    from transformers import NotBare\n"
+    ),
+    "src/peft/guarded_module.py": "from transformers import NotLoaded\nhelper = 1\n",
+}
+
+
+def test_imports_that_run_whenever_the_partner_is_installed_are_needs_on_it(tmp_path: Path) -> None:
+    git_dir = _repo(tmp_path, "peft", {"v0.6.1": AVAILABILITY_FILES})
+    needs, unparsed = gen.import_closure(gen.GitTags(git_dir, gen.IMPORTERS["peft"]), "v0.6.1", "peft")
+    assert unparsed == []
+    # the else of `if not is_transformers_available():` and the body of `if is_transformers_available():` run
+    # whenever transformers is installed: its imports and attribute chains there are needs on it; other
+    # partners' imports there, the package's own modules, nested ifs, the other branches and elifs are left out
+    assert {(n.partner, n.key, n.access) for n in needs} == {
+        ("transformers", "transformers.models.llama", "import"),
+        ("transformers", "transformers.pytorch_utils:Conv1D", "import"),
+        ("transformers", "transformers.modeling_utils:PreTrainedModel", "import"),
+        ("transformers", "transformers.models.llama:LlamaModel", "attribute"),
+    }
+    assert all(n.file == "peft/kernels.py" for n in needs)
+
+
 TORCH_FILES = {
     "src/torch/__init__.py": (
         "from torch._C import *\n"

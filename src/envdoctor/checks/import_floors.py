@@ -14,7 +14,7 @@ which the declared-requirements check reports) is left to that one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -23,6 +23,7 @@ from envdoctor.api_breaks import api_breaks
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.requirements import marker_environment
+from envdoctor.checks.torch_triton import InstalledTriton, installed_triton
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.import_floors import ImportNeed, ImportTable, import_table
 from envdoctor.pypi_facts import release_facts, releases
@@ -50,13 +51,20 @@ def check_import_floors(ctx: CheckContext) -> list[Finding]:
     if table is None:
         return []
     packages = ctx.snapshot.packages or {}
+    pinned_triton = installed_triton(ctx) if "triton" in table.partner_releases else None
     findings = []
     for importer in sorted(table.importer_releases):
         if importer not in packages:
             continue
         version = packages[importer].version
         for partner in sorted(table.partner_releases):
-            if partner == importer or partner not in packages:
+            if partner == importer:
+                continue
+            if partner == "triton" and partner not in packages and pinned_triton is not None \
+                    and pinned_triton.inferred:
+                findings.extend(_beside_pinned_triton(ctx, table, importer, version, pinned_triton))
+                continue
+            if partner not in packages:
                 continue
             if packages[partner].version is None:
                 release = table.release(importer, version) if version is not None else None
@@ -81,6 +89,29 @@ def check_import_floors(ctx: CheckContext) -> list[Finding]:
                 if finding is not None:
                     findings.append(finding)
     return findings
+
+
+def _beside_pinned_triton(ctx: CheckContext, table: ImportTable, importer: str, version: str | None,
+                          triton: InstalledTriton) -> list[Finding]:
+    """The Triton torch pins stands in for one the snapshot does not list (pip installs it with torch): a known
+    importer release that needs names it lacks is an unverified failure, marked inferred."""
+    shown = str(triton.release)
+    partner_release = table.release("triton", shown, partner=True)
+    if partner_release is None:
+        return []
+    if version is None:
+        finding = _inferred(ctx, table, Pair(importer, None, "triton", partner_release, shown))
+    else:
+        release = table.release(importer, version)
+        if release is None or judged_elsewhere(ctx, importer, release, "triton", shown):
+            return []
+        pair = Pair(importer, release, "triton", partner_release, shown)
+        missing = _missing(table, pair, release)
+        finding = _broken(ctx, table, pair, missing) if missing else None
+    if finding is None:
+        return []
+    return [replace(finding, verified=False, message=f"{finding.message} (inferred: the snapshot lists no triton; "
+                    f"{triton.shown} is what pip installs beside it)")]
 
 
 def judged_elsewhere(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:

@@ -13,7 +13,6 @@ torch built before it fails first, which ``check_torch_archs`` reports).
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,29 +22,19 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.checks import CheckContext
 from envdoctor.checks.driver import torch_cuda
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
+from envdoctor.checks.torch_triton import InstalledTriton, installed_triton
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, Problem, generated_json_table
-from envdoctor.pypi_facts import release_facts
-from envdoctor.rules import gpu_ccs, parse_version, public_of
+from envdoctor.rules import gpu_ccs, parse_version
 
 FILE = "triton_ptxas.json"
 GENERATOR = "tools/gen_triton_ptxas.py"
-DISTRIBUTIONS = ("triton", "pytorch-triton")
-TORCH_TRITON_PIN = re.compile(r"^(?:pytorch-)?triton\s*\(?\s*==\s*([0-9][^;,\s)]*)")
 
 
 @dataclass(frozen=True)
 class TritonPtxas:
     generated: str
     newest: dict[Version, Version | None]  # Triton release -> newest bundled ptxas's CUDA (None: none bundled)
-
-
-@dataclass(frozen=True)
-class InstalledTriton:
-    name: str  # the distribution the snapshot names, or "triton" when inferred from torch's pin
-    release: Version
-    shown: str
-    inferred: bool
 
 
 def load_triton_ptxas(matrices: Matrices) -> TritonPtxas | None:
@@ -77,7 +66,7 @@ def _parse(raw: dict[str, Any], error: Problem) -> TritonPtxas | None:
 def check_triton_ptxas(ctx: CheckContext) -> list[Finding]:
     ccs = gpu_ccs(ctx.snapshot)
     table = load_triton_ptxas(ctx.matrices) if ccs else None
-    installed = _installed_triton(ctx) if table is not None else None
+    installed = installed_triton(ctx) if table is not None else None
     if table is None or installed is None or installed.release not in table.newest:
         return []
     ptxas = table.newest[installed.release]
@@ -100,28 +89,6 @@ def _torch_build_cuda(ctx: CheckContext) -> Version | None:
     cuda = torch_cuda(ctx)
     parsed = parse_version(cuda) if cuda else None
     return Version(parsed.base_version) if parsed is not None else None
-
-
-def _installed_triton(ctx: CheckContext) -> InstalledTriton | None:
-    packages = ctx.snapshot.packages or {}
-    for name in DISTRIBUTIONS:
-        version = packages[name].version if name in packages else None
-        parsed = parse_version(version) if version else None
-        if parsed is not None:
-            return InstalledTriton(name, Version(parsed.base_version), f"{name} {version}", inferred=False)
-    if any(name in packages for name in (*DISTRIBUTIONS, "triton-windows")) or ctx.snapshot.host.os not in (
-            "linux", None) or ctx.snapshot.host.arch not in ("x86_64", None):
-        return None
-    torch = packages["torch"].version if "torch" in packages else None
-    release = release_facts("torch", public_of(torch)) if torch else None
-    pins = (m.group(1) for line in (release.requires or () if release else ())
-            if (m := TORCH_TRITON_PIN.match(line.strip())))
-    pin = next(pins, None)
-    pinned = parse_version(pin) if pin else None
-    if pinned is None:
-        return None
-    return InstalledTriton("triton", Version(pinned.base_version), f"triton {pin} (what torch {torch} pins)",
-                           inferred=True)
 
 
 def _finding(ctx: CheckContext, installed: InstalledTriton, ptxas: Version, arch: str, added: Version,

@@ -62,10 +62,13 @@ class GpuCode:
         return any(g.runs_on(cc) for groups in self.libraries for g in _general(groups))
 
     def shown(self) -> str:
-        sass = sorted({v for groups in self.libraries for g in groups for v in g.sass})
-        ptx = sorted({v for groups in self.libraries for g in groups for v in g.ptx})
+        """The targets of the libraries' general kernels."""
+        general = [g for groups in self.libraries for g in _general(groups)]
+        sass = sorted({v for g in general for v in g.sass})
+        ptx = sorted({v for g in general for v in g.ptx})
         kernels = ", ".join(f"sm_{v.major}{v.minor}" for v in sass) or "none"
-        return f"kernels for {kernels}; PTX for " + (", ".join(f"compute_{v.major}{v.minor}" for v in ptx) or "none")
+        return f"general kernels for {kernels} and PTX for " + (", ".join(f"compute_{v.major}{v.minor}" for v in ptx)
+                                                               or "none")
 
 
 def _general(groups: tuple[FatbinGroup, ...]) -> list[FatbinGroup]:
@@ -139,7 +142,7 @@ def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
             continue
         judged = [cc for cc in ccs if not _below_stated_floor(floors, name, package.version, cc)]
         if package.version is None:
-            findings += _unknown_version(ctx, name, releases, judged)
+            findings += _unknown_version(name, releases, judged)
             continue
         parsed = parse_version(package.version)
         if parsed is None or parsed.local or parsed not in releases:
@@ -160,14 +163,13 @@ def _below_stated_floor(floors: tuple[GpuFloor, ...], name: str, version: str | 
     return bool(holding) and cc < max(holding)
 
 
-def _unknown_version(ctx: CheckContext, name: str, releases: dict[Version, GpuCode],
-                     ccs: list[Version]) -> list[Finding]:
+def _unknown_version(name: str, releases: dict[Version, GpuCode], ccs: list[Version]) -> list[Finding]:
     if not ccs:
         return []
     none_runs = [cc for cc in ccs if not any(code.runs_on(cc) for code in releases.values())]
     if none_runs:
-        what = (f"no wheel of {name} on PyPI ({len(releases)} releases read; the version here is unknown) holds kernels"
-                f" or PTX for {_caps(none_runs)}")
+        what = (f"no wheel of {name} on PyPI ({len(releases)} releases read; the version here is unknown) holds general"
+                f" kernels or PTX for {_caps(none_runs)}")
         return [_finding(name, what, none_runs, releases, Severity.WARN, verified=False)]
     newest = max(releases)
     missing = [cc for cc in ccs if not releases[newest].runs_on(cc)]

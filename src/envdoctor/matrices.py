@@ -531,12 +531,14 @@ class Policy:
     runtime_compiled: tuple[str, ...] = ()  # extensions that build CUDA ops with nvcc at run time
     # runtime-compiled extension -> packages of pre-built kernels that spare it the compilation
     kernel_caches: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ptxas_at_run: tuple[str, ...] = ()  # packages whose XLA runs ptxas at run time
+    ptxas_wheels: tuple[str, ...] = ()  # pip wheels that install a ptxas
 
 
 def parse_policy(path: Path, errors: list[str]) -> Policy:
     data = read_toml(path, errors)
     check = _Checker(path, errors)
-    check.keys(data, {"penalty", "requirement_category", "extensions"}, "")
+    check.keys(data, {"penalty", "requirement_category", "extensions", "ptxas"}, "")
     penalties = {}
     for name, points in _table(check, data, "penalty").items():
         if name == "unverified" or name in {s.value for s in Severity}:
@@ -562,9 +564,13 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
             caches[normalize_name(name)] = tuple(normalize_name(p) for p in packages)
         else:
             check.error(f"extensions.kernel_caches.{name}", "should be a list of package names")
+    ptxas = _table(check, data, "ptxas")
+    check.keys(ptxas, {"at_run", "wheels"}, "ptxas.")
     return Policy(
         penalties, categories, unverified if isinstance(unverified, int) else 0,
         tuple(normalize_name(e) for e in extensions), tuple(normalize_name(e) for e in runtime), caches,
+        tuple(normalize_name(n) for n in check.strings(ptxas, "at_run", "ptxas.")),
+        tuple(normalize_name(n) for n in check.strings(ptxas, "wheels", "ptxas.")),
     )
 
 

@@ -38,3 +38,7 @@ def test_releases_outside_the_rows_range_are_not_judged(tmp_path):
     """Before jaxlib 0.5.0 JAX's index served CUDA builds of jaxlib itself; a pasted version may drop the label."""
     assert _found(tmp_path, {"jaxlib": "0.4.24"}) == {}
     assert _found(tmp_path, {"jaxlib": "0.5.3"}, nvidia={"gpus": [H100]}) == {"jaxlib": ("warn", True)}
+
+
+def test_nvidias_nvcc_wheel_marks_jax_installed_with_its_cuda_extra(tmp_path):
+    assert _found(tmp_path, {"jax": None, "jaxlib": None, "nvidia-cuda-nvcc-cu12": None}) == {}

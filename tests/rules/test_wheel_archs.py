@@ -71,6 +71,8 @@ def test_other_builds_and_unstated_hosts_are_not_claimed_as_the_pypi_wheel(tmp_p
     assert _rules(tmp_path, {"lmcache": {"version": old, "direct_url": "file:///wheels/lmcache.whl"}},
                   BLACKWELL) == {}
     assert _rules(tmp_path, {"lmcache": old}, BLACKWELL, host={}) == {"lmcache": ("fail", False)}
+    assert _rules(tmp_path, {"lmcache": old}, BLACKWELL, host={"os": "linux", "arch": "aarch64"}) == {}
+    assert _rules(tmp_path, {"lmcache": old}, BLACKWELL, host={"os": "windows", "arch": "x86_64"}) == {}
 
 
 def test_an_unknown_version_warns_unverified_only_when_the_newest_release_does_not_run(tmp_path):

@@ -18,7 +18,7 @@ from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
-from envdoctor.rules import ABSENT, CONDA_CUDA_PACKAGES, fact, parse_version
+from envdoctor.rules import ABSENT, CONDA_CUDA_PACKAGES, fact, has_no_gpu, parse_version
 
 SOURCES = ("anchors-failure-modes",)
 
@@ -213,6 +213,7 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
             fix="install prebuilt wheels (envdoctor plan --from-probe), or the CUDA toolkit of torch's CUDA with "
             "CUDA_HOME pointing at it",
         ))
+    findings.extend(_ptxas_missing(ctx))
     if sdist_only:
         shown = ", ".join(f"{name} {packages[name].version or '(version unknown)'}" for name in sdist_only)
         which = ("every release" if any(packages[name].version is None for name in sdist_only)
@@ -227,6 +228,26 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
             fix=_sdist_fix(ctx, sdist_only),
         ))
     return findings
+
+
+def _ptxas_missing(ctx: CheckContext) -> list[Finding]:
+    """No CUDA toolkit was found, and XLA (JAX, TensorFlow) compiles its GPU kernels with ptxas at run time: without
+    the pip wheel that carries one, nothing provides it. Unverified: whether XLA runs on the GPU here (a CUDA build
+    of jaxlib, a GPU) is not always in the snapshot."""
+    packages = ctx.snapshot.packages or {}
+    policy = ctx.matrices.policy
+    users = [name for name in policy.ptxas_at_run if name in packages]
+    if not users or has_no_gpu(ctx.snapshot) or any(name in packages for name in policy.ptxas_wheels):
+        return []
+    return [Finding(
+        rule="ptxas-missing-for-xla", category=Category.CUDA_BUILD, severity=Severity.WARN,
+        components=("cuda-toolkit", *users), sources=("jax-install-ptxas",), verified=False,
+        message=f"{', '.join(users)}: XLA compiles its GPU kernels with ptxas when they first run, and neither a CUDA "
+        "toolkit nor NVIDIA's nvidia-cuda-nvcc wheel is here to provide it (a CUDA 'runtime' image has none): "
+        "'Couldn't find ptxas', 'No PTX compilation provider is available'",
+        fix="pip install nvidia-cuda-nvcc-cu12   # ptxas for XLA (pip install -U \"jax[cuda12]\" brings it); or use a "
+        "CUDA 'devel' image / install the toolkit and put its bin/ on PATH",
+    )]
 
 
 def _source_only(release: ReleaseFacts) -> bool:

@@ -10,11 +10,11 @@ come from sources built without the project's arch list and are left out. Of the
 targets hold the library's general kernels (its arch list); fewer targets mark arch-specific kernels (Hopper-only
 GEMMs, FP8, Marlin), so a library runs on a GPU when its general kernels do.
 
-The table describes PyPI's wheel of each release: a version with a local label (``+cu128``, another index's build)
-or a direct-URL install is not judged. A known release gives a verified failure on Linux (the wheel read) and an
-unverified one where the host is not stated; a package of unknown version warns, unverified, when no release runs on
-the GPU or when the newest one does not (a current install). A GPU below the floor the project states
-(``gpu_floors.toml``) has its own finding and is not judged again.
+The table describes PyPI's manylinux x86_64 wheel of each release: another platform, a version with a local label
+(``+cu128``, another index's build) or a direct-URL install is not judged. A known release gives a verified failure
+on Linux (the wheel read) and an unverified one where the host is not stated; a package of unknown version warns,
+unverified, when no release runs on the GPU or when the newest one does not (a current install). A GPU below the
+floor the project states (``gpu_floors.toml``) has its own finding and is not judged again.
 """
 
 from __future__ import annotations
@@ -131,6 +131,9 @@ def _default_target_only(sass: list[str], ptx: list[str]) -> bool:
 def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
     ccs = sorted(set(gpu_ccs(ctx.snapshot)))
     packages = ctx.snapshot.packages or {}
+    host = ctx.snapshot.host
+    if host.arch not in ("x86_64", "amd64", None) or host.os not in ("linux", None):
+        return []  # the table reads the manylinux x86_64 wheels; other platforms' wheels (or none) are others
     table = load_wheel_archs(ctx.matrices) if ccs and packages else None
     if table is None:
         return []

@@ -23,7 +23,7 @@ from envdoctor.api_breaks import api_breaks
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.requirements import marker_environment
-from envdoctor.checks.torch_triton import InstalledTriton, installed_triton
+from envdoctor.checks.torch_triton import installed_triton
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.import_floors import ImportNeed, ImportTable, import_table
 from envdoctor.pypi_facts import release_facts, releases
@@ -62,56 +62,39 @@ def check_import_floors(ctx: CheckContext) -> list[Finding]:
                 continue
             if partner == "triton" and partner not in packages and pinned_triton is not None \
                     and pinned_triton.inferred:
-                findings.extend(_beside_pinned_triton(ctx, table, importer, version, pinned_triton))
+                finding = _against_partner(ctx, table, importer, version, partner, str(pinned_triton.release))
+                if finding is not None:  # pip installs the Triton torch pins: the finding is inferred
+                    findings.append(replace(finding, verified=False, message=f"{finding.message} (inferred: the "
+                                            f"snapshot lists no triton; {pinned_triton.shown} is what pip installs "
+                                            "beside it)"))
                 continue
             if partner not in packages:
                 continue
             if packages[partner].version is None:
                 release = table.release(importer, version) if version is not None else None
                 finding = _partner_unknown(ctx, table, importer, release, partner) if release else None
-                findings.extend([finding] if finding else [])
-                continue
-            partner_version = packages[partner].version or ""
-            partner_release = table.release(partner, partner_version, partner=True)
-            if partner_release is None:
-                continue
-            release = table.release(importer, version) if version is not None \
-                else table.importer_releases[importer][-1]  # unknown: judged by its newest release
-            if release is None or judged_elsewhere(ctx, importer, release, partner, partner_version):
-                continue
-            if version is not None:
-                pair = Pair(importer, release, partner, partner_release, partner_version)
-                missing = _missing(table, pair, release)
-                if missing:
-                    findings.append(_broken(ctx, table, pair, missing))
             else:
-                finding = _inferred(ctx, table, Pair(importer, None, partner, partner_release, partner_version))
-                if finding is not None:
-                    findings.append(finding)
+                finding = _against_partner(ctx, table, importer, version, partner, packages[partner].version or "")
+            findings.extend([finding] if finding else [])
     return findings
 
 
-def _beside_pinned_triton(ctx: CheckContext, table: ImportTable, importer: str, version: str | None,
-                          triton: InstalledTriton) -> list[Finding]:
-    """The Triton torch pins stands in for one the snapshot does not list (pip installs it with torch): a known
-    importer release that needs names it lacks is an unverified failure, marked inferred."""
-    shown = str(triton.release)
-    partner_release = table.release("triton", shown, partner=True)
+def _against_partner(ctx: CheckContext, table: ImportTable, importer: str, version: str | None, partner: str,
+                     partner_version: str) -> Finding | None:
+    """The importer (its newest release when its version is unknown) against a partner release: a failure where
+    the known release imports names the partner lacks, an inferred warning for an unknown one."""
+    partner_release = table.release(partner, partner_version, partner=True)
     if partner_release is None:
-        return []
+        return None
+    release = table.release(importer, version) if version is not None \
+        else table.importer_releases[importer][-1]  # unknown: judged by its newest release
+    if release is None or judged_elsewhere(ctx, importer, release, partner, partner_version):
+        return None
     if version is None:
-        finding = _inferred(ctx, table, Pair(importer, None, "triton", partner_release, shown))
-    else:
-        release = table.release(importer, version)
-        if release is None or judged_elsewhere(ctx, importer, release, "triton", shown):
-            return []
-        pair = Pair(importer, release, "triton", partner_release, shown)
-        missing = _missing(table, pair, release)
-        finding = _broken(ctx, table, pair, missing) if missing else None
-    if finding is None:
-        return []
-    return [replace(finding, verified=False, message=f"{finding.message} (inferred: the snapshot lists no triton; "
-                    f"{triton.shown} is what pip installs beside it)")]
+        return _inferred(ctx, table, Pair(importer, None, partner, partner_release, partner_version))
+    pair = Pair(importer, release, partner, partner_release, partner_version)
+    missing = _missing(table, pair, release)
+    return _broken(ctx, table, pair, missing) if missing else None
 
 
 def judged_elsewhere(ctx: CheckContext, importer: str, release: str, partner: str, partner_version: str) -> bool:

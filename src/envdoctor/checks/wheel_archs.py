@@ -28,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.gpu_floors import GpuFloor, load_gpu_floors
+from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, Problem, generated_json_table
 from envdoctor.rules import gpu_ccs, matches_specifier, parse_version
@@ -47,7 +48,9 @@ class FatbinGroup:
     count: int
 
     def runs_on(self, cc: Version) -> bool:
-        return any(s.major == cc.major and s.minor <= cc.minor for s in self.sass) or any(p <= cc for p in self.ptx)
+        """A cubin by ``gpu_runs_archs``'s rule (its major, at or below its minor); PTX on any GPU at or above it."""
+        cubins = tuple(f"sm_{v.major}{v.minor}" for v in self.sass)
+        return gpu_runs_archs(str(cc), cubins) or any(p <= cc for p in self.ptx)
 
 
 @dataclass(frozen=True)

@@ -326,6 +326,8 @@ CALIBRATION = (
                 "docs/2026-12-06-benchmark-history.md section 1b/1c: trainer+compile+4rows (H200)"),
     Calibration("packed, compiled, 2 rows, no dropout", replace(_SEED, micro_batch=2, lora_dropout=False), 34.1,
                 "docs/2026-12-06-benchmark-history.md section 1b: trainer+compile+2rows (H200)"),
+    Calibration("packed, compiled, 2 rows x accumulation 4, dropout", replace(_SEED, micro_batch=2, accumulation=4),
+                38.3, "benchmarks/README.md: train-speed-fixed-microbatch, 2 x 2,048, compile mode default (H100)"),
     Calibration("packed, compiled, budget 0.6, dropout", replace(_SEED, activation_budget=0.6), 38.2,
                 "docs/2026-12-06-benchmark-history.md sections 1c and 4: +budget0.6 (H200)"),
     Calibration("packed, eager, dropout (--memory_fit off)", replace(_SEED, compile=False), 70.6,

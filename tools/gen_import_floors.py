@@ -20,7 +20,10 @@ it lists. An added provider's names come from the importers in the table; those 
 Nothing is executed: each file is parsed with ``ast``.
 
 Importers. For each release, the modules ``import <package>`` loads: its ``__init__.py`` and, transitively, every
-module of the package that a loaded module imports at module level. Imports that may not run are left out:
+module of the package that a loaded module imports at module level. A namespace package (no ``__init__.py``:
+optimum, llama-recipes) loads nothing that way; users import its modules (``optimum.bettertransformer``, ``python -m
+llama_recipes.finetuning``), so each public top-level module and subpackage is read in turn, and each need records
+(``via``) the first of them whose import reaches it. Imports that may not run are left out:
 anything inside a function or class, under any ``if`` (``TYPE_CHECKING``, ``is_x_available()``, version switches)
 and in a ``try`` whose handlers catch an import failure (``ImportError``, ``Exception``, a bare ``except``, an
 ``OptionalDependencyNotAvailable``), its ``else`` included. What the loaded modules import from a partner package
@@ -36,9 +39,11 @@ One exception, for partner ``x``: the body of a bare ``if is_<x>_available():`` 
 whenever ``x`` is installed, which is when the check compares against ``x``. There ``x``'s imports (``import
 x.y``, ``from x.y import z``) and the attribute chains read off names bound to ``x``'s modules are needs on ``x``,
 by the rules above (``bitsandbytes/triton/*.py``: ``if not is_triton_available(): ... else: from
-triton.ops.matmul_perf_model import ...``); what such a block takes from other partners, and the package's own
-modules it imports (not loaded), are left out, as is the body of ``if not is_<x>_available():`` and the ``else``
-of ``if is_<x>_available():``.
+triton.ops.matmul_perf_model import ...``). Another partner's imports there are needs on that partner which hold
+only where ``x`` is installed (``when``: optimum's ``if is_torch_available(): from transformers.pytorch_utils
+import is_torch_less_than_1_11``). The package's own modules such a block imports are not loaded, and the body of
+``if not is_<x>_available():``, the ``else`` of ``if is_<x>_available():`` and blocks guarded by a package that is
+not a partner are left out.
 
 Providers. For each release of a partner and each need: the module's file exists, and the name is bound at module
 level (defined, assigned or imported, in any branch), is a submodule, is reached through a ``from .x import *``
@@ -71,7 +76,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urljoin
@@ -125,7 +130,9 @@ IMPORTERS = {
     "whisperx": Package("whisperx", "whisperx", "m-bain/whisperX", "3.1.1"),
     "timm": Package("timm", "timm", "huggingface/pytorch-image-models", "0.9.0"),
     "bitsandbytes": Package("bitsandbytes", "bitsandbytes", "bitsandbytes-foundation/bitsandbytes", "0.41.0"),
-    # A namespace package (no llama_recipes/__init__.py): `import llama_recipes` loads none of its modules.
+    "optimum": Package("optimum", "optimum", "huggingface/optimum", "1.8.0"),
+    "liger-kernel": Package("liger-kernel", "liger_kernel", "linkedin/Liger-Kernel", "0.3.0"),
+    # Namespace packages (no __init__.py): each of their top-level modules is read as a root (``namespace_roots``).
     "llama-recipes": Package("llama-recipes", "llama_recipes", "meta-llama/llama-recipes", "0.0.1"),
 }
 PROVIDERS = {
@@ -313,10 +320,29 @@ class Need:
     name: str
     file: str
     access: str = "import"
+    via: str = ""  # a namespace package's module whose import reaches the need ("" for ``import <package>``)
+    when: str = ""  # a partner whose presence runs the import (``if is_torch_available():``); "" for always
 
     @property
     def key(self) -> str:
         return f"{self.module}:{self.name}" if self.name else self.module
+
+
+def namespace_roots(files: set[str], package: str) -> list[str]:
+    """The modules users import from a namespace package (no ``__init__.py``, so ``import <package>`` loads
+    nothing): each public top-level module and subpackage (``optimum.bettertransformer``,
+    ``llama_recipes.finetuning``); [] for a regular package."""
+    if module_path(files, package) is not None:
+        return []
+    roots = set()
+    for path in files:
+        parts = path.split("/")
+        if len(parts) == 2 and parts[0] == package and parts[1].endswith(".py"):
+            roots.add(parts[1].removesuffix(".py"))
+        elif len(parts) == 3 and parts[0] == package and parts[2] == "__init__.py":
+            roots.add(parts[1])
+    return [f"{package}.{name}" for name in sorted(roots)
+            if name.isidentifier() and not name.startswith("_") and name not in ("test", "tests")]
 
 
 def module_path(files: set[str], module: str) -> str | None:
@@ -474,51 +500,67 @@ def attribute_chains(expression: ast.expr, modules: dict[str, str]) -> Iterator[
 def import_closure(source: Source, ref: str, package: str) -> tuple[list[Need], list[str]]:
     """Every need of the modules that ``import <package>`` loads at ``ref`` (sorted), and files that did not parse."""
     files = source.files(ref)
-    queue, seen = [package], set()
+    roots = namespace_roots(files, package)  # a namespace package: each of its modules users import, in turn
+    queue: list[tuple[str, str]] = []
+    seen: set[str] = set()
     needs: dict[tuple[str, str], Need] = {}
     unparsed = []
 
-    def load(module: str) -> None:
+    def keep(need: Need) -> None:
+        """The first need of a key, or an unconditional one in place of one that runs only beside a partner."""
+        key = (need.partner, need.key, need.access)
+        if key not in needs or (needs[key].when and not need.when):
+            needs[key] = need
+
+    def load(module: str, via: str) -> None:
         parts = module.split(".")
         for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__, then c
             name = ".".join(parts[:i])
             if name not in seen and module_path(files, name) is not None:
                 seen.add(name)
-                queue.append(name)
+                queue.append((name, via))
+
+    def drain() -> None:
+        while queue:
+            module, via = queue.pop(0)
+            path = module_path(files, module)
+            text = source.read(ref, path) if path else None
+            if text is None:
+                continue
+            try:
+                tree = ast.parse(text)
+            except SyntaxError:
+                unparsed.append(path or module)
+                continue
+            for need in attribute_needs(tree.body, path or ""):
+                keep(replace(need, via=via))
+            for node, guard in guarded_imports(tree.body):
+                if isinstance(node, ast.Import):
+                    targets = [(alias.name, "") for alias in node.names]
+                else:
+                    target = _absolute(module, path or "", node)
+                    targets = [(target, alias.name) for alias in node.names]
+                for target, name in targets:
+                    top = target.split(".", 1)[0]
+                    if guard and (top == package or guard not in PARTNER_OF_MODULE):
+                        continue  # under `if is_<x>_available():` no module of the package is loaded, and only a
+                        # partner x tells when the block runs
+                    when = PARTNER_OF_MODULE[guard] if guard and top != guard else ""
+                    if top == package:
+                        load(target, via)
+                        if name and module_path(files, f"{target}.{name}") is not None:
+                            load(f"{target}.{name}", via)
+                    elif top in PARTNER_OF_MODULE:
+                        if name == "*" or (not name and target == top):
+                            continue  # the package itself always exists; a star import names nothing
+                        keep(Need(PARTNER_OF_MODULE[top], target, name, path or "", via=via, when=when))
 
     seen.add(package)
-    while queue:
-        module = queue.pop(0)
-        path = module_path(files, module)
-        text = source.read(ref, path) if path else None
-        if text is None:
-            continue
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
-            unparsed.append(path or module)
-            continue
-        for need in attribute_needs(tree.body, path or ""):
-            needs.setdefault((need.partner, need.key, need.access), need)
-        for node, guard in guarded_imports(tree.body):
-            if isinstance(node, ast.Import):
-                targets = [(alias.name, "") for alias in node.names]
-            else:
-                target = _absolute(module, path or "", node)
-                targets = [(target, alias.name) for alias in node.names]
-            for target, name in targets:
-                top = target.split(".", 1)[0]
-                if guard and (top != guard or top == package):
-                    continue  # under `if is_<x>_available():` partner x's imports alone count; no module is loaded
-                if top == package:
-                    load(target)
-                    if name and module_path(files, f"{target}.{name}") is not None:
-                        load(f"{target}.{name}")
-                elif top in PARTNER_OF_MODULE:
-                    if name == "*" or (not name and target == top):
-                        continue  # the package itself always exists; a star import names nothing
-                    need = Need(PARTNER_OF_MODULE[top], target, name, path or "")
-                    needs.setdefault((need.partner, need.key, need.access), need)
+    queue.append((package, ""))
+    drain()
+    for root in roots:  # each root's closure in turn: a module belongs to the first root that reaches it
+        load(root, root)
+        drain()
     return sorted(needs.values(), key=lambda n: (n.partner, n.key, n.access)), unparsed
 
 
@@ -843,6 +885,7 @@ def read_importer(name: str, source: Source) -> dict[str, object]:
         "unparsed": unparsed,
         "needs": [{"partner": need.partner, "module": need.module, "name": need.name, "file": need.file,
                    **({"access": need.access} if need.access != "import" else {}),
+                   **({"via": need.via} if need.via else {}), **({"when": need.when} if need.when else {}),
                    "releases": ranges(versions, members)}
                   for _, (need, members) in sorted(needs_by_key.items())],
     }

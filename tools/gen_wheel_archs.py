@@ -6,7 +6,8 @@ compiles at load. For every release of the packages in ``tools/wheel_arch_packag
 x86_64 wheel from PyPI with HTTP range requests (the zip's central directory, then each shared library), walks the
 CUDA fat binaries in the libraries (``tools/fatbin.py``) and records, per library, how many fat binaries (one per
 compiled source file) hold which targets: a few sources built with nvcc's default (sm_52 and its PTX) often sit
-beside the kernels built for the project's arch list, so a union of targets would run everywhere.
+beside the kernels built for the project's arch list, so a union of targets would run everywhere. It also records
+the newest PTX ISA version found, which names the CUDA toolkit that compiled the wheel.
 
     python tools/gen_wheel_archs.py                      # every package, rewrites the table
     python tools/gen_wheel_archs.py --package lmcache    # one package, the others kept as they are
@@ -23,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import tomllib
-from fatbin import fat_binaries
+from fatbin import fat_binaries, ptx_versions
 from packaging.version import InvalidVersion, Version
 from zip_ranges import central_directory, member_bytes
 
@@ -38,12 +39,19 @@ OUT = REPO / "matrices" / "wheel_archs.json"
 JSON_API = "https://pypi.org/pypi/{}/json"
 
 
-def linux_wheel(files: list[dict]) -> dict | None:
-    """One manylinux x86_64 wheel of the release: the smallest (every CPython tag of a release holds the same
-    kernels; the smallest is the cheapest to read)."""
-    wheels = [f for f in files if f["filename"].endswith(".whl") and "manylinux" in f["filename"]
-              and "x86_64" in f["filename"] and not f.get("yanked")]
-    return min(wheels, key=lambda f: (f["size"], f["filename"])) if wheels else None
+def linux_wheels(files: list[dict]) -> list[dict]:
+    """The release's manylinux x86_64 wheels to read, in order: the smallest (every CPython tag of a release holds
+    the same kernels; the smallest is the cheapest to read), then the largest when that is another build (XGBoost
+    2.1 to 3.0 ship a CPU-only manylinux2014 wheel beside the manylinux_2_28 one with the CUDA kernels)."""
+    wheels = sorted((f for f in files if f["filename"].endswith(".whl") and "manylinux" in f["filename"]
+                     and "x86_64" in f["filename"] and not f.get("yanked")), key=lambda f: (f["size"], f["filename"]))
+    if len(wheels) > 1 and _platform_tag(wheels[-1]) != _platform_tag(wheels[0]):
+        return [wheels[0], wheels[-1]]
+    return wheels[:1]
+
+
+def _platform_tag(wheel: dict) -> str:
+    return wheel["filename"].removesuffix(".whl").rsplit("-", 1)[-1]
 
 
 def _caps(codes: frozenset, kind: str) -> list[str]:
@@ -62,20 +70,31 @@ def library_code(blob: bytes) -> list[dict]:
 def release_row(url_base: str, files: list[dict]) -> dict:
     """The wheel read, and for each of its shared libraries that holds GPU code, its fat binaries grouped by the
     compute capabilities they hold compiled kernels and PTX for."""
-    wheel = linux_wheel(files)
-    if wheel is None:
+    wheels = linux_wheels(files)
+    if not wheels:
         return {"why": "no manylinux x86_64 wheel on PyPI"}
+    for wheel in wheels:
+        row = wheel_row(url_base, wheel)
+        if "libraries" in row:
+            break
+    return row
+
+
+def wheel_row(url_base: str, wheel: dict) -> dict:
     url = urljoin(url_base, wheel["url"])
-    libraries = {}
+    libraries, isas = {}, set()
     for member in central_directory(url, wheel["size"]):
         if ".so" in member.name.rsplit("/", 1)[-1]:
-            groups = library_code(member_bytes(url, member))
+            blob = member_bytes(url, member)
+            groups = library_code(blob)
             if groups:
                 libraries[member.name] = groups
+                isas |= ptx_versions(blob)
     row = {"wheel": wheel["filename"], "sha256": wheel["digests"]["sha256"]}
     if not libraries:
         return {**row, "why": "no CUDA fat binary in its shared libraries"}
-    return {**row, "libraries": libraries}
+    isa = {"ptx_isa": "{}.{}".format(*max(isas))} if isas else {}  # the newest: the toolkit that built the wheel
+    return {**row, **isa, "libraries": libraries}
 
 
 def package_rows(name: str, floor: str) -> dict[str, dict]:
@@ -126,8 +145,9 @@ def main() -> int:
         "what": "package -> release -> libraries: each shared library holding GPU code -> its fat binaries (nvcc "
                 "writes one per compiled source file) grouped by what they hold: sass, the compute capabilities "
                 "with compiled kernels (a cubin runs on its major at that minor or above); ptx, those with PTX (the "
-                "driver compiles it for that one and newer); fatbins, how many hold exactly that; why: no GPU code, "
-                "and why",
+                "driver compiles it for that one and newer); fatbins, how many hold exactly that; ptx_isa, the "
+                "newest PTX ISA version of the release's PTX (nvcc writes its own toolkit's, so it names the CUDA "
+                "toolkit that built the wheel: matrices/cuda.toml [ptx_isa]); why: no GPU code, and why",
         "packages": packages,
     }
     write_atomic(OUT, json.dumps(document, indent=1) + "\n")

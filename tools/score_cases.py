@@ -35,7 +35,7 @@ from envdoctor.pypi_facts import (  # noqa: E402
     read_fetched_facts,
 )
 from envdoctor.pypi_online import fetch_missing_facts  # noqa: E402
-from envdoctor.snapshot import SnapshotError, snapshot_from_dict  # noqa: E402
+from envdoctor.snapshot import SnapshotError, normalize_name, snapshot_from_dict  # noqa: E402
 
 CASES = REPO / "tests" / "cases"
 FLOOR = CASES / "floor.json"
@@ -61,7 +61,8 @@ def case_files(paths: list[Path]) -> list[Path]:
 
 def matches(finding: Finding, categories: list[str], component: str | None, verified_only: bool = False) -> bool:
     return (finding.severity in JUDGED and finding.category.value in categories
-            and (component is None or component in finding.components) and (finding.verified or not verified_only))
+            and (component is None or normalize_name(component) in {normalize_name(c) for c in finding.components})
+            and (finding.verified or not verified_only))
 
 
 def score_case(path: Path, online: bool = False, verified_only: bool = False) -> CaseResult:

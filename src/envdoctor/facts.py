@@ -326,6 +326,18 @@ class Facts:
                                  fields.text("source")))
         return tuple(out)
 
+    def ptx_isa_cuda(self, isa: str) -> str | None:
+        """The CUDA release that introduced PTX ISA ``isa`` (``cuda.toml [ptx_isa]``); None when not listed."""
+        cuda = self._section("cuda.toml", "ptx_isa").get(isa)
+        if cuda is None:
+            return None
+        try:
+            cuda_major_minor(cuda if isinstance(cuda, str) else "")
+        except ValueError:
+            raise FactsError(f"{self.root / 'cuda.toml'}: 'ptx_isa.{isa}' should be a CUDA version like "
+                             f"\"11.8\", got {cuda!r}") from None
+        return cuda
+
     def cuda_minor_compat(self, major: int) -> bool:
         """Whether builds for any minor of this CUDA major run on the major's floor driver (false for CUDA 10)."""
         table = self._section("cuda.toml", "families").get(str(major))

@@ -37,7 +37,8 @@ FILE = "import_floors.json"
 TOP_KEYS = {"generator", "command", "generated", "what", "importers", "providers"}
 IMPORTER_KEYS = {"source", "floor", "releases", "unparsed", "needs"}
 PROVIDER_KEYS = {"source", "floor", "releases", "names"}
-NEED_KEYS = {"partner", "module", "name", "file", "releases", "access"}
+NEED_KEYS = {"partner", "module", "name", "file", "releases", "access", "via", "when"}
+OPTIONAL_NEED_KEYS = {"releases", "access", "via", "when"}
 ACCESSES = ("import", "attribute")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -46,7 +47,8 @@ MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 @dataclass(frozen=True)
 class ImportNeed:
     """``importer`` releases ``releases`` import ``name`` from ``module`` of ``partner`` (the module itself when
-    ``name`` is empty) in ``file``, whenever the importer is imported."""
+    ``name`` is empty) in ``file``, whenever the importer (or the ``via`` module of a namespace package) is
+    imported, where the ``when`` partner is installed if one is named."""
 
     importer: str  # normalized package name
     partner: str  # normalized package name
@@ -55,6 +57,8 @@ class ImportNeed:
     file: str
     releases: frozenset[str]
     access: str = "import"  # or "attribute": ``module.name`` is read as an attribute
+    via: str = ""  # a namespace package's module whose import reaches it ("" when ``import <importer>`` does)
+    when: str = ""  # a partner that must be installed for the import to run (``if is_torch_available():``)
 
     @property
     def key(self) -> str:
@@ -312,7 +316,7 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
         for i, need in enumerate(entry["needs"]):
             at = f"{where}.needs[{i}]"
             if not isinstance(need, dict) or not all(isinstance(need.get(k), str)
-                                                     for k in NEED_KEYS - {"releases", "access"}):
+                                                     for k in NEED_KEYS - OPTIONAL_NEED_KEYS):
                 read.error(at, "expected an object with string partner, module, name, file and a releases list")
                 continue
             access = need.get("access", "import")
@@ -327,8 +331,16 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
                 read.error(f"{at}.module", f"not a module and name: {need['module']!r}, {need['name']!r}")
             if partner in names and _key(need) not in names[partner]:
                 read.error(f"{at}.name", f"{_key(need)!r} is not listed under providers.{need['partner']}.names")
+            via, when = need.get("via", ""), need.get("when", "")
+            if not isinstance(via, str) or (via and not MODULE.match(via)):
+                read.error(f"{at}.via", f"expected the module whose import reaches the need, got {via!r}")
+                via = ""
+            if not isinstance(when, str) or (when and normalize_name(when) not in partner_releases):
+                read.error(f"{at}.when", f"expected a partner listed under providers, got {when!r}")
+                when = ""
             found.append(ImportNeed(name, partner, need["module"], need["name"], need["file"],
-                                    read.runs(need["releases"], releases, position, f"{at}.releases"), access))
+                                    read.runs(need["releases"], releases, position, f"{at}.releases"), access,
+                                    via, normalize_name(when) if when else ""))
         needs[name] = tuple(found)
     return ImportTable(path, str(generated), importer_releases, needs, partner_releases, names, sources)
 

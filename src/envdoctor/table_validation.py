@@ -25,7 +25,7 @@ from envdoctor.checks.protobuf_gencode import load_protobuf_gencode
 from envdoctor.checks.python_support_lag import load_python_releases
 from envdoctor.checks.stdlib_removals import load_stdlib_removals
 from envdoctor.checks.triton_ptxas import load_triton_ptxas
-from envdoctor.checks.wheel_archs import load_wheel_archs
+from envdoctor.checks.wheel_archs import load_wheel_archs_fully
 from envdoctor.facts import validate_facts
 from envdoctor.import_floors import validate_import_floors
 from envdoctor.keyword_floors import validate_keyword_floors
@@ -55,7 +55,7 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
                                                  load_numpy_additions, load_module_owners, load_stdlib_removals,
                                                  load_protobuf_gencode, load_conda_torch_builds,
                                                  load_nvcc_floors, load_dtype_support, load_triton_ptxas,
-                                                 load_wheel_archs, load_cpu_only_distributions)),
+                                                 load_wheel_archs_fully, load_cpu_only_distributions)),
 )
 
 

@@ -270,3 +270,45 @@ def test_a_known_importer_beside_a_partner_of_unknown_version(tmp_path: Path) ->
     for partner in (None, "not a version"):
         [older] = _findings(tmp_path, {"peft": "0.6.1", "transformers": partner})
         assert "id_tensor_storage" in older.message and "only from 4.30.0" in older.message
+
+
+def _storage_need(document: dict, **extra: str) -> None:
+    for need in document["importers"]["peft"]["needs"]:
+        if need["module"] == "transformers.pytorch_utils" and need["name"] == "id_tensor_storage":
+            need.update(extra)
+
+
+def test_a_need_of_a_namespace_module_warns_naming_that_module(tmp_path: Path) -> None:
+    matrices = _matrices_with(tmp_path, lambda document: _storage_need(document, via="peft.tuners"))
+    (finding,) = _findings(tmp_path, {"peft": "0.6.1", "transformers": "4.28.1"}, matrices=matrices)
+    assert finding.rule == "import-name-missing" and finding.severity is Severity.WARN and finding.verified
+    assert "when peft.tuners is imported" in finding.message and "`import peft.tuners` fails" in finding.message
+
+
+def test_a_need_that_runs_beside_another_partner_counts_only_where_that_one_is_installed(tmp_path: Path) -> None:
+    matrices = _matrices_with(tmp_path, lambda document: _storage_need(document, when="torch"))
+    assert _findings(tmp_path, {"peft": "0.6.1", "transformers": "4.28.1"}, matrices=matrices) == []
+    (finding,) = _findings(tmp_path, {"peft": "0.6.1", "transformers": "4.28.1", "torch": "2.1.2"},
+                           matrices=matrices)
+    assert finding.severity is Severity.FAIL and "id_tensor_storage" in finding.message
+
+
+@pytest.mark.parametrize(("key", "value"), [("via", "not a module!"), ("when", "numpy")])
+def test_a_bad_via_or_when_is_one_error(tmp_path: Path, key: str, value: str) -> None:
+    document = json.loads((default_root() / "import_floors.json").read_text())
+    _storage_need(document, **{key: value})
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "import_floors.json").write_text(json.dumps(document))
+    errors = validate_import_floors(root)
+    assert len(errors) == 1 and f".{key}" in errors[0] and repr(value) in errors[0]
+
+
+def test_a_namespace_package_run_as_a_module_warns_on_the_name_its_module_imports(tmp_path: Path) -> None:
+    """llama-recipes has no __init__.py; `python -m llama_recipes.finetuning` imports peft's
+    prepare_model_for_int8_training, which peft 0.10.0 removed."""
+    (finding,) = _findings(tmp_path, {"llama-recipes": "0.0.1", "peft": "0.10.0"})
+    assert finding.severity is Severity.WARN and finding.components == ("llama-recipes", "peft")
+    assert "prepare_model_for_int8_training from peft when llama_recipes.finetuning is imported" in finding.message
+    assert "`import llama_recipes.finetuning` fails" in finding.message
+    assert _findings(tmp_path, {"llama-recipes": "0.0.1", "peft": "0.9.0"}) == []

@@ -253,15 +253,47 @@ def test_imports_that_run_whenever_the_partner_is_installed_are_needs_on_it(tmp_
     needs, unparsed = gen.import_closure(gen.GitTags(git_dir, gen.IMPORTERS["peft"]), "v0.6.1", "peft")
     assert unparsed == []
     # the else of `if not is_transformers_available():` and the body of `if is_transformers_available():` run
-    # whenever transformers is installed: its imports and attribute chains there are needs on it; other
-    # partners' imports there, the package's own modules, nested ifs, the other branches and elifs are left out
-    assert {(n.partner, n.key, n.access) for n in needs} == {
-        ("transformers", "transformers.models.llama", "import"),
-        ("transformers", "transformers.pytorch_utils:Conv1D", "import"),
-        ("transformers", "transformers.modeling_utils:PreTrainedModel", "import"),
-        ("transformers", "transformers.models.llama:LlamaModel", "attribute"),
+    # whenever transformers is installed: its imports and attribute chains there are needs on it, and another
+    # partner's imports there are needs on that one when transformers is installed; the package's own modules,
+    # nested ifs, the other branches and elifs are left out
+    assert {(n.partner, n.key, n.access, n.when) for n in needs} == {
+        ("transformers", "transformers.models.llama", "import", ""),
+        ("transformers", "transformers.pytorch_utils:Conv1D", "import", ""),
+        ("transformers", "transformers.modeling_utils:PreTrainedModel", "import", ""),
+        ("transformers", "transformers.models.llama:LlamaModel", "attribute", ""),
+        ("huggingface-hub", "huggingface_hub:OtherPartner", "import", "transformers"),
     }
-    assert all(n.file == "peft/kernels.py" for n in needs)
+    assert all(n.file == "peft/kernels.py" and n.via == "" for n in needs)
+
+
+NAMESPACE_FILES = {  # no src/peft/__init__.py: `import peft` loads nothing; users import its modules
+    "src/peft/finetuning.py": "from peft.utils import helper\nfrom transformers import Trainer\n",
+    "src/peft/utils/__init__.py": "from transformers.pytorch_utils import Conv1D\nhelper = 1\n",
+    "src/peft/quant/__init__.py": (
+        "from peft.utils import helper\n"
+        "if is_torch_available():\n    from transformers.pytorch_utils import is_torch_less_than_1_11\n"
+    ),
+    "src/peft/_private.py": "from transformers import Hidden\n",
+    "src/peft/tests/__init__.py": "from transformers import TestOnly\n",
+}
+
+
+def test_a_namespace_package_is_read_from_each_public_module_and_needs_record_which() -> None:
+    files = {path.removeprefix("src/") for path in NAMESPACE_FILES}
+    assert gen.namespace_roots(files, "peft") == ["peft.finetuning", "peft.quant", "peft.utils"]
+    assert gen.namespace_roots({"peft/__init__.py", *files}, "peft") == []  # a regular package: `import peft`
+
+
+def test_namespace_needs_name_the_module_that_reaches_them(tmp_path: Path) -> None:
+    git_dir = _repo(tmp_path, "peft", {"v0.6.1": NAMESPACE_FILES})
+    needs, unparsed = gen.import_closure(gen.GitTags(git_dir, gen.IMPORTERS["peft"]), "v0.6.1", "peft")
+    assert unparsed == []
+    # peft.utils is reached first from peft.finetuning (roots in order), so its need records that root
+    assert {(n.key, n.via, n.when) for n in needs} == {
+        ("transformers:Trainer", "peft.finetuning", ""),
+        ("transformers.pytorch_utils:Conv1D", "peft.finetuning", ""),
+        ("transformers.pytorch_utils:is_torch_less_than_1_11", "peft.quant", "torch"),
+    }
 
 
 TORCH_FILES = {

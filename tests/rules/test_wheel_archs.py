@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import struct
 import sys
 from pathlib import Path
 
@@ -10,8 +12,15 @@ import pytest
 from packaging.version import Version
 
 from envdoctor.checker import run_check
-from envdoctor.checks.wheel_archs import FatbinGroup, GpuCode, _default_target_only, load_wheel_archs
-from envdoctor.matrices import load_matrices
+from envdoctor.checks.wheel_archs import (
+    FatbinGroup,
+    GpuCode,
+    _default_target_only,
+    load_wheel_archs,
+    load_wheel_archs_fully,
+)
+from envdoctor.matrices import MatrixError, load_matrices
+from envdoctor.table_validation import validate_matrices
 
 from .synth import snapshot
 
@@ -51,7 +60,7 @@ def test_a_library_runs_where_its_general_kernels_do_not_its_arch_specific_ones(
 
 
 def test_a_release_whose_wheel_lacks_the_gpu_fails_and_names_the_first_later_release_that_runs(tmp_path):
-    table = load_wheel_archs(load_matrices()).releases["lmcache"]
+    table = load_wheel_archs(load_matrices()).releases_of("lmcache")
     lacking = sorted(v for v, code in table.items() if not code.runs_on(Version("12.0")))
     running = sorted(v for v, code in table.items() if code.runs_on(Version("12.0")))
     assert lacking and running, "the table should hold lmcache releases on both sides of sm_120"
@@ -65,7 +74,7 @@ def test_a_release_whose_wheel_lacks_the_gpu_fails_and_names_the_first_later_rel
 
 
 def test_other_builds_and_unstated_hosts_are_not_claimed_as_the_pypi_wheel(tmp_path):
-    table = load_wheel_archs(load_matrices()).releases["lmcache"]
+    table = load_wheel_archs(load_matrices()).releases_of("lmcache")
     old = str(max(v for v, code in table.items() if not code.runs_on(Version("12.0"))))
     assert _rules(tmp_path, {"lmcache": f"{old}+cu128"}, BLACKWELL) == {}
     assert _rules(tmp_path, {"lmcache": {"version": old, "direct_url": "file:///wheels/lmcache.whl"}},
@@ -76,7 +85,7 @@ def test_other_builds_and_unstated_hosts_are_not_claimed_as_the_pypi_wheel(tmp_p
 
 
 def test_an_unknown_version_warns_unverified_only_when_the_newest_release_does_not_run(tmp_path):
-    table = load_wheel_archs(load_matrices()).releases["lmcache"]
+    table = load_wheel_archs(load_matrices()).releases_of("lmcache")
     newest = table[max(table)]
     assert newest.runs_on(Version("12.0"))
     assert _rules(tmp_path, {"lmcache": None}, BLACKWELL) == {}
@@ -103,3 +112,57 @@ def test_a_gpu_below_the_floor_the_project_states_is_left_to_that_finding(tmp_pa
     snap = snapshot({"vllm": None}, nvidia={"gpus": [V100]}, host=LINUX)
     rules = {f.rule for f in run_check(snap, cwd=tmp_path).findings}
     assert "package-gpu-too-old" in rules and "wheel-lacks-gpu-code" not in rules
+
+
+def _fatbin(entries: list[tuple[int, int, int, int]]) -> bytes:
+    """A fat binary of (kind, major, minor, arch) entries, 8 payload bytes each, as nvcc lays them out."""
+    body = b"".join(struct.pack("<HHIQIIHHI", kind, 0x101, 64, 8, 0, 0, minor, major, arch).ljust(64, b"\0")
+                    + b"\xff" * 8 for kind, major, minor, arch in entries)
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+
+
+def test_the_ptx_entries_of_a_fat_binary_name_the_ptx_isa_the_cubins_do_not():
+    sys.path.insert(0, str(REPO / "tools"))
+    from fatbin import fat_binaries, ptx_versions
+
+    blob = b"junk" + _fatbin([(2, 1, 7, 80), (1, 7, 8, 90)]) + _fatbin([(2, 1, 7, 75), (1, 8, 1, 75)])
+    assert ptx_versions(blob) == {(7, 8), (8, 1)}  # the cubins' (1, 7) is their ELF version, not an ISA
+    assert [sorted((c.kind, c.arch) for c in codes) for codes in fat_binaries(blob)] == [
+        [("ptx", 90), ("sass", 80)], [("ptx", 75), ("sass", 75)]]
+
+
+def _driver_findings(tmp_path: Path, packages: dict, driver: str, host: dict = LINUX) -> list:
+    snap = snapshot(packages, nvidia={"driver": driver, "gpus": [V100]}, host=host)
+    return [f for f in run_check(snap, cwd=tmp_path).findings if f.category.value == "driver"]
+
+
+def test_a_wheel_built_by_a_newer_cuda_than_the_driver_runs_fails_as_torch_would(tmp_path):
+    table = load_wheel_archs(load_matrices())
+    assert table is not None
+    assert table.releases_of("catboost")[Version("1.1.1")].ptx_isa == "7.0"  # CUDA 11.0 (read from the wheel)
+    (finding,) = _driver_findings(tmp_path, {"catboost": "1.1.1"}, "418.181.07")  # a CUDA 10.1 driver
+    assert finding.severity.value == "fail" and "catboost" in finding.components and "11.0" in finding.message
+    assert _driver_findings(tmp_path, {"catboost": "1.1.1"}, "470.82.01") == []  # a CUDA 11.4 driver
+    # a local build or another platform's wheel is not PyPI's manylinux wheel the table read
+    assert _driver_findings(tmp_path, {"catboost": "1.1.1"}, "418.181.07", {"os": "windows", "arch": "x86_64"}) == []
+
+
+def test_a_wheel_from_a_newer_minor_runs_through_minor_version_compatibility(tmp_path):
+    table = load_wheel_archs(load_matrices())
+    assert table is not None
+    isa = table.releases_of("xgboost")[Version("3.0.0")].ptx_isa
+    assert isa is not None and isa.startswith("8.")  # CUDA 12.x
+    (finding,) = _driver_findings(tmp_path, {"xgboost": "3.0.0"}, "525.60.13")  # the CUDA 12.0 driver
+    assert finding.rule == "driver-minor-version-compat" and "xgboost" in finding.components
+
+
+def test_a_ptx_isa_that_is_not_a_version_is_one_error(tmp_path):
+    root = tmp_path / "m"
+    shutil.copytree(load_matrices().root, root)
+    document = json.loads((root / "wheel_archs.json").read_text())
+    release = next(iter(document["packages"]["catboost"]["releases"].values()))
+    release["ptx_isa"] = "seven"
+    (root / "wheel_archs.json").write_text(json.dumps(document))
+    with pytest.raises(MatrixError, match=r"packages\.catboost\.releases\..*ptx_isa"):
+        load_wheel_archs_fully(load_matrices(root))
+    assert any("packages.catboost.releases" in problem for problem in validate_matrices(root))

@@ -4,7 +4,8 @@ Evidence of a build's CUDA: torch's build (``torch.cuda``, the ``+cuXYZ`` tag, o
 release), the versions of the ``nvidia-cuda-runtime-cuXX`` wheel and of conda's ``cudatoolkit``, and the CUDA major in
 the names of ``cupy-cudaXXx`` and ``jax-cudaXX-plugin``. Evidence of the driver: its version (``nvidia.driver``)
 or, when only that is known, the CUDA version nvidia-smi's header shows (``nvidia.cuda_driver``: the newest CUDA the
-driver runs).
+driver runs). A package of ``cuda.toml [[builds]]`` needs the CUDA its release range was built with; one whose PyPI
+wheel carries GPU code (``wheel_archs.json``) needs the CUDA its newest PTX ISA names.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from envdoctor.checks.declared import marker_applies, parse_declared
 from envdoctor.checks.plain_torch import plain_wheel_is_cpu_only
 from envdoctor.checks.requirements import marker_environment
 from envdoctor.checks.torch_range import unknown_version_range
+from envdoctor.checks.wheel_archs import load_wheel_archs, wheel_cuda
 from envdoctor.facts import cuda_major_minor, cuda_of_variant
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.pypi_facts import ReleaseFacts, release_facts, releases
@@ -86,6 +88,8 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
         if package is not None and package.version and matches_specifier(package.version, build.versions):
             needs.append(CudaNeed(build.package, package.version, build.cuda_major, build.cuda_minor))
     named = {need.package for need in needs}
+    needs += [need for need in _wheel_code_needs(ctx) if need.package not in named]
+    named = {need.package for need in needs}
     for name, package in sorted(packages.items()):
         label = _label_cuda(package.version) if name not in named and name != "torch" else None
         if label is not None:
@@ -101,6 +105,20 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
                 needs.append(CudaNeed(name, version, parsed.release[0], parsed.release[1]))
             elif match.group(match.re.groups if versioned else 1) and not versioned:
                 needs.append(CudaNeed(name, version, int(match.group(1)), None))
+    return needs
+
+
+def _wheel_code_needs(ctx: CheckContext) -> list[CudaNeed]:
+    """Packages whose installed PyPI wheel's GPU code names the CUDA toolkit that built it (its PTX ISA); a local
+    label (``+cu118``) is the label's, judged below."""
+    packages = ctx.snapshot.packages or {}
+    table = load_wheel_archs(ctx.matrices) if packages else None
+    needs = []
+    for name in sorted(table.names & set(packages) if table is not None else ()):
+        version = packages[name].version
+        cuda = wheel_cuda(ctx, name, version)
+        if cuda is not None and version:
+            needs.append(CudaNeed(name, version, *cuda_major_minor(cuda)))
     return needs
 
 

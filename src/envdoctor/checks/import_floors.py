@@ -2,7 +2,10 @@
 installed release of the partner.
 
 Both versions known and covered by the table: when the importer's release imports a name (or module) that the
-installed partner release lacks, ``import <importer>`` fails (FAIL). The fix is the partner range whose releases
+installed partner release lacks, ``import <importer>`` fails (FAIL); for a namespace package the need names the
+module whose import reaches it (``via``), and only code importing that module fails (WARN). A need that runs only
+where another partner is installed (``when``: under ``if is_torch_available():``) counts where the snapshot lists
+that partner. The fix is the partner range whose releases
 have every missing name, or the importer release nearest to the installed one whose imports the installed partner
 meets. The importer's version unknown: when its newest releases (the newest back to some release) all import a
 name the installed partner lacks, a package installed or upgraded lately fails; an inferred warning
@@ -93,7 +96,7 @@ def _against_partner(ctx: CheckContext, table: ImportTable, importer: str, versi
     if version is None:
         return _inferred(ctx, table, Pair(importer, None, partner, partner_release, partner_version))
     pair = Pair(importer, release, partner, partner_release, partner_version)
-    missing = _missing(table, pair, release)
+    missing = _missing(table, pair, release, installed_names(ctx))
     return _broken(ctx, table, pair, missing) if missing else None
 
 
@@ -124,20 +127,30 @@ def declares_against(ctx: CheckContext, importer: str, release: str, partner: st
     return False
 
 
-def _missing(table: ImportTable, pair: Pair, importer_release: str) -> list[ImportNeed]:
-    """The needs of the importer release that the partner release lacks; the first link of an attribute chain
-    first (``torch.xpu`` missing before ``torch.xpu.empty_cache``), so the error quoted is the one raised."""
+def installed_names(ctx: CheckContext) -> frozenset[str]:
+    """The snapshot's packages, by normalized name (what a need's ``when`` is matched against)."""
+    return frozenset(ctx.snapshot.packages or {})
+
+
+def _missing(table: ImportTable, pair: Pair, importer_release: str, present: frozenset[str]) -> list[ImportNeed]:
+    """The needs of the importer release that the partner release lacks (a need that runs only beside another
+    partner counts where that one is among the ``present`` packages); the first link of an attribute chain first
+    (``torch.xpu`` missing before ``torch.xpu.empty_cache``), so the error quoted is the one raised. Needs met on
+    every import come before those of a namespace package's modules (``via``)."""
     missing = [need for need in table.needs_of(pair.importer, importer_release)
-               if need.partner == pair.partner and table.status(need, pair.partner_release) == "absent"]
-    return sorted(missing, key=lambda need: need.module.count("."))
+               if need.partner == pair.partner and (not need.when or need.when in present)
+               and table.status(need, pair.partner_release) == "absent"]
+    return sorted(missing, key=lambda need: (bool(need.via), need.module.count(".")))
 
 
 def _broken(ctx: CheckContext, table: ImportTable, pair: Pair, missing: list[ImportNeed]) -> Finding:
     fixes = [_partner_fix(ctx, table, pair, missing), _importer_fix(ctx, table, pair)]
-    return Finding(
-        rule="import-name-missing", category=Category.VERSION, severity=Severity.FAIL,
+    return Finding(  # a namespace package's module (``via``) fails only for code that imports that module
+        rule="import-name-missing", category=Category.VERSION,
+        severity=Severity.WARN if missing[0].via else Severity.FAIL,
         components=(pair.importer, pair.partner), sources=(SOURCE,),
-        message=f"{pair.importer} {pair.importer_release} {_uses(missing)} {_listed(missing)} when it is imported "
+        message=f"{pair.importer} {pair.importer_release} {_uses(missing)} {_listed(missing)} "
+        f"{_when_imported(missing)} "
         f"({_files(missing)}), which {pair.partner} {pair.partner_release} lacks ({_having(table, missing)}; read from "
         f"{_source(table, pair)}; neither package declares this): `import {_module(pair.importer, missing)}` fails "
         f"with {missing[0].error}",
@@ -150,7 +163,8 @@ def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | No
     partner lacks, and that run is one a user of this partner may have: the newest releases (the table's newest
     being the newest on PyPI), or releases made from RECENT_DAYS before the partner release on."""
     listed = table.importer_releases.get(pair.importer, ())
-    broken = {release: missing for release in listed if (missing := _missing(table, pair, release))}
+    broken = {release: missing for release in listed
+              if (missing := _missing(table, pair, release, installed_names(ctx)))}
     runs = release_runs(listed, set(broken))
     if not runs:
         return None
@@ -164,17 +178,18 @@ def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | No
         first, last = recent[-1]
     oldest, newest = listed[first], listed[last]
     newest_missing = broken[newest]
+    imported = f"`import {_module(pair.importer, newest_missing)}`"
     releases_of = f"releases {oldest} to {newest}" if oldest != newest else f"release {newest}"
     each = "each import" if oldest != newest else "imports"
     if last == len(listed) - 1:
         which = f"(the newest) {each}"
-        outcome = f"a {pair.importer} installed or upgraded lately fails at import"
+        outcome = f"a {pair.importer} installed or upgraded lately fails {imported}"
         fixes = [_partner_fix(ctx, table, pair, newest_missing)]
         if first > 0:
             fixes.append(requirement_install(ctx, pair.importer, f"<{oldest}"))
     else:
         which = each
-        outcome = f"a {pair.importer} of those releases fails at import"
+        outcome = f"a {pair.importer} of those releases fails {imported}"
         fixes = [requirement_install(ctx, pair.importer, f">={listed[last + 1]}"),
                  _partner_fix(ctx, table, pair, newest_missing)]
     return Finding(
@@ -212,11 +227,11 @@ def _partner_unknown(ctx: CheckContext, table: ImportTable, importer: str, relea
     if importer_facts is None or first_facts is None or declares_against(ctx, importer, release, partner, before) \
             or not 0 <= days_between(first_facts.date, importer_facts.date) <= NEW_FLOOR_DAYS:
         return None
-    missing = _missing(table, Pair(importer, release, partner, before, before), release)
+    missing = _missing(table, Pair(importer, release, partner, before, before), release, installed_names(ctx))
     return Finding(
         rule="import-name-missing-unknown-version", category=Category.VERSION, severity=Severity.WARN,
         components=(importer, partner), sources=(SOURCE,), verified=False,
-        message=f"{importer} {release} {_uses(missing)} {_listed(missing)} when it is imported "
+        message=f"{importer} {release} {_uses(missing)} {_listed(missing)} {_when_imported(missing)} "
         f"({_files(missing)}), which {partner} has only from {first} (released {first_facts.date}, "
         f"{days_between(first_facts.date, importer_facts.date)} days before {importer} {release}; read from "
         f"{_source(table, Pair(importer, release, partner, first, first))}), and {partner} is installed with an "
@@ -251,9 +266,15 @@ def _files(missing: list[ImportNeed]) -> str:
     return ", ".join(dict.fromkeys(need.file for need in missing[:4]))
 
 
+def _when_imported(missing: list[ImportNeed]) -> str:
+    return f"when {missing[0].via} is imported" if missing[0].via else "when it is imported"
+
+
 def _module(package: str, missing: list[ImportNeed]) -> str:
-    """The importer's import name: the top folder of the file that imports (or reads) the name (``awq`` for
-    autoawq)."""
+    """What is imported: the namespace package's module that reaches the need, else the importer's import name,
+    the top folder of the file that imports (or reads) the name (``awq`` for autoawq)."""
+    if missing[0].via:
+        return missing[0].via
     top = missing[0].file.split("/", 1)[0].removesuffix(".py")
     return top if top.isidentifier() else package.replace("-", "_")
 
@@ -314,7 +335,7 @@ def _importer_fix(ctx: CheckContext, table: ImportTable, pair: Pair) -> str | No
     listed = table.importer_releases[pair.importer]
     here = listed.index(pair.importer_release) if pair.importer_release in listed else len(listed)
     for release in [*listed[here + 1:], *reversed(listed[:here])]:
-        needs = table.needs_of(pair.importer, release)
+        needs = [need for need in table.needs_of(pair.importer, release) if not need.when or need.when in packages]
         own = [need for need in needs if need.partner == pair.partner]
         if all(table.status(need, pair.partner_release) == "present" for need in own) \
                 and not any(table.status(need, installed[need.partner]) == "absent"

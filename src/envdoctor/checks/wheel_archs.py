@@ -15,12 +15,17 @@ The table describes PyPI's manylinux x86_64 wheel of each release: another platf
 on Linux (the wheel read) and an unverified one where the host is not stated; a package of unknown version warns,
 unverified, when no release runs on the GPU or when the newest one does not (a current install). A GPU below the
 floor the project states (``gpu_floors.toml``) has its own finding and is not judged again.
+
+The newest PTX ISA version in a release's wheel (``ptx_isa``) names the CUDA toolkit that built it
+(``cuda.toml [ptx_isa]``); ``wheel_cuda`` gives it to the driver check, which judges the driver against it as it
+does torch's CUDA.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +35,13 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.gpu_floors import GpuFloor, load_gpu_floors
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
-from envdoctor.matrices import Matrices, Problem, generated_json_table
+from envdoctor.matrices import Matrices, MatrixError, Problem, generated_json_table
 from envdoctor.rules import gpu_ccs, matches_specifier, parse_version
 
 FILE = "wheel_archs.json"
 GENERATOR = "tools/gen_wheel_archs.py"
 RULE = "wheel-lacks-gpu-code"
+PTX_ISA = re.compile(r"\d+\.\d+")
 NVCC_DEFAULT_TARGETS = frozenset({"2.0", "3.0", "3.5", "5.2", "7.5"})  # -arch nvcc picks when given none
 
 
@@ -58,6 +64,7 @@ class GpuCode:
     """What one release's wheel holds: per library, its fat binaries grouped by GPU code (helpers left out)."""
 
     libraries: tuple[tuple[FatbinGroup, ...], ...]
+    ptx_isa: str | None = None  # the newest PTX ISA version of its PTX: which CUDA toolkit built it
 
     def runs_on(self, cc: Version) -> bool:
         """True when some library's general kernels run on ``cc``: those of its fat binaries built for the most
@@ -81,50 +88,102 @@ def _general(groups: tuple[FatbinGroup, ...]) -> list[FatbinGroup]:
 
 @dataclass(frozen=True)
 class WheelArchs:
+    """The table, each package's releases parsed when first asked for (a check reads the few installed)."""
+
+    path: Path
     generated: str
-    releases: dict[str, dict[Version, GpuCode]]  # package -> release -> its GPU code (releases without any: absent)
+    entries: dict[str, Any]  # package -> its raw entry
+    parsed: dict[str, dict[Version, GpuCode]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.entries)
+
+    def releases_of(self, name: str) -> dict[Version, GpuCode]:
+        """Release -> its GPU code (releases without any are absent); {} for a package the table lacks. A malformed
+        entry raises MatrixError naming its key."""
+        if name not in self.parsed:
+            self.parsed[name] = _parse_package(self.path, name, self.entries[name]) if name in self.entries else {}
+        return self.parsed[name]
 
 
 def load_wheel_archs(matrices: Matrices) -> WheelArchs | None:
-    """The table of the matrices folder (None when absent); a malformed one raises MatrixError naming the key."""
+    """The table of the matrices folder (None when absent); a malformed top level raises MatrixError naming the key,
+    as a malformed package entry does when it is read."""
     return _table(matrices.root / FILE)
+
+
+def load_wheel_archs_fully(matrices: Matrices) -> WheelArchs | None:
+    """The table with every package's entry read (validation): MatrixError names every bad key."""
+    table = load_wheel_archs(matrices)
+    problems = []
+    for name in sorted(table.names if table is not None else ()):
+        try:
+            table.releases_of(name)  # type: ignore[union-attr]
+        except MatrixError as error:
+            problems.append(str(error))
+    if problems:
+        raise MatrixError("\n".join(problems))
+    return table
 
 
 @functools.lru_cache(maxsize=8)
 def _table(path: Path) -> WheelArchs | None:
-    return generated_json_table(path, GENERATOR, _parse)
+    return generated_json_table(path, GENERATOR, lambda raw, error: _parse(path, raw, error))
 
 
-def _parse(raw: dict[str, Any], error: Problem) -> WheelArchs | None:
+def _parse(path: Path, raw: dict[str, Any], error: Problem) -> WheelArchs | None:
     packages = raw.get("packages")
     if not isinstance(packages, dict):
         error("packages", "should be an object of package -> {releases}")
         return None
-    table: dict[str, dict[Version, GpuCode]] = {}
-    for name, entry in packages.items():
-        releases = entry.get("releases") if isinstance(entry, dict) else None
-        if not isinstance(releases, dict):
-            error(f"packages.{name}", "should hold releases")
-            continue
-        table[name] = {}
-        for release, row in releases.items():
-            try:
-                code = _release_code(row)
-                if code is not None:
-                    table[name][Version(release)] = code
-            except (InvalidVersion, TypeError, ValueError, AttributeError, KeyError):
-                error(f"packages.{name}.releases.{release}", "should be a release with libraries of sass/ptx lists")
-    return WheelArchs(str(raw.get("generated", "")), table)
+    return WheelArchs(path, str(raw.get("generated", "")), packages)
+
+
+def _parse_package(path: Path, name: str, entry: Any) -> dict[Version, GpuCode]:
+    releases = entry.get("releases") if isinstance(entry, dict) else None
+    if not isinstance(releases, dict):
+        raise MatrixError(f"{path}: packages.{name}: should hold releases; regenerate it with {GENERATOR}")
+    table, problems = {}, []
+    for release, row in releases.items():
+        try:
+            code = _release_code(row)
+            if code is not None:
+                table[Version(release)] = code
+        except (InvalidVersion, TypeError, ValueError, AttributeError, KeyError):
+            problems.append(f"{path}: packages.{name}.releases.{release}: should be a release with libraries of "
+                            f"sass/ptx lists (and a ptx_isa version like \"7.8\"); regenerate it with {GENERATOR}")
+    if problems:
+        raise MatrixError("\n".join(problems))
+    return table
 
 
 def _release_code(row: dict[str, Any]) -> GpuCode | None:
+    isa = row.get("ptx_isa")
+    if isa is not None and not (isinstance(isa, str) and PTX_ISA.fullmatch(isa)):
+        raise ValueError(f"ptx_isa {isa!r}")
     libraries = []
     for groups in (row.get("libraries") or {}).values():
         kept = tuple(FatbinGroup(frozenset(map(Version, g["sass"])), frozenset(map(Version, g["ptx"])),
                                  int(g["fatbins"])) for g in groups if not _default_target_only(g["sass"], g["ptx"]))
         if kept:
             libraries.append(kept)
-    return GpuCode(tuple(libraries)) if libraries else None
+    return GpuCode(tuple(libraries), isa) if libraries else None
+
+
+def wheel_cuda(ctx: CheckContext, name: str, version: str | None) -> str | None:
+    """The CUDA toolkit that built PyPI's manylinux x86_64 wheel of ``name`` ``version`` (from its PTX ISA), on a
+    Linux x86_64 (or unstated) host; None when the release is not in the table, has no PTX, or is another build
+    (a local label, a direct URL)."""
+    host = ctx.snapshot.host
+    package = (ctx.snapshot.packages or {}).get(name)
+    parsed = parse_version(version)
+    if host.arch not in ("x86_64", "amd64", None) or host.os not in ("linux", None) or parsed is None \
+            or parsed.local or package is None or package.direct_url:
+        return None
+    table = load_wheel_archs(ctx.matrices)
+    code = table.releases_of(name).get(parsed) if table is not None else None
+    return ctx.facts.ptx_isa_cuda(code.ptx_isa) if code is not None and code.ptx_isa else None
 
 
 def _default_target_only(sass: list[str], ptx: list[str]) -> bool:
@@ -142,9 +201,9 @@ def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
         return []
     floors = load_gpu_floors(ctx.matrices)
     findings = []
-    for name, releases in sorted(table.releases.items()):
-        package = packages.get(name)
-        if package is None or not releases or package.direct_url:
+    for name in sorted(table.names & set(packages)):
+        package, releases = packages[name], table.releases_of(name)
+        if not releases or package.direct_url:
             continue
         judged = [cc for cc in ccs if not _below_stated_floor(floors, name, package.version, cc)]
         if package.version is None:

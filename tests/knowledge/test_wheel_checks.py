@@ -241,3 +241,12 @@ def test_unknown_version_whose_releases_for_this_python_all_need_newer_syntax() 
     snap38 = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "host": {"os": "linux"},
                                  "python": {"version": "3.8"}, "packages": {"auto-gptq": None}})
     assert not [f for f in run_check(snap38, stack=None).findings if f.rule == "code-needs-newer-python"]
+
+
+def test_a_32_bit_windows_python_installs_only_win32_wheels() -> None:
+    assert platform_family("windows", "x86") == platform_family("windows", "i686") == "win32"
+    found = wheel_findings({"torch": None}, host={"os": "windows", "arch": "x86"}, python="3.11.4")
+    (finding,) = [f for f in found if f.rule == "no-wheel-for-platform"]
+    assert (finding.category.value, finding.components, finding.verified) == ("platform", ("torch",), True)
+    assert "Windows 32-bit x86" in finding.message
+    assert wheel_findings({"numpy": "1.21.6"}, host={"os": "windows", "arch": "x86"}, python="3.8.2") == []

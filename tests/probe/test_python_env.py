@@ -5,7 +5,7 @@ import sys
 
 from conftest import python_env
 from envdoctor import load_snapshot
-from envdoctor.probe.python_env import probe_host, probe_python, read_distro
+from envdoctor.probe.python_env import interpreter_arch, probe_host, probe_python, read_distro
 
 
 def test_read_distro(tmp_path):
@@ -40,3 +40,10 @@ def test_probe_json_round_trip(tmp_path):
     assert snapshot.to_json() == text
     assert json.loads(text)["schema"] == "envdoctor.snapshot/1"
     assert snapshot.packages["pytest"].version
+
+
+def test_the_architecture_is_the_interpreters_not_the_machines():
+    assert interpreter_arch("AMD64", 4) == "x86"  # 32-bit Python on 64-bit Windows: win32 wheels
+    assert interpreter_arch("x86_64", 4) == "i686" and interpreter_arch("aarch64", 4) == "armv7l"
+    assert interpreter_arch("AMD64", 8) == "AMD64" and interpreter_arch("", 8) is None
+    assert probe_host().arch == interpreter_arch()

@@ -37,20 +37,20 @@ from envdoctor.snapshot import normalize_name
 
 OS_FAMILY = {"linux": "linux", "windows": "win", "win32": "win", "darwin": "macosx", "macos": "macosx"}
 ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "x64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64",
-        "armv7l": "armv7l", "i686": "i686", "ppc64le": "ppc64le", "s390x": "s390x"}
+        "armv7l": "armv7l", "i686": "i686", "i386": "i686", "x86": "i686", "ppc64le": "ppc64le", "s390x": "s390x"}
 # Wheel platform families by (OS family, architecture), as tools/gen_pypi_facts.py writes them.
 FAMILY = {
     ("linux", "x86_64"): "linux_x86_64", ("linux", "aarch64"): "linux_aarch64",
     ("linux", "armv7l"): "linux_armv7l", ("linux", "i686"): "linux_i686", ("linux", "ppc64le"): "linux_ppc64le",
     ("linux", "s390x"): "linux_s390x",
-    ("win", "x86_64"): "win_amd64", ("win", "aarch64"): "win_arm64",
+    ("win", "x86_64"): "win_amd64", ("win", "aarch64"): "win_arm64", ("win", "i686"): "win32",
     ("macosx", "x86_64"): "macosx_x86_64", ("macosx", "aarch64"): "macosx_arm64",
 }
 OS_NAME = {"linux": "Linux", "win": "Windows", "macosx": "macOS"}
 DESCRIBE = {
     "linux_x86_64": "Linux x86_64", "linux_aarch64": "Linux aarch64", "linux_armv7l": "Linux armv7l (32-bit ARM)",
     "linux_i686": "Linux i686 (32-bit x86)", "linux_ppc64le": "Linux ppc64le", "linux_s390x": "Linux s390x",
-    "win_amd64": "Windows x86_64",
+    "win_amd64": "Windows x86_64", "win32": "Windows 32-bit x86",
     "win_arm64": "Windows ARM64", "macosx_x86_64": "macOS Intel", "macosx_arm64": "macOS Apple silicon",
 }
 

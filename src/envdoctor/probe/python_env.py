@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
+import struct
 import sys
 from pathlib import Path
 
 from envdoctor.snapshot import Host, PythonInfo, canonical_os
 
 OS_RELEASE = Path("/etc/os-release")
+# A 32-bit interpreter on a 64-bit machine: the machine's name -> the architecture its wheels are built for.
+THIRTY_TWO_BIT = {"amd64": "x86", "x86_64": "i686", "aarch64": "armv7l", "arm64": "armv7l"}
 
 
 def probe_python() -> PythonInfo:
@@ -27,10 +30,20 @@ def probe_host(os_release: Path = OS_RELEASE) -> Host:
     """OS, CPU architecture, Linux distribution and glibc version; unknown parts are None."""
     return Host(
         os=canonical_os(sys.platform),
-        arch=platform.machine() or None,
+        arch=interpreter_arch(),
         distro=read_distro(os_release),
         glibc=_glibc_version(),
     )
+
+
+def interpreter_arch(machine: str | None = None, pointer_bytes: int | None = None) -> str | None:
+    """The architecture wheels must be built for: the running interpreter's, not the OS's (a 32-bit Python on
+    64-bit Windows reports ``AMD64`` as its machine, yet installs only ``win32`` wheels)."""
+    machine = platform.machine() if machine is None else machine
+    pointer_bytes = struct.calcsize("P") if pointer_bytes is None else pointer_bytes
+    if pointer_bytes == 4:
+        return THIRTY_TWO_BIT.get((machine or "").lower(), machine or None)
+    return machine or None
 
 
 def _in_conda() -> bool:

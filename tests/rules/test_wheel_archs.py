@@ -166,3 +166,10 @@ def test_a_ptx_isa_that_is_not_a_version_is_one_error(tmp_path):
     with pytest.raises(MatrixError, match=r"packages\.catboost\.releases\..*ptx_isa"):
         load_wheel_archs_fully(load_matrices(root))
     assert any("packages.catboost.releases" in problem for problem in validate_matrices(root))
+
+
+def test_tensorflow_2_3_left_out_maxwell_kernels_that_2_4_put_back(tmp_path):
+    maxwell = {"name": "GeForce GTX 750 Ti", "compute_capability": "5.0"}
+    assert _rules(tmp_path, {"tensorflow": "2.3.0"}, maxwell)["tensorflow"] == ("fail", True)
+    assert "tensorflow" not in _rules(tmp_path, {"tensorflow": "2.4.0"}, maxwell)
+    assert "tensorflow" not in _rules(tmp_path, {"tensorflow": "2.3.0"}, V100)

@@ -132,6 +132,8 @@ IMPORTERS = {
     "bitsandbytes": Package("bitsandbytes", "bitsandbytes", "bitsandbytes-foundation/bitsandbytes", "0.41.0"),
     "optimum": Package("optimum", "optimum", "huggingface/optimum", "1.8.0"),
     "liger-kernel": Package("liger-kernel", "liger_kernel", "linkedin/Liger-Kernel", "0.3.0"),
+    # Beyond the ML stack: Jinja2 and its MarkupSafe (soft_unicode went with MarkupSafe 2.1.0).
+    "jinja2": Package("Jinja2", "jinja2", "pallets/jinja", "2.10"),
     # Namespace packages (no __init__.py): each of their top-level modules is read as a root (``namespace_roots``).
     "llama-recipes": Package("llama-recipes", "llama_recipes", "meta-llama/llama-recipes", "0.0.1"),
 }
@@ -145,6 +147,7 @@ PROVIDERS = {
     "torch": Package("torch", "torch", "pytorch/pytorch", "1.13.0"),
     # Read from the manylinux x86_64 wheel of each release, as torch is (the repository was openai/triton).
     "triton": Package("triton", "triton", "triton-lang/triton", "2.0.0"),
+    "markupsafe": Package("MarkupSafe", "markupsafe", "pallets/markupsafe", "1.0"),
 }
 PARTNER_OF_MODULE = {spec.module: name for name, spec in PROVIDERS.items()}
 # Handlers that make a guarded import optional: the import may fail and the package still loads.

@@ -312,3 +312,13 @@ def test_a_namespace_package_run_as_a_module_warns_on_the_name_its_module_import
     assert "prepare_model_for_int8_training from peft when llama_recipes.finetuning is imported" in finding.message
     assert "`import llama_recipes.finetuning` fails" in finding.message
     assert _findings(tmp_path, {"llama-recipes": "0.0.1", "peft": "0.9.0"}) == []
+
+
+def test_jinja2_2_11_with_markupsafe_2_1_fails_on_soft_unicode(tmp_path: Path) -> None:
+    """The table is not only the ML stack: MarkupSafe 2.1.0 removed soft_unicode, which Jinja2 before 3.0 imports."""
+    (finding,) = _findings(tmp_path, {"jinja2": "2.11.3", "markupsafe": "2.1.0"})
+    assert finding.severity is Severity.FAIL and finding.components == ("jinja2", "markupsafe")
+    assert "soft_unicode from markupsafe" in finding.message and "`import jinja2` fails" in finding.message
+    assert 'markupsafe<2.1.0"' in (finding.fix or "")
+    assert _findings(tmp_path, {"jinja2": "2.11.3", "markupsafe": "2.0.1"}) == []
+    assert _findings(tmp_path, {"jinja2": "3.1.4", "markupsafe": "2.1.0"}) == []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,11 @@ class ImportNeed:
     @property
     def key(self) -> str:
         return f"{self.module}:{self.name}" if self.name else self.module
+
+    def runs_beside(self, installed: Collection[str]) -> bool:
+        """Whether the import runs in an environment of these (normalized) packages: always, unless it needs a
+        ``when`` partner that is not among them."""
+        return not self.when or self.when in installed
 
     @property
     def what(self) -> str:

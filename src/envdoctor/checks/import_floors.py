@@ -138,7 +138,7 @@ def _missing(table: ImportTable, pair: Pair, importer_release: str, present: fro
     (``torch.xpu`` missing before ``torch.xpu.empty_cache``), so the error quoted is the one raised. Needs met on
     every import come before those of a namespace package's modules (``via``)."""
     missing = [need for need in table.needs_of(pair.importer, importer_release)
-               if need.partner == pair.partner and (not need.when or need.when in present)
+               if need.partner == pair.partner and need.runs_beside(present)
                and table.status(need, pair.partner_release) == "absent"]
     return sorted(missing, key=lambda need: (bool(need.via), need.module.count(".")))
 
@@ -163,8 +163,8 @@ def _inferred(ctx: CheckContext, table: ImportTable, pair: Pair) -> Finding | No
     partner lacks, and that run is one a user of this partner may have: the newest releases (the table's newest
     being the newest on PyPI), or releases made from RECENT_DAYS before the partner release on."""
     listed = table.importer_releases.get(pair.importer, ())
-    broken = {release: missing for release in listed
-              if (missing := _missing(table, pair, release, installed_names(ctx)))}
+    present = installed_names(ctx)
+    broken = {release: missing for release in listed if (missing := _missing(table, pair, release, present))}
     runs = release_runs(listed, set(broken))
     if not runs:
         return None
@@ -335,7 +335,7 @@ def _importer_fix(ctx: CheckContext, table: ImportTable, pair: Pair) -> str | No
     listed = table.importer_releases[pair.importer]
     here = listed.index(pair.importer_release) if pair.importer_release in listed else len(listed)
     for release in [*listed[here + 1:], *reversed(listed[:here])]:
-        needs = [need for need in table.needs_of(pair.importer, release) if not need.when or need.when in packages]
+        needs = [need for need in table.needs_of(pair.importer, release) if need.runs_beside(packages)]
         own = [need for need in needs if need.partner == pair.partner]
         if all(table.status(need, pair.partner_release) == "present" for need in own) \
                 and not any(table.status(need, installed[need.partner]) == "absent"

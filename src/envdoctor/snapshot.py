@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ SCHEMA_PREFIX = "envdoctor.snapshot/"
 SCHEMA_VERSION = 1
 # A CUDA version as nvidia-smi or nvcc print it: "12.4", "12.4.1".
 CUDA_VERSION = re.compile(r"\d{1,2}\.\d{1,2}(\.\d{1,3})?")
+GCC_VERSION = re.compile(r"\d{1,2}(\.\d{1,3}){0,2}")
 # A compute capability: "8.6", "12.0".
 COMPUTE_CAPABILITY = re.compile(r"\d{1,2}\.\d")
 # An NVIDIA driver version: "535.104.05", "470.57", "581.42".
@@ -49,6 +50,7 @@ class Host:
     arch: str | None = None
     distro: str | None = None
     glibc: str | None = None
+    gcc: str | None = None  # the gcc nvcc compiles host code with (``gcc -dumpfullversion``), e.g. 11.4.0
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,10 @@ def snapshot_from_dict(data: Any, origin: str = "snapshot", require_schema: bool
     if require_schema or data.get("schema") is not None:
         _check_schema(data.get("schema"), origin)
     reader = _Reader(origin)
-    host = reader.obj(data, "host", Host, {"os": str, "arch": str, "distro": str, "glibc": str}) or Host()
-    if host.os:
-        host = Host(os=canonical_os(host.os), arch=host.arch, distro=host.distro, glibc=host.glibc)
+    host = reader.obj(data, "host", Host,
+                      {"os": str, "arch": str, "distro": str, "glibc": str, "gcc": str}) or Host()
+    host = replace(host, os=canonical_os(host.os) if host.os else host.os,
+                   gcc=reader.valid(host.gcc, "host.gcc", GCC_VERSION.fullmatch, "a gcc version like 11.4.0"))
     python = reader.obj(
         data, "python", PythonInfo,
         {"version": str, "implementation": str, "executable": str, "venv": bool, "conda": bool},

@@ -19,6 +19,7 @@ from envdoctor.checks.numpy_additions import load_numpy_additions
 from envdoctor.checks.numpy_aliases import load_numpy_aliases
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
 from envdoctor.checks.nvcc_floors import load_nvcc_floors
+from envdoctor.checks.nvcc_host_gcc import load_nvcc_host_gcc
 from envdoctor.checks.os_builds import load_os_builds
 from envdoctor.checks.platforms import validate_platforms
 from envdoctor.checks.protobuf_gencode import load_protobuf_gencode
@@ -55,7 +56,8 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
                                                  load_numpy_additions, load_module_owners, load_stdlib_removals,
                                                  load_protobuf_gencode, load_conda_torch_builds,
                                                  load_nvcc_floors, load_dtype_support, load_triton_ptxas,
-                                                 load_wheel_archs_fully, load_cpu_only_distributions)),
+                                                 load_wheel_archs_fully, load_cpu_only_distributions,
+                                                 load_nvcc_host_gcc)),
 )
 
 

@@ -1,3 +1,4 @@
+import os
 import time
 
 from envdoctor.probe.toolkit import parse_nvcc_release, probe_cuda_toolkit
@@ -77,3 +78,40 @@ def test_probe_with_a_garbage_nvcc_on_path_prints_no_traceback(tmp_path):
                           timeout=60, check=False)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert '"nvcc": null' in done.stdout
+
+
+def test_the_host_gcc_is_read_from_dumpfullversion(tmp_path):
+    from envdoctor.probe.toolkit import read_host_gcc
+
+    gcc = _script(tmp_path / "bin" / "gcc", 'test "$1" = -dumpfullversion && echo 11.4.0')
+    assert read_host_gcc(5, str(gcc)) == "11.4.0"
+    assert read_host_gcc(5, str(_script(tmp_path / "old" / "gcc", "echo 'gcc: unrecognized option'"))) is None
+    assert read_host_gcc(0.5, str(_script(tmp_path / "hang" / "gcc", "exec sleep 30"))) is None
+
+
+def test_nvcc_ccbin_names_the_host_compiler_and_clang_is_not_read_as_gcc(tmp_path, monkeypatch):
+    from envdoctor.probe.toolkit import host_compiler
+
+    bindir = tmp_path / "gcc-9"
+    _script(bindir / "gcc", "echo 9.5.0")
+    monkeypatch.setenv("NVCC_CCBIN", str(bindir))
+    assert host_compiler() == str(bindir / "gcc")
+    monkeypatch.setenv("NVCC_CCBIN", "/usr/bin/clang++-17")
+    assert host_compiler() is None
+    monkeypatch.setenv("NVCC_CCBIN", "/usr/bin/g++-12")
+    assert host_compiler() == "/usr/bin/g++-12"
+
+
+def test_the_toolkit_probe_reads_gcc_only_where_nvcc_is(tmp_path, monkeypatch):
+    from envdoctor.probe.toolkit import probe_toolkit_facts
+
+    _script(tmp_path / "bin" / "gcc", "echo 13.2.0")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("NVCC_CCBIN", raising=False)
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    if not os.access("/usr/local/cuda/bin/nvcc", os.X_OK):  # the probe's last place to look for nvcc
+        facts = probe_toolkit_facts()
+        assert (facts.toolkit.nvcc, facts.gcc) == (None, None)
+    _script(tmp_path / "bin" / "nvcc", "echo 'Cuda compilation tools, release 12.4, V12.4.131'")
+    facts = probe_toolkit_facts()
+    assert (facts.toolkit.nvcc, facts.gcc) == ("12.4", "13.2.0")

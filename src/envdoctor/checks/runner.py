@@ -38,6 +38,7 @@ from envdoctor.checks.numpy_abi import check_numpy_abi
 from envdoctor.checks.numpy_additions import check_numpy_additions
 from envdoctor.checks.numpy_aliases import check_numpy_aliases
 from envdoctor.checks.nvcc_floors import check_nvcc_floors
+from envdoctor.checks.nvcc_host_gcc import check_nvcc_host_gcc
 from envdoctor.checks.os_builds import check_os_builds
 from envdoctor.checks.protobuf_gencode import check_protobuf_gencode
 from envdoctor.checks.provided_modules import check_provided_modules
@@ -65,7 +66,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         smoke.check_smoke, model.check_model, check_module_owners,
         unknowns.check_invalid_values,
         environment.check_environment, check_fetched_facts, check_driver_current_builds,
-        check_conda_torch_builds,
+        check_conda_torch_builds, check_nvcc_host_gcc,
     ]
     gate = gpu.check_gpu_present(ctx)
     if gate:

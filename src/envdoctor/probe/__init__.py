@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from envdoctor.snapshot import CudaToolkit, Nvidia, Snapshot
+from envdoctor.snapshot import Nvidia, Snapshot
 
 if TYPE_CHECKING:
     from envdoctor.probe._background import BackgroundCall
+    from envdoctor.probe.toolkit import ToolkitFacts
 
 __all__ = ["PendingProbe", "probe", "probe_this_interpreter", "start_probe"]
 
@@ -44,14 +45,15 @@ class PendingProbe:
         """The snapshot; raises ``InterpreterError`` when the other interpreter could not be probed."""
         if self.other is not None:
             snapshot = self.other.finish()
-            return _with(snapshot, cuda_toolkit=finish_toolkit_probe(self.toolkit_call),
+            facts = finish_toolkit_probe(self.toolkit_call)
+            return _with(snapshot, cuda_toolkit=facts.toolkit, host=replace(snapshot.host, gcc=facts.gcc),
                          nvidia=self.nvidia_call.result(self.timeout))
         return probe_this_interpreter(self.deep, self.smoke_timeout, self.toolkit_call,
                                       lambda: self.nvidia_call.result(self.timeout))
 
 
 def probe_this_interpreter(deep: bool, smoke_timeout: float | None = None,
-                           toolkit_call: BackgroundCall[CudaToolkit] | None = None,
+                           toolkit_call: BackgroundCall[ToolkitFacts] | None = None,
                            nvidia: Callable[[], Nvidia | None] = lambda: None) -> Snapshot:
     """Everything about the running interpreter's environment; ``nvidia()`` supplies the NVML part, and the CUDA
     toolkit is left unknown without a ``toolkit_call``."""
@@ -61,10 +63,11 @@ def probe_this_interpreter(deep: bool, smoke_timeout: float | None = None,
     from envdoctor.probe.torch_build import probe_torch_build
 
     packages = probe_packages()
+    facts = finish_toolkit_probe(toolkit_call) if toolkit_call is not None else None
     snapshot = Snapshot(
-        host=probe_host(),
+        host=replace(probe_host(), gcc=facts.gcc if facts is not None else None),
         python=probe_python(),
-        cuda_toolkit=finish_toolkit_probe(toolkit_call) if toolkit_call is not None else None,
+        cuda_toolkit=facts.toolkit if facts is not None else None,
         packages=packages,
         torch=probe_torch_build() if "torch" in packages else None,
         nvidia=nvidia(),
@@ -73,17 +76,18 @@ def probe_this_interpreter(deep: bool, smoke_timeout: float | None = None,
     return _deepen(snapshot, _smoke_timeout(smoke_timeout)) if deep else snapshot
 
 
-def start_toolkit_probe() -> BackgroundCall[CudaToolkit]:
+def start_toolkit_probe() -> BackgroundCall[ToolkitFacts]:
     from envdoctor.probe._background import BackgroundCall
-    from envdoctor.probe.toolkit import probe_cuda_toolkit
+    from envdoctor.probe.toolkit import probe_toolkit_facts
 
-    return BackgroundCall(probe_cuda_toolkit, "nvcc")
+    return BackgroundCall(probe_toolkit_facts, "nvcc")
 
 
-def finish_toolkit_probe(call: BackgroundCall[CudaToolkit]) -> CudaToolkit:
-    from envdoctor.probe.toolkit import NVCC_TIMEOUT_S
+def finish_toolkit_probe(call: BackgroundCall[ToolkitFacts]) -> ToolkitFacts:
+    from envdoctor.probe.toolkit import NVCC_TIMEOUT_S, ToolkitFacts
+    from envdoctor.snapshot import CudaToolkit
 
-    return call.result(NVCC_TIMEOUT_S + 1, CudaToolkit)
+    return call.result(2 * NVCC_TIMEOUT_S + 1, lambda: ToolkitFacts(CudaToolkit(), None))
 
 
 def start_probe(deep: bool = False, timeout: float = 10.0, smoke_timeout: float | None = None,

@@ -1,4 +1,5 @@
-"""The CUDA toolkit (``nvcc``) on this machine, if any: what extension builds would compile with."""
+"""The CUDA toolkit (``nvcc``) on this machine, if any, and the gcc it compiles host code with: what extension
+builds would compile with."""
 
 from __future__ import annotations
 
@@ -9,13 +10,47 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from envdoctor.snapshot import CudaToolkit
+from envdoctor.snapshot import GCC_VERSION, CudaToolkit
 
 NVCC_TIMEOUT_S = 5.0
 NVCC_OUTPUT_LIMIT = 64 * 1024  # `nvcc --version` prints about 300 bytes; more is not nvcc
 _RELEASE = re.compile(r"release (\d+\.\d+)")
+
+
+@dataclass(frozen=True)
+class ToolkitFacts:
+    toolkit: CudaToolkit
+    gcc: str | None  # the host compiler's version; read only where nvcc is found
+
+
+def probe_toolkit_facts(timeout: float = NVCC_TIMEOUT_S) -> ToolkitFacts:
+    """The toolkit, and the gcc nvcc would use when there is an nvcc."""
+    toolkit = probe_cuda_toolkit(timeout=timeout)
+    return ToolkitFacts(toolkit, read_host_gcc(timeout) if toolkit.nvcc else None)
+
+
+def host_compiler() -> str | None:
+    """What nvcc compiles host code with: ``$NVCC_CCBIN`` (a compiler, or the directory holding ``gcc``), else ``gcc``
+    on PATH; None when that is not a gcc (clang, or nothing)."""
+    chosen = os.environ.get("NVCC_CCBIN")
+    if chosen:
+        path = Path(chosen) / "gcc" if Path(chosen).is_dir() else Path(chosen)
+        return str(path) if "clang" not in path.name else None
+    return shutil.which("gcc")
+
+
+def read_host_gcc(timeout: float, compiler: str | None = None) -> str | None:
+    """``gcc -dumpfullversion -dumpversion`` ("11.4.0"; gcc before 7 prints the version for ``-dumpversion``);
+    None when there is no gcc, or it fails, hangs or prints something else."""
+    compiler = compiler or host_compiler()
+    if compiler is None:
+        return None
+    output = run_bounded([compiler, "-dumpfullversion", "-dumpversion"], timeout, NVCC_OUTPUT_LIMIT)
+    text = output.decode("utf-8", "replace").strip() if output is not None else ""
+    return text if GCC_VERSION.fullmatch(text) else None
 
 
 def find_nvcc() -> Path | None:

@@ -75,7 +75,8 @@ def _python(python: PythonInfo) -> str:
 
 def _host(host: Host) -> str:
     glibc = f"glibc {host.glibc}" if host.glibc else None
-    return ", ".join(p for p in (host.distro or host.os, host.arch, glibc) if p) or "unknown"
+    gcc = f"gcc {host.gcc}" if host.gcc else None
+    return ", ".join(p for p in (host.distro or host.os, host.arch, glibc, gcc) if p) or "unknown"
 
 
 def _torch(torch: TorchBuild | None, package: Package | None) -> str:

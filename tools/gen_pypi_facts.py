@@ -1,6 +1,6 @@
 """Regenerate ``matrices/pypi/<name>.json`` from PyPI: release dates, wheels, Requires-Python and Requires-Dist.
 
-Usage: python tools/gen_pypi_facts.py [--only NAME ...] [--out DIR] [--config FILE] [--threads N]
+Usage: python tools/gen_pypi_facts.py [--only NAME ...] [--out DIR] [--config FILE] [--threads N] [--reuse]
 
 For every package in ``tools/pypi_packages.toml`` (final and post releases at or above its floor):
 - ``https://pypi.org/pypi/NAME/json`` gives the release list, each release's files (names, first upload time,
@@ -9,6 +9,8 @@ For every package in ``tools/pypi_packages.toml`` (final and post releases at or
   (the zip's central directory and the METADATA member only, as pip's lazy wheel does): the manylinux x86_64
   wheel when there is one (torch's Requires-Dist differs per platform), else a pure-Python wheel, else any.
   The PEP 658 ``<wheel URL>.metadata`` file is tried first and used when the index serves it.
+- each release's wheel names give its wheel tags and, from the ``manylinux_X_Y`` tags, the lowest glibc its wheels
+  need on each Linux architecture (``glibc``).
 Lines that apply only to an ``extra`` are kept apart, under ``extras``, when the extra is not a development one
 (dev, test, docs...), the line names a package of the tables and has a version range: what a release needs of an
 optional package it uses when that is installed. Markers are kept verbatim. A release with only an sdist has
@@ -68,10 +70,17 @@ __all__ = ["CODE_FLOOR_KEY", "code_python_floor", "python_lower_bound", "release
 # --- one package ------------------------------------------------------------------------------------
 
 
+# What a release's METADATA and code gave; ``--reuse`` keeps them for a release already recorded from the same wheel.
+READ_KEYS = ("requires", "extras", "requires_python", "requires_from", "python_floor", "python_floor_from")
+
+
 def generate(name: str, options: dict[str, Any], threads: int, fetch: Fetch = http_get,
-             today: str | None = None, tabled: set[str] | None = None) -> dict[str, Any]:
+             today: str | None = None, tabled: set[str] | None = None,
+             previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document for one package. ``tabled``: the normalized names of every package in the tables; the
-    extra-only requirements on them are kept under ``extras``."""
+    extra-only requirements on them are kept under ``extras``. ``previous``: the releases of the existing document;
+    a release recorded there from the same wheel keeps what its METADATA and code gave (they never change once
+    published) instead of reading them again."""
     index_url = INDEX.format(name=name)
     index = json.loads(fetch(index_url, None))
     floor = options.get("floor")
@@ -79,20 +88,29 @@ def generate(name: str, options: dict[str, Any], threads: int, fetch: Fetch = ht
     versions = kept_versions(index["releases"], floor)
     listed = [release_files(v, index["releases"][v]) for v in versions]
 
+    def recorded(files: ReleaseFiles) -> dict[str, Any] | None:
+        entry = (previous or {}).get(files.version)
+        wheel = files.metadata_wheel
+        if not isinstance(entry, dict) or (wheel is not None and entry.get("requires_from") != wheel["filename"]):
+            return None
+        return entry
+
     def read(files: ReleaseFiles) -> tuple[str, str] | None:
         wheel = files.metadata_wheel
-        if wheel is None:
+        if wheel is None or recorded(files) is not None:
             return None
         return wheel_metadata(urljoin(index_url, wheel["url"]), wheel["size"], fetch), wheel["filename"]
 
     def code_floor(files: ReleaseFiles) -> dict[str, str] | None:
-        if not options.get("code_floor", False):
+        if not options.get("code_floor", False) or recorded(files) is not None:
             return None
         return release_code_floor(index["releases"][files.version], files.requires_python, index_url, fetch)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         metadata = list(pool.map(read, listed))
         floors = list(pool.map(code_floor, listed))
+    kept = [{key: entry[key] for key in READ_KEYS if key in entry} if (entry := recorded(files)) else {}
+            for files in listed]
     return {
         "package": canonicalize_name(name),
         "generator": GENERATOR,
@@ -103,17 +121,29 @@ def generate(name: str, options: dict[str, Any], threads: int, fetch: Fetch = ht
             + index_url + "), lines that apply only to an extra dropped",
             **({"extras": "the same METADATA's lines that apply only to an extra (not dev, test, docs...) and "
                 "name a package of tools/pypi_packages.toml"} if tabled else {}),
+            "glibc": "the manylinux tags of the release's wheels: the lowest glibc they need per Linux architecture",
             **({"python_floor": "the syntax of the .py files of the release's pure wheel (else its sdist), read "
                 "with ast: the lowest Python that can import them, where above Requires-Python"}
                if options.get("code_floor") else {}),
         },
         "floor": floor,
         "requires_only": requires_only,
-        "releases": {files.version: {**release_entry(files, read_from[0] if read_from else None, requires_only,
-                                                     tabled if options.get("extras", True) else None,
-                                                     read_from[1] if read_from else None), **(floor or {})}
-                     for files, read_from, floor in zip(listed, metadata, floors, strict=True)},
+        "releases": {files.version: _ordered({**release_entry(files, read_from[0] if read_from else None,
+                                                              requires_only,
+                                                              tabled if options.get("extras", True) else None,
+                                                              read_from[1] if read_from else None),
+                                               **(floor or {}), **reused})
+                     for files, read_from, floor, reused in zip(listed, metadata, floors, kept, strict=True)},
     }
+
+
+ENTRY_ORDER = ("date", "requires_python", "yanked", "requires", "extras", "requires_from", "wheels", "sdist", "glibc",
+               "python_floor", "python_floor_from")
+
+
+def _ordered(entry: dict[str, Any]) -> dict[str, Any]:
+    """A release entry's keys in one order, whether read now or kept (``--reuse``)."""
+    return {key: entry[key] for key in (*ENTRY_ORDER, *sorted(entry.keys() - set(ENTRY_ORDER))) if key in entry}
 
 
 def dump(document: dict[str, Any]) -> str:
@@ -139,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--only", nargs="*", default=None, help="regenerate only these packages")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep what the existing files recorded from each release's METADATA and code; read "
+                             "only the release lists again (and new releases whole)")
     args = parser.parse_args(argv)
     packages = tomllib.loads(args.config.read_text())["packages"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -147,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         began = time.monotonic()
-        document = generate(name, options, args.threads, tabled=tabled_names(args.config))
         path = args.out / f"{canonicalize_name(name)}.json"
+        previous = json.loads(path.read_text(encoding="utf-8")).get("releases") if args.reuse and path.exists() \
+            else None
+        document = generate(name, options, args.threads, tabled=tabled_names(args.config), previous=previous)
         path.write_text(dump(document), encoding="utf-8")
         unknown = sum(1 for r in document["releases"].values() if r["requires"] is None)
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {len(document['releases'])} "

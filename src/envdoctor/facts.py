@@ -326,6 +326,23 @@ class Facts:
                                  fields.text("source")))
         return tuple(out)
 
+    def post_release_cuda(self, package: str, post: int) -> str | None:
+        """The CUDA a release's post number names (``cuda.toml [post_release_cuda.PACKAGE]``: paddlepaddle-gpu's
+        ``.post107`` is CUDA 10.0); None when the package or the number is not listed."""
+        table = self._section("cuda.toml", "post_release_cuda").get(package)
+        cuda = table.get(str(post)) if isinstance(table, dict) else None
+        if cuda is None:
+            return None
+        try:
+            cuda_major_minor(cuda if isinstance(cuda, str) else "")
+        except ValueError:
+            raise FactsError(f"{self.root / 'cuda.toml'}: 'post_release_cuda.{package}.{post}' should be a CUDA "
+                             f"version like \"10.0\", got {cuda!r}") from None
+        return cuda
+
+    def post_release_packages(self) -> frozenset[str]:
+        return frozenset(self._section("cuda.toml", "post_release_cuda"))
+
     def ptx_isa_cuda(self, isa: str) -> str | None:
         """The CUDA release that introduced PTX ISA ``isa`` (``cuda.toml [ptx_isa]``); None when not listed."""
         cuda = self._section("cuda.toml", "ptx_isa").get(isa)

@@ -34,7 +34,8 @@ FOLDER = "pypi"
 PYPI_JSON_API = "https://pypi.org/pypi/{name}/json"  # where the facts come from (tools/gen_pypi_facts.py, --online)
 TOP_KEYS = {"package", "generator", "generated", "source", "floor", "requires_only", "releases"}
 RELEASE_KEYS = {"date", "requires_python", "yanked", "requires", "requires_from", "wheels", "sdist", "extras",
-                "python_floor", "python_floor_from"}
+                "python_floor", "python_floor_from", "glibc"}
+GLIBC = re.compile(r"^\d+\.\d+$")
 PYTHON_MINOR = re.compile(r"^3\.\d+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SERIES_START = re.compile(r"(\d+)\.(\d+)")  # a version key's major.minor, when it starts with them
@@ -61,6 +62,13 @@ class ReleaseFacts:
     # Requires-Python admits; and the file:line that decides it. None when not above (or not read).
     python_floor: str | None = None
     python_floor_from: str | None = None
+    # Linux architecture -> the lowest glibc its manylinux wheels need ("x86_64": "2.28"); {} when not recorded
+    # or when a pure-Python wheel installs anywhere.
+    glibc: tuple[tuple[str, str], ...] = ()
+
+    def glibc_for(self, arch: str) -> str | None:
+        """The lowest glibc this release's manylinux wheels for ``arch`` need; None when not recorded."""
+        return dict(self.glibc).get(arch)
 
     @property
     def binary_wheels(self) -> bool:
@@ -505,8 +513,13 @@ def _release(package: str, version: str, entry: Any, where: str,
     if wheels and not all(map(WHEEL_TAG.match, wheels)):
         tag = next(tag for tag in wheels if not WHEEL_TAG.match(tag))
         error(f"{where}.wheels", f"{tag!r} is not a tag like 'cp311-linux_x86_64' or 'py3-any'")
+    glibc = entry.get("glibc") or {}
+    if not (isinstance(glibc, dict) and all(isinstance(a, str) and isinstance(g, str) and GLIBC.match(g)
+                                            for a, g in glibc.items())):
+        error(f"{where}.glibc", "should be an object of Linux architecture -> glibc version like '2.28'")
+        glibc = {}
     return ReleaseFacts(package, version, str(date), requires_python, requires, wheels, sdist, yanked is True,
-                        extras, floor, floor_from)
+                        extras, floor, floor_from, tuple(sorted(glibc.items())))
 
 
 def _strings(entry: dict[str, Any], key: str, where: str,

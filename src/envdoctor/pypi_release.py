@@ -131,6 +131,33 @@ def platform_families(platform_tag: str) -> set[str]:
     return out
 
 
+MANYLINUX_LEGACY = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
+MANYLINUX = re.compile(r"^(?:(?P<legacy>manylinux1|manylinux2010|manylinux2014)"
+                       r"|manylinux_(?P<major>\d+)_(?P<minor>\d+))_(?P<arch>.+)$")
+
+
+def glibc_floors(filenames: list[str]) -> dict[str, str]:
+    """The lowest glibc one of these wheels needs on each Linux architecture (``manylinux_2_28_x86_64`` needs
+    2.28; a wheel tagged ``manylinux_2_17_x86_64.manylinux2014_x86_64`` 2.17): ``{"x86_64": "2.17"}``. Empty when a
+    pure-Python wheel is among them (it installs on any glibc)."""
+    floors: dict[str, tuple[int, int]] = {}
+    for filename in filenames:
+        match = WHEEL_NAME.match(filename)
+        if match is None:
+            continue
+        if match.group("plat") == "any":
+            return {}
+        for tag in match.group("plat").split("."):
+            found = MANYLINUX.match(tag)
+            if found is None:
+                continue
+            text = MANYLINUX_LEGACY[found["legacy"]] if found["legacy"] else f"{found['major']}.{found['minor']}"
+            glibc = tuple(int(part) for part in text.split("."))
+            arch = found["arch"]
+            floors[arch] = min(floors.get(arch, glibc), glibc)  # type: ignore[arg-type]
+    return {arch: f"{major}.{minor}" for arch, (major, minor) in sorted(floors.items())}
+
+
 def wheel_tags(filename: str) -> set[str]:
     """Compact tags of one wheel: ``cp311-linux_x86_64``, ``cp38-abi3-linux_x86_64``, ``py3-any``.
 
@@ -246,6 +273,7 @@ class ReleaseFiles:
     wheels: list[str]
     sdist: bool
     metadata_wheel: dict[str, Any] | None
+    glibc: dict[str, str]  # architecture -> the lowest glibc its manylinux wheels need ({} with a pure wheel)
 
 
 def release_files(version: str, files: list[dict[str, Any]]) -> ReleaseFiles:
@@ -260,6 +288,7 @@ def release_files(version: str, files: list[dict[str, Any]]) -> ReleaseFiles:
         wheels=sorted({tag for f in files if f["filename"].endswith(".whl") for tag in wheel_tags(f["filename"])}),
         sdist=any(f.get("packagetype") == "sdist" for f in files),
         metadata_wheel=wheel,
+        glibc=glibc_floors([f["filename"] for f in files if f["filename"].endswith(".whl") and not f.get("yanked")]),
     )
 
 
@@ -279,4 +308,6 @@ def release_entry(files: ReleaseFiles, metadata: str | None, requires_only: bool
     if not requires_only:
         entry["wheels"] = files.wheels
         entry["sdist"] = files.sdist
+        if files.glibc:
+            entry["glibc"] = files.glibc
     return entry

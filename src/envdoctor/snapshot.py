@@ -28,6 +28,7 @@ SCHEMA_PREFIX = "envdoctor.snapshot/"
 SCHEMA_VERSION = 1
 # A CUDA version as nvidia-smi or nvcc print it: "12.4", "12.4.1".
 CUDA_VERSION = re.compile(r"\d{1,2}\.\d{1,2}(\.\d{1,3})?")
+LIBCS = frozenset({"glibc", "musl"})
 GCC_VERSION = re.compile(r"\d{1,2}(\.\d{1,3}){0,2}")
 # A compute capability: "8.6", "12.0".
 COMPUTE_CAPABILITY = re.compile(r"\d{1,2}\.\d")
@@ -51,6 +52,7 @@ class Host:
     distro: str | None = None
     glibc: str | None = None
     gcc: str | None = None  # the gcc nvcc compiles host code with (``gcc -dumpfullversion``), e.g. 11.4.0
+    libc: str | None = None  # "glibc" or "musl" (Alpine); None: unknown
 
 
 @dataclass(frozen=True)
@@ -208,9 +210,11 @@ def snapshot_from_dict(data: Any, origin: str = "snapshot", require_schema: bool
         _check_schema(data.get("schema"), origin)
     reader = _Reader(origin)
     host = reader.obj(data, "host", Host,
-                      {"os": str, "arch": str, "distro": str, "glibc": str, "gcc": str}) or Host()
+                      {"os": str, "arch": str, "distro": str, "glibc": str, "gcc": str, "libc": str}) or Host()
     host = replace(host, os=canonical_os(host.os) if host.os else host.os,
-                   gcc=reader.valid(host.gcc, "host.gcc", GCC_VERSION.fullmatch, "a gcc version like 11.4.0"))
+                   gcc=reader.valid(host.gcc, "host.gcc", GCC_VERSION.fullmatch, "a gcc version like 11.4.0"),
+                   libc=reader.valid(host.libc.lower() if host.libc else None, "host.libc", LIBCS.__contains__,
+                                     "glibc or musl"))
     python = reader.obj(
         data, "python", PythonInfo,
         {"version": str, "implementation": str, "executable": str, "venv": bool, "conda": bool},

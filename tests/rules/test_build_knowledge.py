@@ -252,6 +252,20 @@ def test_cuda_named_by_a_wheel_label_against_the_driver(tmp_path: Path) -> None:
     assert not _findings(cu118, tmp_path, "driver-too-old-for-cuda-build")
 
 
+@pytest.mark.parametrize(("version", "driver", "fires"), [
+    ("1.5.1.post107", "396.26", True),    # CUDA 10.0 needs 410.48; 396.26 runs CUDA 9.2 at most
+    ("1.5.1.post97", "396.26", False),    # the CUDA 9.0 build of the same release
+    ("2.4.2.post117", "440.33.01", True),   # CUDA 11.7 needs 450.80.02 (11.x's floor); 440 runs CUDA 10.2
+    ("2.4.2", "440.33.01", False),          # no post number: the default build, not named here
+])
+def test_a_post_release_number_names_paddles_cuda(tmp_path: Path, version: str, driver: str, fires: bool) -> None:
+    snap = snapshot({"paddlepaddle-gpu": version}, nvidia={"driver": driver, "gpus": [H100]})
+    found = _findings(snap, tmp_path, "driver-too-old-for-cuda-build")
+    assert bool(found) is fires
+    if fires:
+        assert "CUDA " + {"1": "10.0", "2": "11.7"}[version[0]] in found[0].message
+
+
 @pytest.mark.parametrize(("cc", "version", "fires"), [
     ("6.0", "0.3.0", True),    # P100: Triton compiles for 7.0+ only; liger-kernel declares triton
     ("7.5", "0.3.0", False),

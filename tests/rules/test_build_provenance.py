@@ -111,7 +111,21 @@ def test_plain_companion_beside_a_tagged_torch_of_another_cuda_major(tmp_path: P
     windows = found(check(tmp_path, host={"os": "windows", "arch": "x86_64"}, nvidia=GPU,
                           packages={"torch": "2.9.0+cu126", "torchvision": "0.24.0"}), "companion-other-cuda-variant")
     assert len(windows) == 1 and "CPU-only" in windows[0].message
-    assert not found(check(tmp_path, nvidia=GPU, packages=packages), "companion-other-cuda-variant")  # OS unknown
+    # the OS unknown: either plain build may be the one installed, said unverified
+    [unknown_os] = found(check(tmp_path, nvidia=GPU, packages=packages), "companion-other-cuda-variant")
+    assert not unknown_os.verified and "cu128 build on Linux x86_64" in unknown_os.message
+    assert "CPU-only build on Windows" in unknown_os.message
+
+
+def test_a_plain_companion_beside_a_cpu_torch_on_an_unknown_os_is_the_linux_cuda_build(tmp_path: Path) -> None:
+    """torch 2.7.0+cpu beside PyPI's torchvision 0.22.0: on Linux x86_64 that is the cu126 build ('operator
+    torchvision::nms does not exist'); on Windows the CPU one, which works."""
+    packages = {"torch": "2.7.0+cpu", "torchvision": "0.22.0"}
+    [finding] = found(check(tmp_path, packages=packages), "companion-other-cuda-variant")
+    assert not finding.verified and "cu126 build on Linux x86_64" in finding.message
+    assert "Windows" not in finding.message
+    assert not found(check(tmp_path, host={"os": "windows", "arch": "x86_64"}, packages=packages),
+                     "companion-other-cuda-variant")
 
 
 # --- a CUDA wheel reached through a requirement --------------------------------------------------------------------

@@ -81,7 +81,18 @@ def test_other_builds_and_unstated_hosts_are_not_claimed_as_the_pypi_wheel(tmp_p
                   BLACKWELL) == {}
     assert _rules(tmp_path, {"lmcache": old}, BLACKWELL, host={}) == {"lmcache": ("fail", False)}
     assert _rules(tmp_path, {"lmcache": old}, BLACKWELL, host={"os": "linux", "arch": "aarch64"}) == {}
+    # lmcache publishes no Windows wheel: a Windows install came from elsewhere
     assert _rules(tmp_path, {"lmcache": old}, BLACKWELL, host={"os": "windows", "arch": "x86_64"}) == {}
+
+
+def test_a_windows_wheel_is_judged_by_its_linux_twin_unverified(tmp_path):
+    """TensorFlow 2.3's pip packages hold no sm_50 kernels and PTX only for compute_70 (its release notes); its
+    Windows wheel is built with the same list, which the table reads from the Linux one."""
+    gtx_960m = {"name": "GeForce GTX 960M", "compute_capability": "5.0"}
+    windows = {"os": "windows", "arch": "x86_64"}
+    assert _rules(tmp_path, {"tensorflow": "2.3.0"}, gtx_960m, host=windows) == {"tensorflow": ("warn", False)}
+    assert _rules(tmp_path, {"tensorflow": "2.3.0"}, gtx_960m) == {"tensorflow": ("fail", True)}
+    assert _rules(tmp_path, {"tensorflow": "2.4.0"}, gtx_960m, host=windows) == {}
 
 
 def test_an_unknown_version_warns_unverified_only_when_the_newest_release_does_not_run(tmp_path):
@@ -173,3 +184,15 @@ def test_tensorflow_2_3_left_out_maxwell_kernels_that_2_4_put_back(tmp_path):
     assert _rules(tmp_path, {"tensorflow": "2.3.0"}, maxwell)["tensorflow"] == ("fail", True)
     assert "tensorflow" not in _rules(tmp_path, {"tensorflow": "2.4.0"}, maxwell)
     assert "tensorflow" not in _rules(tmp_path, {"tensorflow": "2.3.0"}, V100)
+
+
+def test_a_release_the_table_did_not_read_takes_the_cuda_its_neighbours_share_unverified(tmp_path):
+    """catboost 0.10.4.1 has no manylinux wheel the table read; 0.10.3 and 0.11.0 around it are CUDA 9.1 builds, and
+    a CUDA 9.0 driver (384.130) cannot run them."""
+    releases = load_wheel_archs(load_matrices()).releases_of("catboost")
+    assert Version("0.10.4.1") not in releases
+    (finding,) = _driver_findings(tmp_path, {"catboost": "0.10.4.1"}, "384.130")
+    assert not finding.verified and "CUDA 9.1" in finding.message and "0.10.3 and 0.11.0" in finding.message
+    assert _driver_findings(tmp_path, {"catboost": "0.10.4.1"}, "396.26") == []
+    # below the first release read there is nothing around it to go by
+    assert _driver_findings(tmp_path, {"catboost": "0.9.0"}, "384.130") == []

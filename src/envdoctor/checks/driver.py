@@ -51,6 +51,7 @@ class CudaNeed:
     version: str
     major: int
     minor: int | None
+    inferred: str | None = None  # why the CUDA is inferred rather than read; its findings are then unverified
 
     @property
     def cuda(self) -> str:
@@ -83,9 +84,12 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
         major, minor = cuda_major_minor(cuda)
         needs.append(CudaNeed("torch", torch if isinstance(torch, str) else "(version unknown)", major, minor))
     packages = ctx.snapshot.packages or {}
+    needs += _post_release_needs(ctx)
+    named = {need.package for need in needs}
     for build in ctx.facts.cuda_builds():
         package = packages.get(build.package)
-        if package is not None and package.version and matches_specifier(package.version, build.versions):
+        if package is not None and package.version and build.package not in named \
+                and matches_specifier(package.version, build.versions):
             needs.append(CudaNeed(build.package, package.version, build.cuda_major, build.cuda_minor))
     named = {need.package for need in needs}
     needs += [need for need in _wheel_code_needs(ctx) if need.package not in named]
@@ -108,6 +112,19 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
     return needs
 
 
+def _post_release_needs(ctx: CheckContext) -> list[CudaNeed]:
+    """Packages that name their CUDA build in the post-release number (paddlepaddle-gpu ``1.5.1.post107``)."""
+    packages = ctx.snapshot.packages or {}
+    needs = []
+    for name in sorted(ctx.facts.post_release_packages() & set(packages)):
+        version = packages[name].version
+        parsed = parse_version(version) if version else None
+        cuda = ctx.facts.post_release_cuda(name, parsed.post) if parsed is not None and parsed.post else None
+        if cuda is not None and version:
+            needs.append(CudaNeed(name, version, *cuda_major_minor(cuda)))
+    return needs
+
+
 def _wheel_code_needs(ctx: CheckContext) -> list[CudaNeed]:
     """Packages whose installed PyPI wheel's GPU code names the CUDA toolkit that built it (its PTX ISA); a local
     label (``+cu118``) is the label's, judged below."""
@@ -118,7 +135,7 @@ def _wheel_code_needs(ctx: CheckContext) -> list[CudaNeed]:
         version = packages[name].version
         cuda = wheel_cuda(ctx, name, version)
         if cuda is not None and version:
-            needs.append(CudaNeed(name, version, *cuda_major_minor(cuda)))
+            needs.append(CudaNeed(name, version, *cuda_major_minor(cuda.cuda), inferred=cuda.inferred))
     return needs
 
 
@@ -137,6 +154,8 @@ def check_driver(ctx: CheckContext) -> list[Finding]:
     needs = cuda_needs(ctx)
     for need in needs:
         finding = _judge(ctx, need)
+        if finding is not None and need.inferred:
+            finding = replace(finding, verified=False, message=f"{finding.message} (inferred: {need.inferred})")
         if finding is not None and finding.rule == MINOR_COMPAT:
             minor_compat.append((need, finding))
         elif finding is not None:
@@ -399,7 +418,7 @@ def _too_old(ctx: CheckContext, need: CudaNeed, driver: str | None, floor: str, 
         category=Category.DRIVER, severity=Severity.FAIL,
         components=(need.package, "nvidia-driver") + (("torch",) if rides_along else ()), sources=SOURCES,
         message=f"{need.package} {need.version} is built for CUDA {need.cuda}, which needs NVIDIA driver >= "
-        f"{floor}; {shown} (supports CUDA {supports if isinstance(supports, str) else 'unknown'} at most): "
+        f"{floor}; {shown}{f' (supports CUDA {supports} at most)' if isinstance(supports, str) else ''}: "
         "'CUDA driver version is insufficient for CUDA runtime version'",
         fix=_older_cuda_fix(ctx, need, driver, floor, supports),
     )

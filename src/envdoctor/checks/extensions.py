@@ -262,6 +262,8 @@ def _plain_companions(ctx: CheckContext, torch: str, variant: object) -> list[Fi
     host = ctx.snapshot.host
     if not isinstance(variant, str) or not re.fullmatch(r"cu\d{2,4}|cpu", variant):
         return []
+    if host.os is None:
+        return _plain_companions_on_unknown_os(ctx, torch, variant)
     if host.os == "linux" and host.arch in ("x86_64", None):
         plain = ctx.facts.torch_pypi_default(public_of(torch))
     else:
@@ -270,6 +272,24 @@ def _plain_companions(ctx: CheckContext, torch: str, variant: object) -> list[Fi
         return []
     what = "a CPU-only build" if plain == "cpu" else f"the {plain} build"
     where = "linux (x86_64 assumed: the architecture is not given)" if host.arch is None else host.os
+    return _plain_companion_findings(ctx, torch, variant, f"{what} on {where}")
+
+
+def _plain_companions_on_unknown_os(ctx: CheckContext, torch: str, variant: str) -> list[Finding]:
+    """The OS is not given: PyPI's plain companion is the release's default CUDA build on Linux x86_64 and a CPU
+    build on Windows and macOS; a mismatch on either is said, unverified."""
+    linux = ctx.facts.torch_pypi_default(public_of(torch))
+    builds = []
+    if linux and _cuda_major(linux) != _cuda_major(variant):
+        builds.append(f"the {linux} build on Linux x86_64")
+    if _cuda_major(variant) is not None:
+        builds.append("a CPU-only build on Windows and macOS")
+    if not builds:
+        return []
+    return _plain_companion_findings(ctx, torch, variant, " and ".join(builds) + " (the OS is not given)")
+
+
+def _plain_companion_findings(ctx: CheckContext, torch: str, variant: str, what: str) -> list[Finding]:
     out = []
     for name in COMPANIONS:
         version = fact(ctx.snapshot, f"packages.{name}")
@@ -279,7 +299,7 @@ def _plain_companions(ctx: CheckContext, torch: str, variant: object) -> list[Fi
         out.append(Finding(
             rule="companion-other-cuda-variant", category=Category.CUDA_BUILD, severity=Severity.WARN,
             components=(name, "torch"), sources=("torchvision-compat",), verified=False,
-            message=f"{name} {version} carries no local tag, so it is PyPI's wheel, {what} on {where}, while torch "
+            message=f"{name} {version} carries no local tag, so it is PyPI's wheel, {what}, while torch "
             f"{torch} is the {variant} build (inferred from the missing tag): {LOAD_ERROR[name]}",
             fix=companion_install(ctx, name, torch),
         ))

@@ -29,7 +29,7 @@ from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.declared import marker_applies, parse_declared
 from envdoctor.checks.release_scans import findings_by_known_versions, public_version, read_package_rows
 from envdoctor.checks.requirements import marker_environment
-from envdoctor.checks.wheels import target_of, wheel_runs
+from envdoctor.checks.wheels import host_target, wheel_runs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
 from envdoctor.pypi_facts import newest_release, releases
@@ -271,7 +271,7 @@ def _numpy_held_back(ctx: CheckContext, name: str, specifier: str) -> bool:
 def _numpy_installs_here(ctx: CheckContext, specifier: str) -> bool:
     """Some NumPy release in ``specifier`` has a wheel for this Python and platform (every one counts when they are
     unknown): ``numpy<1.24`` is no way out on Python 3.12, which no such release was built for."""
-    target = target_of(ctx.snapshot.host.os, ctx.snapshot.host.arch, ctx.snapshot.python.version)
+    target = host_target(ctx.snapshot.host, ctx.snapshot.python.version)
     candidates = [r for r in releases("numpy", ctx.matrices.root) if matches_specifier(r.version, specifier)]
     return target is None or target.minor is None or any(wheel_runs(r, target) for r in candidates)
 
@@ -354,7 +354,7 @@ def _numpy_unknown_additions(ctx: CheckContext, table: NumpyAliasTable, name: st
     used = {n for row in table.uses(name, release) for n in row.names}
     if not used:
         return None
-    target = target_of(ctx.snapshot.host.os, ctx.snapshot.host.arch, ctx.snapshot.python.version)
+    target = host_target(ctx.snapshot.host, ctx.snapshot.python.version)
     candidates = [Version(r.version) for r in releases("numpy", ctx.matrices.root)
                   if parse_version(r.version) is not None and not Version(r.version).is_prerelease
                   and (target is None or target.minor is None or wheel_runs(r, target))]

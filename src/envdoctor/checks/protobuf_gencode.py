@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.release_scans import findings_by_known_versions, public_version, read_package_rows
-from envdoctor.checks.wheels import target_of, wheel_runs
+from envdoctor.checks.wheels import host_target, wheel_runs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, Problem, generated_json_table
 from envdoctor.pypi_facts import releases
@@ -209,7 +209,7 @@ def _nearest_release(table: ProtobufGencodeTable, name: str, release: Version,
 def _installable_protobufs(ctx: CheckContext) -> list[Version]:
     """Final, not yanked protobuf releases of the PyPI tables with a wheel for this Python and platform (every one
     when those are unknown), oldest first."""
-    target = target_of(ctx.snapshot.host.os, ctx.snapshot.host.arch, ctx.snapshot.python.version)
+    target = host_target(ctx.snapshot.host, ctx.snapshot.python.version)
     found = []
     for facts in releases("protobuf", ctx.matrices.root):
         version = parse_version(facts.version)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.requirements import applicable_requirements, marker_environment
-from envdoctor.checks.wheels import Target, cpython_tag, runs_here, target_of
+from envdoctor.checks.wheels import Target, cpython_tag, host_target, runs_here
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
@@ -70,7 +70,7 @@ def check_python_support_lag(ctx: CheckContext) -> list[Finding]:
     snapshot = ctx.snapshot
     if (snapshot.python.implementation or "cpython").lower() != "cpython":
         return []
-    target = target_of(snapshot.host.os, snapshot.host.arch, snapshot.python.version)
+    target = host_target(snapshot.host, snapshot.python.version)
     if target is None or target.minor is None:
         return []
     came_out = load_python_releases(ctx.matrices).get(target.minor)

@@ -27,6 +27,7 @@ from envdoctor.checks.cpu_distributions import check_cpu_distributions
 from envdoctor.checks.driver_current_builds import check_driver_current_builds
 from envdoctor.checks.fetched_facts import check_fetched_facts
 from envdoctor.checks.flash_attn_build import check_flash_attn_build
+from envdoctor.checks.glibc_floors import check_glibc_floors
 from envdoctor.checks.gpu_dtypes import check_gpu_dtypes
 from envdoctor.checks.gpu_floors import check_gpu_floors
 from envdoctor.checks.host_builds import check_host_builds
@@ -66,7 +67,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         smoke.check_smoke, model.check_model, check_module_owners,
         unknowns.check_invalid_values,
         environment.check_environment, check_fetched_facts, check_driver_current_builds,
-        check_conda_torch_builds, check_nvcc_host_gcc,
+        check_conda_torch_builds, check_nvcc_host_gcc, check_glibc_floors,
     ]
     gate = gpu.check_gpu_present(ctx)
     if gate:

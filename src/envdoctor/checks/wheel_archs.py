@@ -36,9 +36,11 @@ from envdoctor.checks.gpu_floors import GpuFloor, load_gpu_floors
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError, Problem, generated_json_table
+from envdoctor.pypi_facts import release_facts
 from envdoctor.rules import gpu_ccs, matches_specifier, parse_version
 
 FILE = "wheel_archs.json"
+ARCH_LIST_HINT = "TORCH_CUDA_ARCH_LIST for a torch extension, the project's CUDA arch option otherwise"
 GENERATOR = "tools/gen_wheel_archs.py"
 RULE = "wheel-lacks-gpu-code"
 PTX_ISA = re.compile(r"\d+\.\d+")
@@ -171,10 +173,17 @@ def _release_code(row: dict[str, Any]) -> GpuCode | None:
     return GpuCode(tuple(libraries), isa) if libraries else None
 
 
-def wheel_cuda(ctx: CheckContext, name: str, version: str | None) -> str | None:
+@dataclass(frozen=True)
+class WheelCuda:
+    cuda: str  # "12.8"
+    inferred: str | None = None  # why, when the release itself was not read
+
+
+def wheel_cuda(ctx: CheckContext, name: str, version: str | None) -> WheelCuda | None:
     """The CUDA toolkit that built PyPI's manylinux x86_64 wheel of ``name`` ``version`` (from its PTX ISA), on a
-    Linux x86_64 (or unstated) host; None when the release is not in the table, has no PTX, or is another build
-    (a local label, a direct URL)."""
+    Linux x86_64 (or unstated) host; None when it is not known, has no PTX, or is another build (a local label, a
+    direct URL). A release the table did not read (no manylinux wheel of its own, or newer than the table) takes the
+    CUDA of the read releases just before and after it when both have the same one (inferred)."""
     host = ctx.snapshot.host
     package = (ctx.snapshot.packages or {}).get(name)
     parsed = parse_version(version)
@@ -182,8 +191,23 @@ def wheel_cuda(ctx: CheckContext, name: str, version: str | None) -> str | None:
             or parsed.local or package is None or package.direct_url:
         return None
     table = load_wheel_archs(ctx.matrices)
-    code = table.releases_of(name).get(parsed) if table is not None else None
-    return ctx.facts.ptx_isa_cuda(code.ptx_isa) if code is not None and code.ptx_isa else None
+    releases = table.releases_of(name) if table is not None else {}
+    if parsed in releases:
+        cuda = _cuda_of(ctx, releases[parsed])
+        return WheelCuda(cuda) if cuda else None
+    before = max((v for v in releases if v < parsed), default=None)
+    after = min((v for v in releases if v > parsed), default=None)
+    if before is None or after is None:
+        return None
+    below, above = _cuda_of(ctx, releases[before]), _cuda_of(ctx, releases[after])
+    if below is None or below != above:
+        return None
+    return WheelCuda(below, f"{name} {version} was not read; {before} and {after}, the releases around it, are both "
+                            f"CUDA {below} builds")
+
+
+def _cuda_of(ctx: CheckContext, code: GpuCode) -> str | None:
+    return ctx.facts.ptx_isa_cuda(code.ptx_isa) if code.ptx_isa else None
 
 
 def _default_target_only(sass: list[str], ptx: list[str]) -> bool:
@@ -194,8 +218,8 @@ def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
     ccs = sorted(set(gpu_ccs(ctx.snapshot)))
     packages = ctx.snapshot.packages or {}
     host = ctx.snapshot.host
-    if host.arch not in ("x86_64", "amd64", None) or host.os not in ("linux", None):
-        return []  # the table reads the manylinux x86_64 wheels; other platforms' wheels (or none) are others
+    if host.arch not in ("x86_64", "amd64", None) or host.os not in ("linux", "windows", None):
+        return []  # the table reads the manylinux x86_64 wheels; macOS and ARM wheels hold no (or other) GPU code
     table = load_wheel_archs(ctx.matrices) if ccs and packages else None
     if table is None:
         return []
@@ -214,11 +238,24 @@ def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
             continue
         code = releases[parsed]
         missing = [cc for cc in judged if not code.runs_on(cc)]
-        if missing:
-            linux = ctx.snapshot.host.os == "linux"
-            what = f"{name} {package.version}'s wheel on PyPI holds {code.shown()}, none of it for {_caps(missing)}"
-            findings.append(_finding(name, what, missing, releases, Severity.FAIL, verified=linux, after=parsed))
+        if not missing:
+            continue
+        if host.os == "windows":
+            if not _has_windows_wheel(ctx, name, package.version):
+                continue  # no Windows build on PyPI: this one came from elsewhere
+            what = (f"{name} {package.version}'s Linux wheel on PyPI holds {code.shown()}, none of it for "
+                    f"{_caps(missing)}, and its Windows wheel is most likely built for the same GPUs (inferred)")
+            findings.append(_finding(name, what, missing, releases, Severity.WARN, verified=False, after=parsed))
+            continue
+        what = f"{name} {package.version}'s wheel on PyPI holds {code.shown()}, none of it for {_caps(missing)}"
+        findings.append(_finding(name, what, missing, releases, Severity.FAIL, verified=host.os == "linux",
+                                 after=parsed))
     return findings
+
+
+def _has_windows_wheel(ctx: CheckContext, name: str, version: str) -> bool:
+    release = release_facts(name, version, ctx.matrices.root)
+    return release is not None and any(tag.endswith("-win_amd64") for tag in release.wheels or ())
 
 
 def _below_stated_floor(floors: tuple[GpuFloor, ...], name: str, version: str | None, cc: Version) -> bool:
@@ -259,10 +296,10 @@ def _finding(name: str, what: str, missing: list[Version], releases: dict[Versio
     pick = later[0] if later else (running[-1] if running else None)
     if pick is not None:
         fix = (f"install a release whose wheel runs on {capabilities}: {name} {pick} does"
-               f" (pip install \"{name}=={pick}\"), or build {name} from source with TORCH_CUDA_ARCH_LIST"
-               f" naming the GPU's capability")
+               f" (pip install \"{name}=={pick}\"), or build {name} from source for the GPU's capability"
+               f" ({ARCH_LIST_HINT})")
     else:
-        fix = f"build {name} from source with TORCH_CUDA_ARCH_LIST naming the GPU's capability, or use another GPU"
+        fix = f"build {name} from source for the GPU's capability ({ARCH_LIST_HINT}), or use another GPU"
     return Finding(
         rule=RULE, category=Category.GPU_ARCH, severity=severity, components=(name, "gpu"),
         sources=("pypi-wheel-fatbin",), verified=verified,

@@ -15,6 +15,7 @@ came from another index, whose wheels these tables do not list: nothing is said.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from envdoctor.pypi_facts import (
 )
 from envdoctor.release_dates import months_between
 from envdoctor.rules import matches_specifier, parse_version, public_of
-from envdoctor.snapshot import normalize_name
+from envdoctor.snapshot import Host, normalize_name
 
 OS_FAMILY = {"linux": "linux", "windows": "win", "win32": "win", "darwin": "macosx", "macos": "macosx"}
 ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "x64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64",
@@ -47,11 +48,15 @@ FAMILY = {
     ("macosx", "x86_64"): "macosx_x86_64", ("macosx", "aarch64"): "macosx_arm64",
 }
 OS_NAME = {"linux": "Linux", "win": "Windows", "macosx": "macOS"}
+# musl hosts install musllinux wheels only (manylinux ones need glibc).
+MUSL_FAMILY = {"linux_x86_64": "musllinux_x86_64", "linux_aarch64": "musllinux_aarch64"}
+MUSL_WHERE = "Linux with musl libc (Alpine)"
 DESCRIBE = {
     "linux_x86_64": "Linux x86_64", "linux_aarch64": "Linux aarch64", "linux_armv7l": "Linux armv7l (32-bit ARM)",
     "linux_i686": "Linux i686 (32-bit x86)", "linux_ppc64le": "Linux ppc64le", "linux_s390x": "Linux s390x",
     "win_amd64": "Windows x86_64", "win32": "Windows 32-bit x86",
     "win_arm64": "Windows ARM64", "macosx_x86_64": "macOS Intel", "macosx_arm64": "macOS Apple silicon",
+    "musllinux_x86_64": f"{MUSL_WHERE} x86_64", "musllinux_aarch64": f"{MUSL_WHERE} aarch64",
 }
 
 
@@ -97,11 +102,26 @@ def runs_here(tag: str, family: str, minor: int | None) -> bool:
     return python == f"cp3{minor}"
 
 
-def target_of(os: str | None, arch: str | None, python: str | None) -> Target | None:
+def musl_host(host: Host) -> bool:
+    """Whether the host's C library is musl, not glibc (Alpine Linux), whose wheels are musllinux ones."""
+    if host.libc is not None or host.os not in ("linux", None):
+        return host.libc == "musl"
+    return bool(re.search(r"\balpine\b", host.distro or "", re.IGNORECASE))
+
+
+def host_target(host: Host, python: str | None) -> Target | None:
+    """The target of a snapshot's host and Python (musllinux families on a musl host)."""
+    return target_of(host.os or ("linux" if musl_host(host) else None), host.arch, python, musl=musl_host(host))
+
+
+def target_of(os: str | None, arch: str | None, python: str | None, musl: bool = False) -> Target | None:
     """The target a snapshot describes; None when neither the platform nor the Python is known."""
     minor = cpython_tag(python)
     system = OS_FAMILY.get((os or "").lower())
     family = platform_family(os, arch)
+    if musl and system == "linux":
+        families = frozenset({MUSL_FAMILY[family]}) if family in MUSL_FAMILY else frozenset(MUSL_FAMILY.values())
+        return Target(families, minor, MUSL_WHERE + (f" {ARCH.get((arch or '').lower())}" if family else ""))
     if family is not None:
         return Target(frozenset({family}), minor, DESCRIBE[family])
     if system is not None:
@@ -119,7 +139,7 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
     snapshot = ctx.snapshot
     if (snapshot.python.implementation or "cpython").lower() != "cpython":
         return []
-    target = target_of(snapshot.host.os, snapshot.host.arch, snapshot.python.version)
+    target = host_target(snapshot.host, snapshot.python.version)
     if target is None:
         return []
     root = ctx.matrices.root
@@ -287,9 +307,9 @@ def check_required_builds(ctx: CheckContext) -> list[Finding]:
 
     snapshot = ctx.snapshot
     system = OS_FAMILY.get((snapshot.host.os or "").lower())
-    target = target_of(snapshot.host.os, snapshot.host.arch, None) if system is not None else None
+    target = host_target(snapshot.host, None) if system is not None else None
     cpython = (snapshot.python.implementation or "cpython").lower() == "cpython"
-    python_target = target_of(snapshot.host.os, snapshot.host.arch, snapshot.python.version) if cpython else None
+    python_target = host_target(snapshot.host, snapshot.python.version) if cpython else None
     if python_target is not None and python_target.minor is None:
         python_target = None
     if target is None and python_target is None:

@@ -32,7 +32,8 @@ def probe_host(os_release: Path = OS_RELEASE) -> Host:
         os=canonical_os(sys.platform),
         arch=interpreter_arch(),
         distro=read_distro(os_release),
-        glibc=_glibc_version(),
+        glibc=(glibc := _glibc_version()),
+        libc=_libc(glibc),
     )
 
 
@@ -65,6 +66,21 @@ def read_distro(os_release: Path) -> str | None:
         return fields["PRETTY_NAME"]
     joined = " ".join(v for v in (fields.get("NAME"), fields.get("VERSION_ID")) if v)
     return joined or None
+
+
+def _libc(glibc: str | None, lib_dirs: tuple[str, ...] = ("/lib", "/usr/lib")) -> str | None:
+    """glibc when its version was read; musl when its dynamic loader (``ld-musl-<arch>.so.1``) is there; else None."""
+    if glibc:
+        return "glibc"
+    if sys.platform != "linux":
+        return None
+    for directory in lib_dirs:
+        try:
+            if any(name.startswith("ld-musl-") for name in os.listdir(directory)):
+                return "musl"
+        except OSError:
+            continue
+    return None
 
 
 def _glibc_version() -> str | None:

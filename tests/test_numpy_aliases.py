@@ -23,15 +23,16 @@ from envdoctor.snapshot import snapshot_from_dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 gen = importlib.import_module("gen_numpy_aliases")
+name_scan = importlib.import_module("envdoctor.numpy_name_scan")
 
 RULES = ("numpy-removed-name-used", "numpy-removed-name-unknown-version")
 
 
-# --- the generator's scan (no network) ----------------------------------------------------------------
+# --- the scan of one file (envdoctor.numpy_name_scan; no network) ---------------------------------------------
 
 
 def _uses(text: str) -> dict[str, bool]:
-    return {name: use.at_import for name, use in gen.scan_source(text).items()}
+    return {name: use.at_import for name, use in name_scan.scan_source(text).items()}
 
 
 def test_module_level_uses_run_at_import_and_function_bodies_do_not() -> None:
@@ -88,10 +89,11 @@ if __name__ == "__main__":
 
 
 def test_names_that_came_back_in_numpy_2_are_missing_only_before_it() -> None:
-    assert gen.REMOVED["bool"].missing_in == ">=1.24,<2.0" and gen.REMOVED["long"].missing_in == ">=1.24,<2.0"
-    assert gen.REMOVED["float"].missing_in == ">=1.24" and gen.REMOVED["float_"].missing_in == ">=2.0"
-    assert gen.REMOVED["trapz"].removed_in == "2.4"
-    assert "bool_" not in gen.REMOVED and "float64" not in gen.REMOVED
+    removed = name_scan.REMOVED
+    assert removed["bool"].missing_in == ">=1.24,<2.0" and removed["long"].missing_in == ">=1.24,<2.0"
+    assert name_scan.REMOVED["float"].missing_in == ">=1.24" and name_scan.REMOVED["float_"].missing_in == ">=2.0"
+    assert name_scan.REMOVED["trapz"].removed_in == "2.4"
+    assert "bool_" not in name_scan.REMOVED and "float64" not in name_scan.REMOVED
     assert _uses("import numpy as np\nx = np.bool\n") == {"bool": True}  # recorded; the check decides by NumPy
 
 
@@ -102,13 +104,14 @@ def test_postponed_annotations_do_not_run_at_import() -> None:
 
 
 def test_tests_examples_and_setup_scripts_are_not_shipped_code() -> None:
-    assert gen.shipped_code("librosa/core/spectrum.py")
-    assert not gen.shipped_code("sklearn/tests/test_base.py")
-    assert not gen.shipped_code("pkg/utils/test_helpers.py") and not gen.shipped_code("pkg/conftest.py")
-    assert not gen.shipped_code("examples/demo.py") and not gen.shipped_code("pkg/setup.py")
-    assert not gen.shipped_code("pl_examples/gan.py") and not gen.shipped_code("pkg/sandbox/example_arma.py")
-    assert gen.shipped_code("pkg/exampleset.py") and gen.shipped_code("pkg/textures.py")
-    assert not gen.shipped_code("pkg/data.json")
+    shipped = name_scan.shipped_code
+    assert shipped("librosa/core/spectrum.py")
+    assert not shipped("sklearn/tests/test_base.py")
+    assert not shipped("pkg/utils/test_helpers.py") and not shipped("pkg/conftest.py")
+    assert not shipped("examples/demo.py") and not shipped("pkg/setup.py")
+    assert not shipped("pl_examples/gan.py") and not shipped("pkg/sandbox/example_arma.py")
+    assert shipped("pkg/exampleset.py") and shipped("pkg/textures.py")
+    assert not shipped("pkg/data.json")
 
 
 def _wheel(files: dict[str, str]) -> bytes:
@@ -134,13 +137,13 @@ def test_wheels_and_sdists_are_read_without_tests_or_unparsable_files() -> None:
     files = {"pkg/__init__.py": "import numpy as np\nX = np.float\n", "pkg/tests/test_x.py": "import numpy as np\n"
              "np.int\n", "pkg/old.py": "import numpy\nprint 'py2'\nnumpy.int\n"}
     for filename, data in (("pkg-1.0-py3-none-any.whl", _wheel(files)), ("pkg-1.0.tar.gz", _sdist(files))):
-        scan = gen.scan_files(gen.archive_files(filename, data))
-        assert scan.uses == {"float": (True, "pkg/__init__.py:2")} and scan.files == 2 and scan.unparsed == 1
+        read = name_scan.scan_files(gen.archive_files(filename, data))
+        assert read.uses == {"float": (True, "pkg/__init__.py:2")} and read.files == 2 and read.unparsed == 1
 
 
 def test_rows_are_runs_of_releases_with_the_first_free_release() -> None:
     def scan(**uses: bool) -> object:
-        return gen.ReleaseScan({n: (at, f"pkg/m.py:{i}") for i, (n, at) in enumerate(uses.items())}, 1, 0)
+        return name_scan.ReleaseScan({n: (at, f"pkg/m.py:{i}") for i, (n, at) in enumerate(uses.items())}, 1, 0)
 
     versions = ["1.0", "1.1", "1.2", "2.0", "2.1"]
     scans = {"1.0": scan(float=True), "1.1": scan(float=True), "1.2": scan(float=False, NaN=False),

@@ -211,3 +211,46 @@ def test_the_installed_pre_releases_code_is_read_for_the_python_it_needs(index: 
                                                                                          "typed_app/__init__.py:1")
     [finding] = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "code-needs-newer-python"]
     assert finding.components == ("typed-app",) and "Python 3.9" in finding.message
+
+
+def _serve_pure_wheel(index: str, tmp_path: Path, name: str, version: str, modules: dict[str, str]) -> None:
+    """One release of ``name`` on the local index: a pure-Python wheel holding ``modules`` (path -> text)."""
+    served = tmp_path / "served"
+    buffer = io.BytesIO()
+    dist = name.replace("-", "_")
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        for path, text in modules.items():
+            wheel.writestr(path, text)
+        wheel.writestr(f"{dist}-{version}.dist-info/METADATA",
+                       f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Dist: numpy\n")
+    filename = f"{dist}-{version}-py3-none-any.whl"
+    (served / "files" / filename).write_bytes(buffer.getvalue())
+    files = [{"filename": filename, "packagetype": "bdist_wheel", "requires_python": ">=3.8",
+              "size": len(buffer.getvalue()), "yanked": False, "upload_time_iso_8601": "2024-05-10T10:00:00Z",
+              "url": f"{index.split('/pypi/')[0]}/files/{filename}"}]
+    (served / "pypi" / name).mkdir()
+    (served / "pypi" / name / "json").write_text(json.dumps({"info": {"version": version},
+                                                             "releases": {version: files}}))
+
+
+def _numpy_findings(index: str, tmp_path: Path, **packages: str | None) -> list:
+    snap = snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"}, "python": {"version": "3.11"},
+                               "packages": {name: {"version": v} for name, v in packages.items()}})
+    fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
+    read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
+    return [f for f in run_check(snap, cwd=tmp_path).findings if f.rule.startswith("numpy-removed-name")]
+
+
+def test_a_package_the_tables_lack_is_read_for_removed_numpy_names(index: str, tmp_path: Path) -> None:
+    """A pure wheel whose module assigns ``np.float_`` at import (chromadb 0.5.0's types.py), beside NumPy 2.0: the
+    installed release, or the newest when the version is unknown, is read for the names NumPy removed."""
+    _serve_pure_wheel(index, tmp_path, "vector-store", "0.5.0", {
+        "vector_store/__init__.py": "import numpy as np\nFloat = np.float_\n",
+        "vector_store/tests/test_it.py": "import numpy as np\nnp.NaN\n"})
+    [used] = _numpy_findings(index, tmp_path, **{"vector-store": "0.5.0", "numpy": "2.0.0"})
+    assert used.rule == "numpy-removed-name-used" and used.severity.value == "fail" and used.verified
+    assert "np.float_" in used.message and "NaN" not in used.message  # tests are not shipped code
+    assert not _numpy_findings(index, tmp_path, **{"vector-store": "0.5.0", "numpy": "1.26.4"})
+    forget_fetched_facts()
+    [unknown] = _numpy_findings(index, tmp_path, **{"vector-store": None, "numpy": "2.0.0"})
+    assert not unknown.verified and unknown.rule == "numpy-removed-name-unknown-version"

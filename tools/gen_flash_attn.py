@@ -467,6 +467,9 @@ def release_entry(version: str, workflow_text: str, setup_py: str, on_pypi: bool
         "python": _sorted_versions({job["python-version"] for job, _ in built}),
         "sass": sass,
     }
+    runners = sorted({job.get("os", "") for job, _ in built if job.get("os")})
+    if runners:
+        entry["runners"] = runners
     if sass:
         lowest = min(int(re.sub(r"\D", "", arch)) for arch in sass)
         entry["min_compute_capability"] = f"{lowest // 10}.{lowest % 10}"
@@ -545,7 +548,8 @@ def _toml_value(value: Any) -> str:
     raise TypeError(value)
 
 
-KEY_ORDER = ("on_pypi", "wheel_cuda_tags", "torch_minors", "torch_builds", "torch_build_cuda", "python", "sass",
+KEY_ORDER = ("on_pypi", "wheel_cuda_tags", "torch_minors", "torch_builds", "torch_build_cuda", "python", "runners",
+             "sass",
              "min_compute_capability",
              "min_nvcc", "wheels_confidence")
 
@@ -631,7 +635,8 @@ def generate(git_dir: Path, pypi: dict[str, Any], old: dict[str, dict[str, Any]]
         "2.1). sass: cc_flag's archs for the CUDA of each CI job (union); min_compute_capability: the lowest of them.",
         "min_nvcc: the oldest nvcc setup.py accepts for a source build ('FlashAttention is only supported on CUDA",
         "X and above'). torch_builds: per torch minor, the exact torch CI installed to build its wheels (matrix",
-        "torch-version; a '.dev' one is a nightly before that minor's release).",
+        "torch-version; a '.dev' one is a nightly before that minor's release). runners: the GitHub runner",
+        "images the wheels were built on (ubuntu-22.04: glibc 2.35, what the wheels' binaries may need).",
         "",
     ]
     return render(releases, header), releases, warnings

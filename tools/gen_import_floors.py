@@ -89,6 +89,7 @@ GENERATOR = "tools/gen_import_floors.py"
 sys.path.insert(0, str(ROOT / "src"))
 
 from envdoctor import pypi_release  # noqa: E402 - after the path is set for a checkout without an install
+from envdoctor.numpy_name_scan import catches  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -365,17 +366,6 @@ def _absolute(module: str, path: str, node: ast.ImportFrom) -> str:
     parts = package.split(".")
     base = parts[: len(parts) - node.level + 1]
     return ".".join(base + ([node.module] if node.module else []))
-
-
-def catches(node: ast.Try, exceptions: set[str]) -> bool:
-    """Whether a handler of ``node`` catches one of ``exceptions`` (by class name) or everything."""
-    for handler in node.handlers:
-        if handler.type is None:
-            return True
-        kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-        if any(ast.unparse(kind).rsplit(".", 1)[-1] in exceptions for kind in kinds):
-            return True
-    return False
 
 
 def _catches_import_failure(node: ast.Try) -> bool:

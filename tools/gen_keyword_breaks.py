@@ -56,10 +56,10 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from gen_import_floors import catches, final_version, ranges  # noqa: E402
-from gen_numpy_aliases import scanned_once, shipped_code  # noqa: E402
 
 from envdoctor import pypi_release  # noqa: E402 - after the path is set for a checkout without an install
 from envdoctor.atomic import write_atomic  # noqa: E402
+from envdoctor.numpy_name_scan import scanned_once, shipped_code  # noqa: E402
 
 PROVIDER_SINCE = "2023-01-01"
 IMPORTER_SINCE = "2024-01-01"

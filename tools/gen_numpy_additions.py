@@ -39,26 +39,28 @@ from typing import Any
 from urllib.parse import urljoin
 
 from gen_numpy_aliases import (
-    GUARD_TEST,
     ROOT,
     Archive,
     Generator,
-    ReleaseScan,
-    Use,
-    _UseFinder,
     archive_files,
     archives,
-    numpy_bindings,
     package_rows,
     read_releases,
     regenerate,
-    scan_files,
-    scanned_once,
     source_entry,
 )
 from packaging.version import Version
 
 from envdoctor import pypi_release
+from envdoctor.numpy_name_scan import (
+    GUARD_TEST,
+    ReleaseScan,
+    Use,
+    _UseFinder,
+    numpy_bindings,
+    scan_files,
+    scanned_once,
+)
 
 OUT = ROOT / "matrices" / "numpy_additions.json"
 PACKAGES = ROOT / "tools" / "numpy_addition_packages.toml"

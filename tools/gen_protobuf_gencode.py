@@ -50,12 +50,14 @@ from gen_numpy_aliases import (
     archives,
     read_releases,
     regenerate,
-    shipped_code,
     source_entry,
 )
 from packaging.version import Version
 
 from envdoctor import pypi_release
+from envdoctor.numpy_name_scan import (
+    shipped_code,
+)
 
 OUT = ROOT / "matrices" / "protobuf_gencode.json"
 PACKAGES = ROOT / "tools" / "protobuf_gencode_packages.toml"

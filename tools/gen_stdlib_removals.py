@@ -30,28 +30,30 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-from gen_import_floors import catches
 from gen_numpy_aliases import (
-    GUARD_HANDLERS,
     ROOT,
     Archive,
     Generator,
-    ReleaseScan,
-    Use,
-    _UseFinder,
     archive_files,
     archives,
     package_rows,
     read_releases,
     regenerate,
-    scan_files,
-    scanned_once,
-    shipped_code,
     source_entry,
 )
 from packaging.utils import canonicalize_name
 
 from envdoctor import pypi_release
+from envdoctor.numpy_name_scan import (
+    GUARD_HANDLERS,
+    ReleaseScan,
+    Use,
+    _UseFinder,
+    catches,
+    scan_files,
+    scanned_once,
+    shipped_code,
+)
 from envdoctor.probe.packages import parse_metadata_headers
 
 OUT = ROOT / "matrices" / "stdlib_removals.json"

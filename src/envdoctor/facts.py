@@ -130,6 +130,7 @@ class FlashAttnRelease:
     min_nvcc: str | None = None  # oldest CUDA toolkit (nvcc) its setup.py accepts for a source build, "11.7"
     # wheel name part -> CUDA variant of the torch CI built it against: {"cu12torch2.6": "cu126"}
     torch_build_cuda: dict[str, str] = field(default_factory=dict)
+    runners: tuple[str, ...] = ()  # the CI runner images its wheels were built on ("ubuntu-22.04")
 
     def url(self, filename: str) -> str:
         """The GitHub release URL of one of this release's wheel files."""
@@ -447,6 +448,7 @@ class Facts:
             url_template=top.text("url_template"),
             min_nvcc=fields.optional_text("min_nvcc"),
             torch_build_cuda=fields.mapping("torch_build_cuda", str),
+            runners=fields.strings("runners", ()),
         )
 
     def flash_attn_versions(self) -> tuple[str, ...]:

@@ -34,7 +34,8 @@ FOLDER = "pypi"
 PYPI_JSON_API = "https://pypi.org/pypi/{name}/json"  # where the facts come from (tools/gen_pypi_facts.py, --online)
 TOP_KEYS = {"package", "generator", "generated", "source", "floor", "requires_only", "releases"}
 RELEASE_KEYS = {"date", "requires_python", "yanked", "requires", "requires_from", "wheels", "sdist", "extras",
-                "python_floor", "python_floor_from", "glibc"}
+                "python_floor", "python_floor_from", "glibc", "numpy_names"}
+NUMPY_NAMES_KEY = "numpy_names"  # fetched facts only: removed NumPy names the release's code uses
 GLIBC = re.compile(r"^\d+\.\d+$")
 PYTHON_MINOR = re.compile(r"^3\.\d+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -65,6 +66,9 @@ class ReleaseFacts:
     # Linux architecture -> the lowest glibc its manylinux wheels need ("x86_64": "2.28"); {} when not recorded
     # or when a pure-Python wheel installs anywhere.
     glibc: tuple[tuple[str, str], ...] = ()
+    # NumPy names NumPy removed that the release's shipped code uses: (name, used at import, "file:line"); read by
+    # ``check --online`` from a package's installed (or, version unknown, newest) release; () when not read.
+    numpy_names: tuple[tuple[str, bool, str], ...] = ()
 
     def glibc_for(self, arch: str) -> str | None:
         """The lowest glibc this release's manylinux wheels for ``arch`` need; None when not recorded."""
@@ -518,8 +522,16 @@ def _release(package: str, version: str, entry: Any, where: str,
                                             for a, g in glibc.items())):
         error(f"{where}.glibc", "should be an object of Linux architecture -> glibc version like '2.28'")
         glibc = {}
+    names = entry.get(NUMPY_NAMES_KEY) or {}
+    if not (isinstance(names, dict) and all(isinstance(n, str) and isinstance(u, dict)
+                                            and isinstance(u.get("at_import"), bool) and isinstance(u.get("where"), str)
+                                            for n, u in names.items())):
+        error(f"{where}.{NUMPY_NAMES_KEY}",
+              "should be an object of name -> {at_import: true|false, where: 'file:line'}")
+        names = {}
     return ReleaseFacts(package, version, str(date), requires_python, requires, wheels, sdist, yanked is True,
-                        extras, floor, floor_from, tuple(sorted(glibc.items())))
+                        extras, floor, floor_from, tuple(sorted(glibc.items())),
+                        tuple((n, u["at_import"], u["where"]) for n, u in sorted(names.items())))
 
 
 def _strings(entry: dict[str, Any], key: str, where: str,

@@ -27,6 +27,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 from envdoctor.atomic import write_atomic
+from envdoctor.numpy_name_scan import scan_files, shipped_code
+from envdoctor.pypi_facts import NUMPY_NAMES_KEY
 from envdoctor.pypi_facts import PYPI_JSON_API as INDEX
 from envdoctor.pypi_release import (
     http_get,
@@ -36,7 +38,7 @@ from envdoctor.pypi_release import (
     requires_dist,
     wheel_metadata,
 )
-from envdoctor.python_floor import release_code_floor
+from envdoctor.python_floor import modules_code_floor, wheel_modules
 from envdoctor.snapshot import Snapshot, normalize_name
 
 GENERATOR = "envdoctor check --online"
@@ -137,8 +139,8 @@ def facts_document(name: str, index: dict[str, Any], installed: str | None, get:
             wheel = files.metadata_wheel
             metadata = wheel_metadata(wheel["url"], int(wheel["size"]), get)
         entry = release_entry(files, metadata, requires_only=False, tabled=set(tabled))
-        if this:
-            entry.update(_code_floor(releases[version], entry["requires_python"], get))
+        if this or (installed is None and version == newest):
+            entry.update(_code_facts(releases[version], entry["requires_python"], get, floor=this))
         if metadata is None and version == newest and (index.get("info") or {}).get("requires_dist") is not None:
             entry["requires"] = requires_dist("".join(f"Requires-Dist: {line}\n"
                                                       for line in index["info"]["requires_dist"]))
@@ -151,13 +153,21 @@ def facts_document(name: str, index: dict[str, Any], installed: str | None, get:
             "floor": None, "requires_only": False, "releases": entries}
 
 
-def _code_floor(files: list[dict[str, Any]], requires_python: str | None, get: Any) -> dict[str, str]:
-    """``python_floor`` and ``python_floor_from`` of the installed release when its pure-Python wheel, of at most
-    CODE_FLOOR_MAX_BYTES, holds syntax a newer Python needs than its Requires-Python admits; else nothing."""
+def _code_facts(files: list[dict[str, Any]], requires_python: str | None, get: Any, floor: bool) -> dict[str, Any]:
+    """What the release's pure-Python wheel, of at most CODE_FLOOR_MAX_BYTES, says from its code: with ``floor``,
+    ``python_floor`` and ``python_floor_from`` when it holds syntax a newer Python needs than its Requires-Python
+    admits; ``numpy_names``, the NumPy names NumPy removed that its shipped modules use (``envdoctor.numpy_name_scan``:
+    per name, whether a use runs at import, and where one is)."""
     pure = [f for f in files if f.get("filename", "").endswith("-none-any.whl")]
     if not pure or not isinstance(pure[0].get("size"), int) or pure[0]["size"] > CODE_FLOOR_MAX_BYTES:
         return {}
-    return release_code_floor(pure[:1], requires_python, pure[0]["url"], get) or {}
+    modules = wheel_modules(pure[0]["url"], pure[0]["size"], get)
+    out: dict[str, Any] = (modules_code_floor(modules, requires_python) or {}) if floor else {}
+    used = scan_files((path, text) for path, text in modules if shipped_code(path)).uses
+    if used:
+        out[NUMPY_NAMES_KEY] = {name: {"at_import": at_import, "where": where}
+                                for name, (at_import, where) in used.items()}
+    return out
 
 
 def _fresh(path: Path, installed: str | None) -> bool:

@@ -166,6 +166,14 @@ def release_code_floor(files: list[dict[str, Any]], requires_python: str | None,
         modules = sdist_modules(urljoin(index_url, sdists[0]["url"]), fetch)
     else:
         return None
+    return modules_code_floor(modules, requires_python)
+
+
+def modules_code_floor(modules: list[tuple[str, str]], requires_python: str | None) -> dict[str, str] | None:
+    """``release_code_floor`` of modules already read."""
+    lower = python_lower_bound(requires_python)
+    if lower is not None and lower >= 10:
+        return None
     floor = code_python_floor(modules)
     if floor is None or (lower is not None and floor[0] <= lower):
         return None

@@ -73,3 +73,20 @@ def test_a_malformed_distro_table_is_refused_naming_the_family(tmp_path: Path) -
     path.write_text(path.read_text().replace('"20.04" = "2.31"', '"20.04" = "two"'))
     with pytest.raises(MatrixError, match=r"families\.ubuntu"):
         load_distro_glibc(load_matrices(root))
+
+
+def test_a_glibc_stated_in_the_distribution_text_is_taken_as_stated() -> None:
+    stated = host_glibc(Host(os="linux", distro="Debian 11 (glibc 2.31-13+deb11u6)"), load_matrices(MATRICES))
+    assert stated is not None and str(stated.version) == "2.31" and stated.verified
+
+
+def test_flash_attn_release_wheels_are_judged_by_the_image_they_were_built_on(tmp_path: Path) -> None:
+    """flash-attn 2.8.1 on builds its GitHub wheels on ubuntu-22.04 (glibc 2.35), 2.8.0 and before on ubuntu-20.04
+    (publish.yml's matrix os): on Ubuntu 20.04 (2.31) the newer wheels may need symbols it lacks."""
+    focal = {"os": "linux", "arch": "x86_64", "distro": "Ubuntu 20.04"}
+    [finding] = found(tmp_path, focal, {"flash-attn": {"version": "2.8.3"}})
+    assert not finding.verified and "ubuntu-22.04" in finding.message and 'flash-attn==2.8.0"' in (finding.fix or "")
+    [unknown] = found(tmp_path, focal, {"flash-attn": {"version": None}})
+    assert "version unknown" in unknown.message
+    assert not found(tmp_path, focal, {"flash-attn": {"version": "2.7.4.post1"}})
+    assert not found(tmp_path, {"os": "linux", "distro": "Ubuntu 22.04"}, {"flash-attn": {"version": "2.8.3"}})

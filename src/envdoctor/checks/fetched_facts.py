@@ -19,7 +19,7 @@ def check_fetched_facts(ctx: CheckContext) -> list[Finding]:
             components=tuple(fetched), sources=("pypi-metadata",),
             message=f"release facts of {', '.join(fetched)} (not in envdoctor's bundled tables, or older than their "
             f"oldest recorded release) were read from PyPI for this check ({PYPI_JSON_API.format(name='NAME')}, the "
-            "installed release's wheel METADATA)",
+            "installed release's wheel METADATA and, for a pure-Python wheel of at most 4 MiB, its code)",
         ))
     failed = {name: why for name, why in unfetched_packages().items() if name in installed}
     if failed:

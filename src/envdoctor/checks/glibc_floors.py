@@ -1,5 +1,6 @@
 """The host's glibc against the glibc each release's manylinux wheels need (``glibc`` in ``matrices/pypi``, from the
-wheels' ``manylinux_X_Y`` tags; ``matrices/distro_glibc.toml`` when only the distribution is known).
+wheels' ``manylinux_X_Y`` tags; ``matrices/distro_glibc.toml`` when only the distribution is known), and against the
+CI image flash-attn's release wheels were built on (``runners`` in ``matrices/flash_attn.toml``).
 
 A ``manylinux_2_28`` wheel needs glibc 2.28: on CentOS 7 (2.17) or Ubuntu 18.04 (2.27) pip rejects it ("is not a
 supported wheel on this platform") and falls back to an older release or an sdist, and a copy put there anyway fails
@@ -18,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.wheels import ARCH, musl_host
+from envdoctor.facts import FlashAttnRelease
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
 from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
@@ -26,6 +28,7 @@ from envdoctor.snapshot import Host
 TABLE = "distro_glibc"
 RULE = "glibc-older-than-wheels"
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
+STATED_GLIBC = re.compile(r"\bglibc[ -]?(\d+\.\d+)")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ def host_glibc(host: Host, matrices: Matrices) -> HostGlibc | None:
         except InvalidVersion:
             return None
     distro = (host.distro or "").lower()
+    stated = STATED_GLIBC.search(distro)
+    if stated:  # "Ubuntu 20.04 (glibc 2.31)": the snapshot states it beside the distribution
+        return HostGlibc(Version(stated.group(1)), f"glibc {stated.group(1)}", True, ())
     for family in load_distro_glibc(matrices) if distro else ():
         at = min((distro.find(word) for word in family.words if word in distro), default=-1)
         if at < 0:
@@ -121,7 +127,50 @@ def check_glibc_floors(ctx: CheckContext) -> list[Finding]:
                 findings.append(_installed(ctx, name, release, floor, glibc, arch))
         else:
             findings.extend(_unknown_version(name, releases(name, ctx.matrices.root), glibc, arch))
+    flash_attn = ctx.snapshot.packages.get("flash-attn")
+    if flash_attn is not None and arch == "x86_64" and not (flash_attn.version and "+" in flash_attn.version):
+        findings.extend(_flash_attn_runner(ctx, flash_attn.version, glibc))
     return findings
+
+
+def _runner_glibc(release: FlashAttnRelease, matrices: Matrices) -> tuple[str, Version] | None:
+    """The newest glibc among the runner images a release's wheels were built on (``ubuntu-22.04``: 2.35)."""
+    found = []
+    for runner in release.runners:
+        name, _, version = runner.partition("-")
+        glibc = host_glibc(Host(os="linux", distro=f"{name} {version}"), matrices) if version else None
+        if glibc is not None:
+            found.append((runner, glibc.version))
+    return max(found, key=lambda item: item[1]) if found else None
+
+
+def _flash_attn_runner(ctx: CheckContext, version: str | None, glibc: HostGlibc) -> list[Finding]:
+    """flash-attn's release wheels (GitHub assets, not manylinux-audited) link against the glibc of the CI image
+    they were built on: on an older glibc they may fail to load ("version `GLIBC_2.32' not found")."""
+    known = ctx.facts.flash_attn_versions()
+    read = [v for v in known if (entry := ctx.facts.flash_attn(v)) is not None and entry.runners]
+    chosen = version if version else (read[-1] if read else None)  # the newest release whose CI image is known
+    release = ctx.facts.flash_attn(chosen) if chosen else None
+    built = _runner_glibc(release, ctx.matrices) if release is not None else None
+    if built is None or built[1] <= glibc.version:
+        return []
+    runner, needed = built
+    older = [v for v in known if Version(v) < Version(chosen or "0") and (ran := ctx.facts.flash_attn(v))
+             and (on := _runner_glibc(ran, ctx.matrices)) is not None and on[1] <= glibc.version]
+    shown = f"flash-attn {version}'s" if version else f"flash-attn (version unknown; the newest, {chosen}), whose"
+    fix = "FLASH_ATTENTION_FORCE_BUILD=TRUE pip install flash-attn --no-build-isolation   # compiled here, against " \
+          "this glibc (needs nvcc)"
+    if older:
+        fix = (f"pip install \"flash-attn=={older[-1]}\" --no-build-isolation   # its wheels were built on a glibc "
+               f"{glibc.version} or older; or {fix}")
+    return [Finding(
+        rule=RULE, category=Category.PLATFORM, severity=Severity.WARN, components=("flash-attn",),
+        sources=("flash-attn-publish", "pypi-manylinux-glibc", *glibc.sources), verified=False,
+        message=f"{shown} release wheels were built on {runner} (glibc {needed}) and are not manylinux wheels, and "
+        f"this host has {glibc.shown}: flash_attn_2_cuda may need newer glibc symbols than it has and fail to load "
+        "(\"version `GLIBC_2.32' not found\")",
+        fix=fix,
+    )]
 
 
 def _runs(release: ReleaseFacts, arch: str, glibc: Version) -> bool:

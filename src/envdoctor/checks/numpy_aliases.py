@@ -17,7 +17,7 @@ shape and is read and checked by the same code, parametrized by a ``NameTableKin
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from envdoctor.checks.requirements import marker_environment
 from envdoctor.checks.wheels import host_target, wheel_runs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
-from envdoctor.pypi_facts import newest_release, releases
+from envdoctor.pypi_facts import newest_release, release_facts, releases
 from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import normalize_name
 
@@ -167,7 +167,32 @@ def _row(package: str, item: Any, changed: dict[str, ChangedName], kind: NameTab
 
 
 def check_numpy_aliases(ctx: CheckContext) -> list[Finding]:
-    return check_name_table(ctx, load_numpy_aliases(ctx.matrices))
+    table = load_numpy_aliases(ctx.matrices)
+    return check_name_table(ctx, _with_fetched_releases(ctx, table) if table is not None else None)
+
+
+def _with_fetched_releases(ctx: CheckContext, table: NumpyAliasTable) -> NumpyAliasTable:
+    """The table, plus a row per removal for each installed package it lacks whose release ``check --online`` read
+    (``numpy_names`` of the fetched facts: the installed release, or the newest when the version is unknown)."""
+    packages = ctx.snapshot.packages or {}
+    rows, read = dict(table.rows), dict(table.releases)
+    for name in sorted(set(packages) - set(table.rows) - {"numpy"}):
+        version = packages[name].version
+        release = release_facts(name, version, ctx.matrices.root) if version else newest_release(name,
+                                                                                                   ctx.matrices.root)
+        used = [(n, at_import, where) for n, at_import, where in release.numpy_names if n in table.changed] \
+            if release is not None else []
+        if not used:
+            continue
+        by_release: dict[str, list[tuple[str, bool, str]]] = {}
+        for use in used:
+            by_release.setdefault(table.changed[use[0]].changed_in, []).append(use)
+        rows[name] = tuple(AliasRow(name, f"=={release.version}", changed_in, tuple(n for n, _, _ in group),
+                                    tuple(n for n, at_import, _ in group if at_import), None,
+                                    tuple(where for _, _, where in group))
+                           for changed_in, group in sorted(by_release.items(), key=lambda item: Version(item[0])))
+        read[name] = (release.version,)
+    return replace(table, rows=rows, releases=read)
 
 
 def check_name_table(ctx: CheckContext, table: NumpyAliasTable | None) -> list[Finding]:

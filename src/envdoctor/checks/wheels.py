@@ -50,7 +50,7 @@ FAMILY = {
 OS_NAME = {"linux": "Linux", "win": "Windows", "macosx": "macOS"}
 # musl hosts install musllinux wheels only (manylinux ones need glibc).
 MUSL_FAMILY = {"linux_x86_64": "musllinux_x86_64", "linux_aarch64": "musllinux_aarch64"}
-MUSL_WHERE = "Linux with musl libc (Alpine)"
+MUSL_WHERE = "Linux with musl libc"
 DESCRIBE = {
     "linux_x86_64": "Linux x86_64", "linux_aarch64": "Linux aarch64", "linux_armv7l": "Linux armv7l (32-bit ARM)",
     "linux_i686": "Linux i686 (32-bit x86)", "linux_ppc64le": "Linux ppc64le", "linux_s390x": "Linux s390x",
@@ -106,7 +106,7 @@ def musl_host(host: Host) -> bool:
     """Whether the host's C library is musl, not glibc (Alpine Linux), whose wheels are musllinux ones."""
     if host.libc is not None or host.os not in ("linux", None):
         return host.libc == "musl"
-    return bool(re.search(r"\balpine\b", host.distro or "", re.IGNORECASE))
+    return bool(re.search(r"\b(alpine|musl)\b", host.distro or "", re.IGNORECASE))
 
 
 def host_target(host: Host, python: str | None) -> Target | None:

@@ -533,6 +533,8 @@ class Policy:
     kernel_caches: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ptxas_at_run: tuple[str, ...] = ()  # packages whose XLA runs ptxas at run time
     ptxas_wheels: tuple[str, ...] = ()  # pip wheels that install a ptxas
+    # extensions whose setup.py builds CUDA ops only when torch has CUDA (a CPU-only build beside a CPU torch)
+    cuda_if_torch_cuda: tuple[str, ...] = ()
 
 
 def parse_policy(path: Path, errors: list[str]) -> Policy:
@@ -555,7 +557,8 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
             categories[normalize_name(name)] = category
     unverified = data.get("penalty", {}).get("unverified", 0)
     extensions_table = _table(check, data, "extensions")
-    check.keys(extensions_table, {"torch_bound", "runtime_compiled", "kernel_caches"}, "extensions.")
+    check.keys(extensions_table, {"torch_bound", "runtime_compiled", "kernel_caches", "cuda_if_torch_cuda"},
+               "extensions.")
     extensions = check.strings(extensions_table, "torch_bound", "extensions.")
     runtime = check.strings(extensions_table, "runtime_compiled", "extensions.")
     caches = {}
@@ -571,6 +574,7 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
         tuple(normalize_name(e) for e in extensions), tuple(normalize_name(e) for e in runtime), caches,
         tuple(normalize_name(n) for n in check.strings(ptxas, "at_run", "ptxas.")),
         tuple(normalize_name(n) for n in check.strings(ptxas, "wheels", "ptxas.")),
+        tuple(normalize_name(n) for n in check.strings(extensions_table, "cuda_if_torch_cuda", "extensions.")),
     )
 
 

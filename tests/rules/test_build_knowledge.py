@@ -372,3 +372,21 @@ def test_tensorflow_gpu_builds_are_judged_against_the_driver(tmp_path: Path) -> 
     assert finding.components[:2] == ("tensorflow-gpu", "nvidia-driver") and "10.0" in finding.message
     assert not _findings(snapshot({"tensorflow-gpu": "1.12.0"}, nvidia={"driver": "396.26", "gpus": [H100]}),
                          tmp_path, "driver-too-old-for-cuda-build")  # CUDA 9.0 runs on 396
+
+
+def test_an_extension_compiled_beside_a_cpu_torch_is_cpu_only_too(tmp_path: Path) -> None:
+    """torch-scatter from PyPI is a source archive whose setup.py builds CUDA ops only where torch has CUDA: beside
+    the CPU-only torch 2.0.0 of PyPI on a Jetson (aarch64) it is built without them."""
+    jetson = {"name": "NVIDIA Jetson Xavier", "compute_capability": "7.2"}
+    arm = snapshot({"torch": "2.0.0", "torch-scatter": "2.1.1"}, nvidia={"gpus": [jetson]},
+                   host={"os": "linux", "arch": "aarch64"})
+    [finding] = _findings(arm, tmp_path, "extension-built-against-cpu-torch")
+    assert finding.components == ("torch-scatter", "torch") and not finding.verified
+    assert '"torch-scatter==2.1.1"' in (finding.fix or "")
+    # a wheel from PyG's index carries its build in the local label; a CUDA torch builds CUDA ops
+    labelled = snapshot({"torch": "2.0.0", "torch-scatter": "2.1.1+pt20cpu"}, nvidia={"gpus": [jetson]},
+                        host={"os": "linux", "arch": "aarch64"})
+    assert not _findings(labelled, tmp_path, "extension-built-against-cpu-torch")
+    cuda = snapshot({"torch": "2.0.0+cu118", "torch-scatter": "2.1.1"}, nvidia={"gpus": [H100]},
+                    host={"os": "linux", "arch": "x86_64"})
+    assert not _findings(cuda, tmp_path, "extension-built-against-cpu-torch")

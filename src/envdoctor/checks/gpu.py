@@ -8,6 +8,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.bitsandbytes_support import check_bitsandbytes_gpu_support
 from envdoctor.checks.commands import plan_command, stack_torch_target, torch_install, torch_target
 from envdoctor.checks.plain_torch import plain_wheel_is_cpu_only
+from envdoctor.checks.toolkit import source_archive_only
 from envdoctor.checks.torch_range import TorchBuild, TorchRange, plain_version_range, unknown_version_range
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
@@ -92,7 +93,30 @@ def check_cpu_torch(ctx: CheckContext) -> list[Finding]:
         message=f"torch {version} is a CPU-only build{why} on a machine with {count} NVIDIA GPU(s): "
         "'Torch not compiled with CUDA enabled', or training silently runs on the CPU",
         fix=_torch_fix(ctx),
-    )]
+    )] + _extensions_built_against_cpu_torch(ctx, str(version))
+
+
+def _extensions_built_against_cpu_torch(ctx: CheckContext, torch: str) -> list[Finding]:
+    """torch extensions compiled here (PyPI has only the source archive of the installed release) against this
+    CPU-only torch, whose setup.py builds CUDA ops only where torch has CUDA (``cuda_if_torch_cuda`` of
+    policy.toml): they are CPU-only builds too."""
+    packages = ctx.snapshot.packages or {}
+    findings = []
+    for name in ctx.matrices.policy.cuda_if_torch_cuda:
+        package = packages.get(name)
+        if package is None or not package.version or "+" in package.version or package.direct_url \
+                or not source_archive_only(name, package.version):
+            continue
+        findings.append(Finding(
+            rule="extension-built-against-cpu-torch", category=Category.CUDA_BUILD, severity=Severity.WARN,
+            components=(name, "torch"), sources=("torch-extension-cpu-fallback", "pypi-metadata"), verified=False,
+            message=f"{name} {package.version} was most likely compiled here (PyPI has only its source archive, and "
+            f"no local label names another index's build) against torch {torch}, a CPU-only build: it has no CUDA "
+            "ops either ('Not compiled with CUDA support')",
+            fix=f"after installing a CUDA torch: pip install --force-reinstall --no-cache-dir --no-build-isolation "
+            f"\"{name}=={package.version}\"   # rebuilt against it (needs nvcc)",
+        ))
+    return findings
 
 
 def _plain_cpu_reason(ctx: CheckContext, version: str) -> str:

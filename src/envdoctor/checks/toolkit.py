@@ -192,7 +192,7 @@ def _no_nvcc(ctx: CheckContext) -> list[Finding]:
     # every release only a source archive on PyPI: installing any of them runs setup.py, as for a known release
     to_build = [name for name in unknown if not _every_release_source_only(name)]
     sdist_only = [name for name in source_built(ctx) if name not in runtime and name not in to_build
-                  and (packages[name].version is None or _source_archive_only(name, packages[name].version))]
+                  and (packages[name].version is None or source_archive_only(name, packages[name].version))]
     findings = []
     if at_run:
         findings.append(Finding(
@@ -260,7 +260,8 @@ def _every_release_source_only(name: str) -> bool:
     return bool(known) and all(_source_only(r) for r in known)
 
 
-def _source_archive_only(name: str, version: str | None) -> bool:
+def source_archive_only(name: str, version: str | None) -> bool:
+    """PyPI has only the source archive of this release of ``name``: an install of it was compiled here."""
     release = release_facts(name, version) if version else None
     return release is not None and _source_only(release)
 
@@ -321,7 +322,7 @@ def _always_source_built(ctx: CheckContext, name: str, version: str | None) -> S
         return _flash_attn_compiles(ctx, version)
     if version is not None:
         return (SourceBuild(f"PyPI has only the source archive of {name} {version}")
-                if _source_archive_only(name, version) else None)
+                if source_archive_only(name, version) else None)
     known = releases(name)
     if _every_release_source_only(name):
         return SourceBuild(f"{name}'s version is unknown, and PyPI has only source archives of all its {len(known)} "

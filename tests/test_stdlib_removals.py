@@ -83,10 +83,25 @@ else:
     assert _imports("try:\n    import imp\nexcept KeyError:\n    pass\n") == {"imp": True}  # not an import guard
 
 
+def test_names_removed_from_remaining_modules_are_read_as_attributes_and_imports() -> None:
+    """pip 22.3's vendored pkg_resources registers ``pkgutil.ImpImporter`` at import (removed in 3.12); ``from
+    collections import Mapping`` (removed in 3.10) fails at import too, unless a try falls back to collections.abc."""
+    assert _imports("import pkgutil\nregister(pkgutil.ImpImporter, find)\n") == {"pkgutil.ImpImporter": True}
+    assert _imports("import inspect as i\ndef f(g):\n    return i.getargspec(g)\n") == {"inspect.getargspec": False}
+    assert _imports("from collections import Mapping, OrderedDict\n") == {"collections.Mapping": True}
+    assert _imports("try:\n    from collections import Mapping\nexcept ImportError:\n"
+                    "    from collections.abc import Mapping\n") == {}
+    assert _imports("import collections.abc\nx = collections.Mapping\n") == {}  # collections bound otherwise too
+    assert _imports("pkgutil = object()\npkgutil.ImpImporter\n") == {}  # not the module
+    # a Python 2/3 fallback in an except block (pip's vendored distlib before 22.2)
+    assert _imports("try:\n    callable = callable\nexcept NameError:\n    from collections import Callable\n") == {}
+
+
 def test_every_removed_module_has_a_release_and_a_listed_source() -> None:
     sources = load_matrices(default_root()).sources
     assert {release for release, _ in gen.REMOVED.values()} == {"3.12", "3.13"}
     assert all(source in sources for _, source in gen.REMOVED.values()) and gen.SCAN_SOURCE in sources
+    assert all(source in sources for _, source in gen.REMOVED_NAMES.values())
     assert len([m for m, (release, _) in gen.REMOVED.items() if release == "3.13"]) == 20  # 19 of PEP 594, lib2to3
 
 

@@ -27,9 +27,11 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import tomllib
 from gen_numpy_aliases import (
     ROOT,
     Archive,
@@ -50,6 +52,7 @@ from envdoctor.numpy_name_scan import (
     Use,
     _UseFinder,
     catches,
+    module_bindings,
     scan_files,
     scanned_once,
     shipped_code,
@@ -71,6 +74,25 @@ REMOVED: dict[str, tuple[str, str]] = {
     **{module: ("3.12", "python-3-12-removed-modules") for module in ("asynchat", "asyncore", "smtpd")},
     **{module: ("3.13", "python-3-13-removed-modules") for module in _PEP594_313.split()},
     "lib2to3": ("3.13", "python-3-13-removed-modules"),
+}
+# module.name -> (the CPython release that removed that name from the module, the source id): names of modules that
+# remain, used as ``module.name`` or ``from module import name`` ("AttributeError: module 'pkgutil' has no attribute
+# 'ImpImporter'", "ImportError: cannot import name 'Mapping' from 'collections'").
+_COLLECTIONS_ABCS = ("Awaitable Coroutine AsyncIterable AsyncIterator AsyncGenerator Hashable Iterable Iterator "
+                     "Generator Reversible Sized Container Callable Collection Set MutableSet Mapping MutableMapping "
+                     "MappingView KeysView ItemsView ValuesView Sequence MutableSequence ByteString")
+REMOVED_NAMES: dict[str, tuple[str, str]] = {
+    **{f"collections.{name}": ("3.10", "python-3-10-removed-names") for name in _COLLECTIONS_ABCS.split()},
+    **{name: ("3.11", "python-3-11-removed-names")
+       for name in ("inspect.getargspec", "inspect.formatargspec", "asyncio.coroutine")},
+    **{name: ("3.12", "python-3-12-removed-names")
+       for name in ("pkgutil.ImpImporter", "pkgutil.ImpLoader", "configparser.SafeConfigParser", "ssl.wrap_socket",
+                    "ssl.match_hostname", "locale.format")},
+    **{name: ("3.13", "python-3-13-removed-names")
+       for name in ("locale.resetlocale", "unittest.makeSuite", "unittest.findTestCases", "unittest.getTestCaseNames")},
+    **{name: ("3.14", "python-3-14-removed-names")
+       for name in ("ast.Num", "ast.Str", "ast.Bytes", "ast.NameConstant", "ast.Ellipsis", "pkgutil.find_loader",
+                    "pkgutil.get_loader")},
 }
 
 
@@ -99,11 +121,22 @@ SOURCES = [
     {"title": "PEP 594: Removing dead batteries from the standard library", "url": "https://peps.python.org/pep-0594/"},
     {"title": "setuptools changelog: v82.0.0 removed pkg_resources",
      "url": "https://setuptools.pypa.io/en/stable/history.html"},
+    {"title": "What's New In Python 3.10: the aliases to Collections Abstract Base Classes removed from the "
+              "collections module", "url": "https://docs.python.org/3/whatsnew/3.10.html"},
+    {"title": "What's New In Python 3.11: inspect.getargspec, inspect.formatargspec and @asyncio.coroutine removed",
+     "url": "https://docs.python.org/3/whatsnew/3.11.html"},
+    {"title": "What's New In Python 3.12: pkgutil.ImpImporter/ImpLoader, configparser.SafeConfigParser, "
+              "ssl.wrap_socket/match_hostname and locale.format removed", "url": "https://docs.python.org/3/whatsnew/3.12.html"},
+    {"title": "What's New In Python 3.13: locale.resetlocale and unittest.makeSuite/findTestCases/getTestCaseNames "
+              "removed", "url": "https://docs.python.org/3/whatsnew/3.13.html"},
+    {"title": "What's New In Python 3.14: ast.Num/Str/Bytes/NameConstant/Ellipsis and pkgutil.find_loader/get_loader "
+              "removed", "url": "https://docs.python.org/3/whatsnew/3.14.html"},
     {"title": "PyPI JSON API and each release's wheel or sdist (the packages' code)", "url": "https://pypi.org/pypi/"},
 ]
 PY2_SWITCH = re.compile(r"py(thon)?_?[23]", re.I)
 # A file can import a removed module only where an import line names one: most files are passed over unparsed.
-_MAY_IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t][^\n]*\b(?:" + "|".join([*REMOVED, *PROVIDED]) + r")\b", re.M)
+_MAY_IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t][^\n]*\b(?:" + "|".join([*REMOVED, *PROVIDED]) + r")\b"
+                         r"|\b(?:" + "|".join(sorted({n.split(".")[1] for n in REMOVED_NAMES})) + r")\b", re.M)
 METADATA_FILES = re.compile(r"^(?:[^/]+\.dist-info/METADATA|PKG-INFO)$")
 
 
@@ -112,9 +145,10 @@ METADATA_FILES = re.compile(r"^(?:[^/]+\.dist-info/METADATA|PKG-INFO)$")
 
 class _ImportFinder(_UseFinder):
     """``_UseFinder``'s walk (at import or deferred, guarded code left out), recording imports of removed
-    modules."""
+    modules and uses of names removed from modules that remain (``pkgutil.ImpImporter``, ``from collections import
+    Mapping``); ``numpy`` holds the file's names bound to such modules (name -> module)."""
 
-    removed = {*REMOVED, *PROVIDED}
+    removed = {*REMOVED, *PROVIDED, *REMOVED_NAMES}
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -123,10 +157,30 @@ class _ImportFinder(_UseFinder):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.module and not node.level:
             self._record(node.module.split(".")[0], node.lineno)
+            for alias in node.names:
+                self._record(f"{node.module}.{alias.name}", node.lineno)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and node.value.id in self.numpy:
+            self._record(f"{self.modules[node.value.id]}.{node.attr}", node.lineno)
+        self.generic_visit(node)
+
+    in_handler = False  # inside an ``except`` block: removed names used there are not recorded
+
+    def _record(self, name: str, line: int) -> None:
+        if "." in name and self.in_handler:
+            return  # a compatibility fallback (``except NameError: from collections import Callable``)
+        super()._record(name, line)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        saved, self.in_handler = self.in_handler, True
+        self.generic_visit(node)
+        self.in_handler = saved
 
     def visit_Try(self, node: ast.Try) -> None:
         """In a ``try`` that catches a failed import, neither the body nor the handlers count: the handlers are a
-        fallback for the body (``try: from html import escape`` / ``except ImportError: from cgi import escape``)."""
+        fallback for the body (``try: from html import escape`` / ``except ImportError: from cgi import escape``).
+        Names removed from remaining modules (``collections.Callable``) are not counted in any ``except`` block."""
         if catches(node, GUARD_HANDLERS):
             self._visit_all([*node.orelse, *node.finalbody])
         else:
@@ -140,10 +194,17 @@ class _ImportFinder(_UseFinder):
             super().visit_If(node)
 
 
+NAMED_MODULES = frozenset(name.split(".")[0] for name in REMOVED_NAMES)
+
+
 def scan_source(text: str) -> dict[str, Use]:
-    """The removed modules a Python file imports (raises SyntaxError when it does not parse)."""
-    finder = _ImportFinder(set(), lazy_annotations=True)
-    finder.visit(ast.parse(text))
+    """The removed modules a Python file imports, and the removed names of remaining modules it uses (raises
+    SyntaxError when it does not parse)."""
+    tree = ast.parse(text)
+    modules = module_bindings(tree, NAMED_MODULES)
+    finder = _ImportFinder(set(modules), lazy_annotations=True)
+    finder.modules = modules
+    finder.visit(tree)
     return finder.uses
 
 
@@ -213,12 +274,26 @@ def provider_evidence(module: str, provided: Provided) -> dict[str, Any]:
 # --- the table ----------------------------------------------------------------------------------------
 
 
+def skipped_modules(name: str, path: Path = PACKAGES) -> set[str]:
+    """``skip`` of the package's entry in ``tools/stdlib_removal_packages.toml``: removed modules it provides itself,
+    or imports only on the Pythons that have them, which its code's imports alone do not show."""
+    with path.open("rb") as handle:
+        entry = tomllib.load(handle)["packages"].get(name) or {}
+    return set(entry.get("skip", ()))
+
+
 def study(name: str, since: str | None, threads: int) -> dict[str, Any]:
     url, found = archives(name, since)
     read = read_releases(found, read_release, threads)
+    skip = skipped_modules(name)
+    if skip:
+        read = {version: ReleaseRead(*(ReleaseScan({m: u for m, u in scan.uses.items() if m not in skip}, scan.files,
+                                                   scan.unparsed) for scan in (release.code, release.build)),
+                                     release.provider_requires)
+                for version, release in read.items()}
     scans = {version: release.code for version, release in read.items()}
     versions = [a.version for a in found]
-    removals = {**{m: removed_in for m, (removed_in, _) in REMOVED.items()},
+    removals = {**{m: removed_in for m, (removed_in, _) in {**REMOVED, **REMOVED_NAMES}.items()},
                 **{m: p.removed_in for m, p in PROVIDED.items()}}
     print(f"{name}: {len(versions)} releases, {sum(1 for s in scans.values() if s.uses)} importing removed modules",
           file=sys.stderr, flush=True)
@@ -233,7 +308,8 @@ def study(name: str, since: str | None, threads: int) -> dict[str, Any]:
     }
 
 
-WHAT = ("releases of libraries whose code imports standard-library modules that CPython removed, or modules a "
+WHAT = ("releases of libraries whose code imports standard-library modules that CPython removed (or uses names it "
+        "removed from modules that remain: pkgutil.ImpImporter, collections.Mapping), or modules a "
         "distribution stopped providing (removed: provider python or that distribution; removed_in: a release of "
         "the provider), per removal; at_import: those imported when a module of the package is imported (the "
         "others only inside functions); where: file:line of imports in the run's last release; build_rows: the "
@@ -244,7 +320,7 @@ WHAT = ("releases of libraries whose code imports standard-library modules that 
 
 def document(packages: dict[str, dict[str, Any]], command: str, today: str | None = None) -> dict[str, Any]:
     removed = {module: {"provider": "python", "removed_in": removed_in, "source": source}
-               for module, (removed_in, source) in REMOVED.items()}
+               for module, (removed_in, source) in {**REMOVED, **REMOVED_NAMES}.items()}
     removed |= {module: {"provider": p.provider, "removed_in": p.removed_in, "source": p.source,
                          "wheels_source": p.wheels_source, **provider_evidence(module, p)}
                 for module, p in PROVIDED.items()}

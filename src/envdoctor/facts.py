@@ -332,29 +332,25 @@ class Facts:
         ``.post107`` is CUDA 10.0); None when the package or the number is not listed."""
         table = self._section("cuda.toml", "post_release_cuda").get(package)
         cuda = table.get(str(post)) if isinstance(table, dict) else None
-        if cuda is None:
-            return None
-        try:
-            cuda_major_minor(cuda if isinstance(cuda, str) else "")
-        except ValueError:
-            raise FactsError(f"{self.root / 'cuda.toml'}: 'post_release_cuda.{package}.{post}' should be a CUDA "
-                             f"version like \"10.0\", got {cuda!r}") from None
-        return cuda
+        return self._cuda_value(cuda, f"post_release_cuda.{package}.{post}")
 
     def post_release_packages(self) -> frozenset[str]:
         return frozenset(self._section("cuda.toml", "post_release_cuda"))
 
     def ptx_isa_cuda(self, isa: str) -> str | None:
         """The CUDA release that introduced PTX ISA ``isa`` (``cuda.toml [ptx_isa]``); None when not listed."""
-        cuda = self._section("cuda.toml", "ptx_isa").get(isa)
+        return self._cuda_value(self._section("cuda.toml", "ptx_isa").get(isa), f"ptx_isa.{isa}")
+
+    def _cuda_value(self, cuda: object, key: str) -> str | None:
+        """A CUDA version of cuda.toml (None when absent); FactsError naming the key when it is not one."""
         if cuda is None:
             return None
         try:
             cuda_major_minor(cuda if isinstance(cuda, str) else "")
         except ValueError:
-            raise FactsError(f"{self.root / 'cuda.toml'}: 'ptx_isa.{isa}' should be a CUDA version like "
-                             f"\"11.8\", got {cuda!r}") from None
-        return cuda
+            raise FactsError(f"{self.root / 'cuda.toml'}: '{key}' should be a CUDA version like \"11.8\", got "
+                             f"{cuda!r}") from None
+        return str(cuda)
 
     def cuda_minor_compat(self, major: int) -> bool:
         """Whether builds for any minor of this CUDA major run on the major's floor driver (false for CUDA 10)."""

@@ -89,16 +89,26 @@ class Use:
 
 
 def numpy_bindings(tree: ast.AST) -> set[str]:
-    """Names the file binds to the numpy module and never to anything else."""
-    numpy, other = set(), set()
+    """Names the file binds to the numpy module and never to anything else (``import numpy.linalg`` binds
+    ``numpy`` too)."""
+    return set(module_bindings(tree, frozenset({"numpy"}), through_submodules=True))
+
+
+def module_bindings(tree: ast.AST, modules: frozenset[str], through_submodules: bool = False) -> dict[str, str]:
+    """Names the file binds to one of ``modules`` (``import numpy as np``, ``import pkgutil``) and never to anything
+    else: name -> module. ``through_submodules``: ``import X.sub`` counts as binding ``X`` (else it is left out)."""
+    bound: dict[str, str] = {}
+    other: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.asname:
-                    (numpy if alias.name == "numpy" else other).add(alias.asname)
+                top = alias.name.split(".")[0]
+                if alias.asname and alias.name in modules:
+                    bound[alias.asname] = alias.name
+                elif not alias.asname and top in modules and (top == alias.name or through_submodules):
+                    bound[top] = top
                 else:
-                    top = alias.name.split(".")[0]
-                    (numpy if top == "numpy" else other).add(top)
+                    other.add(alias.asname or top)
         elif isinstance(node, ast.ImportFrom):
             other.update(alias.asname or alias.name for alias in node.names)
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.NamedExpr):
@@ -108,7 +118,7 @@ def numpy_bindings(tree: ast.AST) -> set[str]:
             other.add(node.arg)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             other.add(node.name)
-    return numpy - other
+    return {name: module for name, module in bound.items() if name not in other}
 
 
 class _UseFinder(ast.NodeVisitor):

@@ -12,6 +12,7 @@ from envdoctor.checks.compile_python import load_dynamo_python
 from envdoctor.checks.conda_torch_builds import load_conda_torch_builds
 from envdoctor.checks.cpu_distributions import load_cpu_only_distributions
 from envdoctor.checks.extension_builds import load_extension_builds
+from envdoctor.checks.flash_attn_backward import load_flash_attn_backward
 from envdoctor.checks.glibc_floors import load_distro_glibc
 from envdoctor.checks.gpu_dtypes import load_dtype_support
 from envdoctor.checks.gpu_floors import load_gpu_floors
@@ -58,7 +59,7 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
                                                  load_protobuf_gencode, load_conda_torch_builds,
                                                  load_nvcc_floors, load_dtype_support, load_triton_ptxas,
                                                  load_wheel_archs_fully, load_cpu_only_distributions,
-                                                 load_nvcc_host_gcc, load_distro_glibc)),
+                                                 load_nvcc_host_gcc, load_distro_glibc, load_flash_attn_backward)),
 )
 
 

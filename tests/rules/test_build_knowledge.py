@@ -390,3 +390,18 @@ def test_an_extension_compiled_beside_a_cpu_torch_is_cpu_only_too(tmp_path: Path
     cuda = snapshot({"torch": "2.0.0+cu118", "torch-scatter": "2.1.1"}, nvidia={"gpus": [H100]},
                     host={"os": "linux", "arch": "x86_64"})
     assert not _findings(cuda, tmp_path, "extension-built-against-cpu-torch")
+
+
+@pytest.mark.parametrize(("version", "cc", "fires"), [
+    ("0.2.1", "8.9", True),     # 0.x/1.x: head dim > 64 backward on A100/H100 only
+    ("1.0.9", "8.0", False),
+    ("2.4.2", "8.6", True),     # 2.0-2.5.4: head dim > 192
+    ("2.4.2", "9.0", False),
+    ("2.5.5", "8.6", False),    # lifted for head dim 256 without dropout
+])
+def test_flash_attn_backward_head_dim_limits(tmp_path: Path, version: str, cc: str, fires: bool) -> None:
+    snap = snapshot({"flash-attn": version}, nvidia={"gpus": [{"name": "GPU", "compute_capability": cc}]})
+    found = [f for f in run_check(snap, stack=None, cwd=tmp_path).findings
+             if f.rule == "flash-attn-backward-head-dim"]
+    assert bool(found) is fires
+    assert all(not f.verified and f.severity.value == "warn" for f in found)

@@ -187,8 +187,8 @@ def _installed(ctx: CheckContext, name: str, release: ReleaseFacts, floor: Versi
     nearest = older[-1].version if older else None
     fix = f"use an OS with glibc {floor} or newer"
     if nearest:
-        fix = (f"{requirement_install(ctx, name, f'=={nearest}')}   # the newest earlier release whose wheels run on "
-               f"glibc {glibc.version}; or {fix}")
+        fix = (f"{requirement_install(ctx, name, f'=={nearest}')}   # the newest earlier release whose wheels are "
+               f"tagged for glibc {glibc.version} or older; or {fix}")
     return Finding(
         rule=RULE, category=Category.PLATFORM, severity=Severity.FAIL if glibc.verified else Severity.WARN,
         components=(name,), sources=("pypi-metadata", "pypi-manylinux-glibc", *glibc.sources),

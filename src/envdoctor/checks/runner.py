@@ -26,6 +26,7 @@ from envdoctor.checks.conda_torch_builds import check_conda_torch_builds
 from envdoctor.checks.cpu_distributions import check_cpu_distributions
 from envdoctor.checks.driver_current_builds import check_driver_current_builds
 from envdoctor.checks.fetched_facts import check_fetched_facts
+from envdoctor.checks.flash_attn_backward import check_flash_attn_backward
 from envdoctor.checks.flash_attn_build import check_flash_attn_build
 from envdoctor.checks.glibc_floors import check_glibc_floors
 from envdoctor.checks.gpu_dtypes import check_gpu_dtypes
@@ -75,6 +76,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     checks: list[Check] = [
         gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
         gpu.check_bitsandbytes_arch, check_triton_gpu, check_triton_ptxas, check_gpu_floors, check_gpu_dtypes,
+        check_flash_attn_backward,
         check_wheel_archs, check_build_cuda_archs,
         driver.check_driver, check_pinned_torch_driver,
         toolkit.check_toolkit, check_nvcc_floors, *packages, stack.check_stack, check_flash_attn_build,

@@ -1,9 +1,10 @@
 """Packages whose code imports standard-library modules that the installed Python no longer has
 (``matrices/stdlib_removals.json``, written by ``tools/gen_stdlib_removals.py`` from each release's code):
 ``distutils``, ``imp``, ``asynchat``, ``asyncore``, ``smtpd`` (removed in Python 3.12), the PEP 594 dead batteries
-``cgi``, ``imghdr``, ``pipes``, ``telnetlib`` ... and ``lib2to3`` (removed in 3.13). The table also holds modules
-a distribution stopped providing (``pkg_resources``, setuptools 82.0.0: ``provided``), which
-``envdoctor.checks.provided_modules`` judges; this check leaves them out.
+``cgi``, ``imghdr``, ``pipes``, ``telnetlib`` ... and ``lib2to3`` (removed in 3.13); or names removed from modules
+that remain (``collections.Mapping`` in 3.10, ``inspect.getargspec`` in 3.11, ``pkgutil.ImpImporter`` in 3.12).
+The table also holds modules a distribution stopped providing (``pkg_resources``, setuptools 82.0.0:
+``provided``), which ``envdoctor.checks.provided_modules`` judges; this check leaves them out.
 
 A release in a row of the table, on a Python at or past the removal, raises ``ModuleNotFoundError: No module named
 ...``: when the package is imported if an import runs at module level (fail), else when a function that imports one
@@ -225,9 +226,12 @@ def _first_free(table: StdlibRemovalTable, name: str, after: Version, python: Ve
 
 def _lacking(table: StdlibRemovalTable, name: str, release: Version, python: Version,
              shim: bool) -> tuple[set[str], set[str]]:
-    """What ``table.imported`` gives for the release's code, without distutils when setuptools provides it."""
+    """What ``table.imported`` gives for the release's code, without distutils when setuptools provides it, and
+    without names removed from remaining modules that only functions use: those are most often compatibility
+    paths never taken on Python 3 (fire's ``Py2GetArgSpec`` calls ``inspect.getargspec``)."""
     lacking, at_import = table.imported(name, release, python)
     drop = {SHIMMED_BY_SETUPTOOLS} if shim else set()
+    drop |= {removed for removed in lacking if "." in removed and removed not in at_import}
     return lacking - drop, at_import - drop
 
 
@@ -243,8 +247,14 @@ def _sources(table: StdlibRemovalTable, modules: set[str]) -> tuple[str, ...]:
     return (*sorted({table.removed[m][1] for m in modules}), table.scan_source)
 
 
-def _error(module: str) -> str:
-    return f"ModuleNotFoundError: No module named '{module}'"
+def _error(removed: str) -> str:
+    """What Python raises at the use: a removed module, or a name removed from a module that remains
+    (``pkgutil.ImpImporter``, used as an attribute or imported by name)."""
+    module, _, name = removed.partition(".")
+    if name:
+        return f"AttributeError: module '{module}' has no attribute '{name}' (or ImportError: cannot import name " \
+               f"'{name}' from '{module}')"
+    return f"ModuleNotFoundError: No module named '{removed}'"
 
 
 def _known(ctx: CheckContext, table: StdlibRemovalTable, name: str, release: Version, python: Version,

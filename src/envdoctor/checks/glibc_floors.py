@@ -168,7 +168,7 @@ def _flash_attn_runner(ctx: CheckContext, version: str | None, glibc: HostGlibc)
         sources=("flash-attn-publish", "pypi-manylinux-glibc", *glibc.sources), verified=False,
         message=f"{shown} release wheels were built on {runner} (glibc {needed}) and are not manylinux wheels, and "
         f"this host has {glibc.shown}: flash_attn_2_cuda may need newer glibc symbols than it has and fail to load "
-        "(\"version `GLIBC_2.32' not found\")",
+        "(e.g. \"version `GLIBC_2.32' not found\" on glibc 2.31)",
         fix=fix,
     )]
 

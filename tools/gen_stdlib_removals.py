@@ -146,9 +146,13 @@ METADATA_FILES = re.compile(r"^(?:[^/]+\.dist-info/METADATA|PKG-INFO)$")
 class _ImportFinder(_UseFinder):
     """``_UseFinder``'s walk (at import or deferred, guarded code left out), recording imports of removed
     modules and uses of names removed from modules that remain (``pkgutil.ImpImporter``, ``from collections import
-    Mapping``); ``numpy`` holds the file's names bound to such modules (name -> module)."""
+    Mapping``); ``modules``: the file's names bound to such modules (name -> module)."""
 
     removed = {*REMOVED, *PROVIDED, *REMOVED_NAMES}
+
+    def __init__(self, modules: dict[str, str]) -> None:
+        super().__init__(set(modules), lazy_annotations=True)
+        self.modules = modules
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -201,9 +205,7 @@ def scan_source(text: str) -> dict[str, Use]:
     """The removed modules a Python file imports, and the removed names of remaining modules it uses (raises
     SyntaxError when it does not parse)."""
     tree = ast.parse(text)
-    modules = module_bindings(tree, NAMED_MODULES)
-    finder = _ImportFinder(set(modules), lazy_annotations=True)
-    finder.modules = modules
+    finder = _ImportFinder(module_bindings(tree, NAMED_MODULES))
     finder.visit(tree)
     return finder.uses
 

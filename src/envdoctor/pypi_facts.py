@@ -75,6 +75,11 @@ class ReleaseFacts:
         return dict(self.glibc).get(arch)
 
     @property
+    def pure_wheel(self) -> bool:
+        """Some wheel installs on any platform (``py3-none-any``)."""
+        return any(tag.endswith("-any") for tag in self.wheels or ())
+
+    @property
     def binary_wheels(self) -> bool:
         """Some wheel is platform-specific (not ``-any``): the release ships compiled code."""
         return any(not tag.endswith("-any") for tag in self.wheels or ())

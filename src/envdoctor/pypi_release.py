@@ -131,7 +131,7 @@ def platform_families(platform_tag: str) -> set[str]:
     return out
 
 
-MANYLINUX_LEGACY = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
+MANYLINUX_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 MANYLINUX = re.compile(r"^(?:(?P<legacy>manylinux1|manylinux2010|manylinux2014)"
                        r"|manylinux_(?P<major>\d+)_(?P<minor>\d+))_(?P<arch>.+)$")
 
@@ -151,10 +151,8 @@ def glibc_floors(filenames: list[str]) -> dict[str, str]:
             found = MANYLINUX.match(tag)
             if found is None:
                 continue
-            text = MANYLINUX_LEGACY[found["legacy"]] if found["legacy"] else f"{found['major']}.{found['minor']}"
-            glibc = tuple(int(part) for part in text.split("."))
-            arch = found["arch"]
-            floors[arch] = min(floors.get(arch, glibc), glibc)  # type: ignore[arg-type]
+            glibc = MANYLINUX_LEGACY[found["legacy"]] if found["legacy"] else (int(found["major"]), int(found["minor"]))
+            floors[found["arch"]] = min(floors.get(found["arch"], glibc), glibc)
     return {arch: f"{major}.{minor}" for arch, (major, minor) in sorted(floors.items())}
 
 

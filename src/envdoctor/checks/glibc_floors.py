@@ -98,9 +98,8 @@ def host_glibc(host: Host, matrices: Matrices) -> HostGlibc | None:
 
 
 def _floor(release: ReleaseFacts, arch: str) -> Version | None:
-    """The lowest glibc a release's wheels need on ``arch``; None when it has a pure wheel or no manylinux one."""
-    if any(tag.endswith("-any") for tag in release.wheels or ()):
-        return None
+    """The lowest glibc a release's wheels need on ``arch``; None when it has no manylinux one, or a pure wheel (whose
+    release records no glibc)."""
     text = release.glibc_for(arch)
     return Version(text) if text else None
 
@@ -175,8 +174,7 @@ def _flash_attn_runner(ctx: CheckContext, version: str | None, glibc: HostGlibc)
 
 def _runs(release: ReleaseFacts, arch: str, glibc: Version) -> bool:
     floor = _floor(release, arch)
-    return floor is None and any(tag.endswith("-any") for tag in release.wheels or ()) or \
-        floor is not None and floor <= glibc
+    return release.pure_wheel or floor is not None and floor <= glibc
 
 
 def _installed(ctx: CheckContext, name: str, release: ReleaseFacts, floor: Version, glibc: HostGlibc,
@@ -203,8 +201,7 @@ def _installed(ctx: CheckContext, name: str, release: ReleaseFacts, floor: Versi
 def _unknown_version(name: str, history: tuple[ReleaseFacts, ...], glibc: HostGlibc, arch: str) -> list[Finding]:
     """Version unknown: said when the newest release's wheels need a newer glibc (pip stops at an older one, or
     finds none)."""
-    built = [r for r in history if not r.yanked and (_floor(r, arch) is not None or
-                                                     any(t.endswith("-any") for t in r.wheels or ()))]
+    built = [r for r in history if not r.yanked and (r.pure_wheel or _floor(r, arch) is not None)]
     if not built or _runs(built[-1], arch, glibc.version):
         return []
     newest, running = built[-1], [r for r in built if _runs(r, arch, glibc.version)]

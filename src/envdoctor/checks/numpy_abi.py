@@ -319,7 +319,7 @@ def _newest_for_host(ctx: CheckContext, name: str) -> Version | None:
     known = releases(name)
     if platform is None or not known or any(r.wheels is None for r in known):
         return None
-    if any(tag.endswith("-any") for r in known for tag in r.wheels or ()):
+    if any(r.pure_wheel for r in known):
         return None
     built = [Version(r.version) for r in known if any(tag.endswith(platform) for tag in r.wheels or ())]
     return max(built) if built else None

@@ -32,7 +32,7 @@ from envdoctor.checks.requirements import marker_environment
 from envdoctor.checks.wheels import host_target, wheel_runs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
-from envdoctor.pypi_facts import newest_release, release_facts, releases
+from envdoctor.pypi_facts import fetched_packages, newest_release, release_facts, releases
 from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import normalize_name
 
@@ -176,7 +176,8 @@ def _with_fetched_releases(ctx: CheckContext, table: NumpyAliasTable) -> NumpyAl
     (``numpy_names`` of the fetched facts: the installed release, or the newest when the version is unknown)."""
     packages = ctx.snapshot.packages or {}
     rows, read = dict(table.rows), dict(table.releases)
-    for name in sorted(set(packages) - set(table.rows) - {"numpy"}):
+    # only fetched facts carry numpy_names: the bundled tables' packages need no look-up
+    for name in sorted((set(fetched_packages()) & set(packages)) - set(table.rows) - {"numpy"}):
         version = packages[name].version
         release = release_facts(name, version, ctx.matrices.root) if version else newest_release(name,
                                                                                                    ctx.matrices.root)

@@ -111,7 +111,8 @@ def musl_host(host: Host) -> bool:
 
 def host_target(host: Host, python: str | None) -> Target | None:
     """The target of a snapshot's host and Python (musllinux families on a musl host)."""
-    return target_of(host.os or ("linux" if musl_host(host) else None), host.arch, python, musl=musl_host(host))
+    musl = musl_host(host)
+    return target_of(host.os or ("linux" if musl else None), host.arch, python, musl=musl)
 
 
 def target_of(os: str | None, arch: str | None, python: str | None, musl: bool = False) -> Target | None:
@@ -120,8 +121,10 @@ def target_of(os: str | None, arch: str | None, python: str | None, musl: bool =
     system = OS_FAMILY.get((os or "").lower())
     family = platform_family(os, arch)
     if musl and system == "linux":
-        families = frozenset({MUSL_FAMILY[family]}) if family in MUSL_FAMILY else frozenset(MUSL_FAMILY.values())
-        return Target(families, minor, MUSL_WHERE + (f" {ARCH.get((arch or '').lower())}" if family else ""))
+        if family in MUSL_FAMILY:
+            return Target(frozenset({MUSL_FAMILY[family]}), minor, DESCRIBE[MUSL_FAMILY[family]])
+        return Target(frozenset(MUSL_FAMILY.values()), minor,
+                      MUSL_WHERE + (f" {ARCH.get((arch or '').lower())}" if family else ""))
     if family is not None:
         return Target(frozenset({family}), minor, DESCRIBE[family])
     if system is not None:
@@ -463,7 +466,7 @@ def _platform_dropped(name: str, history: tuple[ReleaseFacts, ...], target: Targ
     anywhere = Target(target.families, None, target.where)
     built = [r for r in history if r.wheels and not r.yanked]
     ran = [r for r in built if wheel_runs(r, anywhere)]
-    if not ran or not built or ran[-1] is built[-1] or any(t.endswith("-any") for t in built[-1].wheels or ()):
+    if not ran or not built or ran[-1] is built[-1] or built[-1].pure_wheel:
         return []
     last, newest = ran[-1], built[-1]
     if months_between(last.date, newest.date) < STALE_MONTHS:

@@ -14,14 +14,15 @@ from envdoctor.snapshot import snapshot_from_dict
 from envdoctor.table_validation import validate_matrices
 
 
-def _findings(tmp_path: Path, cc: str, packages: dict[str, str | None], root: Path | None = None) -> list:
+def _findings(tmp_path: Path, cc: str, packages: dict[str, str | None], root: Path | None = None,
+              rule: str = "package-gpu-too-old") -> list:
     snapshot = snapshot_from_dict({
         "schema": "envdoctor.snapshot/1", "host": {"os": "linux", "arch": "x86_64"},
         "nvidia": {"gpus": [{"name": "GPU", "compute_capability": cc}]},
         "packages": {name: {"version": version} for name, version in packages.items()},
     })
     report = run_check(snapshot, stack=None, cwd=tmp_path, matrices=load_matrices(root) if root else None)
-    return [f for f in report.findings if f.rule == "package-gpu-too-old"]
+    return [f for f in report.findings if f.rule == rule]
 
 
 def test_vllm_on_pascal_fails_whatever_the_release(tmp_path: Path) -> None:
@@ -66,3 +67,41 @@ def test_a_supported_minimum_marked_warn_warns_and_replaces_the_triton_finding(t
     rules = [f.rule for f in run_check(snapshot, stack=None, cwd=tmp_path).findings if "gpu" in f.rule]
     assert rules == ["package-gpu-too-old"]
     assert not _findings(tmp_path, "7.5", {"unsloth": "2024.7"})
+
+
+def _ceiling_findings(tmp_path: Path, cc: str, packages: dict[str, str | None], root: Path | None = None) -> list:
+    return _findings(tmp_path, cc, packages, root, rule="package-gpu-too-new")
+
+
+@pytest.mark.parametrize(("version", "cc"), [("7.0.0.11", "8.6"), ("8.4.1.5", "8.9"), ("10.7.0", "12.0"),
+                                             ("8.2.1.8", "8.9"), ("7.1.3.4", "8.6")])
+def test_a_tensorrt_release_refuses_a_gpu_newer_than_it_knows(tmp_path: Path, version: str, cc: str) -> None:
+    (finding,) = _ceiling_findings(tmp_path, cc, {"tensorrt": version})
+    assert finding.severity.value == "fail" and finding.verified and finding.components == ("tensorrt", "gpu")
+    assert f"this GPU is {cc}" in finding.message
+
+
+@pytest.mark.parametrize(("version", "cc"), [("8.5.1.7", "8.9"), ("10.8.0.43", "12.0"), ("8.4.1.5", "8.7"),
+                                             ("7.2.3.4", "8.6"), ("8.6.1", "9.0")])
+def test_a_tensorrt_release_that_knows_the_gpu_is_quiet(tmp_path: Path, version: str, cc: str) -> None:
+    assert not _ceiling_findings(tmp_path, cc, {"tensorrt": version})
+    assert not _ceiling_findings(tmp_path, cc, {"tensorrt-cu12": None})  # no version: no ceiling to judge
+
+
+def test_tensorrt_floors_per_release_and_per_wheel_name(tmp_path: Path) -> None:
+    assert not _findings(tmp_path, "6.1", {"tensorrt": "8.6.1"})  # Pascal: deprecated in 8.6, still there
+    (pascal,) = _findings(tmp_path, "6.1", {"tensorrt-cu12": "10.0.1"})
+    assert pascal.severity.value == "fail" and "7.0" in pascal.message
+    (volta,) = _findings(tmp_path, "7.0", {"tensorrt": "10.5.0"})
+    assert "7.5" in volta.message
+    assert not _findings(tmp_path, "7.0", {"tensorrt": "10.4.0"})
+
+
+def test_a_bad_ceiling_row_is_one_line_naming_the_file_and_row(tmp_path: Path) -> None:
+    root = tmp_path / "matrices"
+    shutil.copytree(default_root(), root)
+    table = root / "gpu_floors.toml"
+    table.write_text(table.read_text().replace('max_compute_capability = "7.5"', 'max_compute_capability = "?"'))
+    assert any("gpu_floors.toml: gpu_ceiling[0]" in problem for problem in validate_matrices(root))
+    with pytest.raises(MatrixError, match=r"gpu_floors.toml: gpu_ceiling\[0\]"):
+        _ceiling_findings(tmp_path, "8.6", {"tensorrt": "7.0.0"}, root=root)

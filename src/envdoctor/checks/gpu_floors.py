@@ -1,8 +1,10 @@
-"""The lowest compute capability each package release supports (``matrices/gpu_floors.toml``) against the GPUs.
+"""The compute capabilities each package release supports (``matrices/gpu_floors.toml``) against the GPUs.
 
-A known release takes the highest floor of the rows whose range holds it: a GPU below it fails. A package of unknown
-version fails below the lowest floor any of its rows gives (no release runs there), and warns, inferred, below the
-floor of its newest recorded release (a current install does not run there).
+Floors: a known release takes the highest floor of the rows whose range holds it: a GPU below it fails. A package of
+unknown version fails below the lowest floor any of its rows gives (no release runs there), and warns, inferred, below
+the floor of its newest recorded release (a current install does not run there).
+Ceilings, for packages that refuse a GPU their release does not know (no PTX to compile for a newer one): a known
+release takes the lowest ceiling of the rows whose range holds it, and a GPU above it fails.
 """
 
 from __future__ import annotations
@@ -30,25 +32,58 @@ class GpuFloor:
     below: Severity = Severity.FAIL  # WARN where the project calls it the supported minimum but older GPUs may run
 
 
+@dataclass(frozen=True)
+class GpuCeiling:
+    package: str
+    versions: str  # a specifier
+    max_cc: Version  # the newest compute capability the release runs on
+    sources: tuple[str, ...]
+
+
 def load_gpu_floors(matrices: Matrices) -> tuple[GpuFloor, ...]:
-    """The rows, validated; a bad row raises MatrixError naming the file and row."""
+    """The floor rows, validated; a bad row raises MatrixError naming the file and row."""
     where = matrices.root / f"{TABLE}.toml"
     rows = []
     for index, row in enumerate(matrices.table(TABLE).get("gpu_floor", [])):
         try:
             SpecifierSet(row["versions"])
             sources = tuple(row["sources"])
-            if not sources or not isinstance(row["package"], str):
+            if not sources:
                 raise ValueError("bad value")
-            rows.append(GpuFloor(row["package"], row["versions"], Version(row["min_compute_capability"]), sources,
-                                 Severity(row.get("below", "fail"))))
+            rows.extend(GpuFloor(package, row["versions"], Version(row["min_compute_capability"]), sources,
+                                 Severity(row.get("below", "fail"))) for package in _packages(row))
         except (KeyError, TypeError, ValueError, InvalidSpecifier, InvalidVersion) as error:
-            raise MatrixError(f"{where}: gpu_floor[{index}]: needs package, versions (a specifier), "
-                              f"min_compute_capability (\"X.Y\"), sources and optionally below (\"fail\" or "
-                              f"\"warn\") ({error})") from None
+            raise MatrixError(f"{where}: gpu_floor[{index}]: needs package (a name or a list of names), versions (a "
+                              f"specifier), min_compute_capability (\"X.Y\"), sources and optionally below (\"fail\" "
+                              f"or \"warn\") ({error})") from None
         if rows[-1].below not in (Severity.FAIL, Severity.WARN):
             raise MatrixError(f"{where}: gpu_floor[{index}]: below must be \"fail\" or \"warn\"")
     return tuple(rows)
+
+
+def load_gpu_ceilings(matrices: Matrices) -> tuple[GpuCeiling, ...]:
+    """The ceiling rows, validated; a bad row raises MatrixError naming the file and row."""
+    where = matrices.root / f"{TABLE}.toml"
+    rows = []
+    for index, row in enumerate(matrices.table(TABLE).get("gpu_ceiling", [])):
+        try:
+            SpecifierSet(row["versions"])
+            sources = tuple(row["sources"])
+            if not sources:
+                raise ValueError("bad value")
+            rows.extend(GpuCeiling(package, row["versions"], Version(row["max_compute_capability"]), sources)
+                        for package in _packages(row))
+        except (KeyError, TypeError, ValueError, InvalidSpecifier, InvalidVersion) as error:
+            raise MatrixError(f"{where}: gpu_ceiling[{index}]: needs package (a name or a list of names), versions "
+                              f"(a specifier), max_compute_capability (\"X.Y\") and sources ({error})") from None
+    return tuple(rows)
+
+
+def _packages(row: dict) -> list[str]:
+    names = row["package"] if isinstance(row["package"], list) else [row["package"]]
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError("bad package")
+    return names
 
 
 def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
@@ -82,6 +117,35 @@ def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
         if below_newest and newest is not None:
             findings.append(_finding(f"{name} (version unknown, inferred from its current releases) supports", newest,
                                      below_newest, Severity.WARN, verified=False))
+    return findings
+
+
+def check_gpu_ceilings(ctx: CheckContext) -> list[Finding]:
+    ccs = sorted(set(gpu_ccs(ctx.snapshot)))
+    packages = ctx.snapshot.packages or {}
+    if not ccs or not packages:
+        return []
+    by_package: dict[str, list[GpuCeiling]] = {}
+    for row in load_gpu_ceilings(ctx.matrices):
+        by_package.setdefault(row.package, []).append(row)
+    findings = []
+    for name, rows in sorted(by_package.items()):
+        package = packages.get(name)
+        if package is None or package.version is None:
+            continue
+        holding = [row for row in rows if matches_specifier(package.version, row.versions)]
+        ceiling = min(holding, key=lambda row: row.max_cc, default=None)
+        high = [cc for cc in ccs if ceiling is not None and cc > ceiling.max_cc]
+        if high and ceiling is not None:
+            findings.append(Finding(
+                rule="package-gpu-too-new", category=Category.GPU_ARCH, severity=Severity.FAIL,
+                components=(name, "gpu"), sources=ceiling.sources, verified=True,
+                message=f"{name} {package.version} runs on GPUs up to compute capability {ceiling.max_cc} (releases "
+                f"{ceiling.versions}); this GPU is {', '.join(str(cc) for cc in high)}, which that release does not "
+                "know: it refuses it ('Unsupported SM')",
+                fix=f"install a release of {name} that supports compute capability "
+                f"{', '.join(str(cc) for cc in high)} (a newer one)",
+            ))
     return findings
 
 

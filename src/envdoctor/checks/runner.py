@@ -30,7 +30,7 @@ from envdoctor.checks.flash_attn_backward import check_flash_attn_backward
 from envdoctor.checks.flash_attn_build import check_flash_attn_build
 from envdoctor.checks.glibc_floors import check_glibc_floors
 from envdoctor.checks.gpu_dtypes import check_gpu_dtypes
-from envdoctor.checks.gpu_floors import check_gpu_floors
+from envdoctor.checks.gpu_floors import check_gpu_ceilings, check_gpu_floors
 from envdoctor.checks.host_builds import check_host_builds
 from envdoctor.checks.import_floors import check_import_floors
 from envdoctor.checks.keyword_floors import check_keyword_floors
@@ -75,7 +75,8 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         return gate + stack.skipped_for_no_gpu(ctx) + [finding for check in packages for finding in check(ctx)]
     checks: list[Check] = [
         gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
-        gpu.check_bitsandbytes_arch, check_triton_gpu, check_triton_ptxas, check_gpu_floors, check_gpu_dtypes,
+        gpu.check_bitsandbytes_arch, check_triton_gpu, check_triton_ptxas, check_gpu_floors, check_gpu_ceilings,
+        check_gpu_dtypes,
         check_flash_attn_backward,
         check_wheel_archs, check_build_cuda_archs,
         driver.check_driver, check_pinned_torch_driver,

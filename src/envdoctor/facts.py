@@ -407,6 +407,8 @@ class Facts:
     def torch_archs(self, version: str, variant: str) -> tuple[str, ...] | None:
         """SASS archs compiled into torch ``version`` built for ``variant``; None when not known."""
         release, info = self.torch(version), self.torch_variant(variant)
+        if release is None and info is not None and self.torch_pypi_default(version) == variant:
+            return info.archs  # a release older than the table, as its plain PyPI wheel's build
         if release is None or info is None or variant not in release.variants:
             return None
         table = self._section("torch.toml", "variants")[variant]

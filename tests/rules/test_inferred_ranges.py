@@ -39,6 +39,20 @@ def test_unknown_torch_on_ampere_is_not_a_range_warning(tmp_path: Path) -> None:
     assert not found(report, "gpu-arch-not-in-torch", verified=None)
 
 
+def test_on_an_old_python_the_range_holds_the_releases_older_than_the_table(tmp_path: Path) -> None:
+    """Python 3.7 has no torch of the table (2.1 on): pip finds 1.x only, whose plain PyPI wheels were CUDA 10.x
+    builds without Ampere kernels up to 1.12 (cu102), so an RTX 3080 gets the range warning."""
+    report = check(tmp_path, python={"version": "3.7"}, nvidia=gpu("8.6"), packages={"torch": None})
+    [finding] = found(report, "gpu-arch-not-in-torch")
+    assert "torch 1.3.0-1.13.1" in finding.message and "as their plain PyPI wheel" in finding.message
+    assert "cu117 of 1.13.1" in finding.message
+    windows = check(tmp_path, host={"os": "windows"}, python={"version": "3.7"}, nvidia=gpu("8.6"),
+                    packages={"torch": None})
+    assert not found(windows, "gpu-arch-not-in-torch", verified=None)  # PyPI's Windows wheels: no CUDA to judge
+    assert not found(check(tmp_path, python={"version": "3.7"}, nvidia=gpu("7.5"), packages={"torch": None}),
+                     "gpu-arch-not-in-torch", verified=None)  # cu101/cu102 have sm_75
+
+
 def test_tagless_torch_on_windows_judged_against_its_default_cuda_build(tmp_path: Path) -> None:
     """torch 2.8.0's default build (cu128) has no Maxwell kernels; a cu126 build would."""
     report = check(tmp_path, host={"os": "windows"}, nvidia=gpu("5.2"), packages={"torch": "2.8.0"})

@@ -2,7 +2,9 @@
 
 A snapshot from an issue thread often says only "torch is installed" or gives a version without its local tag. The
 checks that need torch's CUDA or archs then judge the whole possible range (every release of the table that has
-wheels for this Python, every CUDA variant of each) and speak when a fact holds for most of it, saying so.
+wheels for this Python, every CUDA variant of each) and speak when a fact holds for most of it, saying so. On Linux
+(or an unknown OS) the range also holds the releases older than the table, each as its plain PyPI wheel's CUDA build
+(``legacy_pypi_default``), where PyPI recorded a Linux x86_64 wheel of it for this Python.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from envdoctor.checks import CheckContext
 from envdoctor.facts import cuda_major_minor
+from envdoctor.pypi_facts import releases_where
 from envdoctor.rules import INSTALLED, fact, parse_version
 
 
@@ -53,11 +56,32 @@ def unknown_version_range(ctx: CheckContext) -> TorchRange | None:
     python = _python_minor(ctx)
     releases = [r for r in map(ctx.facts.torch, ctx.facts.torch_versions()) if r is not None
                 and (python is None or python in r.python)]
-    builds = tuple(TorchBuild(r.version, v) for r in releases for v in r.variants if v.startswith("cu"))
+    legacy = _legacy_builds(ctx, python, releases[0].version if releases else None)
+    builds = legacy + tuple(TorchBuild(r.version, v) for r in releases for v in r.variants if v.startswith("cu"))
     if not builds:
         return None
     where = f"every release with wheels for Python {python}" if python else "every release in the table"
-    return TorchRange(builds, f"torch {releases[0].version}-{releases[-1].version} ({where})")
+    if legacy:
+        where += f"; those before {releases[0].version if releases else 'it'} as their plain PyPI wheel"
+    return TorchRange(builds, f"torch {builds[0].version}-{builds[-1].version} ({where})")
+
+
+def _legacy_builds(ctx: CheckContext, python: str | None, first: str | None) -> tuple[TorchBuild, ...]:
+    """The releases older than the table's first (all of them when no table release fits this Python), each as its
+    plain PyPI Linux wheel's CUDA build, where PyPI recorded a Linux x86_64 wheel for this Python."""
+    if ctx.snapshot.host.os not in (None, "linux") or ctx.snapshot.host.arch not in (None, "x86_64"):
+        return ()
+    before = parse_version(first) if first else None
+    tag = f"cp{python.replace('.', '')}-linux_x86_64" if python else "-linux_x86_64"
+    builds = []
+    for release in releases_where("torch", lambda v: not v.is_prerelease and (before is None or v < before),
+                                  ctx.matrices.root):
+        variant = ctx.facts.torch_pypi_default(release.version)
+        if release.yanked or not variant or not variant.startswith("cu") or not any(
+                wheel == tag or (not python and wheel.endswith(tag)) for wheel in release.wheels or ()):
+            continue
+        builds.append(TorchBuild(release.version, variant))
+    return tuple(builds)
 
 
 def plain_version_range(ctx: CheckContext) -> TorchRange | None:

@@ -80,6 +80,20 @@ def test_cuda_wheel_of_unknown_version_on_an_old_driver(tmp_path: Path) -> None:
     assert not _findings(new, tmp_path, "driver-too-old-for-cuda-build-unknown-version")
 
 
+@pytest.mark.parametrize(("driver", "judged"), [("368.71", True), ("391.35", True), ("441.22", True), ("452.39", False),
+                                                ("531.14", False)])
+def test_a_windows_driver_is_read_against_the_windows_floors(tmp_path: Path, driver: str, judged: bool) -> None:
+    """Windows drivers have their own numbers (CUDA 8.0 needs 376.51 there, 11.x 452.39): a driver below a CUDA
+    major's Windows floor runs the older majors only (tensorflow-gpu's newest builds need CUDA 11); at or above CUDA
+    12's floor there is no judged limit, since CUDA 13's Windows floor is not recorded."""
+    snap = snapshot({"tensorflow-gpu": None}, host={"os": "windows", "arch": "x86_64"},
+                    nvidia={"driver": driver, "gpus": [H100]})
+    found = _findings(snap, tmp_path, "driver-too-old-for-cuda-build-unknown-version")
+    assert bool(found) is judged
+    if driver == "368.71":
+        assert "CUDA 7.x at most" in found[0].message  # below CUDA 8's Windows floor, 376.51
+
+
 # --- bitsandbytes GPU support by release range (CHANGELOG) ------------------------------------------------------
 
 @pytest.mark.parametrize(("version", "cc", "fires"), [

@@ -280,12 +280,34 @@ def driver_max_major(ctx: CheckContext) -> int | None:
             return cuda_major_minor(supports)[0]
         except ValueError:
             return None
-    if not isinstance(driver, str) or parse_version(driver) is None or _windows(ctx):
+    installed = parse_version(driver) if isinstance(driver, str) else None
+    if installed is None:
         return None
-    majors = [int(v.split(".")[0]) for v in ctx.facts.cuda_versions()]
-    runs = [m for m in set(majors) if (floor := ctx.facts.cuda_family_min_driver(m))
-            and parse_version(driver) >= parse_version(floor)]
-    return max(runs) if runs else None
+    newest = None
+    for major, floor in _major_floors(ctx):
+        if floor is None:  # this major's floor is not recorded for this OS: the driver may or may not run it
+            return None
+        if installed < floor:
+            return newest if newest is not None else major - 1
+        newest = major
+    return newest
+
+
+def _major_floors(ctx: CheckContext) -> list[tuple[int, Version | None]]:
+    """Each CUDA major the table knows, oldest first, with the lowest driver that runs a build for it on the snapshot's
+    OS: the minor-compatibility floor of the major, else (CUDA 10 and older, or no floor recorded) its first
+    release's minimum driver."""
+    windows, floors = _windows(ctx), {}
+    for version in ctx.facts.cuda_versions():
+        major = int(version.split(".")[0])
+        if major in floors:
+            continue
+        release = ctx.facts.cuda(version)
+        family = ctx.facts.cuda_family_min_driver_windows(major) if windows else ctx.facts.cuda_family_min_driver(major)
+        first = (release.min_driver_windows if windows else release.min_driver_linux) if release else None
+        floor = family if family is not None and ctx.facts.cuda_minor_compat(major) else first or family
+        floors[major] = parse_version(floor) if floor else None
+    return sorted(floors.items())
 
 
 def _unknown_torch_build(ctx: CheckContext) -> list[Finding]:

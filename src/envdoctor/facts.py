@@ -60,6 +60,7 @@ class CudaBuild:
     cuda_major: int
     cuda_minor: int | None  # from ``cuda = "X.Y"`` when the row states the minor
     source: str
+    oldest_of_several: bool = False  # the releases come in several CUDA builds and the row gives the oldest
 
 
 @dataclass(frozen=True)
@@ -323,8 +324,11 @@ class Facts:
                     raise FactsError(f"{where}.cuda' should be a CUDA version like \"10.2\"") from None
                 if cuda_major != major:
                     raise FactsError(f"{where}.cuda' {cuda!r} is not of cuda_major {major}")
+            oldest = row.get("oldest_of_several", False)
+            if not isinstance(oldest, bool):
+                raise FactsError(f"{where}.oldest_of_several' should be true or false")
             out.append(CudaBuild(fields.text("package"), fields.text("versions"), major, minor,
-                                 fields.text("source")))
+                                 fields.text("source"), oldest))
         return tuple(out)
 
     def post_release_cuda(self, package: str, post: int) -> str | None:

@@ -419,3 +419,30 @@ def test_flash_attn_backward_head_dim_limits(tmp_path: Path, version: str, cc: s
              if f.rule == "flash-attn-backward-head-dim"]
     assert bool(found) is fires
     assert all(not f.verified and f.severity.value == "warn" for f in found)
+
+
+def test_a_release_built_for_several_cudas_is_judged_by_its_oldest(tmp_path: Path) -> None:
+    """TensorRT 7.1 came for CUDA 10.2 and 11.0: driver 410.78 (CUDA 10.0) runs neither. The oldest CUDA is not the
+    installed build's, so the arch check that reads a build's CUDA leaves it alone (Jetson's TensorRT 8.5 is a
+    CUDA 11.4 build with sm_87)."""
+    old = snapshot({"tensorrt": "7.1.3"}, nvidia={"driver": "410.78", "gpus": [H100]})
+    [finding] = _findings(old, tmp_path, "driver-too-old-for-cuda-build")
+    assert "CUDA 10.2 (its oldest build" in finding.message and finding.components[:2] == ("tensorrt", "nvidia-driver")
+    assert not _findings(snapshot({"tensorrt": "7.1.3"}, nvidia={"driver": "450.51.06", "gpus": [H100]}), tmp_path,
+                         "driver-too-old-for-cuda-build")
+    orin = snapshot({"tensorrt": "8.5.2.2"}, host={"os": "linux", "arch": "aarch64"},
+                    nvidia={"gpus": [{"name": "Orin", "compute_capability": "8.7"}]})
+    assert not _findings(orin, tmp_path, "build-cuda-predates-gpu")
+    cu12 = snapshot({"tensorrt-cu12": "10.3.0"}, nvidia={"driver": "470.256.02", "gpus": [H100]})
+    assert _findings(cu12, tmp_path, "driver-too-old-for-cuda-build")
+
+
+def test_jaxlib_names_its_cuda_as_cuda111(tmp_path: Path) -> None:
+    """jaxlib 0.1.61+cuda111 is a CUDA 11.1 build: on a CUDA 11.0 driver it runs through minor-version
+    compatibility only."""
+    snap = snapshot({"jaxlib": "0.1.61+cuda111"}, nvidia={"driver": "450.102.04", "cuda_driver": "11.0",
+                                                          "gpus": [H100]})
+    [finding] = _findings(snap, tmp_path, "driver-minor-version-compat")
+    assert "jaxlib's CUDA 11.1" in finding.message
+    too_old = snapshot({"jaxlib": "0.4.9+cuda12.cudnn89"}, nvidia={"driver": "470.256.02", "gpus": [H100]})
+    assert _findings(too_old, tmp_path, "driver-too-old-for-cuda-build")

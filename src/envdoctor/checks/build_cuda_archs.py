@@ -28,7 +28,8 @@ def check_build_cuda_archs(ctx: CheckContext) -> list[Finding]:
     archs, sources = load_nvcc_archs(ctx.matrices)
     findings = []
     for need in cuda_needs(ctx):
-        if need.package in JUDGED_ON_TORCH or any(p.fullmatch(need.package) for p, _ in RUNTIME_NAMES):
+        if need.package in JUDGED_ON_TORCH or need.oldest_of_several \
+                or any(p.fullmatch(need.package) for p, _ in RUNTIME_NAMES):
             continue
         for cc in ccs:
             arch = archs.get(f"sm_{cc.major}{cc.minor}")

@@ -38,9 +38,10 @@ RUNTIME_NAMES = (
 )
 
 
-# A wheel's local version label naming its CUDA build: cu118, cu121, cu12 (any minor of CUDA 12), cu130.
 MINOR_COMPAT = "driver-minor-version-compat"
-LABEL_CUDA = re.compile(r"(?:^|[^a-z])cu(1\d{1,2})(?!\d)")
+# A wheel's local version label naming its CUDA build: cu118, cu121, cu12 (any minor of CUDA 12), cu130; jaxlib
+# spells it cuda111 or cuda11 (jaxlib 0.4.9+cuda11.cudnn86).
+LABEL_CUDA = re.compile(r"(?:^|[^a-z])cu(?:da)?(1\d{1,2})(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class CudaNeed:
     major: int
     minor: int | None
     inferred: str | None = None  # why the CUDA is inferred rather than read; its findings are then unverified
+    oldest_of_several: bool = False  # the release comes in several CUDA builds; this is the oldest one's CUDA
 
     @property
     def cuda(self) -> str:
@@ -90,7 +92,8 @@ def cuda_needs(ctx: CheckContext) -> list[CudaNeed]:
         package = packages.get(build.package)
         if package is not None and package.version and build.package not in named \
                 and matches_specifier(package.version, build.versions):
-            needs.append(CudaNeed(build.package, package.version, build.cuda_major, build.cuda_minor))
+            needs.append(CudaNeed(build.package, package.version, build.cuda_major, build.cuda_minor,
+                                  oldest_of_several=build.oldest_of_several))
     named = {need.package for need in needs}
     needs += [need for need in _wheel_code_needs(ctx) if need.package not in named]
     named = {need.package for need in needs}
@@ -439,8 +442,10 @@ def _too_old(ctx: CheckContext, need: CudaNeed, driver: str | None, floor: str, 
         rule="driver-too-old-for-torch-cuda" if need.package == "torch" else "driver-too-old-for-cuda-build",
         category=Category.DRIVER, severity=Severity.FAIL,
         components=(need.package, "nvidia-driver") + (("torch",) if rides_along else ()), sources=SOURCES,
-        message=f"{need.package} {need.version} is built for CUDA {need.cuda}, which needs NVIDIA driver >= "
-        f"{floor}; {shown}{f' (supports CUDA {supports} at most)' if isinstance(supports, str) else ''}: "
+        message=f"{need.package} {need.version} is built for CUDA {need.cuda}"
+        f"{' (its oldest build; the others need a newer driver still)' if need.oldest_of_several else ''}, which "
+        f"needs NVIDIA driver >= {floor}; {shown}"
+        f"{f' (supports CUDA {supports} at most)' if isinstance(supports, str) else ''}: "
         "'CUDA driver version is insufficient for CUDA runtime version'",
         fix=_older_cuda_fix(ctx, need, driver, floor, supports),
     )

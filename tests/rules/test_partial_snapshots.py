@@ -314,6 +314,20 @@ def test_a_platform_a_package_dropped_warns_for_an_unknown_version(tmp_path: Pat
     assert not [f for f in arm.findings if f.rule == "no-wheel-for-platform"]
 
 
+def test_a_platform_a_package_reached_late_warns_for_an_unknown_version(tmp_path: Path) -> None:
+    """onnxruntime-gpu has Linux aarch64 wheels only since 1.29.0: an install of unknown version on a Jetson may be
+    a source or community build from before; on Linux x86_64, where it always had wheels, nothing is said."""
+    arm = {"os": "linux", "arch": "aarch64"}
+    report = check(tmp_path, host=arm, packages={"onnxruntime-gpu": None})
+    (finding,) = [f for f in report.findings if f.rule == "no-wheel-for-platform"]
+    assert finding.severity.value == "warn" and not finding.verified
+    assert "only since 1.29.0" in finding.message and "onnxruntime-gpu>=1.29.0" in (finding.fix or "")
+    x86 = check(tmp_path, host={"os": "linux", "arch": "x86_64"}, packages={"onnxruntime-gpu": None})
+    assert not [f for f in x86.findings if f.rule == "no-wheel-for-platform"]
+    known = check(tmp_path, host=arm, packages={"onnxruntime-gpu": "1.31.0"})
+    assert not [f for f in known.findings if f.rule == "no-wheel-for-platform"]
+
+
 def test_condas_cudatoolkit_is_a_cuda_runtime_the_driver_must_run(tmp_path: Path) -> None:
     report = check(tmp_path, nvidia={"driver": "390.87"}, packages={"numba": None, "cudatoolkit": "10.0"})
     assert rules(report)["driver-too-old-for-cuda-build"] == ("cudatoolkit", "nvidia-driver")

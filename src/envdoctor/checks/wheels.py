@@ -162,7 +162,8 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
                 findings.extend(nowhere)  # no release for this platform at all, and the Python findings beside it
                 nowhere = []
             findings.extend(_code_of_unknown(name, history, target) or _python_of_unknown(name, history, python)
-                            or nowhere or _platform_dropped(name, history, target))
+                            or nowhere or _platform_dropped(name, history, target)
+                            or _platform_came_late(name, history, target))
             continue
         release = release_facts(name, package.version, root)
         if release is None:
@@ -479,6 +480,26 @@ def _platform_dropped(name: str, history: tuple[ReleaseFacts, ...], target: Targ
         f"wheel for {target.where} (the newest, {newest.version}, ships for {', '.join(shipped)}): pip stops at "
         f"{name} {last.version} here, and anything needing a newer {name} cannot install",
         fix=f"use a platform {name} {newest.version} ships for, or pin {name}=={last.version} and what works with it",
+    )]
+
+
+def _platform_came_late(name: str, history: tuple[ReleaseFacts, ...], target: Target) -> list[Finding]:
+    """Installed with an unknown version: wheels for this platform exist only in the latest releases (at most a
+    third of those with compiled wheels), so an install of any earlier one was compiled locally or came from another
+    index, which is where such installs go wrong (not verified: the installed one may be that new)."""
+    anywhere = Target(target.families, None, target.where)
+    compiled = [r for r in history if r.wheels and not r.yanked and not r.pure_wheel]
+    here = [r for r in compiled if wheel_runs(r, anywhere)]
+    if not here or here[0] is compiled[0] or 3 * len(here) > len(compiled):
+        return []
+    first = here[0]
+    return [Finding(
+        rule="no-wheel-for-platform", category=Category.PLATFORM, severity=Severity.WARN, components=(name,),
+        sources=("pypi-metadata",), verified=False,
+        message=f"{name} is installed (version unknown); PyPI has its wheels for {target.where} only since "
+        f"{first.version} ({first.date}; {len(compiled) - len(here)} earlier releases have none): unless it is "
+        "that new, it was compiled locally or came from another index, and may not work",
+        fix=f"pip show {name}   # its version and where it came from; {name}>={first.version} installs from PyPI here",
     )]
 
 

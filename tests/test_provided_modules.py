@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
+from envdoctor import stdlib_scan
 from envdoctor.checker import run_check
 from envdoctor.checks.provided_modules import caps_below
 from envdoctor.checks.stdlib_removals import load_stdlib_removals
@@ -31,7 +32,7 @@ RULES = {"provided-module-imported", "provided-module-unverified", "provided-mod
 
 
 def _imports(text: str) -> dict[str, bool]:
-    return {module: use.at_import for module, use in gen.scan_source(text).items()}
+    return {module: use.at_import for module, use in stdlib_scan.scan_source(text).items()}
 
 
 def test_pkg_resources_at_import_in_functions_and_guarded() -> None:
@@ -68,8 +69,8 @@ def test_requirements_on_the_provider_are_read_from_metadata() -> None:
 
 def test_rows_of_a_provided_module_carry_the_provider_release() -> None:
     scan = gen.ReleaseScan({"pkg_resources": (True, "demo/__init__.py:3"), "imp": (False, "demo/x.py:9")}, 1, 0)
-    removals = {**{m: release for m, (release, _) in gen.REMOVED.items()},
-                **{m: p.removed_in for m, p in gen.PROVIDED.items()}}
+    removals = {**{m: release for m, (release, _) in stdlib_scan.REMOVED.items()},
+                **{m: p.removed_in for m, p in stdlib_scan.PROVIDED.items()}}
     rows = gen.package_rows(["1.0", "2.0"], {"1.0": scan, "2.0": gen.ReleaseScan({}, 1, 0)}, removals, "modules")
     assert [(r["removed_in"], r["modules"], r["at_import"], r["first_free"]) for r in rows] == [
         ("3.12", ["imp"], [], "2.0"), ("82.0.0", ["pkg_resources"], ["pkg_resources"], "2.0")]
@@ -222,5 +223,5 @@ def test_real_releases_read_from_their_wheels(tmp_path: Path) -> None:
 
 @pytest.mark.network
 def test_the_generator_verifies_the_removal_from_pypi() -> None:
-    evidence = gen.provider_evidence("pkg_resources", gen.PROVIDED["pkg_resources"])
+    evidence = gen.provider_evidence("pkg_resources", stdlib_scan.PROVIDED["pkg_resources"])
     assert evidence["last_with"]["version"] == "81.0.0" and evidence["first_without"]["version"] == "82.0.0"

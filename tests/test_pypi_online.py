@@ -254,3 +254,43 @@ def test_a_package_the_tables_lack_is_read_for_removed_numpy_names(index: str, t
     forget_fetched_facts()
     [unknown] = _numpy_findings(index, tmp_path, **{"vector-store": None, "numpy": "2.0.0"})
     assert not unknown.verified and unknown.rule == "numpy-removed-name-unknown-version"
+
+
+def _stdlib_findings(index: str, tmp_path: Path, python: str, **packages: str | None) -> list:
+    snap = snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"}, "python": {"version": python},
+                               "packages": {name: {"version": v} for name, v in packages.items()}})
+    fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
+    read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
+    return [f for f in run_check(snap, cwd=tmp_path).findings if f.rule.startswith("stdlib-removed-module")]
+
+
+def test_a_package_the_tables_lack_is_read_for_removed_stdlib_modules(index: str, tmp_path: Path) -> None:
+    """A pure wheel that imports ``imp`` at import and ``audioop`` in a function: on Python 3.12 the import fails
+    (``imp``); on 3.13 ``audioop`` is gone too; on 3.11 nothing is missing. A guarded import counts for nothing."""
+    _serve_pure_wheel(index, tmp_path, "brain-tools", "1.2.0", {
+        "brain_tools/__init__.py": "import imp\ntry:\n    import asyncore\nexcept ImportError:\n    asyncore = None\n",
+        "brain_tools/sound.py": "def level(data):\n    import audioop\n    return audioop.rms(data, 2)\n"})
+    [on_312] = _stdlib_findings(index, tmp_path, "3.12", **{"brain-tools": "1.2.0"})
+    assert on_312.rule == "stdlib-removed-module-imported" and on_312.severity.value == "fail" and on_312.verified
+    assert "imp (removed in Python 3.12)" in on_312.message and "asyncore" not in on_312.message
+    assert "brain_tools/__init__.py:1" in on_312.message
+    forget_fetched_facts()
+    [on_313] = _stdlib_findings(index, tmp_path, "3.13", **{"brain-tools": "1.2.0"})
+    assert "audioop (removed in Python 3.13)" in on_313.message
+    forget_fetched_facts()
+    assert not _stdlib_findings(index, tmp_path, "3.11", **{"brain-tools": "1.2.0"})
+    forget_fetched_facts()
+    [unknown] = _stdlib_findings(index, tmp_path, "3.12", **{"brain-tools": None})
+    assert unknown.rule == "stdlib-removed-module-unknown-version" and not unknown.verified
+
+
+def test_a_cached_document_of_another_facts_format_is_fetched_again(index: str, tmp_path: Path) -> None:
+    _serve_pure_wheel(index, tmp_path, "brain-tools", "1.2.0", {"brain_tools/__init__.py": "import imp\n"})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "brain-tools.json").write_text(json.dumps({
+        "package": "brain-tools", "generator": "envdoctor check --online", "generated": "2026-12-07",
+        "source": {}, "floor": None, "requires_only": False,
+        "releases": {"1.2.0": {"date": "2024-05-10", "requires_python": None, "yanked": False, "requires": [],
+                               "wheels": ["py3-any"]}}}))
+    assert _stdlib_findings(index, tmp_path, "3.12", **{"brain-tools": "1.2.0"})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from envdoctor import stdlib_scan
 from envdoctor.checker import run_check
 from envdoctor.checks.stdlib_removals import load_stdlib_removals
 from envdoctor.matrices import MatrixError, default_root, load_matrices
@@ -27,7 +28,7 @@ RULES = {"stdlib-removed-module-imported", "stdlib-removed-module-in-build", "st
 
 
 def _imports(text: str) -> dict[str, bool]:
-    return {module: use.at_import for module, use in gen.scan_source(text).items()}
+    return {module: use.at_import for module, use in stdlib_scan.scan_source(text).items()}
 
 
 def test_module_level_imports_run_at_import_and_function_imports_do_not() -> None:
@@ -99,10 +100,11 @@ def test_names_removed_from_remaining_modules_are_read_as_attributes_and_imports
 
 def test_every_removed_module_has_a_release_and_a_listed_source() -> None:
     sources = load_matrices(default_root()).sources
-    assert {release for release, _ in gen.REMOVED.values()} == {"3.12", "3.13"}
-    assert all(source in sources for _, source in gen.REMOVED.values()) and gen.SCAN_SOURCE in sources
-    assert all(source in sources for _, source in gen.REMOVED_NAMES.values())
-    assert len([m for m, (release, _) in gen.REMOVED.items() if release == "3.13"]) == 20  # 19 of PEP 594, lib2to3
+    assert {release for release, _ in stdlib_scan.REMOVED.values()} == {"3.12", "3.13"}
+    assert all(source in sources for _, source in stdlib_scan.REMOVED.values()) and gen.SCAN_SOURCE in sources
+    assert all(source in sources for _, source in stdlib_scan.REMOVED_NAMES.values())
+    removed_in_313 = [m for m, (release, _) in stdlib_scan.REMOVED.items() if release == "3.13"]
+    assert len(removed_in_313) == 20  # 19 of PEP 594, lib2to3
 
 
 def test_rows_name_modules_and_the_first_release_free_of_them() -> None:
@@ -111,7 +113,7 @@ def test_rows_name_modules_and_the_first_release_free_of_them() -> None:
 
     versions = ["0.1", "0.2", "0.3"]
     rows = gen.package_rows(versions, {"0.1": scan(imp=True, cgi=False), "0.2": scan(cgi=False), "0.3": scan()},
-                            {m: release for m, (release, _) in gen.REMOVED.items()}, "modules")
+                            {m: release for m, (release, _) in stdlib_scan.REMOVED.items()}, "modules")
     assert [(r["versions"], r["removed_in"], r["modules"], r["at_import"], r["first_free"]) for r in rows] == [
         ("==0.1", "3.12", ["imp"], ["imp"], "0.2"), (">=0.1,<=0.2", "3.13", ["cgi"], [], "0.3")]
 

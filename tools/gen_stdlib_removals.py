@@ -21,7 +21,6 @@ PKG-INFO): a requirement capped below the removal keeps the module installed.
 
 from __future__ import annotations
 
-import ast
 import datetime
 import json
 import re
@@ -46,18 +45,15 @@ from gen_numpy_aliases import (
 from packaging.utils import canonicalize_name
 
 from envdoctor import pypi_release
-from envdoctor.numpy_name_scan import (
-    GUARD_HANDLERS,
-    ReleaseScan,
-    Use,
-    _UseFinder,
-    catches,
-    module_bindings,
-    scan_files,
-    scanned_once,
-    shipped_code,
-)
+from envdoctor.numpy_name_scan import ReleaseScan, scan_files, shipped_code
 from envdoctor.probe.packages import parse_metadata_headers
+from envdoctor.stdlib_scan import (
+    PROVIDED,
+    REMOVED,
+    REMOVED_NAMES,
+    Provided,
+    scan_if_it_may_import,
+)
 
 OUT = ROOT / "matrices" / "stdlib_removals.json"
 PACKAGES = ROOT / "tools" / "stdlib_removal_packages.toml"
@@ -65,53 +61,6 @@ GENERATOR = "tools/gen_stdlib_removals.py"
 SCAN_SOURCE = "stdlib-removals-scan"
 SETUP_SCRIPT = "setup.py"
 
-# module -> (the CPython release that removed it, the id of the source in matrices/sources_facts.toml)
-_PEP594_313 = ("aifc audioop cgi cgitb chunk crypt imghdr mailcap msilib nis nntplib ossaudiodev pipes sndhdr spwd "
-               "sunau telnetlib uu xdrlib")
-REMOVED: dict[str, tuple[str, str]] = {
-    "distutils": ("3.12", "python-3-12-removed-distutils"),
-    "imp": ("3.12", "python-3-12-removed-modules"),
-    **{module: ("3.12", "python-3-12-removed-modules") for module in ("asynchat", "asyncore", "smtpd")},
-    **{module: ("3.13", "python-3-13-removed-modules") for module in _PEP594_313.split()},
-    "lib2to3": ("3.13", "python-3-13-removed-modules"),
-}
-# module.name -> (the CPython release that removed that name from the module, the source id): names of modules that
-# remain, used as ``module.name`` or ``from module import name`` ("AttributeError: module 'pkgutil' has no attribute
-# 'ImpImporter'", "ImportError: cannot import name 'Mapping' from 'collections'").
-_COLLECTIONS_ABCS = ("Awaitable Coroutine AsyncIterable AsyncIterator AsyncGenerator Hashable Iterable Iterator "
-                     "Generator Reversible Sized Container Callable Collection Set MutableSet Mapping MutableMapping "
-                     "MappingView KeysView ItemsView ValuesView Sequence MutableSequence ByteString")
-REMOVED_NAMES: dict[str, tuple[str, str]] = {
-    **{f"collections.{name}": ("3.10", "python-3-10-removed-names") for name in _COLLECTIONS_ABCS.split()},
-    **{name: ("3.11", "python-3-11-removed-names")
-       for name in ("inspect.getargspec", "inspect.formatargspec", "asyncio.coroutine")},
-    **{name: ("3.12", "python-3-12-removed-names")
-       for name in ("pkgutil.ImpImporter", "pkgutil.ImpLoader", "configparser.SafeConfigParser", "ssl.wrap_socket",
-                    "ssl.match_hostname", "locale.format")},
-    **{name: ("3.13", "python-3-13-removed-names")
-       for name in ("locale.resetlocale", "unittest.makeSuite", "unittest.findTestCases", "unittest.getTestCaseNames")},
-    **{name: ("3.14", "python-3-14-removed-names")
-       for name in ("ast.Num", "ast.Str", "ast.Bytes", "ast.NameConstant", "ast.Ellipsis", "pkgutil.find_loader",
-                    "pkgutil.get_loader")},
-}
-
-
-@dataclass(frozen=True)
-class Provided:
-    """A module distribution ``provider`` installed until its release ``removed_in`` (``source``: the id in
-    matrices/sources*.toml of the provider's word; ``wheels_source``: that of its wheels, which the generator
-    reads)."""
-
-    provider: str
-    removed_in: str
-    source: str
-    wheels_source: str
-
-
-PROVIDED: dict[str, Provided] = {
-    "pkg_resources": Provided("setuptools", "82.0.0", "setuptools-82-removed-pkg-resources",
-                              "setuptools-wheels-pkg-resources"),
-}
 SOURCES = [
     {"title": "What's New In Python 3.12: removed distutils (PEP 632; setuptools still provides it), imp, asynchat, "
               "asyncore and smtpd", "url": "https://docs.python.org/3/whatsnew/3.12.html"},
@@ -133,85 +82,7 @@ SOURCES = [
               "removed", "url": "https://docs.python.org/3/whatsnew/3.14.html"},
     {"title": "PyPI JSON API and each release's wheel or sdist (the packages' code)", "url": "https://pypi.org/pypi/"},
 ]
-PY2_SWITCH = re.compile(r"py(thon)?_?[23]", re.I)
-# A file can import a removed module only where an import line names one: most files are passed over unparsed.
-_MAY_IMPORT = re.compile(r"^[ \t]*(?:from|import)[ \t][^\n]*\b(?:" + "|".join([*REMOVED, *PROVIDED]) + r")\b"
-                         r"|\b(?:" + "|".join(sorted({n.split(".")[1] for n in REMOVED_NAMES})) + r")\b", re.M)
 METADATA_FILES = re.compile(r"^(?:[^/]+\.dist-info/METADATA|PKG-INFO)$")
-
-
-# --- the scan of one file (no network) --------------------------------------------------------------
-
-
-class _ImportFinder(_UseFinder):
-    """``_UseFinder``'s walk (at import or deferred, guarded code left out), recording imports of removed
-    modules and uses of names removed from modules that remain (``pkgutil.ImpImporter``, ``from collections import
-    Mapping``); ``modules``: the file's names bound to such modules (name -> module)."""
-
-    removed = {*REMOVED, *PROVIDED, *REMOVED_NAMES}
-
-    def __init__(self, modules: dict[str, str]) -> None:
-        super().__init__(set(modules), lazy_annotations=True)
-        self.modules = modules
-
-    def visit_Import(self, node: ast.Import) -> None:
-        for alias in node.names:
-            self._record(alias.name.split(".")[0], node.lineno)
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        if node.module and not node.level:
-            self._record(node.module.split(".")[0], node.lineno)
-            for alias in node.names:
-                self._record(f"{node.module}.{alias.name}", node.lineno)
-
-    def visit_Attribute(self, node: ast.Attribute) -> None:
-        if isinstance(node.value, ast.Name) and node.value.id in self.numpy:
-            self._record(f"{self.modules[node.value.id]}.{node.attr}", node.lineno)
-        self.generic_visit(node)
-
-    in_handler = False  # inside an ``except`` block: removed names used there are not recorded
-
-    def _record(self, name: str, line: int) -> None:
-        if "." in name and self.in_handler:
-            return  # a compatibility fallback (``except NameError: from collections import Callable``)
-        super()._record(name, line)
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
-        saved, self.in_handler = self.in_handler, True
-        self.generic_visit(node)
-        self.in_handler = saved
-
-    def visit_Try(self, node: ast.Try) -> None:
-        """In a ``try`` that catches a failed import, neither the body nor the handlers count: the handlers are a
-        fallback for the body (``try: from html import escape`` / ``except ImportError: from cgi import escape``).
-        Names removed from remaining modules (``collections.Callable``) are not counted in any ``except`` block."""
-        if catches(node, GUARD_HANDLERS):
-            self._visit_all([*node.orelse, *node.finalbody])
-        else:
-            super().visit_Try(node)
-
-    visit_TryStar = visit_Try
-
-    def visit_If(self, node: ast.If) -> None:
-        """Neither branch of a Python 2/3 switch (``if PY2:``, ``if py3k:``) counts, as for a version test."""
-        if not PY2_SWITCH.search(ast.unparse(node.test)):
-            super().visit_If(node)
-
-
-NAMED_MODULES = frozenset(name.split(".")[0] for name in REMOVED_NAMES)
-
-
-def scan_source(text: str) -> dict[str, Use]:
-    """The removed modules a Python file imports, and the removed names of remaining modules it uses (raises
-    SyntaxError when it does not parse)."""
-    tree = ast.parse(text)
-    finder = _ImportFinder(module_bindings(tree, NAMED_MODULES))
-    finder.visit(tree)
-    return finder.uses
-
-
-def _scan_once(text: str) -> dict[str, Use] | None:
-    return scanned_once(text, scan_source) if _MAY_IMPORT.search(text) else {}
 
 
 def _read_files(path: str) -> bool:
@@ -241,11 +112,11 @@ def read_release(archive: Archive) -> ReleaseRead:
     package's pyproject.toml and on pip's build isolation)."""
     files = list(archive_files(archive.filename, pypi_release.http_get(archive.url), _read_files))
     build = scan_files([f for f in files if f[0] == SETUP_SCRIPT and not archive.filename.endswith(".whl")],
-                       _scan_once)
+                       scan_if_it_may_import)
     build_uses = {m: use for m, use in build.uses.items() if m != "distutils" and m not in PROVIDED}
     metadata = next((text for path, text in files if METADATA_FILES.match(path)), "")
     return ReleaseRead(scan_files([f for f in files if f[0] != SETUP_SCRIPT and not METADATA_FILES.match(f[0])],
-                                  _scan_once),
+                                  scan_if_it_may_import),
                        ReleaseScan(build_uses, build.files, build.unparsed), provider_requirements(metadata))
 
 

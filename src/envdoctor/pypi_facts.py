@@ -34,8 +34,10 @@ FOLDER = "pypi"
 PYPI_JSON_API = "https://pypi.org/pypi/{name}/json"  # where the facts come from (tools/gen_pypi_facts.py, --online)
 TOP_KEYS = {"package", "generator", "generated", "source", "floor", "requires_only", "releases"}
 RELEASE_KEYS = {"date", "requires_python", "yanked", "requires", "requires_from", "wheels", "sdist", "extras",
-                "python_floor", "python_floor_from", "glibc", "numpy_names"}
+                "python_floor", "python_floor_from", "glibc", "numpy_names", "stdlib_names"}
 NUMPY_NAMES_KEY = "numpy_names"  # fetched facts only: removed NumPy names the release's code uses
+# fetched facts only: removed standard-library modules (and names of modules that remain) the release's code uses
+STDLIB_NAMES_KEY = "stdlib_names"
 GLIBC = re.compile(r"^\d+\.\d+$")
 PYTHON_MINOR = re.compile(r"^3\.\d+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -69,6 +71,9 @@ class ReleaseFacts:
     # NumPy names NumPy removed that the release's shipped code uses: (name, used at import, "file:line"); read by
     # ``check --online`` from a package's installed (or, version unknown, newest) release; () when not read.
     numpy_names: tuple[tuple[str, bool, str], ...] = ()
+    # The same for standard-library modules CPython removed (``imp``) and names removed from modules that remain
+    # (``collections.Mapping``): ``envdoctor.stdlib_scan``.
+    stdlib_names: tuple[tuple[str, bool, str], ...] = ()
 
     def glibc_for(self, arch: str) -> str | None:
         """The lowest glibc this release's manylinux wheels for ``arch`` need; None when not recorded."""
@@ -527,16 +532,22 @@ def _release(package: str, version: str, entry: Any, where: str,
                                             for a, g in glibc.items())):
         error(f"{where}.glibc", "should be an object of Linux architecture -> glibc version like '2.28'")
         glibc = {}
-    names = entry.get(NUMPY_NAMES_KEY) or {}
+    return ReleaseFacts(package, version, str(date), requires_python, requires, wheels, sdist, yanked is True,
+                        extras, floor, floor_from, tuple(sorted(glibc.items())),
+                        _name_uses(entry, NUMPY_NAMES_KEY, where, error),
+                        _name_uses(entry, STDLIB_NAMES_KEY, where, error))
+
+
+def _name_uses(entry: dict[str, Any], key: str, where: str,
+               error: Callable[[str, str], None]) -> tuple[tuple[str, bool, str], ...]:
+    """An object of name -> {at_import, where} as (name, at_import, where) triples, sorted by name."""
+    names = entry.get(key) or {}
     if not (isinstance(names, dict) and all(isinstance(n, str) and isinstance(u, dict)
                                             and isinstance(u.get("at_import"), bool) and isinstance(u.get("where"), str)
                                             for n, u in names.items())):
-        error(f"{where}.{NUMPY_NAMES_KEY}",
-              "should be an object of name -> {at_import: true|false, where: 'file:line'}")
-        names = {}
-    return ReleaseFacts(package, version, str(date), requires_python, requires, wheels, sdist, yanked is True,
-                        extras, floor, floor_from, tuple(sorted(glibc.items())),
-                        tuple((n, u["at_import"], u["where"]) for n, u in sorted(names.items())))
+        error(f"{where}.{key}", "should be an object of name -> {at_import: true|false, where: 'file:line'}")
+        return ()
+    return tuple((n, u["at_import"], u["where"]) for n, u in sorted(names.items()))
 
 
 def _strings(entry: dict[str, Any], key: str, where: str,

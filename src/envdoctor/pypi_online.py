@@ -28,7 +28,7 @@ from urllib.parse import urljoin
 
 from envdoctor.atomic import write_atomic
 from envdoctor.numpy_name_scan import scan_files, shipped_code
-from envdoctor.pypi_facts import NUMPY_NAMES_KEY
+from envdoctor.pypi_facts import NUMPY_NAMES_KEY, STDLIB_NAMES_KEY
 from envdoctor.pypi_facts import PYPI_JSON_API as INDEX
 from envdoctor.pypi_release import (
     http_get,
@@ -40,8 +40,12 @@ from envdoctor.pypi_release import (
 )
 from envdoctor.python_floor import modules_code_floor, wheel_modules
 from envdoctor.snapshot import Snapshot, normalize_name
+from envdoctor.stdlib_scan import scan_if_it_may_import
 
 GENERATOR = "envdoctor check --online"
+# What a cached document holds: a document written with another format (before the code scans recorded
+# stdlib_names, say) is fetched again rather than read as if it knew what this format records.
+FACTS_FORMAT = 2
 PYPI_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,98}[a-z0-9])?$")  # normalized; nothing else reaches a URL
 MAX_PACKAGES = 40
 REQUEST_TIMEOUT_S = 5.0
@@ -147,7 +151,7 @@ def facts_document(name: str, index: dict[str, Any], installed: str | None, get:
             entry.pop("requires_from", None)
         entries[version] = entry
     today = datetime.date.today().isoformat()
-    return {"package": name, "generator": GENERATOR, "generated": today,
+    return {"package": name, "generator": f"{GENERATOR} (facts format {FACTS_FORMAT})", "generated": today,
             "source": {"releases": INDEX.format(name=name), "requires": "Requires-Dist of the installed release's "
                        "wheel METADATA and of the newest release (the index's info)"},
             "floor": None, "requires_only": False, "releases": entries}
@@ -157,16 +161,18 @@ def _code_facts(files: list[dict[str, Any]], requires_python: str | None, get: A
     """What the release's pure-Python wheel, of at most CODE_FLOOR_MAX_BYTES, says from its code: with ``floor``,
     ``python_floor`` and ``python_floor_from`` when it holds syntax a newer Python needs than its Requires-Python
     admits; ``numpy_names``, the NumPy names NumPy removed that its shipped modules use (``envdoctor.numpy_name_scan``:
-    per name, whether a use runs at import, and where one is)."""
+    per name, whether a use runs at import, and where one is); ``stdlib_names``, the same for the standard-library
+    modules and names CPython removed (``envdoctor.stdlib_scan``)."""
     pure = [f for f in files if f.get("filename", "").endswith("-none-any.whl")]
     if not pure or not isinstance(pure[0].get("size"), int) or pure[0]["size"] > CODE_FLOOR_MAX_BYTES:
         return {}
     modules = wheel_modules(pure[0]["url"], pure[0]["size"], get)
     out: dict[str, Any] = (modules_code_floor(modules, requires_python) or {}) if floor else {}
-    used = scan_files((path, text) for path, text in modules if shipped_code(path)).uses
-    if used:
-        out[NUMPY_NAMES_KEY] = {name: {"at_import": at_import, "where": where}
-                                for name, (at_import, where) in used.items()}
+    shipped = [(path, text) for path, text in modules if shipped_code(path)]
+    for key, used in ((NUMPY_NAMES_KEY, scan_files(shipped).uses),
+                      (STDLIB_NAMES_KEY, scan_files(shipped, scan_if_it_may_import).uses)):
+        if used:
+            out[key] = {name: {"at_import": at_import, "where": where} for name, (at_import, where) in used.items()}
     return out
 
 
@@ -177,8 +183,11 @@ def _fresh(path: Path, installed: str | None) -> bool:
         age = datetime.datetime.now() - datetime.datetime.fromtimestamp(path.stat().st_mtime)
         if age > FRESH_FOR:
             return False
-        releases = json.loads(path.read_text(encoding="utf-8"))["releases"]
+        document = json.loads(path.read_text(encoding="utf-8"))
+        releases = document["releases"]
     except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if document.get("generator") != f"{GENERATOR} (facts format {FACTS_FORMAT})":
         return False
     if installed is None:
         return True

@@ -18,7 +18,7 @@ them, or a Python before the removal.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from envdoctor.checks.commands import pip_install, requirement_install
 from envdoctor.checks.wheels import cpython_tag
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
+from envdoctor.pypi_facts import fetched_packages, newest_release, release_facts
 from envdoctor.rules import parse_version
 from envdoctor.snapshot import normalize_name
 
@@ -185,6 +186,7 @@ def check_stdlib_removals(ctx: CheckContext) -> list[Finding]:
     table = load_stdlib_removals(ctx.matrices) if python is not None else None
     if table is None or python is None:
         return []
+    table = _with_fetched_releases(ctx, table)
     shim = "setuptools" in packages
     findings = []
     for name in sorted(set(table.rows) & set(packages)):
@@ -197,6 +199,29 @@ def check_stdlib_removals(ctx: CheckContext) -> list[Finding]:
             found = [_unknown_version(ctx, table, name, python, shim)]
         findings += [finding for finding in found if finding is not None]
     return findings
+
+
+def _with_fetched_releases(ctx: CheckContext, table: StdlibRemovalTable) -> StdlibRemovalTable:
+    """The table, plus rows for each installed package it lacks whose release ``check --online`` read
+    (``stdlib_names`` of the fetched facts: the installed release, or the newest when the version is unknown)."""
+    packages = ctx.snapshot.packages or {}
+    rows, read = dict(table.rows), dict(table.releases)
+    for name in sorted((set(fetched_packages()) & set(packages)) - set(table.rows)):
+        version = packages[name].version
+        release = release_facts(name, version, ctx.matrices.root) if version else newest_release(name,
+                                                                                                   ctx.matrices.root)
+        used = [use for use in release.stdlib_names if use[0] in table.removed] if release is not None else []
+        if not used:
+            continue
+        by_release: dict[Version, list[tuple[str, bool, str]]] = {}
+        for use in used:
+            by_release.setdefault(table.removed[use[0]][0], []).append(use)
+        rows[name] = tuple(ImportRow(SpecifierSet(f"=={release.version}"), removed_in,
+                                     frozenset(n for n, _, _ in group), frozenset(n for n, at, _ in group if at),
+                                     None, tuple(where for _, _, where in group))
+                           for removed_in, group in sorted(by_release.items()))
+        read[name] = (release.version,)
+    return replace(table, rows=rows, releases=read, build_rows={name: () for name in rows} | table.build_rows)
 
 
 def _python_minor(version: str | None) -> Version | None:

@@ -105,3 +105,9 @@ def test_a_bad_ceiling_row_is_one_line_naming_the_file_and_row(tmp_path: Path) -
     assert any("gpu_floors.toml: gpu_ceiling[0]" in problem for problem in validate_matrices(root))
     with pytest.raises(MatrixError, match=r"gpu_floors.toml: gpu_ceiling\[0\]"):
         _ceiling_findings(tmp_path, "8.6", {"tensorrt": "7.0.0"}, root=root)
+
+
+def test_tensorrt_llm_below_ampere_is_a_warning_whatever_the_release(tmp_path: Path) -> None:
+    (turing,) = _findings(tmp_path, "7.5", {"tensorrt-llm": None})
+    assert turing.severity.value == "warn" and turing.verified and "8.0" in turing.message
+    assert not _findings(tmp_path, "8.6", {"tensorrt-llm": "0.18.2"})

@@ -9,8 +9,10 @@ of releases; for each partner and
 each such name, the runs of partner releases that have it, and those where that could not be told. A partner
 release the file lists that is in neither lacks the name.
 
-The file is read the first time a question needs it, once. A malformed file raises
-:class:`envdoctor.matrices.MatrixError` naming the file and the key.
+The file is read the first time a question needs it, once; ``import_table(root, installed)`` reads only the entries
+of the installed packages (and Triton's, which torch pins), which is all a check asks about. A malformed entry that
+is read raises :class:`envdoctor.matrices.MatrixError` naming the file and the key; ``validate_import_floors`` reads
+every entry.
 
 Example::
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,9 +156,11 @@ def import_floors_path(root: Path | str | None = None) -> Path:
     return Path(root if root is not None else default_root()) / FILE
 
 
-def import_table(root: Path | str | None = None) -> ImportTable | None:
-    """The table of the matrices folder ``root`` (default: the bundled one); None when the file is absent."""
-    return _table(import_floors_path(root))
+def import_table(root: Path | str | None = None, installed: Iterable[str] | None = None) -> ImportTable | None:
+    """The table of the matrices folder ``root`` (default: the bundled one), with the entries of the ``installed``
+    packages only (and Triton's, which torch pins) when they are given; None when the file is absent."""
+    wanted = None if installed is None else frozenset({*map(normalize_name, installed), "triton"})
+    return _table(import_floors_path(root), wanted)
 
 
 def validate_import_floors(root: Path | str | None = None) -> list[str]:
@@ -181,8 +185,8 @@ def public_release(version: str | None) -> Version | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _table(path: Path) -> ImportTable | None:
-    return parsed_or_raise(path, _parse)
+def _table(path: Path, wanted: frozenset[str] | None) -> ImportTable | None:
+    return parsed_or_raise(path, functools.partial(_parse, wanted=wanted))
 
 
 @dataclass(frozen=True)
@@ -219,9 +223,14 @@ class TableReader:
         return self.releases(entry.get("releases"), f"{where}.releases")
 
     def entries(self, section: str, raw: dict[str, Any], allowed: set[str], member: str,
-                kind: type[dict] | type[list], expected: str) -> Iterator[PartnerEntry]:
-        """The usable entries of ``importers`` or ``providers`` (``section``), each checked by ``entry_releases``."""
+                kind: type[dict] | type[list], expected: str,
+                wanted: Container[str] | None = None) -> Iterator[PartnerEntry]:
+        """The usable entries of ``importers`` or ``providers`` (``section``), each checked by ``entry_releases``;
+        with ``wanted``, only those of the packages it holds (normalized names), the others neither read nor
+        checked."""
         for key, entry in raw.items():
+            if wanted is not None and normalize_name(key) not in wanted:
+                continue
             where = f"{section}.{key}"
             releases = self.entry_releases(entry, where, allowed, member, kind, expected)
             if releases is not None:
@@ -289,7 +298,7 @@ def read_partner_document(path: Path, errors: list[str], generator: str,
     return PartnerDocument(read, importers, providers, generated)
 
 
-def _parse(path: Path, errors: list[str]) -> ImportTable | None:
+def _parse(path: Path, errors: list[str], wanted: frozenset[str] | None = None) -> ImportTable | None:
     document = read_partner_document(path, errors, "tools/gen_import_floors.py", TOP_KEYS)
     if document is None:
         return None
@@ -298,7 +307,8 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
     sources: dict[str, str] = {}
     partner_releases: dict[str, tuple[str, ...]] = {}
     names: dict[str, dict[str, PartnerName]] = {}
-    for part in read.entries("providers", providers, PROVIDER_KEYS, "names", dict, "expected an object with 'names'"):
+    for part in read.entries("providers", providers, PROVIDER_KEYS, "names", dict, "expected an object with 'names'",
+                             wanted):
         name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         partner_releases[name], sources[name] = releases, table_source(entry.get("source"), generated)
         names[name] = {}
@@ -313,7 +323,7 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
     importer_releases: dict[str, tuple[str, ...]] = {}
     needs: dict[str, tuple[ImportNeed, ...]] = {}
     for part in read.entries("importers", importers, IMPORTER_KEYS, "needs", list,
-                             "expected an object with a 'needs' list"):
+                             "expected an object with a 'needs' list", wanted):
         name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         importer_releases[name] = releases
         sources.setdefault(name, table_source(entry.get("source"), generated))
@@ -330,6 +340,10 @@ def _parse(path: Path, errors: list[str]) -> ImportTable | None:
                 access = "import"
             read.keys(need, NEED_KEYS, at)
             partner = normalize_name(need["partner"])
+            condition = need.get("when", "")
+            if wanted is not None and (partner not in wanted or (
+                    isinstance(condition, str) and condition and normalize_name(condition) not in wanted)):
+                continue  # its partner is not installed: the need does not apply, and its entry was not read
             if partner not in partner_releases:
                 read.error(f"{at}.partner", f"{need['partner']!r} has no entry under providers")
             if not MODULE.match(need["module"]) or (need["name"] and not need["name"].isidentifier()):

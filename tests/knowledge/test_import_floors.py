@@ -201,10 +201,24 @@ def test_a_malformed_table_is_one_error_per_key(tmp_path: Path) -> None:
     assert any("import_floors.json: generated" in e for e in errors)
     assert any("importers.peft.needs[0].releases[0]" in e for e in errors)
     assert any("import_floors.json" in e for e in validate_matrices(tmp_path))
-    from envdoctor.import_floors import _table
-
     with pytest.raises(MatrixError, match="importers.peft.needs"):
-        _table(tmp_path / "import_floors.json")
+        import_table(tmp_path)
+    with pytest.raises(MatrixError, match="importers.peft.needs"):  # the entries a check reads are checked too
+        import_table(tmp_path, ["peft", "accelerate"])
+    bundled["generated"] = "2026-12-07"
+    (tmp_path / "import_floors.json").write_text(json.dumps(bundled))
+    assert import_table(tmp_path, ["accelerate"]) is not None  # peft's entry is not read when peft is absent
+
+
+def test_a_check_reads_only_the_installed_packages_entries() -> None:
+    """The entries of packages not installed are neither read nor checked; the needs on a partner that is not
+    installed are left out; what is read is what the whole table holds for those packages."""
+    part = import_table(None, ["peft", "transformers"])
+    assert part is not None and set(part.importer_releases) <= {"peft", "transformers", "triton"}
+    assert set(part.partner_releases) <= {"peft", "transformers", "triton"}
+    assert all(need.partner in {"peft", "transformers", "triton"} for need in part.needs_of("peft", "0.6.1"))
+    whole = [need for need in TABLE.needs_of("peft", "0.6.1") if need.partner == "transformers"]
+    assert [need for need in part.needs_of("peft", "0.6.1") if need.partner == "transformers"] == whole
 
 
 def _torch_table(document: dict) -> None:

@@ -50,10 +50,10 @@ class Pair:
 
 
 def check_import_floors(ctx: CheckContext) -> list[Finding]:
-    table = import_table(ctx.matrices.root)
+    packages = ctx.snapshot.packages or {}
+    table = import_table(ctx.matrices.root, packages)
     if table is None:
         return []
-    packages = ctx.snapshot.packages or {}
     pinned_triton = installed_triton(ctx) if "triton" in table.partner_releases else None
     findings = []
     for importer in sorted(table.importer_releases):

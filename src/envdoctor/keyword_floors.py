@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,12 @@ def keyword_floors_path(root: Path | str | None = None) -> Path:
     return Path(root if root is not None else default_root()) / FILE
 
 
-def keyword_table(root: Path | str | None = None) -> KeywordTable | None:
-    """The table of the matrices folder ``root`` (default: the bundled one); None when the file is absent; a
-    one-line MatrixError when it is malformed."""
-    return _table(keyword_floors_path(root))
+def keyword_table(root: Path | str | None = None, installed: Iterable[str] | None = None) -> KeywordTable | None:
+    """The table of the matrices folder ``root`` (default: the bundled one), with the entries of the ``installed``
+    packages only when they are given (the uses of a provider not installed left out); None when the file is
+    absent; a one-line MatrixError when what is read is malformed."""
+    wanted = None if installed is None else frozenset(map(normalize_name, installed))
+    return _table(keyword_floors_path(root), wanted)
 
 
 def validate_keyword_floors(root: Path | str | None = None) -> list[str]:
@@ -165,18 +168,18 @@ def validate_keyword_floors(root: Path | str | None = None) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _table(path: Path) -> KeywordTable | None:
+def _table(path: Path, wanted: frozenset[str] | None) -> KeywordTable | None:
     if not path.exists():
         return None
     errors: list[str] = []
-    table = _parse(path, errors)
+    table = _parse(path, errors, wanted)
     if errors or table is None:
         more = f" (and {len(errors) - 1} more problems: envdoctor stacks --validate)" if len(errors) > 1 else ""
         raise MatrixError((errors[0] if errors else f"{path}: unreadable") + more)
     return table
 
 
-def _parse(path: Path, errors: list[str]) -> KeywordTable | None:
+def _parse(path: Path, errors: list[str], wanted: frozenset[str] | None = None) -> KeywordTable | None:
     document = read_partner_document(path, errors, GENERATOR, TOP_KEYS)
     if document is None:
         return None
@@ -186,7 +189,7 @@ def _parse(path: Path, errors: list[str]) -> KeywordTable | None:
     provider_releases: dict[str, tuple[str, ...]] = {}
     callables: dict[str, dict[str, CallableFacts]] = {}
     for part in read.entries("providers", providers, PROVIDER_KEYS, "callables", dict,
-                             "expected an object with 'callables'"):
+                             "expected an object with 'callables'", wanted):
         name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         provider_releases[name], sources[name] = releases, table_source(entry.get("source"), generated)
         callables[name] = {}
@@ -199,7 +202,7 @@ def _parse(path: Path, errors: list[str]) -> KeywordTable | None:
     uses: dict[str, tuple[KeywordUse, ...]] = {}
     requires: dict[str, dict[str, dict[str, frozenset[str]]]] = {}
     for part in read.entries("importers", importers, IMPORTER_KEYS, "uses", list,
-                             "expected an object with a 'uses' list"):
+                             "expected an object with a 'uses' list", wanted):
         name, entry, releases, position, where = part.name, part.entry, part.releases, part.position, part.where
         importer_releases[name] = releases
         sources.setdefault(name, table_source(entry.get("source"), generated))
@@ -212,6 +215,8 @@ def _parse(path: Path, errors: list[str]) -> KeywordTable | None:
                 continue
             read.keys(use, USE_KEYS, at)
             provider = normalize_name(use["provider"])
+            if wanted is not None and provider not in wanted:
+                continue  # its provider is not installed: the use does not apply, and its entry was not read
             if use["callable"] not in callables.get(provider, {}):
                 read.error(f"{at}.callable", f"{use['provider']}:{use['callable']} is not listed under providers")
             if not use["keyword"].isidentifier():

@@ -202,3 +202,13 @@ def test_an_unknown_importer_version_is_judged_as_its_newest_release(tmp_path: P
     assert finding.rule == "keyword-missing-unknown-version" and not finding.verified
     assert finding.message.startswith("demo is installed with an unknown version; its newest release 3.0 passes")
     assert "evaluation_strategy" in finding.message and "transformers" not in finding.components
+
+
+def test_a_check_reads_only_the_installed_packages_entries() -> None:
+    """The entries of packages not installed are neither read nor checked, the uses of a provider not installed are
+    left out, and what is read is what the whole table holds for the installed packages."""
+    part = keyword_table(None, ["llamafactory", "trl"])
+    assert part is not None and set(part.importer_releases) <= {"llamafactory", "trl"}
+    assert set(part.provider_releases) <= {"llamafactory", "trl"}
+    assert part.uses["llamafactory"] == tuple(use for use in BUNDLED.uses["llamafactory"] if use.provider == "trl")
+    assert part.callables["trl"] == BUNDLED.callables["trl"]

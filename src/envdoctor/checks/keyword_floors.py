@@ -51,10 +51,10 @@ class Pair:
 
 
 def check_keyword_floors(ctx: CheckContext) -> list[Finding]:
-    table = keyword_table(ctx.matrices.root)
+    packages = ctx.snapshot.packages or {}
+    table = keyword_table(ctx.matrices.root, packages)
     if table is None:
         return []
-    packages = ctx.snapshot.packages or {}
     installed = {provider: table.release(provider, packages[provider].version, provider=True)
                  for provider in table.provider_releases if provider in packages}
     findings = []

@@ -46,14 +46,18 @@ def test_nothing_at_or_above_the_floor_or_without_a_gpu(tmp_path: Path) -> None:
     assert not _findings(tmp_path, "7.5", {"flashinfer-python": None})
 
 
-def test_a_bad_row_is_one_line_naming_the_file_and_row(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("field", "kind", "rule", "package", "cc"), [
+    ('min_compute_capability = "7.0"', "gpu_floor", "package-gpu-too-old", "vllm", "6.1"),
+    ('max_compute_capability = "7.5"', "gpu_ceiling", "package-gpu-too-new", "tensorrt", "8.6")])
+def test_a_bad_row_is_one_line_naming_the_file_and_row(tmp_path: Path, field: str, kind: str, rule: str,
+                                                        package: str, cc: str) -> None:
     root = tmp_path / "matrices"
     shutil.copytree(default_root(), root)
     table = root / "gpu_floors.toml"
-    table.write_text(table.read_text().replace('min_compute_capability = "7.0"', 'min_compute_capability = "x"'))
-    assert any("gpu_floors.toml: gpu_floor[0]" in problem for problem in validate_matrices(root))
-    with pytest.raises(MatrixError, match=r"gpu_floors.toml: gpu_floor\[0\]"):
-        _findings(tmp_path, "6.1", {"vllm": "0.9.1"}, root=root)
+    table.write_text(table.read_text().replace(field, field.split('"')[0] + '"x"', 1))
+    assert any(f"gpu_floors.toml: {kind}[0]" in problem for problem in validate_matrices(root))
+    with pytest.raises(MatrixError, match=rf"gpu_floors.toml: {kind}\[0\]"):
+        _findings(tmp_path, cc, {package: "7.0.0"}, root=root, rule=rule)
 
 
 def test_a_supported_minimum_marked_warn_warns_and_replaces_the_triton_finding(tmp_path: Path) -> None:
@@ -95,16 +99,6 @@ def test_tensorrt_floors_per_release_and_per_wheel_name(tmp_path: Path) -> None:
     (volta,) = _findings(tmp_path, "7.0", {"tensorrt": "10.5.0"})
     assert "7.5" in volta.message
     assert not _findings(tmp_path, "7.0", {"tensorrt": "10.4.0"})
-
-
-def test_a_bad_ceiling_row_is_one_line_naming_the_file_and_row(tmp_path: Path) -> None:
-    root = tmp_path / "matrices"
-    shutil.copytree(default_root(), root)
-    table = root / "gpu_floors.toml"
-    table.write_text(table.read_text().replace('max_compute_capability = "7.5"', 'max_compute_capability = "?"'))
-    assert any("gpu_floors.toml: gpu_ceiling[0]" in problem for problem in validate_matrices(root))
-    with pytest.raises(MatrixError, match=r"gpu_floors.toml: gpu_ceiling\[0\]"):
-        _ceiling_findings(tmp_path, "8.6", {"tensorrt": "7.0.0"}, root=root)
 
 
 def test_tensorrt_llm_below_ampere_is_a_warning_whatever_the_release(tmp_path: Path) -> None:

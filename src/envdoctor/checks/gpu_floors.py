@@ -10,6 +10,7 @@ release takes the lowest ceiling of the rows whose range holds it, and a GPU abo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -19,6 +20,7 @@ from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
 from envdoctor.pypi_facts import newest_release
 from envdoctor.rules import gpu_ccs, matches_specifier
+from envdoctor.snapshot import Package
 
 TABLE = "gpu_floors"
 
@@ -86,19 +88,24 @@ def _packages(row: dict) -> list[str]:
     return names
 
 
-def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
+Row = TypeVar("Row", GpuFloor, GpuCeiling)
+
+
+def _installed(ctx: CheckContext, rows: tuple[Row, ...]) -> tuple[list[Version], list[tuple[str, Package, list[Row]]]]:
+    """The GPUs' compute capabilities and, per installed package the rows name, its package and its rows; nothing
+    when there is no GPU or no package."""
     ccs = sorted(set(gpu_ccs(ctx.snapshot)))
     packages = ctx.snapshot.packages or {}
-    if not ccs or not packages:
-        return []
-    by_package: dict[str, list[GpuFloor]] = {}
-    for row in load_gpu_floors(ctx.matrices):
+    by_package: dict[str, list[Row]] = {}
+    for row in rows if ccs else ():
         by_package.setdefault(row.package, []).append(row)
+    return ccs, [(name, packages[name], by_package[name]) for name in sorted(by_package) if name in packages]
+
+
+def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
+    ccs, installed = _installed(ctx, load_gpu_floors(ctx.matrices))
     findings = []
-    for name, rows in sorted(by_package.items()):
-        package = packages.get(name)
-        if package is None:
-            continue
+    for name, package, rows in installed:
         if package.version is not None:
             holding = [row for row in rows if matches_specifier(package.version, row.versions)]
             floor = max(holding, key=lambda row: row.min_cc, default=None)
@@ -121,17 +128,10 @@ def check_gpu_floors(ctx: CheckContext) -> list[Finding]:
 
 
 def check_gpu_ceilings(ctx: CheckContext) -> list[Finding]:
-    ccs = sorted(set(gpu_ccs(ctx.snapshot)))
-    packages = ctx.snapshot.packages or {}
-    if not ccs or not packages:
-        return []
-    by_package: dict[str, list[GpuCeiling]] = {}
-    for row in load_gpu_ceilings(ctx.matrices):
-        by_package.setdefault(row.package, []).append(row)
+    ccs, installed = _installed(ctx, load_gpu_ceilings(ctx.matrices))
     findings = []
-    for name, rows in sorted(by_package.items()):
-        package = packages.get(name)
-        if package is None or package.version is None:
+    for name, package, rows in installed:
+        if package.version is None:
             continue
         holding = [row for row in rows if matches_specifier(package.version, row.versions)]
         ceiling = min(holding, key=lambda row: row.max_cc, default=None)

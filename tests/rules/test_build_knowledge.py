@@ -446,3 +446,19 @@ def test_jaxlib_names_its_cuda_as_cuda111(tmp_path: Path) -> None:
     assert "jaxlib's CUDA 11.1" in finding.message
     too_old = snapshot({"jaxlib": "0.4.9+cuda12.cudnn89"}, nvidia={"driver": "470.256.02", "gpus": [H100]})
     assert _findings(too_old, tmp_path, "driver-too-old-for-cuda-build")
+
+
+def test_transformers_4_beside_keras_3_without_tf_keras(tmp_path: Path) -> None:
+    """TensorFlow 2.16 brings Keras 3, which transformers 4.x's TensorFlow models refuse unless tf-keras is
+    installed; transformers 5 has no TensorFlow models, and tf-keras or a TensorFlow before 2.16 settles it."""
+    broken = snapshot({"transformers": "4.49.0", "tensorflow": "2.18.0", "keras": "3.8.0"})
+    [finding] = _findings(broken, tmp_path, "transformers-tf-keras-3")
+    assert finding.severity.value == "warn" and "pip install tf-keras" in (finding.fix or "")
+    for fine in ({"transformers": "4.49.0", "tensorflow": "2.18.0", "tf-keras": "2.18.0"},
+                 {"transformers": "4.49.0", "tensorflow": "2.15.1"},
+                 {"transformers": "5.17.0", "tensorflow": "2.18.0"},
+                 {"transformers": "4.49.0", "keras": "3.8.0"}):
+        assert not [f for f in _findings(snapshot(fine), tmp_path, "transformers-tf-keras-3")
+                    if f.severity.value == "warn"], fine
+    assert _findings(snapshot({"transformers": "4.40.0", "tensorflow": "2.15.1", "keras": "3.1.0"}), tmp_path,
+                     "transformers-tf-keras-3")  # Keras 3 installed by hand beside TensorFlow 2.15

@@ -17,8 +17,9 @@ packed rows' mask, one host sync a step), eagerce (with fce: the loss's softmax 
 rows of a quarter of --row-tokens: with --row-tokens 8192 the seed's batch of 4 x 2,048), autotune / cudagraphs (with
 compile: torch.compile's mode max-autotune-no-cudagraphs / reduce-overhead), budget0.6 (with compile: Inductor may
 recompute activations to keep at most that share of them), dropout (LoRA dropout 0.05, the seed's; else 0), rng
-(with compile: random ops such as dropout's mask regenerated in backward from their seed instead of kept),
-e.g. `packed-flex+fce+compile`.
+(with compile: random ops such as dropout's mask regenerated in backward from their seed instead of kept), kdrop
+(with fused LoRA on CUDA: the LoRA dropout mask drawn inside the rank-r product from a seed, trainer.kernels.
+lora_dropout, instead of torch's dropout), e.g. `packed-flex+fce+compile`.
 
 Usage: python benchmarks/train_speed.py [--setups a,b] [--shape var|fixed|both] [--steps N] [--warmup N]
        [--row-tokens 4096] [--json-out PATH] [--profile SETUPS [--profile-steps 3]] [--tiny]
@@ -76,6 +77,7 @@ class Setup:
     memory_budget: float = 1.0  # compile: torch._functorch's activation_memory_budget (< 1: recompute to fit)
     lora_dropout: float = 0.0  # the LoRA modules' dropout for this set-up (the seed's flags: 0.05)
     recompute_rng: bool = False  # compile: random ops recomputed in backward from their seed, masks not kept
+    kernel_dropout: bool = False  # fused LoRA: dropout drawn inside the rank-r product (Triton, CUDA), not torch's
 
 
 SEED_LORA_DROPOUT = 0.05  # configs/training_config.yaml's lora_dropout
@@ -84,7 +86,7 @@ OPTIONS = {"fce": {"fused_ce": True}, "compile": {"compile": True}, "ckpt": {"ch
            "hfmask": {"document_mask": False}, "eagerce": {"compiled_ce": False},
            "autotune": {"compile_mode": "max-autotune-no-cudagraphs"},
            "cudagraphs": {"compile_mode": "reduce-overhead"}, "dropout": {"lora_dropout": SEED_LORA_DROPOUT},
-           "rng": {"recompute_rng": True}}
+           "rng": {"recompute_rng": True}, "kdrop": {"kernel_dropout": True}}
 BUDGET_OPTION = "budget"  # "budget0.6": activation_memory_budget 0.6
 
 
@@ -273,7 +275,9 @@ def configure(model: Any, setup: Setup) -> None:
     base = model.get_base_model()
     set_lora_dropout(model, setup.lora_dropout)
     if setup.fused_lora:
-        enable_fused_lora(model)
+        report = enable_fused_lora(model, kernel_dropout=setup.kernel_dropout)
+        if setup.kernel_dropout and not report.kernel_dropout:
+            print(f"{setup.name}: no CUDA or no Triton here, so torch's dropout (kdrop has no effect)", flush=True)
     else:
         disable_fused_lora(model)
     if setup.packed:

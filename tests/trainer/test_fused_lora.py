@@ -169,11 +169,11 @@ def trainer_compiled_layers(model: torch.nn.Module, memory_budget: float = 1.0) 
             layer._compiled_call_impl = None
 
 
-def activation_bytes_saved(model: torch.nn.Module, memory_budget: float = 1.0) -> int:
+def activation_bytes_saved(model: torch.nn.Module, memory_budget: float = 1.0, device: str = "cpu") -> int:
     """Bytes of the distinct storages that one compiled (Inductor) training forward keeps for backward, not counting
     the parameters."""
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    inputs = batch(tokens=64, rows=4)
+    inputs = {name: tensor.to(device) for name, tensor in batch(tokens=64, rows=4).items()}
     saved: dict[int, int] = {}
 
     def keep(tensor: torch.Tensor) -> torch.Tensor:
@@ -250,6 +250,22 @@ def test_dropout_in_training_drops_and_still_trains() -> None:
     second, _ = loss_and_grads(model, inputs)
     assert first != second  # a different mask each call
     assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads.values())
+
+
+def test_kernel_dropout_without_cuda_keeps_torch_dropout() -> None:
+    """enable_fused_lora(kernel_dropout=True) on a CPU model: torch's dropout as before (the kernel needs CUDA)."""
+    model = lora_model(dropout=0.5)
+    model.train()
+    report = enable_fused_lora(model, kernel_dropout=True)
+    assert report.fused_modules == 14
+    assert report.kernel_dropout is fused_lora.kernel_dropout_available()  # on a CUDA machine: still CPU inputs
+    torch.manual_seed(3)
+    first, grads = loss_and_grads(model, batch())
+    torch.manual_seed(3)
+    again, _ = loss_and_grads(model, batch())
+    assert first == again and all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads.values())
+    assert disable_fused_lora(model) == 14
+    assert not any("_fused_dropout_op" in vars(module) for module in model.modules())
 
 
 def test_dropout_gradient_matches_a_reference_with_the_same_mask() -> None:
@@ -393,3 +409,156 @@ def test_bf16_fused_lora_matches_peft_on_cuda() -> None:
     torch.testing.assert_close(got_loss, want_loss, atol=0.02, rtol=0.01)
     for name, grad in want_grads.items():
         torch.testing.assert_close(got_grads[name], grad, atol=0.05, rtol=0.05, msg=lambda m, n=name: f"{n}: {m}")
+
+
+# ---------------------------------------------------------------- LoRA dropout drawn in the kernel (CUDA + Triton)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the device)")
+
+
+def kernel_dropout_module():
+    """trainer.kernels.lora_dropout (imported: its ops registered), or a skip where Triton is missing."""
+    pytest.importorskip("triton")
+    from trainer.kernels import lora_dropout
+
+    return lora_dropout
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.float() - want.float()).norm() / want.float().norm()).item()
+
+
+@needs_cuda
+@pytest.mark.parametrize(("tokens", "width", "outs", "p", "input_grad"),
+                         [(300, 1000, (96, 40, 40), 0.05, True), (517, 4096, (64,), 0.3, True),
+                          (256, 208, (48, 48), 0.05, False)])
+def test_kernel_dropout_matches_a_reference_with_its_own_mask_on_cuda(tokens: int, width: int, outs: tuple[int, ...],
+                                                                       p: float, input_grad: bool) -> None:
+    """The bf16 op with the mask drawn in the kernel against fp32 arithmetic with the very mask the kernel drew
+    (lora_dropout.keep_mask of the same seed): the outputs and d(x), d(A), d(B) of every projection. Token counts
+    and widths that are no multiple of the tiles, a group of three and projections alone, bias, an unused output."""
+    lora_dropout = kernel_dropout_module()
+    rank, scaling = 16, 2.0
+    generator = torch.Generator(device="cuda").manual_seed(7)
+
+    def randn(*shape: int, std: float = 1.0) -> torch.Tensor:
+        return (torch.randn(*shape, generator=generator, device="cuda") * std).to(torch.bfloat16)
+
+    x = randn(tokens, width).requires_grad_(input_grad)
+    weights = [randn(out, width, std=width ** -0.5) for out in outs]
+    biases = [randn(out) if index == 0 else None for index, out in enumerate(outs)]
+    a = randn(rank * len(outs), width, std=width ** -0.5).requires_grad_()
+    bs = [randn(out, rank, std=rank ** -0.5).requires_grad_() for out in outs]
+    seed = lora_dropout.new_seed(x.device)
+    got = fused_lora._SharedInputLoRAKernelDropout.apply(x, seed, p, a, scaling, *weights, *biases, *bs)
+    mask = lora_dropout.keep_mask(seed, tokens, width, p)
+    assert mask.shape == (tokens, width) and mask.dtype == torch.bool
+
+    x32, a32 = x.detach().float().requires_grad_(input_grad), a.detach().float().requires_grad_()
+    bs32 = [b.detach().float().requires_grad_() for b in bs]
+    dropped = x32 * mask / (1 - p)
+    want = [x32 @ w.float().t() + (0 if bias is None else bias.float())
+            + scaling * (dropped @ a32[i * rank:(i + 1) * rank].t()) @ b.t()
+            for i, (w, bias, b) in enumerate(zip(weights, biases, bs32, strict=True))]
+    for got_out, want_out in zip(got, want, strict=True):
+        assert got_out.dtype == torch.bfloat16 and relative_error(got_out, want_out) < 1e-2
+    used = len(outs) if len(outs) == 1 else len(outs) - 1  # the last output unused: its gradient arrives as None
+    upstream = [randn(tokens, out) for out in outs[:used]]
+    inputs, inputs32 = [a, *bs], [a32, *bs32]
+    if input_grad:
+        inputs, inputs32 = [x, *inputs], [x32, *inputs32]
+    got_grads = torch.autograd.grad(got[:used], inputs, upstream)
+    want_grads = torch.autograd.grad(want[:used], inputs32, [u.float() for u in upstream], allow_unused=True)
+    names = (["x"] if input_grad else []) + ["A"] + [f"B{i}" for i in range(len(outs))]
+    for name, got_grad, want_grad in zip(names, got_grads, want_grads, strict=True):
+        if name == f"B{len(outs) - 1}" and used < len(outs):
+            assert got_grad.abs().max() == 0
+            continue
+        assert relative_error(got_grad, want_grad) < 1e-2, name
+    if input_grad:  # d(x) is zero through the LoRA path exactly where the mask dropped: check it against the base
+        base_only = sum(u.float() @ w.float() for u, w in zip(upstream, weights, strict=False))
+        lora_part = got_grads[0].float() - base_only
+        assert lora_part[~mask].abs().max() < 0.05 * lora_part[mask].abs().max()
+
+
+@needs_cuda
+def test_kernel_dropout_keeps_one_minus_p_and_each_seed_draws_another_mask_on_cuda() -> None:
+    lora_dropout = kernel_dropout_module()
+    p, rows, cols = 0.05, 4096, 4096
+    seeds = [torch.tensor([value], dtype=torch.int64, device="cuda") for value in (1, 2, 2 ** 61 + 12345)]
+    masks = [lora_dropout.keep_mask(seed, rows, cols, p) for seed in seeds]
+    elements = rows * cols
+    bound = 6 * (p * (1 - p) / elements) ** 0.5  # six standard deviations of the keep rate
+    for mask in masks:
+        assert abs(mask.float().mean().item() - (1 - p)) < bound
+        quarter = cols // 4  # each quarter of the columns takes another of Philox's four words
+        for lane in range(4):
+            rate = mask[:, lane * quarter:(lane + 1) * quarter].float().mean().item()
+            assert abs(rate - (1 - p)) < 2 * bound
+        both_dropped = (~mask[:, :-1] & ~mask[:, 1:]).float().mean().item()  # neighbours independent: p^2
+        assert abs(both_dropped - p * p) < 6 * (p * p / (elements - rows)) ** 0.5
+    assert torch.equal(masks[0], lora_dropout.keep_mask(seeds[0], rows, cols, p))  # a seed repeats its mask
+    for first, second in ((0, 1), (0, 2), (1, 2)):  # other seeds: independent masks
+        agree = (masks[first] == masks[second]).float().mean().item()
+        want = p * p + (1 - p) ** 2
+        assert abs(agree - want) < 6 * (want * (1 - want) / elements) ** 0.5
+    x = torch.randn(64, 512, device="cuda", dtype=torch.bfloat16)
+    a = torch.randn(16, 512, device="cuda", dtype=torch.bfloat16)
+    assert not torch.equal(lora_dropout.dropout_rank(x, a, seeds[0], p), lora_dropout.dropout_rank(x, a, seeds[1], p))
+    with pytest.raises(ValueError):
+        lora_dropout.keep_threshold(1.0)
+
+
+@needs_cuda
+def test_compiled_layers_with_kernel_dropout_train_like_peft_on_cuda() -> None:
+    """The trainer's compile (Inductor) of layers whose fused LoRA draws its dropout in the kernel: with p so small
+    that nothing is dropped it gives PEFT's loss and gradients without dropout; with p = 0.3 each seed of torch's
+    generator gives its own mask, the same seed the same step, and every gradient is finite and moves."""
+    kernel_dropout_module()
+    from torch._dynamo.utils import counters
+
+    model = lora_model(dropout=1e-9, dtype=torch.bfloat16).cuda()
+    inputs = {name: tensor.cuda() for name, tensor in batch(tokens=64, rows=4).items()}
+    model.eval()
+    want_loss, want_grads = loss_and_grads(model, inputs)
+    model.train()
+    report = enable_fused_lora(model, kernel_dropout=True)
+    assert report.kernel_dropout and "dropout masks drawn in the LoRA kernel" in report.describe()
+    counters.clear()
+    with trainer_compiled_layers(model):
+        got_loss, got_grads = loss_and_grads(model, inputs)
+    assert counters["stats"]["calls_captured"] > 0
+    torch.testing.assert_close(got_loss, want_loss, atol=0.02, rtol=0.01)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, atol=0.05, rtol=0.05, msg=lambda m, n=name: f"{n}: {m}")
+
+    model = lora_model(dropout=0.3, dtype=torch.bfloat16).cuda()
+    model.train()
+    enable_fused_lora(model, kernel_dropout=True)
+    with trainer_compiled_layers(model):
+        runs = []
+        for seed in (3, 4, 3):
+            torch.manual_seed(seed)
+            runs.append(loss_and_grads(model, inputs))
+    (first, grads), (second, _), (again, grads_again) = runs
+    assert first != second and first == again
+    for name, grad in grads.items():
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+        assert relative_error(grads_again[name], grad) < 1e-3, name  # attention's backward may use atomics
+
+
+@needs_cuda
+def test_kernel_dropout_keeps_no_more_activations_than_no_dropout_on_cuda() -> None:
+    """Compiled (Inductor) layers keep neither a dropped copy of the input nor a mask: about what they keep without
+    dropout, where torch's dropout keeps more."""
+    kernel_dropout_module()
+
+    def saved(dropout: float, kernel: bool) -> int:
+        model = lora_model(dropout=dropout, dtype=torch.bfloat16).cuda()
+        model.train()
+        enable_fused_lora(model, kernel_dropout=kernel)
+        return activation_bytes_saved(model, device="cuda")
+
+    without, torch_dropout, kernel = saved(0.0, False), saved(0.1, False), saved(0.1, True)
+    assert torch_dropout > 1.05 * without
+    assert kernel <= 1.02 * without

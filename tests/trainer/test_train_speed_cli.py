@@ -60,7 +60,7 @@ def test_unknown_setup_is_one_line_error() -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "train_speed: --setups: unknown option 'turbo' in 'packed-sdpa+turbo'; options: fce, compile, ckpt, flora, "
-        "2rows, 4rows, hfmask, eagerce, autotune, cudagraphs, dropout, rng, budget<0..1>")
+        "2rows, 4rows, hfmask, eagerce, autotune, cudagraphs, dropout, rng, kdrop, budget<0..1>")
 
 
 def test_compile_options_reach_the_setup() -> None:

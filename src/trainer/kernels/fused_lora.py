@@ -47,17 +47,12 @@ class _SharedInputLoRA(torch.autograd.Function):
         weights, biases, lora_b = params[:count], params[count:2 * count], params[2 * count:]
         lora_input = x if dropped is None else dropped
         rank_acts = lora_input @ stacked_a.t()
-        rank = stacked_a.shape[0] // count
-        outputs = []
-        for index, (weight, bias, b) in enumerate(zip(weights, biases, lora_b, strict=True)):
-            base = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
-            # out of place: torch 2.11's compile of an autograd.Function loses every gradient after an in-place op
-            # on a tensor made in forward (tests/trainer/test_fused_lora.py); cuBLAS moves the same bytes either way
-            outputs.append(torch.addmm(base, rank_acts[:, index * rank:(index + 1) * rank], b.t(), alpha=scaling))
+        outputs = _group_forward(x, rank_acts, scaling, weights, biases, lora_b)
         ctx.save_for_backward(lora_input, rank_acts, stacked_a, *weights, *lora_b)
-        ctx.scaling, ctx.count, ctx.rank, ctx.has_dropout = scaling, count, rank, dropped is not None
+        ctx.scaling, ctx.count, ctx.rank = scaling, count, stacked_a.shape[0] // count
+        ctx.has_dropout = dropped is not None
         ctx.device_type = x.device.type
-        return tuple(outputs)
+        return outputs
 
     @staticmethod
     def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
@@ -67,23 +62,86 @@ class _SharedInputLoRA(torch.autograd.Function):
     @staticmethod
     def _backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         lora_input, rank_acts, stacked_a, *rest = ctx.saved_tensors
-        count, rank, scaling = ctx.count, ctx.rank, ctx.scaling
+        count = ctx.count
         weights, lora_b = rest[:count], rest[count:]
-        grads = tuple(torch.zeros(lora_input.shape[0], w.shape[0], dtype=lora_input.dtype, device=lora_input.device)
-                      if g is None else g.reshape(-1, w.shape[0]) for g, w in zip(grads, weights, strict=True))
-        # d(rank activations), all blocks side by side: (tokens, n * r)
-        grad_rank = torch.cat([g @ b for g, b in zip(grads, lora_b, strict=True)], dim=1).mul_(scaling)
-        grad_b = [(g.t() @ rank_acts[:, i * rank:(i + 1) * rank]).mul_(scaling) for i, g in enumerate(grads)]
+        grads, grad_rank, grad_b = _group_grads(ctx, grads, rank_acts, weights, lora_b)
         grad_a = grad_rank.t() @ lora_input if ctx.needs_input_grad[2] else None
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grads[0] @ weights[0]
-            for g, weight in zip(grads[1:], weights[1:], strict=True):
-                grad_x.addmm_(g, weight)
-            if not ctx.has_dropout:
-                grad_x.addmm_(grad_rank, stacked_a)
+        grad_x = _base_input_grad(grads, weights) if ctx.needs_input_grad[0] else None
+        if grad_x is not None and not ctx.has_dropout:
+            grad_x.addmm_(grad_rank, stacked_a)
         grad_dropped = grad_rank @ stacked_a if ctx.has_dropout and ctx.needs_input_grad[1] else None
         return (grad_x, grad_dropped, grad_a, None, *([None] * (2 * count)), *grad_b)
+
+
+class _SharedInputLoRAKernelDropout(torch.autograd.Function):
+    """_SharedInputLoRA with LoRA dropout p drawn inside the rank-r product from `seed` (trainer.kernels.lora_dropout):
+    x: (tokens, d_in); seed: one int64 (new per call); p in (0, 1). Keeps x, the seed and the rank-r activations, no
+    dropped copy of x and no mask: backward draws the same mask again for d(A) and for the dropout's share of d(x)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, seed: torch.Tensor, p: float, stacked_a: torch.Tensor, scaling: float,
+                *params: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        count = len(params) // 3
+        weights, biases, lora_b = params[:count], params[count:2 * count], params[2 * count:]
+        rank_acts = torch.ops.trainer_lora.dropout_rank(x, stacked_a, seed, p)
+        outputs = _group_forward(x, rank_acts, scaling, weights, biases, lora_b)
+        ctx.save_for_backward(x, seed, rank_acts, stacked_a, *weights, *lora_b)
+        ctx.scaling, ctx.count, ctx.rank, ctx.p = scaling, count, stacked_a.shape[0] // count, p
+        ctx.device_type = x.device.type
+        return outputs
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        with torch.autocast(ctx.device_type, enabled=False):
+            return _SharedInputLoRAKernelDropout._backward(ctx, *grads)
+
+    @staticmethod
+    def _backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        x, seed, rank_acts, stacked_a, *rest = ctx.saved_tensors
+        count = ctx.count
+        weights, lora_b = rest[:count], rest[count:]
+        grads, grad_rank, grad_b = _group_grads(ctx, grads, rank_acts, weights, lora_b)
+        need_x, need_a = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
+        grad_x = grad_a = None
+        if need_x or need_a:
+            base = _base_input_grad(grads, weights) if need_x else None
+            grad_a, grad_x = torch.ops.trainer_lora.dropout_rank_backward(grad_rank, x, stacked_a, seed, ctx.p, base,
+                                                                          need_x)
+        return (grad_x if need_x else None, None, None, grad_a if need_a else None, None, *([None] * (2 * count)),
+                *grad_b)
+
+
+def _group_forward(x: torch.Tensor, rank_acts: torch.Tensor, scaling: float, weights: tuple, biases: tuple,
+                   lora_b: tuple) -> tuple[torch.Tensor, ...]:
+    """Each projection's output: its base matmul with its block of the rank-r product added by one addmm."""
+    rank = rank_acts.shape[1] // len(weights)
+    outputs = []
+    for index, (weight, bias, b) in enumerate(zip(weights, biases, lora_b, strict=True)):
+        base = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
+        # out of place: torch 2.11's compile of an autograd.Function loses every gradient after an in-place op
+        # on a tensor made in forward (tests/trainer/test_fused_lora.py); cuBLAS moves the same bytes either way
+        outputs.append(torch.addmm(base, rank_acts[:, index * rank:(index + 1) * rank], b.t(), alpha=scaling))
+    return tuple(outputs)
+
+
+def _group_grads(ctx: Any, grads: tuple, rank_acts: torch.Tensor, weights: list,
+                 lora_b: list) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, list[torch.Tensor]]:
+    """(the outputs' gradients, None made zeros; d(rank activations) of all blocks side by side, (tokens, n * r),
+    scaled; d(B) of each projection)."""
+    rank, scaling = ctx.rank, ctx.scaling
+    grads = tuple(torch.zeros(rank_acts.shape[0], w.shape[0], dtype=rank_acts.dtype, device=rank_acts.device)
+                  if g is None else g.reshape(-1, w.shape[0]) for g, w in zip(grads, weights, strict=True))
+    grad_rank = torch.cat([g @ b for g, b in zip(grads, lora_b, strict=True)], dim=1).mul_(scaling)
+    grad_b = [(g.t() @ rank_acts[:, i * rank:(i + 1) * rank]).mul_(scaling) for i, g in enumerate(grads)]
+    return grads, grad_rank, grad_b
+
+
+def _base_input_grad(grads: tuple[torch.Tensor, ...], weights: list) -> torch.Tensor:
+    """d(x) through the frozen base weights: one chain of addmm_."""
+    grad_x = grads[0] @ weights[0]
+    for g, weight in zip(grads[1:], weights[1:], strict=True):
+        grad_x.addmm_(g, weight)
+    return grad_x
 
 
 @dataclass(frozen=True)
@@ -91,9 +149,12 @@ class FusedLoRAReport:
     fused_modules: int
     groups: int
     kept: dict[str, str]  # module name -> why PEFT's forward was kept
+    kernel_dropout: bool = False  # LoRA dropout drawn inside the rank-r product (trainer.kernels.lora_dropout)
 
     def describe(self) -> str:
         text = f"fused LoRA on {self.fused_modules} projections in {self.groups} groups"
+        if self.kernel_dropout:
+            text += " (dropout masks drawn in the LoRA kernel)"
         if self.kept:
             reasons = sorted(set(self.kept.values()))
             text += f"; {len(self.kept)} kept PEFT's forward ({'; '.join(reasons)})"
@@ -124,8 +185,23 @@ def plain_lora_problem(module: Any) -> str | None:
     return None
 
 
-def enable_fused_lora(model: torch.nn.Module) -> FusedLoRAReport:
-    """Switch every plain LoRA linear of `model` (a PEFT model, possibly wrapped) to the fused path."""
+def kernel_dropout_available() -> bool:
+    """Whether LoRA dropout can be drawn inside the rank-r product here: CUDA and Triton (trainer.kernels.lora_dropout,
+    imported by this call, which registers its ops)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import trainer.kernels.lora_dropout  # noqa: F401
+    except ImportError:  # no Triton
+        return False
+    return True
+
+
+def enable_fused_lora(model: torch.nn.Module, kernel_dropout: bool = False) -> FusedLoRAReport:
+    """Switch every plain LoRA linear of `model` (a PEFT model, possibly wrapped) to the fused path. kernel_dropout:
+    where CUDA and Triton are there, LoRA dropout in training is drawn inside the rank-r product from a seed
+    (trainer.kernels.lora_dropout: nothing but the input and the seed kept for backward) instead of by torch's
+    dropout; elsewhere, and for inputs not on a CUDA device, torch's dropout as before."""
     from peft.tuners.lora import Linear as LoraLinear
 
     disable_fused_lora(model)
@@ -147,13 +223,14 @@ def enable_fused_lora(model: torch.nn.Module) -> FusedLoRAReport:
             else:  # members that differ (rank, dropout, input width, ...) each run alone
                 groups.extend([module] for module in members)
     fused_class = fused_lora_class()
+    dropout_op = _SharedInputLoRAKernelDropout if kernel_dropout and kernel_dropout_available() else None
     for members in groups:
         for position, module in enumerate(members):
             module.__class__ = fused_class
             # plain attributes (not submodules): the module tree and the state dict stay as they were
             vars(module).update(_fused_members=tuple(members), _fused_position=position, _fused_ready=None,
-                                _fused_ready_for=None)
-    return FusedLoRAReport(sum(len(g) for g in groups), len(groups), kept)
+                                _fused_ready_for=None, _fused_dropout_op=dropout_op)
+    return FusedLoRAReport(sum(len(g) for g in groups), len(groups), kept, dropout_op is not None)
 
 
 def disable_fused_lora(model: torch.nn.Module) -> int:
@@ -170,7 +247,11 @@ def disable_fused_lora(model: torch.nn.Module) -> int:
     return restored
 
 
-_FUSED_ATTRIBUTES = ("_fused_members", "_fused_position", "_fused_ready", "_fused_ready_for")
+_FUSED_ATTRIBUTES = ("_fused_members", "_fused_position", "_fused_ready", "_fused_ready_for", "_fused_dropout_op")
+
+
+# where the kernel dropout runs (Triton on CUDA; tests add "cpu" under Triton's interpreter)
+_KERNEL_DROPOUT_DEVICES = ("cuda",)
 
 
 @cache
@@ -231,7 +312,9 @@ def _group_outputs(members: tuple[Any, ...], x: torch.Tensor) -> list[torch.Tens
     adapter = _adapter(first)
     dropout = first.lora_dropout[adapter]
     flat = x.reshape(-1, x.shape[-1])
-    dropped = dropout(flat) if isinstance(dropout, torch.nn.Dropout) and dropout.training and dropout.p > 0 else None
+    drops = isinstance(dropout, torch.nn.Dropout) and dropout.training and 0 < dropout.p < 1
+    dropout_op = first._fused_dropout_op if drops and flat.device.type in _KERNEL_DROPOUT_DEVICES else None
+    dropped = dropout(flat) if drops and dropout_op is None else None
     compute_dtype = first.get_base_layer().weight.dtype
     flat = flat.to(compute_dtype)
     dropped = dropped.to(compute_dtype) if dropped is not None else None
@@ -239,6 +322,11 @@ def _group_outputs(members: tuple[Any, ...], x: torch.Tensor) -> list[torch.Tens
     bases = [m.get_base_layer() for m in members]
     params = ([b.weight for b in bases] + [b.bias for b in bases]
               + [m.lora_B[adapter].weight.to(compute_dtype) for m in members])
+    scaling = float(first.scaling[adapter])
     with torch.autocast(flat.device.type, enabled=False):  # one dtype throughout, whatever autocast would pick
-        outputs = _SharedInputLoRA.apply(flat, dropped, stacked_a, float(first.scaling[adapter]), *params)
+        if dropout_op is not None:  # the mask drawn inside the rank-r product from a seed of torch's generator
+            seed = torch.randint(0, 2 ** 62, (1,), device=flat.device, dtype=torch.int64)
+            outputs = dropout_op.apply(flat, seed, float(dropout.p), stacked_a, scaling, *params)
+        else:
+            outputs = _SharedInputLoRA.apply(flat, dropped, stacked_a, scaling, *params)
     return [out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype) for out in outputs]

@@ -19,6 +19,8 @@ CASES = {
                                        "windows"),
     "transformers-disables-old-torch": ({"transformers": "5.17.0", "torch": "2.4.1+cu121"},
                                         {"transformers": "5.17.0", "torch": "2.5.1+cu124"}, "linux"),
+    "transformers-tf-keras-3": ({"transformers": "4.49.0", "tensorflow": "2.18.0"},
+                                {"transformers": "4.49.0", "tensorflow": "2.18.0", "tf-keras": "2.18.0"}, "linux"),
     "trl-undeclared-rich": ({"trl": "0.11.4"}, {"trl": "0.11.4", "rich": "13.7.1"}, "linux"),
     "unsloth-ref-predates-llama31": ({"unsloth": {"version": "2024.7", "requested_revision": "July-2024"}},
                                      {"unsloth": {"version": "2024.7", "requested_revision": "July-Llama-2024"}},

@@ -61,8 +61,10 @@ def unknown_version_range(ctx: CheckContext) -> TorchRange | None:
     if not builds:
         return None
     where = f"every release with wheels for Python {python}" if python else "every release in the table"
-    if legacy:
-        where += f"; those before {releases[0].version if releases else 'it'} as their plain PyPI wheel"
+    if legacy and releases:
+        where += f"; those before {releases[0].version} as their plain PyPI wheel"
+    elif legacy:
+        where += ", each as its plain PyPI wheel"
     return TorchRange(builds, f"torch {builds[0].version}-{builds[-1].version} ({where})")
 
 

@@ -26,16 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from cuda_timing import cuda_ms  # noqa: E402
+from lora_gemm_probe import LAYERS, RANK, SCALING, bf16, layer_groups  # noqa: E402
 
-HIDDEN, KV_WIDTH, MLP, RANK, SCALING, LAYERS, P = 4096, 1024, 14336, 16, 2.0, 32, 0.05
-GROUPS = ((HIDDEN, (HIDDEN, KV_WIDTH, KV_WIDTH)), (HIDDEN, (HIDDEN,)), (HIDDEN, (MLP, MLP)), (MLP, (HIDDEN,)))
+P = 0.05
 # forward BM,BKQ,warps,stages / backward BM,BKQ,warps,stages
 DEFAULT_CONFIGS = ("32,32,4,3/64,16,4,2", "64,32,8,3/32,32,8,2", "128,16,8,3/64,32,8,2", "32,64,8,3/64,16,4,2",
                    "128,32,8,3/16,32,4,2")
-
-
-def bf16(*shape: int, grad: bool = False) -> torch.Tensor:
-    return (torch.randn(*shape, device="cuda", dtype=torch.bfloat16) * 0.02).requires_grad_(grad)
 
 
 def set_config(text: str) -> None:
@@ -60,14 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tokens = args.tokens
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, {tokens} tokens, rank {RANK}, p {P}")
-    groups = []
-    for width, outs in GROUPS:
-        x = bf16(tokens, width, grad=True)
-        weights = [bf16(out, width) for out in outs]
-        stacked_a = bf16(RANK * len(outs), width, grad=True)
-        lora_b = [bf16(out, RANK, grad=True) for out in outs]
-        grads = [bf16(tokens, out) for out in outs]
-        groups.append((x, weights, stacked_a, lora_b, grads))
+    groups = layer_groups(tokens)
     compiled_dropout = torch.compile(lambda t: torch.nn.functional.dropout(t, P, training=True))
 
     def whole_op(kind: str) -> Callable[[], None]:

@@ -38,6 +38,21 @@ def bf16(*shape: int, grad: bool = False) -> torch.Tensor:
     return (torch.randn(*shape, device="cuda", dtype=torch.bfloat16) * 0.02).requires_grad_(grad)
 
 
+def layer_groups(tokens: int) -> list[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, list[torch.Tensor],
+                                              list[torch.Tensor]]]:
+    """Per input group of one layer: (x, the base weights, the stacked A, each projection's B, the outputs'
+    gradients), random bf16 on the GPU."""
+    groups = []
+    for width, outs in GROUPS:
+        x = bf16(tokens, width, grad=True)
+        weights = [bf16(out, width) for out in outs]
+        stacked_a = bf16(RANK * len(outs), width, grad=True)
+        lora_b = [bf16(out, RANK, grad=True) for out in outs]
+        grads = [bf16(tokens, out) for out in outs]
+        groups.append((x, weights, stacked_a, lora_b, grads))
+    return groups
+
+
 def rank_blocks(x: torch.Tensor, stacked_a: torch.Tensor) -> list[torch.Tensor]:
     """x @ [A_1; A_2; ..]^T, split into each projection's rank-r block."""
     acts = x @ stacked_a.t()
@@ -51,14 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tokens = args.tokens
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, {tokens} tokens, rank {RANK}")
-    groups = []
-    for width, outs in GROUPS:
-        x = bf16(tokens, width, grad=True)
-        weights = [bf16(out, width) for out in outs]
-        stacked_a = bf16(RANK * len(outs), width, grad=True)
-        lora_b = [bf16(out, RANK, grad=True) for out in outs]
-        grads = [bf16(tokens, out) for out in outs]
-        groups.append((x, weights, stacked_a, lora_b, grads))
+    groups = layer_groups(tokens)
 
     def base() -> None:
         for x, weights, _, _, grads in groups:

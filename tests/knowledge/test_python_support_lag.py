@@ -92,3 +92,12 @@ def test_a_short_lag_counts_within_the_range_an_installed_package_requires(tmp_p
     assert finding.fix is not None and finding.fix.startswith('pip install "tokenizers>=0.20.2"')
     # transformers 4.47.0 allows tokenizers 0.21, all of whose wheels are abi3 from cp39: nothing to say
     assert _findings(tmp_path, "3.13", {"tokenizers": None, "transformers": "4.47.0"}, host=macos) == []
+
+
+def test_a_python_a_package_dropped_again_counts_only_a_long_wait(tmp_path: Path) -> None:
+    """onnxruntime's releases after 1.24.3 require Python 3.11, but its Python 3.10 wheels came with 1.12.0, nine
+    months after Python 3.10: a warning. torch's newest releases dropped Python 3.9 too, whose wheels came two months
+    after it (1.7.1): too short a wait to speak of years later."""
+    (finding,) = _findings(tmp_path, "3.10", {"onnxruntime": None})
+    assert "until 1.12.0" in finding.message and not finding.verified
+    assert not _findings(tmp_path, "3.9", {"torch": None}, host={"os": "linux", "arch": "x86_64"})

@@ -111,10 +111,17 @@ def _declared_ranges(ctx: CheckContext, name: str, environment: dict[str, str]) 
 def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str,
                 lag_days: int = 60) -> SupportLag | None:
     """The last release without support for the target's Python and the first with it, when that one came at
-    least ``lag_days`` after the Python did; None when support came sooner, or no release supports it yet."""
+    least ``lag_days`` after the Python did; None when support came sooner, or no release supports it yet. Where the
+    newest releases dropped that Python again, the releases before the last one supporting it are judged, and only a
+    wait of ``DROPPED_LAG_DAYS`` or more counts (the Pythons a package has left are old ones, and a short wait for
+    them years ago says nothing about an install today)."""
     current = [release for release in history if not release.yanked]  # oldest first, as the tables keep them
     without = [index for index, release in enumerate(current) if not supports(release, target)]
-    if not without or without[-1] == len(current) - 1:
+    if without and without[-1] == len(current) - 1:  # support dropped again: the lag before support came
+        with_support = [index for index in range(len(current)) if index not in set(without)]
+        without = [index for index in without if with_support and index < with_support[-1]]
+        lag_days = max(lag_days, DROPPED_LAG_DAYS)
+    if not without:
         return None
     fixed = current[without[-1] + 1]
     if days_between(came_out, fixed.date) < lag_days:
@@ -123,6 +130,8 @@ def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str
 
 
 LAG_DAYS = 60  # support this long after the Python came out: users of that Python met a release without it
+# Where the package dropped the Python again later, only a long wait for support counts (half a year)
+DROPPED_LAG_DAYS = 183
 # Within the releases another installed package's requirement allows (transformers 4.45.2: tokenizers<0.21,>=0.20),
 # a shorter lag counts: pip chose among those only, and the newest of them lacked support for weeks.
 LAG_DAYS_IN_DECLARED_RANGE = 14

@@ -27,12 +27,17 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
 from envdoctor.checks.declared import marker_applies, parse_declared
-from envdoctor.checks.release_scans import findings_by_known_versions, public_version, read_package_rows
+from envdoctor.checks.release_scans import (
+    fetched_uses,
+    findings_by_known_versions,
+    public_version,
+    read_package_rows,
+)
 from envdoctor.checks.requirements import marker_environment
 from envdoctor.checks.wheels import host_target, wheel_runs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
-from envdoctor.pypi_facts import fetched_packages, newest_release, release_facts, releases
+from envdoctor.pypi_facts import newest_release, releases
 from envdoctor.rules import matches_specifier, parse_version
 from envdoctor.snapshot import normalize_name
 
@@ -174,20 +179,10 @@ def check_numpy_aliases(ctx: CheckContext) -> list[Finding]:
 def _with_fetched_releases(ctx: CheckContext, table: NumpyAliasTable) -> NumpyAliasTable:
     """The table, plus a row per removal for each installed package it lacks whose release ``check --online`` read
     (``numpy_names`` of the fetched facts: the installed release, or the newest when the version is unknown)."""
-    packages = ctx.snapshot.packages or {}
     rows, read = dict(table.rows), dict(table.releases)
-    # only fetched facts carry numpy_names: the bundled tables' packages need no look-up
-    for name in sorted((set(fetched_packages()) & set(packages)) - set(table.rows) - {"numpy"}):
-        version = packages[name].version
-        release = release_facts(name, version, ctx.matrices.root) if version else newest_release(name,
-                                                                                                   ctx.matrices.root)
-        used = [(n, at_import, where) for n, at_import, where in release.numpy_names if n in table.changed] \
-            if release is not None else []
-        if not used:
-            continue
-        by_release: dict[str, list[tuple[str, bool, str]]] = {}
-        for use in used:
-            by_release.setdefault(table.changed[use[0]].changed_in, []).append(use)
+    for name, release, by_release in fetched_uses(
+            ctx, {*table.rows, "numpy"}, lambda facts: facts.numpy_names,
+            lambda used: table.changed[used].changed_in if used in table.changed else None):
         rows[name] = tuple(AliasRow(name, f"=={release.version}", changed_in, tuple(n for n, _, _ in group),
                                     tuple(n for n, at_import, _ in group if at_import), None,
                                     tuple(where for _, _, where in group))

@@ -1,19 +1,46 @@
 """Pieces shared by the tables read from each release of a package (NumPy names in ``numpy_aliases.py``, protobuf
-gencode in ``protobuf_gencode.py``): reading their per-package releases and rows, and sending each installed package
-of a table to the check that fits which of its version and the dependency's version are known."""
+gencode in ``protobuf_gencode.py``, standard-library removals in ``stdlib_removals.py``): reading their per-package
+releases and rows, the uses ``check --online`` read from the code of a package such a table lacks, and sending each
+installed package of a table to the check that fits which of its version and the dependency's version are known."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from packaging.version import Version
 
+from envdoctor.checks import CheckContext
 from envdoctor.findings import Finding
+from envdoctor.pypi_facts import ReleaseFacts, fetched_packages, newest_release, release_facts
 from envdoctor.rules import parse_version
 from envdoctor.snapshot import normalize_name
 
 Row = TypeVar("Row")
+Key = TypeVar("Key")
+Use = tuple[str, bool, str]  # (name, used at import, "file:line")
+
+
+def fetched_uses(ctx: CheckContext, tabled: Collection[str], uses_of: Callable[[ReleaseFacts], tuple[Use, ...]],
+                 key_of: Callable[[str], Key | None]) -> list[tuple[str, ReleaseFacts, dict[Key, list[Use]]]]:
+    """For each installed package outside ``tabled`` whose facts ``check --online`` fetched: the release read (the
+    installed one, or the newest when the version is unknown) and its uses (``uses_of``) that the table knows, grouped
+    by ``key_of(name)`` (None: not the table's); packages with no such use are left out. Only fetched facts carry
+    uses: the bundled tables' packages need no look-up."""
+    packages = ctx.snapshot.packages or {}
+    found = []
+    for name in sorted((set(fetched_packages()) & set(packages)) - set(tabled)):
+        version = packages[name].version
+        release = release_facts(name, version, ctx.matrices.root) if version else newest_release(name,
+                                                                                                   ctx.matrices.root)
+        groups: dict[Key, list[Use]] = {}
+        for use in uses_of(release) if release is not None else ():
+            key = key_of(use[0])
+            if key is not None:
+                groups.setdefault(key, []).append(use)
+        if groups and release is not None:
+            found.append((name, release, groups))
+    return found
 
 
 def public_version(version: str | None) -> Version | None:

@@ -27,10 +27,10 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import pip_install, requirement_install
+from envdoctor.checks.release_scans import fetched_uses
 from envdoctor.checks.wheels import cpython_tag
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, parsed_or_raise, read_json_object
-from envdoctor.pypi_facts import fetched_packages, newest_release, release_facts
 from envdoctor.rules import parse_version
 from envdoctor.snapshot import normalize_name
 
@@ -204,18 +204,10 @@ def check_stdlib_removals(ctx: CheckContext) -> list[Finding]:
 def _with_fetched_releases(ctx: CheckContext, table: StdlibRemovalTable) -> StdlibRemovalTable:
     """The table, plus rows for each installed package it lacks whose release ``check --online`` read
     (``stdlib_names`` of the fetched facts: the installed release, or the newest when the version is unknown)."""
-    packages = ctx.snapshot.packages or {}
     rows, read = dict(table.rows), dict(table.releases)
-    for name in sorted((set(fetched_packages()) & set(packages)) - set(table.rows)):
-        version = packages[name].version
-        release = release_facts(name, version, ctx.matrices.root) if version else newest_release(name,
-                                                                                                   ctx.matrices.root)
-        used = [use for use in release.stdlib_names if use[0] in table.removed] if release is not None else []
-        if not used:
-            continue
-        by_release: dict[Version, list[tuple[str, bool, str]]] = {}
-        for use in used:
-            by_release.setdefault(table.removed[use[0]][0], []).append(use)
+    for name, release, by_release in fetched_uses(
+            ctx, table.rows, lambda facts: facts.stdlib_names,
+            lambda used: table.removed[used][0] if used in table.removed else None):
         rows[name] = tuple(ImportRow(SpecifierSet(f"=={release.version}"), removed_in,
                                      frozenset(n for n, _, _ in group), frozenset(n for n, at, _ in group if at),
                                      None, tuple(where for _, _, where in group))

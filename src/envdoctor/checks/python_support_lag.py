@@ -118,8 +118,9 @@ def support_lag(history: tuple[ReleaseFacts, ...], target: Target, came_out: str
     current = [release for release in history if not release.yanked]  # oldest first, as the tables keep them
     without = [index for index, release in enumerate(current) if not supports(release, target)]
     if without and without[-1] == len(current) - 1:  # support dropped again: the lag before support came
-        with_support = [index for index in range(len(current)) if index not in set(without)]
-        without = [index for index in without if with_support and index < with_support[-1]]
+        lacking = set(without)
+        last_supported = max((index for index in range(len(current)) if index not in lacking), default=-1)
+        without = [index for index in without if index < last_supported]
         lag_days = max(lag_days, DROPPED_LAG_DAYS)
     if not without:
         return None

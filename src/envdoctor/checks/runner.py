@@ -47,6 +47,7 @@ from envdoctor.checks.provided_modules import check_provided_modules
 from envdoctor.checks.python_support_lag import check_python_support_lag
 from envdoctor.checks.runtime_floors import check_runtime_floors
 from envdoctor.checks.stdlib_removals import check_stdlib_removals
+from envdoctor.checks.torch_cuda_era import check_torch_cuda_era
 from envdoctor.checks.torch_pins import check_pinned_torch_driver
 from envdoctor.checks.triton_gpu import check_triton_gpu
 from envdoctor.checks.triton_ptxas import check_triton_ptxas
@@ -62,8 +63,8 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, check_later_caps,
         wheels.check_wheels, wheels.check_required_builds, check_python_support_lag,
         platforms.check_platforms, check_host_builds, check_os_builds, check_cpu_distributions,
-        check_numpy_abi, check_numpy_aliases, check_numpy_additions, check_stdlib_removals, check_provided_modules,
-        check_protobuf_gencode, check_runtime_floors, check_import_floors,
+        check_numpy_abi, check_numpy_aliases, check_numpy_additions, check_stdlib_removals,
+        check_provided_modules, check_protobuf_gencode, check_runtime_floors, check_import_floors,
         check_keyword_floors,
         smoke.check_smoke, model.check_model, check_module_owners,
         unknowns.check_invalid_values,
@@ -74,9 +75,9 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     if gate:
         return gate + stack.skipped_for_no_gpu(ctx) + [finding for check in packages for finding in check(ctx)]
     checks: list[Check] = [
-        gpu.check_cpu_torch, gpu.check_torch_archs, gpu.check_flash_attn_arch, gpu.check_stack_gpu,
-        gpu.check_bitsandbytes_arch, check_triton_gpu, check_triton_ptxas, check_gpu_floors, check_gpu_ceilings,
-        check_gpu_dtypes,
+        gpu.check_cpu_torch, gpu.check_torch_archs, check_torch_cuda_era, gpu.check_flash_attn_arch,
+        gpu.check_stack_gpu, gpu.check_bitsandbytes_arch, check_triton_gpu, check_triton_ptxas, check_gpu_floors,
+        check_gpu_ceilings, check_gpu_dtypes,
         check_flash_attn_backward,
         check_wheel_archs, check_build_cuda_archs,
         driver.check_driver, check_pinned_torch_driver,

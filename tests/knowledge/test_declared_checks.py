@@ -196,6 +196,9 @@ def test_lockstep_pairs_with_an_unknown_version_warn_unverified() -> None:
     assert [f.components for f in findings] == [("jaxlib", "jax")]
     assert "what jax 0.4.6 requires of jaxlib is not recorded" in findings[0].message
     assert "unknown version too" not in findings[0].message
+    # torchaudio 2.11.0's wheels declare no requirement at all; the releases around it pin torch: still a pair.
+    findings = [f for f in declared(snapshot({"torchaudio": None, "torch": None})) if f.rule == rule]
+    assert [f.components for f in findings] == [("torch", "torchaudio")]
     # Both known, or a pair whose requirement rarely moves (peft -> transformers): nothing of this kind.
     assert not [f for f in declared(snapshot({"torchvision": "0.18.1", "torch": "2.3.1"})) if f.rule == rule]
     assert not [f for f in declared(snapshot({"peft": None, "transformers": None})) if f.rule == rule]
@@ -208,7 +211,7 @@ def test_lockstep_is_read_from_the_release_history() -> None:
     ctx = CheckContext(snapshot=snapshot({}), matrices=MATRICES, facts=Facts(MATRICES.root))
     environment = marker_environment(ctx.snapshot)
     changed, looked = lockstep_requirement(ctx, "unsloth", "unsloth-zoo", environment)
-    recent = [r for r in releases("unsloth") if r.requires is not None and not r.yanked][-LOCKSTEP_WINDOW:]
+    recent = [r for r in releases("unsloth") if r.requires and not r.yanked][-LOCKSTEP_WINDOW:]
     floors = {line for r in recent for line in r.requires if line.replace("_", "-").startswith("unsloth-zoo")}
     assert looked == len(recent) and changed == len(floors) and changed * 2 >= looked
     assert lockstep_requirement(ctx, "peft", "transformers", environment)[0] == 0  # peft: "transformers", no bound

@@ -183,14 +183,15 @@ def check_declared(ctx: CheckContext) -> list[Finding]:
 
 # A package requires "the other of its own time" when, over its last LOCKSTEP_WINDOW recorded releases, every one
 # requires the other with a lower bound or a pin, and the required range changed in at least half of them
-# (unsloth -> unsloth-zoo, torchvision -> torch, numba -> llvmlite, xformers -> torch).
+# (unsloth -> unsloth-zoo, torchvision -> torch, numba -> llvmlite, xformers -> torch). A release that declares no
+# requirement at all (torchaudio 2.11.0's wheels carry no Requires-Dist) says nothing either way and is passed over.
 LOCKSTEP_WINDOW = 12
 
 
 def lockstep_requirement(ctx: CheckContext, owner: str, name: str, environment: dict[str, str]) -> tuple[int, int]:
     """(distinct required ranges, releases looked at) of ``owner``'s requirement on ``name`` over its recent
     releases; (0, n) when some release does not require it with a lower bound."""
-    history = _declaring_releases(ctx, owner)[-LOCKSTEP_WINDOW:]
+    history = [r for r in _declaring_releases(ctx, owner) if r.requires][-LOCKSTEP_WINDOW:]
     ranges = []
     for release in history:
         specs = [r.specifier for r in applicable_requirements(release.requires or (), environment)

@@ -17,6 +17,7 @@ from envdoctor.checks.glibc_floors import load_distro_glibc
 from envdoctor.checks.gpu_dtypes import load_dtype_support
 from envdoctor.checks.gpu_floors import load_gpu_ceilings, load_gpu_floors
 from envdoctor.checks.module_owners import load_module_owners
+from envdoctor.checks.numpy1_floors import load_numpy1_floors
 from envdoctor.checks.numpy_additions import load_numpy_additions
 from envdoctor.checks.numpy_aliases import load_numpy_aliases
 from envdoctor.checks.nvcc_archs import load_nvcc_archs
@@ -55,7 +56,7 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
                                                  load_dynamo_python, load_python_releases,
                                                  load_os_builds, load_gpu_floors, load_gpu_ceilings,
-                                                 load_numpy_aliases,
+                                                 load_numpy_aliases, load_numpy1_floors,
                                                  load_numpy_additions, load_module_owners, load_stdlib_removals,
                                                  load_protobuf_gencode, load_conda_torch_builds,
                                                  load_nvcc_floors, load_dtype_support, load_triton_ptxas,

@@ -36,6 +36,7 @@ from envdoctor.checks.import_floors import check_import_floors
 from envdoctor.checks.keyword_floors import check_keyword_floors
 from envdoctor.checks.later_caps import check_later_caps
 from envdoctor.checks.module_owners import check_module_owners
+from envdoctor.checks.numpy1_floors import check_numpy1_floors
 from envdoctor.checks.numpy_abi import check_numpy_abi
 from envdoctor.checks.numpy_additions import check_numpy_additions
 from envdoctor.checks.numpy_aliases import check_numpy_aliases
@@ -63,7 +64,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         extensions.check_companions, extensions.check_extensions, requirements.check_declared, check_later_caps,
         wheels.check_wheels, wheels.check_required_builds, check_python_support_lag,
         platforms.check_platforms, check_host_builds, check_os_builds, check_cpu_distributions,
-        check_numpy_abi, check_numpy_aliases, check_numpy_additions, check_stdlib_removals,
+        check_numpy_abi, check_numpy1_floors, check_numpy_aliases, check_numpy_additions, check_stdlib_removals,
         check_provided_modules, check_protobuf_gencode, check_runtime_floors, check_import_floors,
         check_keyword_floors,
         smoke.check_smoke, model.check_model, check_module_owners,

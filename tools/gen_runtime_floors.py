@@ -4,9 +4,10 @@ imported or first used, read from the library's own source at every release.
 Usage:
     python tools/gen_runtime_floors.py [--out FILE] [--transformers-wheels] [GIT_DIR ...]
 
-Each GIT_DIR is a bare clone of github.com/huggingface/{peft,trl,accelerate,transformers} (its package is told
-by the folder name or by ``--as NAME=GIT_DIR``). Release tags ``vX.Y.Z`` (final releases, at or above the floor
-in ``PACKAGES``) are read with ``git show TAG:PATH``. ``--transformers-wheels`` reads transformers from its
+Each GIT_DIR is a bare clone of github.com/huggingface/{peft,trl,accelerate,transformers} or jax-ml/jax (its
+package is told by the folder name). Release tags ``vX.Y.Z`` (``jax-vX.Y.Z`` for JAX; final releases, at or above
+the floor in ``PACKAGES``) are read with ``git show TAG:PATH``. A run over some of the packages keeps the file's
+entries for the others. ``--transformers-wheels`` reads transformers from its
 PyPI wheels instead (the files of each release's wheel, fetched by HTTP range requests), for when no clone of
 that repository is at hand; the file records which source each package came from.
 
@@ -64,6 +65,8 @@ class PackageSpec:
     # Functions every user of the library runs (a qualified name, or a class name ending in "."): a check in
     # one of them is "first use"; a check in any other function is a "feature" check (only its callers hit it).
     entry_points: tuple[str, ...] = ()
+    tag_prefix: str = "v"  # release tags are this prefix and the version ("v4.30.0"; JAX: "jax-v0.4.30")
+    kinds: tuple[str, ...] = ("dependency_versions_check", "peft_version_calls", "guarded_raises")
 
     def is_entry_point(self, function: str) -> bool:
         return any(function == e or (e.endswith(".") and function.startswith(e)) for e in self.entry_points)
@@ -83,6 +86,10 @@ PACKAGES = {
     "accelerate": PackageSpec("accelerate", "accelerate", "0.20.0",
                               constant_files=("utils/constants.py", "utils/imports.py"),
                               entry_points=("Accelerator.__init__", "Accelerator.prepare")),
+    # JAX checks the installed jaxlib at import (check_jaxlib_version): at least jax.version's
+    # _minimum_jaxlib_version, and no newer than jax itself.
+    "jax": PackageSpec("jax", "jax", "0.2.0", constant_files=("version.py",), tag_prefix="jax-v",
+                       kinds=("jaxlib_version_check",)),
 }
 # Words that mark a file worth parsing (found with git grep, so most files are never read).
 TRIGGERS = (r"compare_versions\(|is_torch_version\(|is_torch_greater_or_equal\(|check_peft_version\(|version\.parse\(|"
@@ -103,8 +110,8 @@ OPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast
 class Source(Protocol):
     url: str
 
-    def releases(self, floor: str) -> list[tuple[str, str]]:
-        """(version, ref) pairs, oldest first."""
+    def releases(self, floor: str, prefix: str = "v") -> list[tuple[str, str]]:
+        """(version, ref) pairs, oldest first (``prefix``: what a git release tag starts with)."""
 
     def read(self, ref: str, path: str) -> str | None:
         """The text of ``path`` (relative to the package folder) at ``ref``; None when absent."""
@@ -137,9 +144,10 @@ class GitTags:
         done = subprocess.run(["git", "--git-dir", str(self.git_dir), *args], capture_output=True, text=True)
         return done.stdout if done.returncode == 0 else None
 
-    def releases(self, floor: str) -> list[tuple[str, str]]:
+    def releases(self, floor: str, prefix: str = "v") -> list[tuple[str, str]]:
         tags = (self._git("tag") or "").split()
-        found = {str(v): tag for tag in tags if tag.startswith("v") and (v := _final(tag, floor)) is not None}
+        found = {str(v): tag for tag in tags
+                 if tag.startswith(prefix) and (v := _final(tag[len(prefix):], floor)) is not None}
         return sorted(found.items(), key=lambda item: Version(item[0]))
 
     def _package_dir(self, ref: str) -> str:
@@ -168,7 +176,8 @@ class GitTags:
 
     def provenance(self, ref: str) -> dict[str, str]:
         commit = (self._git("rev-parse", f"{ref}^{{commit}}") or "").strip()
-        return {"url": self.url, "read": "git tags v*, files at each tag", "newest_tag": ref, "commit": commit}
+        prefix = ref[:len(ref) - len(ref.lstrip("abcdefghijklmnopqrstuvwxyz-"))] or "v"
+        return {"url": self.url, "read": f"git tags {prefix}*, files at each tag", "newest_tag": ref, "commit": commit}
 
 
 class PyPIWheels:
@@ -183,7 +192,7 @@ class PyPIWheels:
         self.index = json.loads(self.pypi.http_get(self.url))
         self._open: tuple[str, zipfile.ZipFile] | None = None
 
-    def releases(self, floor: str) -> list[tuple[str, str]]:
+    def releases(self, floor: str, prefix: str = "v") -> list[tuple[str, str]]:
         kept = [v for v in self.pypi.kept_versions(self.index["releases"], floor) if _final(v, floor) is not None]
         return [(v, v) for v in kept]
 
@@ -584,9 +593,36 @@ def _parsed_literal(release: Release, node: ast.expr, local: dict[str, str]) -> 
 # --- the document -----------------------------------------------------------------------------------
 
 
+def jaxlib_version_check(release: Release) -> list[Floor]:
+    """JAX's ``check_jaxlib_version`` at import: jaxlib at least ``_minimum_jaxlib_version`` (jax/version.py), and,
+    where the function also compares jaxlib with jax, no newer than this jax."""
+    for path in ("_src/lib/__init__.py", "lib/__init__.py"):
+        text = release.source.read(release.ref, path)
+        if text is not None and "check_jaxlib_version(" in text:
+            break
+    else:
+        return []
+    minimum = release.constants.get("_minimum_jaxlib_version")
+    version = release.ref[len(release.spec.tag_prefix):]
+    file = f"{release.spec.module}/{path}"
+    floors = []
+    if minimum:
+        floors.append(Floor(f"jaxlib>={minimum}", file, "import", f"RuntimeError: jaxlib is version {{installed}}, "
+                            f"but this version of jax requires version >= {minimum}."))
+    if "is newer than and" in text:
+        floors.append(Floor(f"jaxlib<={version}", file, "import", "RuntimeError: jaxlib version {installed} is newer "
+                            f"than and incompatible with jax version {version}. Please update your jax and/or jaxlib "
+                            "packages."))
+    return floors
+
+
+KINDS = {"dependency_versions_check": dependency_versions_check, "peft_version_calls": peft_version_calls,
+         "guarded_raises": guarded_raises, "jaxlib_version_check": jaxlib_version_check}
+
+
 def release_floors(source: Source, spec: PackageSpec, ref: str) -> tuple[list[Floor], list[str]]:
     release = Release(source, spec, ref)
-    found = dependency_versions_check(release) + peft_version_calls(release) + guarded_raises(release)
+    found = [floor for kind in spec.kinds for floor in KINDS[kind](release)]
     unique: dict[tuple[str, str, str, str], Floor] = {}
     for floor in found:  # one entry per requirement and file, unless each of its places is its own feature
         unique.setdefault((floor.requires, floor.file, floor.when, floor.condition), floor)
@@ -607,7 +643,7 @@ def generate(sources: dict[str, Source], today: str | None = None) -> dict[str, 
 def _package(name: str, source: Source) -> dict[str, object]:
     """Every release of one library, read from ``source``."""
     spec = PACKAGES[name]
-    releases = source.releases(spec.floor)
+    releases = source.releases(spec.floor, spec.tag_prefix)
     entries: dict[str, list[dict[str, str]]] = {}
     unparsed: dict[str, list[str]] = {}
     for version, ref in releases:
@@ -616,7 +652,8 @@ def _package(name: str, source: Source) -> dict[str, object]:
         if skipped:
             unparsed[version] = skipped
     print(f"{name}: {len(releases)} releases, {sum(len(v) for v in entries.values())} floors", flush=True)
-    return {"source": source.provenance(releases[-1][1]) if releases else {"url": source.url},
+    provenance = source.provenance(releases[-1][1]) if releases else {"url": source.url}
+    return {"source": {**provenance, "read_on": datetime.date.today().isoformat()},
             "floor": spec.floor, "unparsed": unparsed, "releases": entries}
 
 
@@ -659,7 +696,16 @@ def main(argv: list[str] | None = None) -> int:
     if not sources:
         parser.error("give at least one git dir or --transformers-wheels")
     ordered = {name: sources[name] for name in PACKAGES if name in sources}
-    args.out.write_text(dump(generate(ordered)), encoding="utf-8")
+    document = generate(ordered)
+    # a run over some of the packages keeps what the file holds for the others
+    existing = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {"packages": {}}
+    kept = existing["packages"]
+    for entry in kept.values():  # the day each kept package was read: the file's date when it was written
+        entry["source"].setdefault("read_on", existing["generated"])
+    read = document["packages"]
+    assert isinstance(read, dict)
+    document["packages"] = {name: read.get(name, kept.get(name)) for name in PACKAGES if name in read or name in kept}
+    args.out.write_text(dump(document), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 

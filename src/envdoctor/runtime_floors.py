@@ -169,7 +169,8 @@ def _parse(path: Path, errors: list[str], strict: bool = False) -> _Table | None
             errors.append(f"{where}.source: expected an object with 'url'")
             source = {"url": "?"}
         reference = source.get("commit") or source.get("newest_release") or ""
-        sources[normalize_name(name)] = f"{source['url']} at {reference[:12]} ({generated})".replace(" at  ", " ")
+        read_on = source.get("read_on") or generated  # the day this package was read, where the file says
+        sources[normalize_name(name)] = f"{source['url']} at {reference[:12]} ({read_on})".replace(" at  ", " ")
         releases[normalize_name(name)] = (name, entry["releases"])
         if strict:
             for version, floors in entry["releases"].items():

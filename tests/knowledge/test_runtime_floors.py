@@ -270,3 +270,45 @@ def test_torch_too_old_for_transformers_torch_load_fails(tmp_path: Path) -> None
                              "packages": {"transformers": {"version": "4.52.3"}, "torch": {"version": "2.6.0"}}})
     assert not [f for f in run_check(ok, stack=None, cwd=tmp_path).findings
                 if f.rule == "runtime-version-check" and f.severity.value == "fail"]
+
+
+def test_jax_checks_its_jaxlib_at_import(tmp_path: Path) -> None:
+    """jax-ml/jax#17638: jax 0.4.6 raises at import under jaxlib 0.4.14 (check_jaxlib_version: no jaxlib newer than
+    jax, and at least jax.version._minimum_jaxlib_version); jax 0.4.6's metadata does not name jaxlib at all."""
+    assert requires("jax", "0.4.6", "import") == {"jaxlib<=0.4.6", "jaxlib>=0.4.4"}
+    [finding] = check(tmp_path, {"jax": {"version": "0.4.6"}, "jaxlib": {"version": "0.4.14"}})
+    assert finding.components == ("jaxlib", "jax") and finding.severity.value == "fail"
+    assert "newer than and incompatible with jax version 0.4.6" in finding.message
+    assert "jax-ml/jax" in finding.message
+    assert check(tmp_path, {"jax": {"version": "0.4.6"}, "jaxlib": {"version": "0.4.6+cuda11.cudnn86"}}) == []
+
+
+def test_a_range_the_metadata_also_declares_is_said_once(tmp_path: Path) -> None:
+    """jax 0.4.30 declares jaxlib<=0.4.30,>=0.4.27 and checks the same at import (as transformers 4.39.3 does
+    tokenizers): one failure, the run-time check's, which names the error the import raises."""
+    for packages in ({"jax": "0.4.30", "jaxlib": "0.4.31"}, {"transformers": "4.39.3", "tokenizers": "0.19.1"}):
+        snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1", "packages": packages})
+        rules = [f.rule for f in run_check(snap, stack=None, cwd=tmp_path).findings if f.severity.value == "fail"]
+        assert rules == ["runtime-version-check"], packages
+
+
+def test_the_generator_reads_jax_tags_and_its_jaxlib_check(tmp_path: Path) -> None:
+    import subprocess
+
+    work = tmp_path / "jax"
+    (work / "jax" / "_src" / "lib").mkdir(parents=True)
+    (work / "jax" / "version.py").write_text('__version__ = "0.4.6"\n_minimum_jaxlib_version = "0.4.4"\n')
+    (work / "jax" / "_src" / "lib" / "__init__.py").write_text(
+        "def check_jaxlib_version(jax_version, jaxlib_version, minimum_jaxlib_version):\n"
+        "    if jaxlib_version > jax_version:\n"
+        "        raise RuntimeError(f'jaxlib version {jaxlib_version} is newer than and '\n"
+        "                           f'incompatible with jax version {jax_version}.')\n"
+        "version = check_jaxlib_version('0.4.6', '0.4.6', '0.4.4')\n")
+    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "r"],
+                    ["tag", "jax-v0.4.6"], ["tag", "jaxlib-v0.4.6"]):
+        subprocess.run(["git", "-C", str(work), *command], check=True)
+    source = gen.GitTags(work / ".git", "jax")
+    assert source.releases("0.2.0", "jax-v") == [("0.4.6", "jax-v0.4.6")]  # jaxlib's tags are not jax releases
+    floors, _ = gen.release_floors(source, gen.PACKAGES["jax"], "jax-v0.4.6")
+    assert sorted(f.requires for f in floors) == ["jaxlib<=0.4.6", "jaxlib>=0.4.4"]
+    assert all(f.when == "import" and f.file == "jax/_src/lib/__init__.py" for f in floors)

@@ -14,6 +14,7 @@ version unknown: nothing is said here.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,9 @@ FILE = "numpy1_floors.json"
 GENERATOR = "tools/gen_numpy1_floors.py"
 RULE = "numpy-older-than-build"
 SOURCE = "numpy1-floor-wheel-scan"
-FAILURE_TEXT = {"ndarray": "numpy.ndarray size changed, may indicate binary incompatibility",
-                "api": "module compiled against API version {api} but this version of numpy is ..."}
+# What each kind of evidence makes the import say; the first NumPy with each ndarray size and C-API version
+# (the table's "ndarray_sizes" and "api_versions", read from NumPy's headers and cversions.txt) decides which fails.
+EVIDENCE = re.compile(r"ndarray size (\d+)|C-API version (0x[0-9a-f]+)")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class BuildFloor:
 class Numpy1Floors:
     generated: str
     packages: dict[str, dict[Version, BuildFloor]]  # normalized name -> release -> its floors
+    firsts: dict[str, str]  # "ndarray size 88" / "C-API version 0xe" -> the first NumPy that has it
 
 
 def load_numpy1_floors(matrices: Matrices) -> Numpy1Floors | None:
@@ -80,7 +83,13 @@ def _parse(raw: dict[str, Any], error: Problem) -> Numpy1Floors | None:
                       "[\"cpXY\"], declared and evidence")
                 continue
             table.setdefault(normalize_name(name), {})[parsed.release] = parsed
-    return Numpy1Floors(str(raw.get("generated", "")), table)
+    sizes, apis = raw.get("ndarray_sizes"), raw.get("api_versions")
+    if not isinstance(sizes, dict) or not isinstance(apis, dict):
+        error("ndarray_sizes", "should be objects of ndarray size and C-API version -> first NumPy (api_versions)")
+        return None
+    firsts = {f"ndarray size {k}": v for k, v in sizes.items() if isinstance(v, str)}
+    firsts.update({f"C-API version {k}": v for k, v in apis.items() if isinstance(v, str)})
+    return Numpy1Floors(str(raw.get("generated", "")), table, firsts)
 
 
 def _row(row: Any) -> BuildFloor | None:
@@ -118,7 +127,9 @@ def check_numpy1_floors(ctx: CheckContext) -> list[Finding]:
         row = rows.get(Version(release.public)) if rows and release is not None else None
         floor = _floor(row, minor) if row is not None else None
         if row is not None and floor is not None and Version(installed.base_version) < floor:
-            findings.append(_finding(ctx, name, package.version or "", numpy.version or "", row, floor, minor))
+            symptom = _symptom(row.evidence, Version(installed.base_version), table.firsts)
+            findings.append(_finding(ctx, name, package.version or "", numpy.version or "", row, floor, minor,
+                                     symptom))
     return findings
 
 
@@ -132,16 +143,26 @@ def _floor(row: BuildFloor, minor: int | None) -> Version | None:
     return None
 
 
+def _symptom(evidence: str, installed: Version, firsts: dict[str, str]) -> str:
+    """The error of the check the installed NumPy fails: the ndarray size check's, else the C-API version's."""
+    for match in EVIDENCE.finditer(evidence):
+        first = firsts.get(match.group(0))
+        if first is not None and installed < Version(first):
+            if match.group(1):
+                return (f"numpy.ndarray size changed, may indicate binary incompatibility. Expected {match.group(1)} "
+                        "from C header, got ... from PyObject")
+            return f"module compiled against API version {match.group(2)} but this version of numpy is ..."
+    return "module compiled against API version ... but this version of numpy is ..."
+
+
 def _finding(ctx: CheckContext, name: str, version: str, numpy: str, row: BuildFloor, floor: Version,
-             minor: int | None) -> Finding:
+             minor: int | None, symptom: str) -> Finding:
     host = ctx.snapshot.host
     on_scanned_platform = (host.os or "").lower() == "linux" and (host.arch or "").lower() in ("x86_64", "amd64")
     verified = minor is not None and on_scanned_platform
     wheel = f"its CPython 3.{minor} wheel" if minor is not None else "every wheel scanned"
     how = "" if verified else " (inferred from its manylinux x86_64 wheels)"
     declared = f"numpy>={row.declared}" if row.declared else "no NumPy floor"
-    symptom = FAILURE_TEXT["ndarray"] if "ndarray size" in row.evidence else FAILURE_TEXT["api"].format(
-        api=row.evidence.rsplit("C-API version ", 1)[-1] if "C-API version" in row.evidence else "0x..")
     return Finding(
         rule=RULE, category=Category.NUMPY, severity=Severity.FAIL if verified else Severity.WARN,
         components=(name, "numpy"), sources=(SOURCE,), verified=verified,

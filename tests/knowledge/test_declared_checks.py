@@ -85,9 +85,11 @@ def test_unknown_versions() -> None:
     (info,) = [f for f in findings if f.rule == "declared-requirement-unverified"]
     assert info.components == ("torch",) and info.verified is False and info.severity.value == "info"
     assert "torchvision 0.18.1 requires torch==2.3.1" in info.message and "torchaudio 2.3.1" in info.message
-    # torchvision pins the torch of its own release: that unknown version decides whether it imports (a warning).
+    # torchvision and torchaudio pin the torch of their own release: that unknown version decides whether they
+    # import (a warning each).
     others = [(f.rule, f.components) for f in findings if f.rule != "declared-requirement-unverified"]
-    assert others == [("lockstep-pair-unverified", ("torch", "torchvision"))]  # peft's own needs: unknown
+    assert others == [("lockstep-pair-unverified", ("torch", "torchaudio")),
+                      ("lockstep-pair-unverified", ("torch", "torchvision"))]  # peft's own needs: unknown
 
 
 def test_fix_changes_the_side_fewer_packages_rely_on() -> None:

@@ -39,5 +39,6 @@ def test_a_release_with_a_build_for_a_cuda_that_knows_the_arch_is_not_flagged(tm
     assert not era(check(tmp_path, "1.7.1", A100))
     assert era(check(tmp_path, "1.7.1+cu102", A100))
     assert not era(check(tmp_path, "1.1.0+cpu", RTX_3080))
+    assert not era(check(tmp_path, "1.8.1+rocm4.0.1", RTX_3080))  # a ROCm build is another question
     # sm_80 code (CUDA 11.0) runs on an sm_86 GPU: torch 1.7.1's CUDA 11.0 build has kernels for an RTX 3080
     assert not era(check(tmp_path, "1.7.1+cu110", RTX_3080))

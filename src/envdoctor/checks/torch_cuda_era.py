@@ -28,7 +28,8 @@ def check_torch_cuda_era(ctx: CheckContext) -> list[Finding]:
     torch = (ctx.snapshot.packages or {}).get("torch")
     parsed = parse_version(torch.version) if torch is not None and torch.version else None
     ccs = sorted({str(cc) for cc in gpu_ccs(ctx.snapshot)})
-    if parsed is None or not ccs or ctx.facts.torch(torch.version or "") is not None or parsed.local == "cpu":
+    if parsed is None or not ccs or ctx.facts.torch(torch.version or "") is not None \
+            or (parsed.local or "").startswith(("cpu", "rocm")):  # a CPU or ROCm build is another question
         return []
     builds = load_conda_torch_builds(ctx.matrices)
     release = builds.release(Version(parsed.public)) if builds is not None else None

@@ -2,7 +2,8 @@
 
 Each piece of evidence is read again: the file at a git tag of a fetched repository mirror (a bare git dir at
 ``<mirror>/<owner>+<name>/repo``), or the file inside the package's PyPI wheel (downloaded with
-``pip download --no-deps``; ``wheel_platform`` picks a platform wheel, for torch). For each entry it checks
+``pip download --no-deps``; ``wheel_platform`` picks a platform wheel, for torch, of Python ``wheel_python``,
+3.10 when not given). For each entry it checks
 
 - the pattern matches (or not) as the evidence says;
 - the evidence's version is inside (or outside) the entry's range for that package, as it says;
@@ -83,7 +84,8 @@ class Reader:
     def _find_wheel(self, evidence: Evidence) -> Path | None:
         stem = f"{evidence.package.replace('-', '_')}-{evidence.version}-"
         platform = evidence.wheel_platform or "any"
-        found = sorted(p for p in self.wheels.glob(f"{stem}*.whl") if platform in p.name)
+        python = f"-cp{(evidence.wheel_python or '').replace('.', '')}-" if evidence.wheel_python else ""
+        found = sorted(p for p in self.wheels.glob(f"{stem}*.whl") if platform in p.name and python in p.name)
         return found[0] if found else None
 
     def _download(self, evidence: Evidence) -> None:
@@ -91,7 +93,7 @@ class Reader:
         command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                    f"{evidence.package}=={evidence.version}", "-d", str(self.wheels)]
         if evidence.wheel_platform:
-            command += ["--platform", evidence.wheel_platform, "--python-version", "3.10"]
+            command += ["--platform", evidence.wheel_platform, "--python-version", evidence.wheel_python or "3.10"]
         subprocess.run(command, capture_output=True, text=True)
 
 

@@ -33,7 +33,8 @@ BREAK_KEYS = {
     "evidence",
 }
 BREAK_REQUIRED = BREAK_KEYS - {"note", "evidence"}
-EVIDENCE_KEYS = {"package", "version", "repo", "ref", "path", "pattern", "found", "in_range", "wheel_platform"}
+EVIDENCE_KEYS = {"package", "version", "repo", "ref", "path", "pattern", "found", "in_range", "wheel_platform",
+                 "wheel_python"}
 EVIDENCE_REQUIRED = {"package", "version", "path", "pattern", "found", "in_range"}
 # A range is a lower bound, an upper bound or both, so that leaving it is one command: ">=X" -> "<X".
 RANGE_OPERATORS = (">=", "<", ">", "<=")
@@ -54,6 +55,7 @@ class Evidence:
     repo: str | None = None
     ref: str | None = None
     wheel_platform: str | None = None
+    wheel_python: str | None = None  # the Python of that platform wheel ("3.8"); 3.10 when not given
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def _evidence(check: _Checker, raw: Any, where: str, packages: set[str]) -> tupl
         before = len(check.errors)
         check.keys(item, EVIDENCE_KEYS, at, required=EVIDENCE_REQUIRED)
         texts = {key: check.text(item, key, at) for key in ("package", "version", "path", "pattern", "repo", "ref",
-                                                             "wheel_platform")}
+                                                             "wheel_platform", "wheel_python")}
         flags = {}
         for key in ("found", "in_range"):
             if key in item and not isinstance(item[key], bool):
@@ -210,5 +212,6 @@ def _evidence(check: _Checker, raw: Any, where: str, packages: set[str]) -> tupl
                 package=package, version=texts["version"] or "", path=texts["path"] or "",
                 pattern=texts["pattern"] or "", found=flags["found"], in_range=flags["in_range"],
                 repo=texts["repo"], ref=texts["ref"], wheel_platform=texts["wheel_platform"],
+                wheel_python=texts["wheel_python"],
             ))
     return tuple(found)

@@ -305,3 +305,32 @@ def test_verify_tool_flags_a_bound_without_evidence_on_both_sides(tmp_path: Path
                                                                 'importer_range = ">=0.7.0,<0.8.0"'), encoding="utf-8")
     verify_tool.main(["--table", str(table), "--mirror", str(mirror), "--wheels", str(wheels), "--no-download"])
     assert "trl: no evidence on both sides of the bound >=0.7.0" in capsys.readouterr().out
+
+
+def test_verify_tool_reads_the_platform_wheel_of_the_python_the_evidence_names(tmp_path: Path) -> None:
+    """torch 1.8.0 has no CPython 3.10 wheel: its evidence names the macOS x86_64 wheel of CPython 3.8."""
+    from envdoctor.api_breaks import Evidence
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for python, body in (("cp38", "from pkg_resources import packaging\n"), ("cp39", "import os\n")):
+        with zipfile.ZipFile(wheels / f"torch-1.8.0-{python}-none-macosx_10_9_x86_64.whl", "w") as wheel:
+            wheel.writestr("torch/utils/cpp_extension.py", body)
+    reader = verify_tool.Reader(tmp_path / "mirror", wheels, download=False)
+    evidence = Evidence(package="torch", version="1.8.0", path="torch/utils/cpp_extension.py",
+                        pattern="^from pkg_resources import packaging", found=True, in_range=True,
+                        wheel_platform="macosx_10_9_x86_64", wheel_python="3.9")
+    assert reader.text(evidence) == "import os\n"
+    assert "packaging" in (reader.text(Evidence(**{**evidence.__dict__, "wheel_python": "3.8"})) or "")
+
+
+def test_setuptools_70_under_a_torch_whose_cpp_extension_imports_pkg_resources_packaging(tmp_path: Path) -> None:
+    """mudler/LocalAI#2406: torch 2.1's torch.utils.cpp_extension imports pkg_resources.packaging, which setuptools
+    70.0.0 no longer binds; torch 2.2.0 stopped importing it."""
+    def failing(torch: str) -> list[str]:
+        snap = snapshot_from_dict({"schema": "envdoctor.snapshot/1",
+                                   "packages": {"torch": torch, "setuptools": "70.0.0"}})
+        return [f.rule for f in run_check(snap, stack=None, cwd=tmp_path).findings
+                if f.rule == "api-break" and "pkg_resources.packaging" in f.message]
+    assert failing("2.1.2") == ["api-break"] and failing("1.8.0") == ["api-break"]
+    assert failing("2.2.0") == [] and failing("1.7.1") == []

@@ -80,10 +80,6 @@ PACKAGES = (
 )
 
 
-def http_json(url: str) -> Any:
-    return json.loads(http_get(url))  # retries 429/5xx and network errors with backoff
-
-
 def declared_floor(requires: list[str]) -> Version | None:
     """The lowest NumPy the Requires-Dist lines allow (markers ignored); None when NumPy is not bounded below."""
     floors = []
@@ -121,7 +117,7 @@ def candidate_releases(name: str) -> list[Candidate]:
     """The releases first uploaded from ``DATE_FLOOR`` on with manylinux x86_64 wheels for CPython <= 3.11 (the
     Pythons NumPy 1.x serves), by version."""
     out = []
-    for text, files in http_json(INDEX.format(name=name))["releases"].items():
+    for text, files in json.loads(http_get(INDEX.format(name=name)))["releases"].items():
         try:
             version = Version(text)
         except InvalidVersion:

@@ -119,8 +119,8 @@ class Source(Protocol):
     def candidates(self, ref: str, module: str) -> list[str]:
         """Paths (relative to the package folder) that may hold checks."""
 
-    def provenance(self, ref: str) -> dict[str, str]:
-        """What the newest release read is, for the ``source`` entry."""
+    def provenance(self, ref: str, prefix: str = "v") -> dict[str, str]:
+        """What the newest release read is, for the ``source`` entry (``prefix``: as for ``releases``)."""
 
 
 def _final(text: str, floor: str) -> Version | None:
@@ -174,9 +174,8 @@ class GitTags:
         listing = self._git("grep", "-l", "-E", TRIGGERS, ref, "--", f"{prefix}*.py") or ""
         return [line.split(":", 1)[1][len(prefix):] for line in listing.splitlines() if ":" in line]
 
-    def provenance(self, ref: str) -> dict[str, str]:
+    def provenance(self, ref: str, prefix: str = "v") -> dict[str, str]:
         commit = (self._git("rev-parse", f"{ref}^{{commit}}") or "").strip()
-        prefix = ref[:len(ref) - len(ref.lstrip("abcdefghijklmnopqrstuvwxyz-"))] or "v"
         return {"url": self.url, "read": f"git tags {prefix}*, files at each tag", "newest_tag": ref, "commit": commit}
 
 
@@ -212,7 +211,7 @@ class PyPIWheels:
     def candidates(self, ref: str, module: str) -> list[str]:
         return list(self.always)
 
-    def provenance(self, ref: str) -> dict[str, str]:
+    def provenance(self, ref: str, prefix: str = "v") -> dict[str, str]:
         wheel = self.pypi.metadata_wheel(self.index["releases"][ref])
         return {"url": self.url, "read": "files of each release's wheel", "newest_release": ref,
                 "newest_wheel": wheel["filename"], "sha256": wheel.get("digests", {}).get("sha256", "")}
@@ -652,7 +651,7 @@ def _package(name: str, source: Source) -> dict[str, object]:
         if skipped:
             unparsed[version] = skipped
     print(f"{name}: {len(releases)} releases, {sum(len(v) for v in entries.values())} floors", flush=True)
-    provenance = source.provenance(releases[-1][1]) if releases else {"url": source.url}
+    provenance = source.provenance(releases[-1][1], spec.tag_prefix) if releases else {"url": source.url}
     return {"source": {**provenance, "read_on": datetime.date.today().isoformat()},
             "floor": spec.floor, "unparsed": unparsed, "releases": entries}
 

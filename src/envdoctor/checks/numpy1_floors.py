@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import requirement_install
-from envdoctor.checks.wheels import cpython_tag
+from envdoctor.checks.wheels import cpython_tag, platform_family
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, Problem, generated_json_table
 from envdoctor.rules import parse_version
@@ -157,8 +157,7 @@ def _symptom(evidence: str, installed: Version, firsts: dict[str, str]) -> str:
 
 def _finding(ctx: CheckContext, name: str, version: str, numpy: str, row: BuildFloor, floor: Version,
              minor: int | None, symptom: str) -> Finding:
-    host = ctx.snapshot.host
-    on_scanned_platform = (host.os or "").lower() == "linux" and (host.arch or "").lower() in ("x86_64", "amd64")
+    on_scanned_platform = platform_family(ctx.snapshot.host.os, ctx.snapshot.host.arch) == "linux_x86_64"
     verified = minor is not None and on_scanned_platform
     wheel = f"its CPython 3.{minor} wheel" if minor is not None else "every wheel scanned"
     how = "" if verified else " (inferred from its manylinux x86_64 wheels)"

@@ -18,6 +18,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.commands import plan_command
 from envdoctor.checks.conda_torch_builds import load_conda_torch_builds
 from envdoctor.checks.nvcc_archs import NvccArch, load_nvcc_archs
+from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.rules import gpu_ccs, parse_version
 
@@ -64,11 +65,8 @@ def check_torch_cuda_era(ctx: CheckContext) -> list[Finding]:
 def _family_first(cc: str, archs: dict[str, NvccArch]) -> tuple[str, str] | None:
     """(arch, CUDA release) of the first CUDA whose nvcc builds code this GPU runs: SASS of its major with a minor at
     most its own (sm_80 code runs on an sm_86 GPU). None when the table knows none of them."""
-    major, _, minor = cc.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        return None
-    runnable = [(Version(a.added), a.arch) for name, a in archs.items() if a.added is not None
-                and name[3:].rstrip("af")[:-1] == major and int(name[3:].rstrip("af")[-1]) <= int(minor)]
+    runnable = [(Version(a.added), a.arch) for name, a in archs.items()
+                if a.added is not None and gpu_runs_archs(cc, (name,))]
     if not runnable:
         return None
     added, arch = min(runnable)
@@ -78,7 +76,7 @@ def _family_first(cc: str, archs: dict[str, NvccArch]) -> tuple[str, str] | None
 def _build_cudas(local: str | None, listed: tuple[str, ...]) -> list[Version]:
     """The CUDA versions of the builds in question: the tagged one (``cu100`` -> 10.0), else every listed build."""
     if local and local.startswith("cu") and local[2:].isdigit() and len(local) >= 4:
-        digits = local[2:]
+        digits = local[2:]  # two digits too (cu92: CUDA 9.2), which facts.cuda_of_variant does not take
         return [Version(f"{digits[:-1]}.{digits[-1]}")]
     out = []
     for text in listed:

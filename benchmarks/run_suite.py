@@ -11,10 +11,12 @@ Usage:
                                   [--uninstall-conflicts] [--dry-run]
 
 --model and --data are prepared (suites.toml's [prepare]) when a suite needs them and they are missing.
---wheels / --peer-wheels / --tracker-wheels: a directory of wheels (benchmarks/device/make_wheels.sh) or an installed
-site-packages directory. --uninstall-conflicts removes the image's packages that the NumPy-1 set cannot sit beside
-(pip uninstall, in this interpreter's environment). Exit codes: 0 every command ended as its suite accepts, 1 one
-did not, 2 bad input (an unknown suite, a missing argument, an unreadable suites file).
+--wheels / --peer-wheels / --tracker-wheels: a directory of wheels (benchmarks/device/make_wheels.sh), a directory
+holding site.tar.xz (benchmarks/device/pack_site.sh: the wheels installed and packed, small enough to travel with
+the repository to the device) or an installed site-packages directory. --uninstall-conflicts removes the image's
+packages that the NumPy-1 set cannot sit beside (pip uninstall, in this interpreter's environment). Exit codes: 0
+every command ended as its suite accepts, 1 one did not, 2 bad input (an unknown suite, a missing argument, an
+unreadable suites file).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 SUITES_FILE = REPO / "benchmarks" / "suites.toml"
 PROGRESS = re.compile(r"(it/s\]|s/it\])$")
 GRACE_S = 15
+PACKED_SITE = "site.tar.xz"  # benchmarks/device/pack_site.sh
 PLACEHOLDERS = ("model", "data", "out", "work", "stack")
 PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
@@ -159,17 +162,24 @@ def check_suite_inputs(suite: Suite, catalog: Catalog, places: Places) -> None:
 
 def site_dir(wheel_set: WheelSet, given: Path, work: Path) -> tuple[Path, list[list[str]]]:
     """Where the set is importable from, and the commands that put it there (none: already there, or `given` is an
-    installed site-packages directory used as it is)."""
-    if not any(given.glob("*.whl")):
+    installed site-packages directory used as it is). `given` may hold wheels, or the xz archive of an installed
+    site-packages (pack_site.sh), which is unpacked whole."""
+    packed = given / PACKED_SITE
+    if not packed.is_file() and not any(given.glob("*.whl")):
         return given, []
-    wheels = sorted({str(path) for pattern in wheel_set.files for path in given.glob(pattern)})
     target = work / f"site-{wheel_set.name}"
     marker = target / ".installed-wheels"
-    listing = "\n".join(Path(wheel).name for wheel in wheels)
+    if packed.is_file():
+        listing = f"{PACKED_SITE} {packed.stat().st_size}"
+        install = ["bash", "-c", 'rm -rf "$1" && mkdir -p "$1" && tar -C "$1" -xJf "$2"', "unpack", str(target),
+                   str(packed)]
+    else:
+        wheels = sorted({str(path) for pattern in wheel_set.files for path in given.glob(pattern)})
+        listing = "\n".join(Path(wheel).name for wheel in wheels)
+        install = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                   "--no-cache-dir", "--upgrade", "--target", str(target), *wheels]
     if marker.is_file() and marker.read_text(encoding="utf-8") == listing:
         return target, []
-    install = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-               "--no-cache-dir", "--upgrade", "--target", str(target), *wheels]
     mark = [sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])",
             str(marker), listing]
     return target, [install, mark]

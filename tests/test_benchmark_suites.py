@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -236,6 +237,14 @@ def tiny_catalog(tmp_path: Path) -> Path:
                     ["python3", "-c", "print('progress 5/9 [00:01, 4.00it/s]'); print('kept')"]]
         env = { SUITE_OUT = "{out}" }
 
+        [suites.packed]
+        measures = "a module from the numpy1 set"
+        gpus = 0
+        needs = []
+        wheels = ["numpy1"]
+        limit_s = 30
+        commands = [["python3", "-c", "import packed_module; print('from the set', packed_module.VALUE)"]]
+
         [suites.slow]
         measures = "nothing, slowly"
         gpus = 0
@@ -258,6 +267,24 @@ def test_runner_runs_a_suite_and_writes_its_log_and_summary(tiny_catalog: Path, 
     summary = json.loads((out / "echo.json").read_text())
     assert [entry["exit"] for entry in summary["results"]] == [3, 0]
     assert all(entry["accepted"] for entry in summary["results"])
+
+
+def test_runner_unpacks_a_packed_site_once_and_puts_it_on_the_path(tiny_catalog: Path, tmp_path: Path) -> None:
+    """pack_site.sh's archive: unpacked into WORK/site-numpy1 on the first run, reused on the next."""
+    module = tmp_path / "packed_module.py"
+    module.write_text("VALUE = 41 + 1\n")
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    with tarfile.open(packed / "site.tar.xz", "w:xz") as archive:
+        archive.add(module, arcname="./packed_module.py")
+    out = tmp_path / "out"
+    for expected_commands in (3, 1):  # unpack, mark, the command; then the command alone
+        result = run("packed", "--wheels", str(packed), "--out", str(out), "--suites-file", str(tiny_catalog))
+        assert result.returncode == 0, result.stderr
+        summary = json.loads((out / "packed.json").read_text())
+        assert len(summary["results"]) == expected_commands
+        assert "from the set 42" in (out / "packed.log").read_text()
+    assert (out / "work" / "site-numpy1" / "packed_module.py").is_file()
 
 
 def test_runner_stops_a_suite_at_its_limit_and_fails(tiny_catalog: Path, tmp_path: Path) -> None:

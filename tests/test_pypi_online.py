@@ -85,21 +85,21 @@ def test_a_package_the_tables_lack_is_judged_on_its_fetched_facts(index: str, tm
 
 
 def test_a_release_below_a_bundled_tables_floor_is_fetched(index: str, tmp_path: Path) -> None:
-    """numba's bundled table starts at 0.45; 0.44.1 (a made-up Requires-Python <3.8 here) comes from the index."""
-    folder = tmp_path / "served" / "pypi" / "numba"  # the fixture's index serves this folder
+    """pandas' bundled table starts at 1.0; 0.25.3 (a made-up Requires-Python <3.8 here) comes from the index."""
+    folder = tmp_path / "served" / "pypi" / "pandas"  # the fixture's index serves this folder
     folder.mkdir(parents=True)
-    sdist = {"filename": "numba-0.44.1.tar.gz", "packagetype": "sdist", "requires_python": ">=3.6,<3.8",
+    sdist = {"filename": "pandas-0.25.3.tar.gz", "packagetype": "sdist", "requires_python": ">=3.6,<3.8",
              "size": 1, "upload_time_iso_8601": "2019-06-18T09:13:03Z", "url": "x", "yanked": False}
-    (folder / "json").write_text(json.dumps({"info": {"version": "0.62.0"}, "releases": {"0.44.1": [sdist]}}))
-    snap = snapshot(numba="0.44.1")
-    assert not bundled_release_known("numba", "0.44.1") and bundled_release_known("numba", "0.45.0")
+    (folder / "json").write_text(json.dumps({"info": {"version": "2.3.3"}, "releases": {"0.25.3": [sdist]}}))
+    snap = snapshot(pandas="0.25.3")
+    assert not bundled_release_known("pandas", "0.25.3") and bundled_release_known("pandas", "1.0.0")
     fetched = fetch_missing_facts(snap, bundled_release_known, tmp_path / "cache", index=index)
-    assert fetched.fetched == ("numba",)
+    assert fetched.fetched == ("pandas",)
     read_fetched_facts(fetched.folder, fetched.fetched, fetched.failed)
-    assert release_facts("numba", "0.44.1").requires_python == ">=3.6,<3.8"
-    assert release_facts("numba", "0.45.0").date  # the bundled table still answers for its own releases
+    assert release_facts("pandas", "0.25.3").requires_python == ">=3.6,<3.8"
+    assert release_facts("pandas", "1.0.0").date  # the bundled table still answers for its own releases
     excluded = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "requires-python-excluded"]
-    assert excluded and "numba" in excluded[0].components
+    assert excluded and "pandas" in excluded[0].components
 
 
 def test_the_cache_is_reused_and_a_dead_index_gives_unverified_facts(index: str, tmp_path: Path) -> None:

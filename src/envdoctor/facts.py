@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,6 +399,14 @@ class Facts:
     def torch_versions(self) -> tuple[str, ...]:
         """Every torch release the table knows, oldest first."""
         return tuple(sorted(self._section("torch.toml", "releases"), key=_version_key))
+
+    def torch_series(self, version: str) -> tuple[str, ...]:
+        """The releases the table knows of a bare series ``"2.8"`` (``2.8.0``, ``2.8.1``), oldest first; empty for a
+        full version or a series the table lacks."""
+        series = version.split("+")[0]
+        if not re.fullmatch(r"\d+\.\d+", series):
+            return ()
+        return tuple(v for v in self.torch_versions() if ".".join(v.split(".")[:2]) == series)
 
     def torch_variant(self, variant: str) -> TorchVariant | None:
         """The CUDA variant ``"cu121"`` (its CUDA version and default arch list); None when unknown."""

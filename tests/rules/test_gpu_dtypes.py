@@ -67,3 +67,30 @@ def test_fp8_packages_on_a_gpu_without_fp8(tmp_path: Path) -> None:
                              "nvidia": {"gpus": [{"name": "NVIDIA L4", "compute_capability": "8.9"}]},
                              "packages": {"transformer-engine": {"version": None}}})
     assert not [f for f in run_check(l4, cwd=tmp_path).findings if f.rule == "gpu-without-fp8"]
+
+
+def test_a_runtime_with_its_own_float16_floor_refuses_float16_below_it(tmp_path: Path) -> None:
+    """CTranslate2 allows float16 only from compute capability 7.0 (FP16 tensor cores); faster-whisper runs it."""
+    pascal = {"name": "NVIDIA GeForce GTX 1050 Ti", "compute_capability": "6.1"}
+
+    def fp16(gpu: dict, packages: dict) -> list:
+        snap = snapshot_from_dict({"host": {"os": "linux", "arch": "x86_64"}, "nvidia": {"gpus": [gpu]},
+                                   "packages": {name: {"version": v} for name, v in packages.items()}})
+        return [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "gpu-below-fp16-floor"]
+
+    [finding] = fp16(pascal, {"ctranslate2": "4.4.0"})
+    assert finding.components == ("ctranslate2",) and finding.severity.value == "warn"
+    assert "6.1" in finding.message and "7.0" in finding.message and "int8" in (finding.fix or "")
+    [through] = fp16(pascal, {"faster-whisper": None})
+    assert through.components == ("faster-whisper", "ctranslate2")
+    assert [f.components for f in fp16(pascal, {"faster-whisper": None, "ctranslate2": None})] == [("ctranslate2",)]
+    assert not fp16(T4, {"ctranslate2": "4.4.0", "faster-whisper": None})
+
+
+def test_a_float16_floor_row_without_its_compute_capability_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "matrices"
+    shutil.copytree(load_matrices().root, root)
+    table = root / "dtype_support.toml"
+    table.write_text(table.read_text().replace('min_compute_capability = "7.0"\n', ""))
+    with pytest.raises(MatrixError, match="fp16_refused"):
+        load_dtype_support(load_matrices(root))

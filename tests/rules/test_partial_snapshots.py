@@ -355,6 +355,29 @@ def test_torch_written_as_a_minor_is_any_release_of_that_minor(tmp_path: Path) -
     assert "xformers 0.0.30" in finding.message and "none is built" not in finding.message
 
 
+def test_torch_written_as_a_minor_is_judged_on_the_archs_every_release_of_it_ships(tmp_path: Path) -> None:
+    """'torch 2.8' on a GTX 1080 Ti: every 2.8.x release's PyPI default build (cu128) starts at sm_70."""
+    pascal = {"gpus": [{"name": "NVIDIA GeForce GTX 1080 Ti", "compute_capability": "6.1"}]}
+    report = check(tmp_path, nvidia=pascal, packages={"torch": "2.8"})
+    [finding] = [f for f in report.findings if f.rule == "gpu-arch-not-in-torch"]
+    assert finding.severity.value == "fail" and "every 2.8.x release" in finding.message
+    older = check(tmp_path, nvidia=pascal, packages={"torch": "2.5"})  # cu124 builds still ship sm_60/61
+    assert "gpu-arch-not-in-torch" not in rules(older)
+
+
+def test_a_python_a_platform_never_got_is_the_platforms_gap(tmp_path: Path) -> None:
+    """decord's macOS wheels stop at CPython 3.8 while its Linux and Windows wheels are py3: on macOS with 3.9 the
+    platform lacks it. torch 1.13.1 on Windows with 3.11: later torch releases have Windows 3.11 wheels, so this
+    Python is what this release lacks."""
+    mac = check(tmp_path, host={"os": "darwin", "arch": "x86_64"}, python={"version": "3.9"},
+                packages={"decord": None})
+    [finding] = [f for f in mac.findings if f.rule == "no-wheel-for-platform"]
+    assert finding.category.value == "platform" and "CPython 3.9 wheels are for Linux x86_64" in finding.message
+    windows = check(tmp_path, host={"os": "windows", "arch": "x86_64"}, python={"version": "3.11"},
+                    packages={"torch": "1.13.1"})
+    assert "no-wheel-for-python" in rules(windows) and "no-wheel-for-platform" not in rules(windows)
+
+
 def test_torch_of_unknown_build_with_no_gpu_facts_is_an_unverified_warning(tmp_path: Path) -> None:
     """'torch installed' and nothing about its build or the GPUs: whether it is a CUDA build is unknown (said, not
     silence); a known CUDA build, a tag, or a macOS host (judged by its own rule) are not this finding."""

@@ -161,14 +161,15 @@ def test_a_32_bit_arm_host_is_a_wheel_platform(tmp_path: Path) -> None:
 
 def test_no_release_for_this_python_here_is_said_beside_the_requires_python_information(tmp_path: Path) -> None:
     """microsoft/onnxruntime#25288: onnxruntime-gpu's Linux aarch64 wheels start at 1.29.0, which requires Python
-    3.11; on 3.10 no release has a wheel there. The information that newer releases need 3.11 does not replace it."""
+    3.11; on 3.10 no release has a wheel there, while Linux x86_64 has CPython 3.10 wheels: the platform is what
+    lacks them. The information that newer releases need 3.11 does not replace it."""
     jetson = {"os": "linux", "arch": "aarch64"}
     report = check(tmp_path, host=jetson, python={"version": "3.10.12"}, packages={"onnxruntime-gpu": None})
-    [finding] = found(report, "no-wheel-for-python", "onnxruntime-gpu")
-    assert "CPython 3.10 on Linux aarch64" in finding.message
+    [finding] = found(report, "no-wheel-for-platform", "onnxruntime-gpu")
+    assert "CPython 3.10 on Linux aarch64 (CPython 3.10 wheels are for Linux x86_64" in finding.message
     assert [f.rule for f in report.findings if f.rule == "requires-python-excluded"]
     assert not found(check(tmp_path, host=LINUX, python={"version": "3.10.12"}, packages={"onnxruntime-gpu": None}),
-                     "no-wheel-for-python")
+                     "no-wheel-for-platform")
 
 
 def test_cuda_runtime_wheels_show_gpu_intent(tmp_path: Path) -> None:

@@ -189,6 +189,8 @@ def _torch_archs(ctx: CheckContext) -> tuple[tuple[str, ...] | None, str]:
     if not isinstance(variant, str) or variant == "cpu" or version in (ABSENT, None):
         return None, ""
     release = ctx.facts.torch(version) if isinstance(version, str) else None
+    if release is None and isinstance(version, str) and ctx.facts.torch_series(version):
+        return _series_archs(ctx, version, variant)
     if not variant and isinstance(version, str):
         variant = ctx.facts.torch_pypi_default(version) or ""
     archs = ctx.facts.torch_archs(version, variant) if release else None
@@ -197,6 +199,22 @@ def _torch_archs(ctx: CheckContext) -> tuple[tuple[str, ...] | None, str]:
         archs = info.archs if info else None
     shown = version if isinstance(version, str) else "(version unknown)"
     return archs, f"torch {shown} {variant} wheels ship"
+
+
+def _series_archs(ctx: CheckContext, series: str, variant: str) -> tuple[tuple[str, ...] | None, str]:
+    """A bare series (a thread's "torch 2.8"): the archs every recorded release of it ships for the variant (its
+    PyPI default when the variant is unknown), when they all agree; else unknown."""
+    found = set()
+    for version in ctx.facts.torch_series(series):
+        chosen = variant or ctx.facts.torch_pypi_default(version) or ""
+        archs = ctx.facts.torch_archs(version, chosen)
+        if archs is None:
+            return None, ""
+        found.add((chosen, archs))
+    if len(found) != 1:
+        return None, ""
+    (chosen, archs), = found
+    return archs, f"torch {series} {chosen} wheels ship (every {series}.x release)"
 
 
 def check_torch_archs(ctx: CheckContext) -> list[Finding]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -408,21 +408,37 @@ def _unbuildable(owner: str, version: str | None, requirement: Declared, target:
     )
 
 
-def _missing(wheels: tuple[str, ...], target: Target) -> tuple[bool, str]:
-    """(whether the platform has wheels for another Python, what is missing)."""
+def _missing(wheels: tuple[str, ...], target: Target, built_here: bool) -> tuple[bool, str]:
+    """(whether this Python is what is missing, what is missing). The platform has wheels for other Pythons: this
+    Python is missing, unless other platforms have wheels for it while no release (``built_here``) ever had one for
+    it here: then the platform is what lacks it."""
     platforms = sorted({tag.rpartition("-")[2] for tag in wheels} - {"any"})
     on_platform = target.minor is not None and bool(target.families & set(platforms))
     if on_platform:
         pythons = sorted({tag.split("-")[0] for tag in wheels if tag.rpartition("-")[2] in target.families},
                          key=_minor_of)
-        return True, f"no wheel for {target.python} on {target.where} (it has {', '.join(pythons)})"
+        missing = f"no wheel for {target.python} on {target.where} (it has {', '.join(pythons)} there"
+        elsewhere = [] if built_here else _python_elsewhere(wheels, target)
+        if elsewhere:
+            return False, f"{missing}; {target.python} wheels are for {', '.join(elsewhere)}, and no release has " \
+                "one here)"
+        return True, missing + ")"
     return False, f"no wheel for {target.where} (it has {', '.join(DESCRIBE.get(p, p) for p in platforms)})"
+
+
+def _python_elsewhere(wheels: Iterable[str], target: Target) -> list[str]:
+    """The other platforms with a wheel for the target's Python, as people name them."""
+    if target.minor is None:
+        return []
+    return sorted({DESCRIBE.get(family, family) for tag in wheels
+                   if (family := tag.rpartition("-")[2]) not in target.families and family != "any"
+                   and runs_here(tag, family, target.minor)})
 
 
 def _no_wheel(ctx: CheckContext, name: str, release: ReleaseFacts, target: Target,
               history: tuple[ReleaseFacts, ...]) -> Finding:
-    on_platform, missing = _missing(release.wheels or (), target)
     nearest = _nearest(history, release.version, lambda r: wheel_runs(r, target))
+    on_platform, missing = _missing(release.wheels or (), target, built_here=nearest is not None)
     fix = (f"{requirement_install(ctx, name, f'=={nearest}')}   # the nearest release with a wheel for "
            f"{target.python} on {target.where}" if nearest else
            f"pip uninstall -y {name}   # no release on PyPI has a wheel for {target.python} on {target.where}")
@@ -441,8 +457,10 @@ def _no_release_runs(name: str, history: tuple[ReleaseFacts, ...], target: Targe
     built = [r for r in history if r.wheels]
     if not built or any(wheel_runs(r, target) for r in built):
         return []
-    on_platform = target.minor is not None and any(
+    python_here = target.minor is not None and any(
         tag.rpartition("-")[2] in target.families for r in built for tag in r.wheels or ())
+    elsewhere = _python_elsewhere((tag for r in built for tag in r.wheels or ()), target) if python_here else []
+    on_platform = python_here and not elsewhere  # this platform has wheels, for other Pythons only
     span = f"{built[0].version} to {built[-1].version}"
     newest = _platforms_of(built[-1])
     return [Finding(
@@ -450,9 +468,9 @@ def _no_release_runs(name: str, history: tuple[ReleaseFacts, ...], target: Targe
         category=Category.PYTHON if on_platform else Category.PLATFORM, severity=Severity.WARN,
         components=(name,), sources=("pypi-metadata",),
         message=f"{name} is installed (version unknown), but no release of it on PyPI ({span}) has a wheel for "
-        f"{target.python if on_platform else target.where}"
-        f"{' on ' + target.where if on_platform else ''}: it was compiled locally or came from elsewhere, and "
-        "may not work",
+        f"{target.python + ' on ' + target.where if python_here else target.where}"
+        f"{f' ({target.python} wheels are for ' + ', '.join(elsewhere) + ')' if elsewhere else ''}: it was "
+        "compiled locally or came from elsewhere, and may not work",
         fix=f"pip show {name}   # where it came from; PyPI's newest wheels are for {', '.join(newest)}",
     )]
 

@@ -535,6 +535,8 @@ class Policy:
     ptxas_wheels: tuple[str, ...] = ()  # pip wheels that install a ptxas
     # extensions whose setup.py builds CUDA ops only when torch has CUDA (a CPU-only build beside a CPU torch)
     cuda_if_torch_cuda: tuple[str, ...] = ()
+    # extensions released in step with torch: each release built against the torch minor of its own number
+    torch_minor_paired: tuple[str, ...] = ()
 
 
 def parse_policy(path: Path, errors: list[str]) -> Policy:
@@ -557,8 +559,8 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
             categories[normalize_name(name)] = category
     unverified = data.get("penalty", {}).get("unverified", 0)
     extensions_table = _table(check, data, "extensions")
-    check.keys(extensions_table, {"torch_bound", "runtime_compiled", "kernel_caches", "cuda_if_torch_cuda"},
-               "extensions.")
+    check.keys(extensions_table, {"torch_bound", "runtime_compiled", "kernel_caches", "cuda_if_torch_cuda",
+                                  "torch_minor_paired"}, "extensions.")
     extensions = check.strings(extensions_table, "torch_bound", "extensions.")
     runtime = check.strings(extensions_table, "runtime_compiled", "extensions.")
     caches = {}
@@ -575,6 +577,7 @@ def parse_policy(path: Path, errors: list[str]) -> Policy:
         tuple(normalize_name(n) for n in check.strings(ptxas, "at_run", "ptxas.")),
         tuple(normalize_name(n) for n in check.strings(ptxas, "wheels", "ptxas.")),
         tuple(normalize_name(n) for n in check.strings(extensions_table, "cuda_if_torch_cuda", "extensions.")),
+        tuple(normalize_name(n) for n in check.strings(extensions_table, "torch_minor_paired", "extensions.")),
     )
 
 

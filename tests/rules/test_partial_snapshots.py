@@ -378,6 +378,17 @@ def test_a_python_a_platform_never_got_is_the_platforms_gap(tmp_path: Path) -> N
     assert "no-wheel-for-python" in rules(windows) and "no-wheel-for-platform" not in rules(windows)
 
 
+def test_torch_xla_is_released_in_step_with_torch(tmp_path: Path) -> None:
+    """torch-xla declares no torch requirement, but each release is built against the torch minor of its number."""
+    other = check(tmp_path, packages={"torch": "2.5.1", "torch-xla": "2.4.0"})
+    [finding] = [f for f in other.findings if f.rule == "extension-pins-other-torch"]
+    assert finding.severity.value == "fail" and finding.components == ("torch-xla", "torch")
+    assert "torch~=2.4.0" in (finding.fix or "")
+    assert "extension-pins-other-torch" not in rules(check(tmp_path, packages={"torch": "2.5.1", "torch-xla": "2.5.0"}))
+    unknown = check(tmp_path, packages={"torch": None, "torch-xla": None})
+    assert rules(unknown).get("extension-build-unknown") == ("torch-xla", "torch")
+
+
 def test_torch_of_unknown_build_with_no_gpu_facts_is_an_unverified_warning(tmp_path: Path) -> None:
     """'torch installed' and nothing about its build or the GPUs: whether it is a CUDA build is unknown (said, not
     silence); a known CUDA build, a tag, or a macOS host (judged by its own rule) are not this finding."""

@@ -358,8 +358,9 @@ def check_extensions(ctx: CheckContext) -> list[Finding]:
         return findings
     for name in ctx.matrices.policy.torch_extensions:
         package = ctx.snapshot.packages.get(name)
-        if package is None or name in COMPANIONS or name == "xformers" or pins_torch_minor(name, package.version):
-            continue  # a release pinning one torch minor is judged on that pin below
+        if package is None or name in COMPANIONS or name == "xformers" or pins_torch_minor(name, package.version) \
+                or (package.version and name in ctx.matrices.policy.torch_minor_paired):
+            continue  # a release pinning (or released in step with) one torch minor is judged on that below
         found = _extension(ctx, name, package.version, package.direct_url, torch, previous)
         if not found and package.version:
             found = build_findings(ctx, name, package.version, torch)

@@ -58,6 +58,10 @@ def check_torch_pinned_builds(ctx: CheckContext, torch: str, skip: set[str]) -> 
         parsed = parse_version(package.version) if package.version else None
         if name in TORCH_FAMILY or name in skip or parsed is None:
             continue
+        if name in ctx.matrices.policy.torch_minor_paired:
+            if _minor(parsed) != _minor(installed):
+                findings.append(_paired_with_other_torch(name, package.version, parsed, torch))
+            continue
         release = release_facts(name, parsed.public)
         pinned = pinned_torch_minor(release) if release is not None and release.binary_wheels else None
         if pinned is None or pinned == _minor(installed):
@@ -77,3 +81,16 @@ def check_torch_pinned_builds(ctx: CheckContext, torch: str, skip: set[str]) -> 
             fix=fix + (f"   # built for torch {installed.major}.{installed.minor}" if fitting else ""),
         ))
     return findings
+
+
+def _paired_with_other_torch(name: str, version: str, parsed: Version, torch: str) -> Finding:
+    """A package released in step with torch (policy ``torch_minor_paired``) beside another torch minor."""
+    built = f"{parsed.major}.{parsed.minor}"
+    return Finding(
+        rule="extension-pins-other-torch", category=Category.ABI, severity=Severity.FAIL,
+        components=(name, "torch"), sources=("torch-xla-install", "torch-cxx11-abi"),
+        message=f"{name} {version} is released in step with torch and built against torch {built} (installed as "
+        f"torch~={built}.0 beside it); torch {torch} is installed: its compiled extension fails at import with "
+        "'undefined symbol'",
+        fix=f"pip install \"torch~={built}.0\"   # the torch minor {name} {version} was built against",
+    )

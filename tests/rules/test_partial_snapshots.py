@@ -378,6 +378,16 @@ def test_a_python_a_platform_never_got_is_the_platforms_gap(tmp_path: Path) -> N
     assert "no-wheel-for-python" in rules(windows) and "no-wheel-for-platform" not in rules(windows)
 
 
+def test_a_toolchain_only_snapshot_is_checked_and_says_so(tmp_path: Path) -> None:
+    """nvcc and gcc alone (a build thread): the host compiler is judged, and the emptiness finding says what was."""
+    report = check(tmp_path, host={"os": "linux", "gcc": "12.3.0"}, cuda_toolkit={"nvcc": "11.5"})
+    assert "nvcc-host-gcc-too-new" in rules(report)
+    [empty] = [f for f in report.findings if f.rule == "snapshot-empty"]
+    assert "only the CUDA toolkit and the host compiler could be checked" in empty.message
+    [bare] = [f for f in check(tmp_path).findings if f.rule == "snapshot-empty"]
+    assert bare.message.endswith("nothing could be checked")
+
+
 def test_torch_xla_is_released_in_step_with_torch(tmp_path: Path) -> None:
     """torch-xla declares no torch requirement, but each release is built against the torch minor of its number."""
     other = check(tmp_path, packages={"torch": "2.5.1", "torch-xla": "2.4.0"})

@@ -363,11 +363,15 @@ class Facts:
         return True if table is None else table.get("minor_compat", True) is not False
 
     def torch_pypi_default(self, version: str) -> str | None:
-        """The variant of the plain PyPI Linux wheel of torch ``version``: the release table's, else the series'
-        (``legacy_pypi_default``) for releases older than the table; None when unknown."""
+        """The variant of the plain PyPI Linux wheel of torch ``version``: the release table's; for a bare series
+        (``"2.8"``) the one all its releases share; else the series' (``legacy_pypi_default``) for releases older than
+        the table; None when unknown."""
         release = self.torch(version)
         if release is not None:
             return release.pypi_default
+        series = {release.pypi_default for v in self.torch_series(version) if (release := self.torch(v)) is not None}
+        if len(series) == 1:  # a bare series ("2.8") whose every release's plain wheel is the same build
+            return series.pop()
         minor = ".".join(version.split("+")[0].split(".")[:2])
         value = self._file("torch.toml").get("legacy_pypi_default", {}).get(minor)
         return value if isinstance(value, str) else None

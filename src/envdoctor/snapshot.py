@@ -33,7 +33,7 @@ GCC_VERSION = re.compile(r"\d{1,2}(\.\d{1,3}){0,2}")
 # A compute capability: "8.6", "12.0".
 COMPUTE_CAPABILITY = re.compile(r"\d{1,2}\.\d")
 # An NVIDIA driver version: "535.104.05", "470.57", "581.42".
-DRIVER_VERSION = re.compile(r"\d{2,4}(\.\d{1,3}){1,2}")
+DRIVER_VERSION = re.compile(r"\d{2,4}(\.\d{1,3}){1,2}|\d{3}")  # a full version, or only its branch ("470")
 OS_ALIASES = {
     "linux": "linux", "linux2": "linux", "win32": "windows", "windows": "windows", "win": "windows",
     "cygwin": "windows", "win64": "windows", "darwin": "darwin", "macos": "darwin", "mac": "darwin", "osx": "darwin",
@@ -76,7 +76,7 @@ class Gpu:
 
 @dataclass(frozen=True)
 class Nvidia:
-    driver: str | None = None  # "580.159.04"
+    driver: str | None = None  # "580.159.04", or only the branch: "580"
     cuda_driver: str | None = None  # highest CUDA the driver supports, "13.0"
     error: str | None = None  # why the probe could not read NVML, when it could not
     gpus: tuple[Gpu, ...] | None = None
@@ -409,7 +409,8 @@ class _Reader:
         driver = self.scalar(section, "driver", str, "nvidia.driver")
         cuda_driver = self.scalar(section, "cuda_driver", str, "nvidia.cuda_driver")
         return Nvidia(
-            driver=self.valid(driver, "nvidia.driver", _is_driver, "an NVIDIA driver version like 550.54.14"),
+            driver=self.valid(driver, "nvidia.driver", _is_driver,
+                              "an NVIDIA driver version like 550.54.14 (or its branch, 550)"),
             cuda_driver=self.valid(cuda_driver, "nvidia.cuda_driver", CUDA_VERSION.fullmatch,
                                    "the CUDA version nvidia-smi shows, like 12.4"),
             error=self.scalar(section, "error", str, "nvidia.error"),

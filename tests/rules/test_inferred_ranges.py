@@ -44,7 +44,7 @@ def test_on_an_old_python_the_range_holds_the_releases_older_than_the_table(tmp_
     builds without Ampere kernels up to 1.12 (cu102), so an RTX 3080 gets the range warning."""
     report = check(tmp_path, python={"version": "3.7"}, nvidia=gpu("8.6"), packages={"torch": None})
     [finding] = found(report, "gpu-arch-not-in-torch")
-    assert ("torch 1.3.0-1.13.1 (every release with wheels for Python 3.7, each as its plain PyPI wheel)"
+    assert ("torch 1.2.0-1.13.1 (every release with wheels for Python 3.7, each as its plain PyPI wheel)"
             in finding.message)
     assert "cu117 of 1.13.1" in finding.message
     windows = check(tmp_path, host={"os": "windows"}, python={"version": "3.7"}, nvidia=gpu("8.6"),

@@ -105,6 +105,42 @@ def test_header_cuda_version_alone_judges_the_driver(tmp_path: Path) -> None:
     assert rules(report)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")
 
 
+def test_a_bare_driver_branch_is_judged_where_the_floor_lies_in_another_branch(tmp_path: Path) -> None:
+    """Threads often give only the branch ("driver 384"): below a higher branch's floor, above a lower one's."""
+    older = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "470"}, packages={"torch": "2.3.1+cu121"})
+    finding = next(f for f in older.findings if f.rule == "driver-too-old-for-torch-cuda")
+    assert finding.severity.value == "fail" and "470 branch" in finding.message
+    newer = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "550"}, packages={"torch": "2.3.1+cu121"})
+    assert "driver-too-old-for-torch-cuda" not in rules(newer)
+
+
+def test_a_bare_driver_branch_holding_the_floor_is_not_verified(tmp_path: Path) -> None:
+    """CUDA 12.x needs 525.60.13: a 525 driver may be 525.60 or 525.20, so the answer is unknown, never green."""
+    report = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "525"}, packages={"torch": "2.3.1+cu121"})
+    finding = next(f for f in report.findings if f.rule == "driver-too-old-for-torch-cuda")
+    assert finding.verified is False and "branch (525)" in finding.message
+
+
+def test_a_plain_old_torch_is_judged_by_its_pypi_wheels_cuda_or_said_unverified(tmp_path: Path) -> None:
+    """torch 1.2.0's plain wheel is CUDA 10.0 (previous-versions page); 1.1.0's is not recorded: never green."""
+    recorded = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "384.111"}, packages={"torch": "1.2.0"})
+    assert rules(recorded)["driver-too-old-for-torch-cuda"] == ("torch", "nvidia-driver")
+    unrecorded = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "384.111"}, packages={"torch": "1.1.0"})
+    finding = next(f for f in unrecorded.findings if f.rule == "driver-too-old-for-torch-cuda")
+    assert finding.verified is False and "torch 1.1.0" in finding.message
+
+
+def test_nvcc_against_a_driver_version_alone_uses_the_toolkits_floor_or_says_it_cannot(tmp_path: Path) -> None:
+    """No Windows floor recorded: a Windows driver of a lower branch than the Linux floor is below it; a toolkit
+    newer than the table, or a driver inside the floor's branch, is an unverified finding, never silence."""
+    windows = check(tmp_path, host={"os": "windows"}, nvidia={"driver": "560.94"}, cuda_toolkit={"nvcc": "13.0"})
+    finding = next(f for f in windows.findings if f.rule == "nvcc-newer-than-driver")
+    assert finding.severity.value == "warn" and "580 branch" in finding.message
+    future = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "610.10"}, cuda_toolkit={"nvcc": "19.1"})
+    finding = next(f for f in future.findings if f.rule == "nvcc-newer-than-driver")
+    assert finding.severity.value == "info" and finding.verified is False
+
+
 def test_builds_under_minor_version_compatibility_give_one_finding_naming_each(tmp_path: Path) -> None:
     report = check(tmp_path, host={"os": "linux"}, nvidia={"driver": "525.89.02"},
                    packages={"torch": "2.3.1+cu121", "torchvision": "0.18.1+cu121", "torchaudio": "2.3.1+cu121"})

@@ -165,7 +165,7 @@ def check_driver(ctx: CheckContext) -> list[Finding]:
             findings.append(finding)
     findings.extend(_one_minor_compat_finding(minor_compat))
     if not any(need.package == "torch" for need in needs):
-        findings.extend(_unknown_torch_build(ctx))
+        findings.extend(_unknown_torch_build(ctx) + _plain_torch_cuda_unrecorded(ctx))
     return findings + _unknown_version_builds(ctx) + _builds_through_requirements(ctx)
 
 
@@ -275,6 +275,17 @@ def _admitted_majors(build: str, specifier: str, rows: list[tuple[str, int, str]
     return majors
 
 
+def driver_below(driver: str, floor: str) -> bool | None:
+    """Whether the driver is older than ``floor``. A bare branch ("470", as threads often give it) is below every
+    floor of a higher branch and above every floor of a lower one; against a floor of its own branch its point
+    release decides, which is unknown (None)."""
+    if "." not in driver:
+        branch, floor_branch = int(driver), int(floor.split(".", 1)[0])
+        return None if branch == floor_branch else branch < floor_branch
+    installed, needed = parse_version(driver), parse_version(floor)
+    return None if installed is None or needed is None else installed < needed
+
+
 def driver_max_major(ctx: CheckContext) -> int | None:
     """The newest CUDA major this driver runs: nvidia-smi's "CUDA Version", else the driver floors."""
     supports, driver = fact(ctx.snapshot, "nvidia.cuda_driver"), fact(ctx.snapshot, "nvidia.driver")
@@ -283,20 +294,20 @@ def driver_max_major(ctx: CheckContext) -> int | None:
             return cuda_major_minor(supports)[0]
         except ValueError:
             return None
-    installed = parse_version(driver) if isinstance(driver, str) else None
-    if installed is None:
+    if not isinstance(driver, str):
         return None
     newest = None
     for major, floor in _major_floors(ctx):
-        if floor is None:  # this major's floor is not recorded for this OS: the driver may or may not run it
+        below = driver_below(driver, floor) if floor is not None else None
+        if below is None:  # no floor recorded for this OS, or a bare branch of the floor's own: may or may not run
             return None
-        if installed < floor:
+        if below:
             return newest if newest is not None else major - 1
         newest = major
     return newest
 
 
-def _major_floors(ctx: CheckContext) -> list[tuple[int, Version | None]]:
+def _major_floors(ctx: CheckContext) -> list[tuple[int, str | None]]:
     """Each CUDA major the table knows, oldest first, with the lowest driver that runs a build for it on the snapshot's
     OS: the minor-compatibility floor of the major, else (CUDA 10 and older, or no floor recorded) its first
     release's minimum driver."""
@@ -309,7 +320,7 @@ def _major_floors(ctx: CheckContext) -> list[tuple[int, Version | None]]:
         family = ctx.facts.cuda_family_min_driver_windows(major) if windows else ctx.facts.cuda_family_min_driver(major)
         first = (release.min_driver_windows if windows else release.min_driver_linux) if release else None
         floor = family if family is not None and ctx.facts.cuda_minor_compat(major) else first or family
-        floors[major] = parse_version(floor) if floor else None
+        floors[major] = floor or None
     return sorted(floors.items())
 
 
@@ -339,6 +350,24 @@ def _unknown_torch_build(ctx: CheckContext) -> list[Finding]:
     return []
 
 
+def _plain_torch_cuda_unrecorded(ctx: CheckContext) -> list[Finding]:
+    """torch of a known release without a local tag, whose plain PyPI wheel's CUDA no table records (releases before
+    ``legacy_pypi_default``): the driver cannot be judged against it, which is said rather than passed over."""
+    version, build = fact(ctx.snapshot, "packages.torch"), ctx.snapshot.torch
+    nvidia = ctx.snapshot.nvidia
+    if not isinstance(version, str) or torch_variant(ctx.snapshot) != "" or (build and build.cuda) \
+            or plain_wheel_is_cpu_only(ctx.snapshot, version) or nvidia is None \
+            or not (nvidia.driver or nvidia.cuda_driver):
+        return []
+    return [Finding(
+        rule="driver-too-old-for-torch-cuda", category=Category.DRIVER, severity=Severity.INFO,
+        components=("torch", "nvidia-driver"), sources=SOURCES, verified=False,
+        message=f"could not verify the driver against torch {version}: the version has no local tag (+cuXXX) and "
+        "envdoctor has no record of the CUDA its plain PyPI wheel was built for",
+        fix="python -c \"import torch; print(torch.__version__, torch.version.cuda)\"   # the CUDA torch needs",
+    )]
+
+
 def _range_too_new(ctx: CheckContext, limit: int) -> list[Finding]:
     """torch of an unknown version, when most CUDA builds of every release it may be need a newer CUDA major than
     the driver runs: a warning that names the share and the builds that would run (an inference over the range)."""
@@ -366,7 +395,7 @@ def _range_too_new(ctx: CheckContext, limit: int) -> list[Finding]:
 
 def _judge(ctx: CheckContext, need: CudaNeed) -> Finding | None:
     driver, supports = fact(ctx.snapshot, "nvidia.driver"), fact(ctx.snapshot, "nvidia.cuda_driver")
-    if isinstance(driver, str) and parse_version(driver) is not None:
+    if isinstance(driver, str):  # a driver version, or its branch
         return _against_driver(ctx, need, driver, supports)
     if isinstance(supports, str):
         return _against_header(ctx, need, supports)
@@ -394,9 +423,12 @@ def _against_driver(ctx: CheckContext, need: CudaNeed, driver: str, supports: ob
         if isinstance(supports, str):
             return _against_header(ctx, need, supports)
         return _unverified(need)
-    if parse_version(driver) < parse_version(floor):
+    below = driver_below(driver, floor)
+    if below is None:
+        return _against_header(ctx, need, supports) if isinstance(supports, str) else _unverified(need, driver)
+    if below:
         return _too_old(ctx, need, driver, floor, supports)
-    if toolkit_driver and parse_version(driver) < parse_version(toolkit_driver):
+    if toolkit_driver and driver_below(driver, toolkit_driver):
         if not ctx.facts.cuda_minor_compat(need.major):  # CUDA 10: no minor-version compatibility
             return _too_old(ctx, need, driver, toolkit_driver, supports)
         return _minor_compat(need, driver, toolkit_driver)
@@ -434,7 +466,8 @@ def _against_header(ctx: CheckContext, need: CudaNeed, supports: str) -> Finding
 
 
 def _too_old(ctx: CheckContext, need: CudaNeed, driver: str | None, floor: str, supports: object) -> Finding:
-    shown = f"this driver is {driver}" if driver else "this driver"
+    shown = (f"this driver is {driver}" if "." in driver else f"this driver is of the {driver} branch") if driver \
+        else "this driver"
     # torch of an unknown build beside a CUDA runtime wheel runs on that runtime (torch's wheels depend on it)
     rides_along = need.package != "torch" and fact(ctx.snapshot, "packages.torch") not in (ABSENT, None) \
         and torch_cuda(ctx) is None
@@ -468,7 +501,7 @@ def _driver_runs(ctx: CheckContext, variant: str, driver: str | None, supports: 
     major, _ = cuda_major_minor(variant)
     if driver is not None:
         family_floor = ctx.facts.cuda_family_min_driver(major)
-        return bool(family_floor) and parse_version(driver) >= parse_version(family_floor)
+        return bool(family_floor) and driver_below(driver, family_floor) is False
     try:
         return isinstance(supports, str) and major <= cuda_major_minor(supports)[0]
     except ValueError:
@@ -499,9 +532,11 @@ def _one_minor_compat_finding(judged: list[tuple[CudaNeed, Finding]]) -> list[Fi
     return [replace(newest, components=packages + ("nvidia-driver",))]
 
 
-def _unverified(need: CudaNeed) -> Finding:
+def _unverified(need: CudaNeed, branch: str | None = None) -> Finding:
     return Finding(
         rule="driver-too-old-for-torch-cuda", category=Category.DRIVER, severity=Severity.INFO,
         components=(need.package,), verified=False, sources=SOURCES,
-        message=f"could not verify the driver: no driver floor is known for CUDA {need.cuda}",
+        message=f"could not verify the driver: only its branch ({branch}) is known, and CUDA {need.cuda}'s floor "
+        "lies inside that branch" if branch else
+        f"could not verify the driver: no driver floor is known for CUDA {need.cuda}",
     )

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass
 
 from envdoctor.checks import CheckContext
-from envdoctor.checks.driver import torch_cuda
+from envdoctor.checks.driver import driver_below, torch_cuda
 from envdoctor.checks.nvcc_archs import nvcc_arch_findings
 from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor
@@ -52,19 +52,41 @@ def check_toolkit(ctx: CheckContext) -> list[Finding]:
 
 
 def _nvcc_against_driver_version(ctx: CheckContext, nvcc: str) -> list[Finding]:
-    """Only the driver's version is known (not the CUDA it supports): the toolkit release's own driver floor."""
+    """Only the driver's version is known (not the CUDA it supports): the toolkit release's own driver floor. Where
+    the table has no Windows floor, a Windows driver of a lower branch than the Linux floor is below it too (NVIDIA
+    numbers a branch's Windows drivers from the branch number up); what cannot be told is said, unverified."""
     driver = fact(ctx.snapshot, "nvidia.driver")
     try:
-        release = ctx.facts.cuda("{}.{}".format(*cuda_major_minor(nvcc)))
+        minor = "{}.{}".format(*cuda_major_minor(nvcc))
     except ValueError:
         return []
-    floor = (release.min_driver_windows if ctx.snapshot.host.os == "windows" else release.min_driver_linux) \
-        if release else None
-    installed, needed = parse_version(driver) if isinstance(driver, str) else None, parse_version(floor or "")
-    if installed is None or needed is None or installed >= needed:
+    if not isinstance(driver, str):
+        return []
+    release = ctx.facts.cuda(minor)
+    windows = ctx.snapshot.host.os == "windows"
+    floor = (release.min_driver_windows if windows else release.min_driver_linux) if release else None
+    below = driver_below(driver, floor) if floor else None
+    if floor is None and windows and release is not None and release.min_driver_linux:
+        branch = release.min_driver_linux.split(".", 1)[0]
+        below, floor = (True, f"the {branch} branch") if int(driver.split(".", 1)[0]) < int(branch) else (None, None)
+    if below is None:
+        return [_toolkit_floor_unknown(ctx, nvcc, driver)]
+    if not below:
         return []
     return [_nvcc_newer_than_driver(ctx, nvcc, f"CUDA {nvcc} needs driver >= {floor} and this driver is {driver}",
                                     "put the toolkit of a CUDA this driver runs first on PATH (CUDA_HOME)")]
+
+
+def _toolkit_floor_unknown(ctx: CheckContext, nvcc: str, driver: str) -> Finding:
+    """The toolkit's own driver floor is not recorded for this OS (a CUDA release newer than the table): said, since
+    a toolkit newer than the driver is what breaks code compiled here."""
+    return Finding(
+        rule="nvcc-newer-than-driver", category=Category.DRIVER, severity=Severity.INFO,
+        components=("cuda-toolkit", "nvidia-driver"), sources=SOURCES, verified=False,
+        message=f"could not verify driver {driver} against nvcc's CUDA {nvcc}: the driver that CUDA {nvcc} needs on "
+        f"{ctx.snapshot.host.os or 'this OS'} is not recorded, or lies inside the driver's branch",
+        fix="nvidia-smi   # its 'CUDA Version' must be at least nvcc's",
+    )
 
 
 def _nvcc_newer_than_driver(ctx: CheckContext, nvcc: str, why: str, or_else: str) -> Finding:

@@ -49,8 +49,9 @@ def check_unknown_facts(ctx: CheckContext) -> list[Finding]:
     """Facts the checks needed and the snapshot lacks: GPU architecture, driver, package versions, everything."""
     snapshot = ctx.snapshot
     if snapshot.packages is None and snapshot.nvidia is None and snapshot.python.version is None:
-        toolchain = [what for what, known in (("the CUDA toolkit", snapshot.cuda_toolkit and snapshot.cuda_toolkit.nvcc),
-                                              ("the host compiler", snapshot.host.gcc)) if known]
+        nvcc = snapshot.cuda_toolkit and snapshot.cuda_toolkit.nvcc
+        toolchain = [what for what, known in (("the CUDA toolkit", nvcc), ("the host compiler", snapshot.host.gcc))
+                     if known]
         checked = f"only {' and '.join(toolchain)} could be checked" if toolchain else "nothing could be checked"
         return [Finding(
             rule="snapshot-empty", category=Category.MISSING, severity=Severity.WARN, components=("snapshot",),

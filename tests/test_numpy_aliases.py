@@ -234,6 +234,15 @@ def test_unknown_versions_warn_inferred(tmp_path: Path) -> None:
     assert not _findings(tmp_path, {"numpy": None, "demo-pkg": None}, root)
 
 
+def test_both_versions_unknown_warn_only_when_the_newest_release_still_uses_them(tmp_path: Path) -> None:
+    """What pip installs today: the newest release beside a current NumPy. Still using np.NaN there: inferred."""
+    root = _table_root(tmp_path, ROWS, ["1.0", "1.1", "1.2"])
+    (finding,) = _findings(tmp_path, {"numpy": None, "demo-pkg": None}, root)
+    assert finding.rule == "numpy-removed-name-unknown-version" and not finding.verified
+    assert "newest release read, 1.2, uses np.NaN" in finding.message
+    assert finding.fix == 'pip install "numpy<2.0"'
+
+
 def test_a_bad_row_is_one_line_naming_the_file_and_row(tmp_path: Path) -> None:
     root = _table_root(tmp_path, [{**ROWS[0], "names": ["no_such_name"]}], ["1.0", "1.1"])
     with pytest.raises(MatrixError, match=r"numpy_aliases.json: packages.demo-pkg.rows\[0\]"):

@@ -7,7 +7,8 @@ A release in a row of the table, beside a NumPy that lacks some of the row's nam
 module 'numpy' has no attribute ...``: at import when a use runs at module level (fail), else when a function that
 uses one runs (warn, verified). When the package's version is unknown and some of its releases use names the
 installed NumPy lacks, or NumPy's version is unknown and the installed release uses names a current NumPy lacks,
-the warning is inferred (``verified: false``). The fix is the package's first later release that uses none of the
+the warning is inferred (``verified: false``); with both unknown, so is it when the package's newest release still
+uses names a current NumPy lacks. The fix is the package's first later release that uses none of the
 missing names, or a NumPy from before their removal.
 
 The table of names NumPy added (``matrices/numpy_additions.json``, checked by ``numpy_additions.py``) has the same
@@ -202,7 +203,8 @@ def check_name_table(ctx: CheckContext, table: NumpyAliasTable | None) -> list[F
     return findings_by_known_versions(installed, public_version(numpy.version),
                                       functools.partial(_known, ctx, table),
                                       functools.partial(_package_unknown, ctx, table),
-                                      functools.partial(_numpy_unknown, ctx, table))
+                                      functools.partial(_numpy_unknown, ctx, table),
+                                      functools.partial(_both_unknown, ctx, table))
 
 
 def _names(names: set[str]) -> str:
@@ -366,6 +368,23 @@ def _numpy_unknown(ctx: CheckContext, table: NumpyAliasTable, name: str, release
                      f"numpy is installed (version unknown); {name} {release} uses {_changes(table, missing)}, "
                      f"which a current NumPy ({current}) lacks: with such a NumPy, {name} fails with AttributeError: "
                      f"module 'numpy' has no attribute '{sorted(missing)[0]}'")
+
+
+def _both_unknown(ctx: CheckContext, table: NumpyAliasTable, name: str) -> Finding | None:
+    """Removed names, neither version known: what pip installs today, the package's newest release read beside a
+    current NumPy. Said only when that newest release still uses names the current NumPy lacks (no release of the
+    package is free of them to be on)."""
+    newest = parse_version(table.releases[name][-1]) if table.kind is REMOVALS and table.releases.get(name) else None
+    current = _current_numpy(ctx)
+    if newest is None or current is None:
+        return None
+    missing = _lacking(table, name, newest, current)
+    if not missing:
+        return None
+    return _inferred(ctx, table, name, None, missing,
+                     f"{name} and numpy are installed (versions unknown); {name}'s newest release read, {newest}, "
+                     f"uses {_changes(table, missing)}, which a current NumPy ({current}) lacks: with that NumPy, "
+                     f"{name} fails with AttributeError: module 'numpy' has no attribute '{sorted(missing)[0]}'")
 
 
 def _numpy_unknown_additions(ctx: CheckContext, table: NumpyAliasTable, name: str,

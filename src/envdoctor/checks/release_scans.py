@@ -86,10 +86,11 @@ def read_package_rows(packages: Any, error: Callable[[str, str], None], read_row
 def findings_by_known_versions(installed: dict[str, Version | None], dependency: Version | None,
                                known: Callable[[str, Version, Version], Finding | None],
                                package_unknown: Callable[[str, Version], Finding | None],
-                               dependency_unknown: Callable[[str, Version], Finding | None]) -> list[Finding]:
+                               dependency_unknown: Callable[[str, Version], Finding | None],
+                               both_unknown: Callable[[str], Finding | None] | None = None) -> list[Finding]:
     """The findings of each installed package (name -> its release, None when unknown) beside the dependency:
     ``known(name, release, dependency)`` when both versions are known, ``package_unknown(name, dependency)`` or
-    ``dependency_unknown(name, release)`` when one is, none when neither is."""
+    ``dependency_unknown(name, release)`` when one is, ``both_unknown(name)`` (when given) when neither is."""
     findings = []
     for name, release in installed.items():
         if dependency is not None and release is not None:
@@ -99,7 +100,7 @@ def findings_by_known_versions(installed: dict[str, Version | None], dependency:
         elif release is not None:
             finding = dependency_unknown(name, release)
         else:
-            finding = None
+            finding = both_unknown(name) if both_unknown is not None else None
         if finding is not None:
             findings.append(finding)
     return findings

@@ -161,11 +161,11 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
             if any(f.category is Category.PLATFORM for f in nowhere):
                 findings.extend(nowhere)  # no release for this platform at all, and the Python findings beside it
                 nowhere = []
-            # no release running here is a warning; the Requires-Python information beside it does not replace it
+            # no release running here is a warning; the Requires-Python findings beside it do not replace it, nor
+            # does either replace what the platform's wheels say
             findings.extend(_code_of_unknown(name, history, target)
                             or _python_of_unknown(name, history, python) + nowhere
-                            or _platform_dropped(name, history, target)
-                            or _platform_came_late(name, history, target))
+                            + (_platform_dropped(name, history, target) or _platform_came_late(name, history, target)))
             continue
         release = release_facts(name, package.version, root)
         if release is None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from envdoctor.matrices import MatrixError, default_root
-from envdoctor.snapshot import normalize_name
+from envdoctor.snapshot import Package, normalize_name
 
 FOLDER = "pypi"
 PYPI_JSON_API = "https://pypi.org/pypi/{name}/json"  # where the facts come from (tools/gen_pypi_facts.py, --online)
@@ -240,6 +240,15 @@ def newest_release(package: str, root: Path | str | None = None) -> ReleaseFacts
     when the tables record none."""
     current = [release for release in releases(package, root) if not release.yanked]
     return current[-1] if current else None
+
+
+def newest_known_release(packages: Mapping[str, Package], root: Path | str | None = None) -> str | None:
+    """The latest upload date among a snapshot's packages of known version that the tables record: the environment
+    was made on or after it. None when none is recorded."""
+    known = set(known_packages(root))
+    dates = [facts.date for name, package in packages.items() if name in known and package.version
+             and (facts := release_facts(name, package.version, root)) is not None]
+    return max(dates, default=None)
 
 
 def known_packages(root: Path | str | None = None) -> tuple[str, ...]:

@@ -89,7 +89,21 @@ def test_a_tensorrt_release_refuses_a_gpu_newer_than_it_knows(tmp_path: Path, ve
                                              ("7.2.3.4", "8.6"), ("8.6.1", "9.0")])
 def test_a_tensorrt_release_that_knows_the_gpu_is_quiet(tmp_path: Path, version: str, cc: str) -> None:
     assert not _ceiling_findings(tmp_path, cc, {"tensorrt": version})
-    assert not _ceiling_findings(tmp_path, cc, {"tensorrt-cu12": None})  # no version: no ceiling to judge
+
+
+def test_an_unknown_release_on_a_gpu_only_later_releases_know_is_inferred(tmp_path: Path) -> None:
+    """tensorrt-cu12 of unknown version on Blackwell: its releases before 10.8 stop at 9.0. On Ada every recorded
+    tensorrt-cu12 release (10.x) knows the GPU: nothing to say."""
+    (finding,) = _ceiling_findings(tmp_path, "12.0", {"tensorrt-cu12": None})
+    assert finding.severity.value == "warn" and finding.verified is False
+    assert "releases before 10.8" in finding.message and "up to 9.0" in finding.message
+    assert not _ceiling_findings(tmp_path, "8.9", {"tensorrt-cu12": None})
+
+
+def test_xformers_before_0_0_20_refuses_hopper(tmp_path: Path) -> None:
+    (finding,) = _ceiling_findings(tmp_path, "9.0", {"xformers": "0.0.19"})
+    assert finding.severity.value == "fail" and "cutlassF: no kernel found to launch!" in finding.message
+    assert not _ceiling_findings(tmp_path, "9.0", {"xformers": "0.0.20"})
 
 
 def test_tensorrt_floors_per_release_and_per_wheel_name(tmp_path: Path) -> None:

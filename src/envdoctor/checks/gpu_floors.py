@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from envdoctor.checks import CheckContext
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
-from envdoctor.pypi_facts import newest_release
+from envdoctor.pypi_facts import newest_known_release, newest_release, releases
 from envdoctor.rules import gpu_ccs, matches_specifier
 from envdoctor.snapshot import Package
 
@@ -40,6 +40,7 @@ class GpuCeiling:
     versions: str  # a specifier
     max_cc: Version  # the newest compute capability the release runs on
     sources: tuple[str, ...]
+    error: str  # what the release says on a newer GPU
 
 
 def load_gpu_floors(matrices: Matrices) -> tuple[GpuFloor, ...]:
@@ -73,11 +74,15 @@ def load_gpu_ceilings(matrices: Matrices) -> tuple[GpuCeiling, ...]:
             sources = tuple(row["sources"])
             if not sources:
                 raise ValueError("bad value")
-            rows.extend(GpuCeiling(package, row["versions"], Version(row["max_compute_capability"]), sources)
+            error = row.get("error", "'Unsupported SM'")
+            if not isinstance(error, str) or not error:
+                raise ValueError("bad error")
+            rows.extend(GpuCeiling(package, row["versions"], Version(row["max_compute_capability"]), sources, error)
                         for package in _packages(row))
         except (KeyError, TypeError, ValueError, InvalidSpecifier, InvalidVersion) as error:
             raise MatrixError(f"{where}: gpu_ceiling[{index}]: needs package (a name or a list of names), versions "
-                              f"(a specifier), max_compute_capability (\"X.Y\") and sources ({error})") from None
+                              f"(a specifier), max_compute_capability (\"X.Y\"), sources and optionally error, the "
+                              f"text the release gives on a newer GPU ({error})") from None
     return tuple(rows)
 
 
@@ -132,6 +137,7 @@ def check_gpu_ceilings(ctx: CheckContext) -> list[Finding]:
     findings = []
     for name, package, rows in installed:
         if package.version is None:
+            findings.extend(_ceiling_of_unknown(ctx, name, rows, ccs))
             continue
         holding = [row for row in rows if matches_specifier(package.version, row.versions)]
         ceiling = min(holding, key=lambda row: row.max_cc, default=None)
@@ -142,11 +148,41 @@ def check_gpu_ceilings(ctx: CheckContext) -> list[Finding]:
                 components=(name, "gpu"), sources=ceiling.sources, verified=True,
                 message=f"{name} {package.version} runs on GPUs up to compute capability {ceiling.max_cc} (releases "
                 f"{ceiling.versions}); this GPU is {', '.join(str(cc) for cc in high)}, which that release does not "
-                "know: it refuses it ('Unsupported SM')",
+                f"know: it refuses it ({ceiling.error})",
                 fix=f"install a release of {name} that supports compute capability "
                 f"{', '.join(str(cc) for cc in high)} (a newer one)",
             ))
     return findings
+
+
+def _ceiling_of_unknown(ctx: CheckContext, name: str, rows: list[GpuCeiling], ccs: list[Version]) -> list[Finding]:
+    """Installed with an unknown version on a GPU some releases do not know: the releases that run on it start at
+    the first one no lower ceiling holds. Said as inferred; nothing when no release recorded runs on it yet (the
+    newest one's own ceiling, judged once the version is known), or when the environment postdates that first
+    release (another installed package of known version was released after it)."""
+    top = max(ccs, default=None)
+    if top is None:
+        return []
+    history = [release for release in releases(name, ctx.matrices.root) if not release.yanked]
+    capped = [index for index, release in enumerate(history)
+              if any(matches_specifier(release.version, row.versions) and row.max_cc < top for row in rows)]
+    if not capped or capped[-1] == len(history) - 1:
+        return []
+    first = history[capped[-1] + 1]
+    packages = ctx.snapshot.packages or {}
+    made_after = newest_known_release(packages, ctx.matrices.root)
+    if made_after is not None and made_after >= first.date:
+        return []  # a package of known version came out after the first release that runs here: so did this one
+    last = history[capped[-1]]
+    lowest = min((row for row in rows if matches_specifier(last.version, row.versions)), key=lambda r: r.max_cc)
+    return [Finding(
+        rule="package-gpu-too-new", category=Category.GPU_ARCH, severity=Severity.WARN,
+        components=(name, "gpu"), sources=lowest.sources, verified=False,
+        message=f"{name} is installed (version unknown) on compute capability {top}; its releases before "
+        f"{first.version} run on GPUs up to {lowest.max_cc} at most and refuse this one ({lowest.error}): unless it "
+        f"is {first.version} or newer (inferred: the installed version is unknown)",
+        fix=f"pip install -U \"{name}>={first.version}\"",
+    )]
 
 
 def _newest_floor(ctx: CheckContext, name: str, rows: list[GpuFloor]) -> GpuFloor | None:

@@ -13,20 +13,18 @@ checks say that).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from envdoctor.checks import CheckContext
 from envdoctor.checks.requirements import applicable_requirements, marker_environment
 from envdoctor.checks.wheels import Target, cpython_tag, host_target, runs_here
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError
-from envdoctor.pypi_facts import ReleaseFacts, known_packages, release_facts, releases
+from envdoctor.pypi_facts import ReleaseFacts, known_packages, newest_known_release, release_facts, releases
 from envdoctor.release_dates import days_between
 from envdoctor.rules import matches_specifier
-from envdoctor.snapshot import Package, normalize_name
+from envdoctor.snapshot import normalize_name
 
 TABLE = "python_releases"
 
@@ -82,7 +80,7 @@ def check_python_support_lag(ctx: CheckContext) -> list[Finding]:
     unknown = sorted(name for name, package in packages.items() if name in known and not package.version)
     if not unknown:
         return []
-    postdates = max(filter(None, (_newest_known_release(packages, known, root),
+    postdates = max(filter(None, (newest_known_release(packages, root),
                                   _patch_release_not_before(snapshot.python.version, came_out.date))), default=None)
     environment = marker_environment(snapshot)
     findings = []
@@ -150,14 +148,6 @@ def supports(release: ReleaseFacts, target: Target) -> bool:
     tags = release.wheels or ()
     return all(any(runs_here(tag, family, minor) for tag in tags) for family in target.families
                if any(runs_here(tag, family, minor - 1) for tag in tags))
-
-
-def _newest_known_release(packages: Mapping[str, Package], known: set[str], root: Path) -> str | None:
-    """The latest upload date among the snapshot's packages of known version in the tables: the environment was
-    made on or after it."""
-    dates = [facts.date for name, package in packages.items() if name in known and package.version
-             and (facts := release_facts(name, package.version, root)) is not None]
-    return max(dates, default=None)
 
 
 def _patch_release_not_before(python: str | None, came_out: str) -> str | None:

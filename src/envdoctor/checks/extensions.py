@@ -33,7 +33,7 @@ from envdoctor.checks.triton_pair import triton_pairs
 from envdoctor.facts import cuda_major_minor
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import MatrixError
-from envdoctor.pypi_facts import ReleaseFacts, release_facts, release_standing_for, releases
+from envdoctor.pypi_facts import ReleaseFacts, newest_release, release_facts, release_standing_for, releases
 from envdoctor.rules import (
     ABSENT,
     INSTALLED,
@@ -100,6 +100,9 @@ def _unknown_builds(ctx: CheckContext, torch: str) -> list[Finding]:
     release for torchvision, torchaudio and xformers) cannot be checked, and a mismatch breaks them at import."""
     unknown = [name for name in ctx.matrices.policy.torch_extensions
                if fact(ctx.snapshot, f"packages.{name}") is INSTALLED]
+    unknown += [name for name, package in sorted((ctx.snapshot.packages or {}).items())
+                if package.version is None and name not in unknown
+                and (newest := newest_release(name)) is not None and compiled_against_torch(name, newest.version)]
     inferred = {name: finding for name in unknown if (finding := _unknown_build_inferred(ctx, name, torch))}
     return list(inferred.values()) + [Finding(
         rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN, components=(name, "torch"),
@@ -413,7 +416,8 @@ def _lockstep_release_unknown(ctx: CheckContext, torch: str) -> list[Finding]:
 
 def compiled_against_torch(name: str, version: str) -> bool:
     """A release the tables do not list as torch-bound, whose PyPI facts show CPython extension wheels (``cpXY``
-    tags, not ``py3`` libraries loaded with ctypes) and a Requires-Dist on torch: a compiled torch extension."""
+    tags, not ``py3`` libraries loaded with ctypes) and a Requires-Dist on torch: a compiled torch extension. For a
+    package of unknown version the newest release stands for it (what it is now)."""
     if name in ("torch", *COMPANIONS):
         return False
     release = release_facts(name, public_of(version))

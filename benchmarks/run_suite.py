@@ -72,6 +72,12 @@ class Suite:
     commands: tuple[tuple[str, ...], ...]
     accept: tuple[int, ...] = (0,)
     env: dict[str, str] = field(default_factory=dict)
+    command_accept: tuple[tuple[int, ...] | None, ...] = ()  # per command: its own accepted codes, else ``accept``
+
+    def accepts(self, index: int, code: int | None) -> bool:
+        """Whether the suite's own command ``index`` ending with ``code`` counts as success."""
+        own = self.command_accept[index] if index < len(self.command_accept) else None
+        return code in (own if own is not None else self.accept)
 
 
 @dataclass(frozen=True)
@@ -119,10 +125,14 @@ def suite_problem(suite: Suite, wheel_sets: dict[str, WheelSet], prepare: dict[s
 
 
 def _suite(name: str, raw: dict) -> Suite:
+    """A command is an argument list, or a table ``{ run = [...], accept = [0, 1] }`` with its own accepted codes."""
+    entries = [entry if isinstance(entry, dict) else {"run": entry} for entry in raw["commands"]]
     return Suite(name=name, measures=raw["measures"], gpus=int(raw["gpus"]), needs=tuple(raw["needs"]),
                  wheels=tuple(raw["wheels"]), limit_s=int(raw["limit_s"]),
-                 commands=tuple(tuple(str(arg) for arg in command) for command in raw["commands"]),
-                 accept=tuple(raw.get("accept", (0,))), env={k: str(v) for k, v in raw.get("env", {}).items()})
+                 commands=tuple(tuple(str(arg) for arg in entry["run"]) for entry in entries),
+                 accept=tuple(raw.get("accept", (0,))), env={k: str(v) for k, v in raw.get("env", {}).items()},
+                 command_accept=tuple(tuple(int(c) for c in entry["accept"]) if "accept" in entry else None
+                                      for entry in entries))
 
 
 @dataclass(frozen=True)
@@ -267,7 +277,8 @@ def run_suite(suite: Suite, catalog: Catalog, places: Places) -> bool:
     with open(places.out / f"{suite.name}.log", "w", encoding="utf-8") as log:
         for index, command in enumerate(steps):
             code, seconds = run_command(command, env, log, deadline)
-            accepted = code in suite.accept if index >= len(steps) - own else code == 0
+            first_own = len(steps) - own
+            accepted = suite.accepts(index - first_own, code) if index >= first_own else code == 0
             results.append({"command": command, "exit": code, "seconds": round(seconds, 1), "accepted": accepted})
             print(f"[{suite.name}] exit {code} in {seconds:.0f} s: {' '.join(command)[:160]}", file=sys.stderr)
             if not accepted and index < len(steps) - own:

@@ -245,6 +245,15 @@ def tiny_catalog(tmp_path: Path) -> Path:
         limit_s = 30
         commands = [["python3", "-c", "import packed_module; print('from the set', packed_module.VALUE)"]]
 
+        [suites.own-accept]
+        measures = "a command with its own accepted codes beside one without"
+        gpus = 0
+        needs = []
+        wheels = []
+        limit_s = 30
+        commands = [{ run = ["python3", "-c", "raise SystemExit(1)"], accept = [0, 1] },
+                    ["python3", "-c", "raise SystemExit(1)"]]
+
         [suites.slow]
         measures = "nothing, slowly"
         gpus = 0
@@ -267,6 +276,15 @@ def test_runner_runs_a_suite_and_writes_its_log_and_summary(tiny_catalog: Path, 
     summary = json.loads((out / "echo.json").read_text())
     assert [entry["exit"] for entry in summary["results"]] == [3, 0]
     assert all(entry["accepted"] for entry in summary["results"])
+
+
+def test_a_command_may_accept_its_own_exit_codes(tiny_catalog: Path, tmp_path: Path) -> None:
+    """validate exits 1 on random weights by design: only that command accepts it, the suite's others do not."""
+    out = tmp_path / "out"
+    result = run("own-accept", "--out", str(out), "--suites-file", str(tiny_catalog))
+    assert result.returncode == 1
+    summary = json.loads((out / "own-accept.json").read_text())
+    assert [(entry["exit"], entry["accepted"]) for entry in summary["results"]] == [(1, True), (1, False)]
 
 
 def test_runner_unpacks_a_packed_site_once_and_puts_it_on_the_path(tiny_catalog: Path, tmp_path: Path) -> None:

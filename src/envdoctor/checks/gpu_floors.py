@@ -179,8 +179,11 @@ def _ceiling_of_unknown(ctx: CheckContext, name: str, rows: list[GpuCeiling], cc
         rule="package-gpu-too-new", category=Category.GPU_ARCH, severity=Severity.WARN,
         components=(name, "gpu"), sources=lowest.sources, verified=False,
         message=f"{name} is installed (version unknown) on compute capability {top}; its releases before "
-        f"{first.version} run on GPUs up to {lowest.max_cc} at most and refuse this one ({lowest.error}): unless it "
-        f"is {first.version} or newer (inferred: the installed version is unknown)",
+        f"{first.version} run on GPUs up to {lowest.max_cc} at most and refuse this one ({lowest.error}), so unless "
+        f"it is {first.version} or newer it fails here"
+        + ("" if any(matches_specifier(first.version, row.versions) for row in rows) else
+           f" (whether {first.version} and later run on {top} is not recorded)")
+        + " (inferred: the installed version is unknown)",
         fix=f"pip install -U \"{name}>={first.version}\"",
     )]
 

@@ -158,14 +158,16 @@ def check_wheels(ctx: CheckContext) -> list[Finding]:
         if not package.version:
             history = releases(name, root)
             nowhere = _no_release_runs(name, history, target)
-            if any(f.category is Category.PLATFORM for f in nowhere):
+            platform_said = any(f.category is Category.PLATFORM for f in nowhere)
+            if platform_said:
                 findings.extend(nowhere)  # no release for this platform at all, and the Python findings beside it
                 nowhere = []
             # no release running here is a warning; the Requires-Python findings beside it do not replace it, nor
-            # does either replace what the platform's wheels say
+            # does either replace what the platform's wheels say (when not said already)
+            late = [] if platform_said else (_platform_dropped(name, history, target)
+                                             or _platform_came_late(name, history, target))
             findings.extend(_code_of_unknown(name, history, target)
-                            or _python_of_unknown(name, history, python) + nowhere
-                            + (_platform_dropped(name, history, target) or _platform_came_late(name, history, target)))
+                            or _python_of_unknown(name, history, python) + nowhere + late)
             continue
         release = release_facts(name, package.version, root)
         if release is None:

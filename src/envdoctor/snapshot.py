@@ -328,6 +328,12 @@ def _is_version(text: str) -> bool:
     return text.strip() == text and parse_pep440(text) is not None
 
 
+def _is_git_commit(text: str) -> bool:
+    """A git commit id as threads paste them for packages installed from git: 7 to 40 hex digits, letters among
+    them (an all-digit string is read as a version)."""
+    return re.fullmatch(r"[0-9a-f]{7,40}", text) is not None and not text.isdigit()
+
+
 def _is_driver(text: str) -> bool:
     return DRIVER_VERSION.fullmatch(text) is not None
 
@@ -466,10 +472,13 @@ class _Reader:
         requires = entry.get("requires")
         if requires is not None and not (isinstance(requires, list) and all(isinstance(r, str) for r in requires)):
             raise self.fail(f"{where}.requires", "a list of strings", requires)
+        vcs_commit = self.scalar(entry, "vcs_commit", str, f"{where}.vcs_commit")
+        if version and vcs_commit is None and _is_git_commit(version) and not _is_version(version):
+            version, vcs_commit = None, version  # installed from git, given by its commit: the version is unknown
         return Package(
             version=self.valid(version, f"{where}.version", _is_version, "a PEP 440 version like 2.3.1"),
             direct_url=self.scalar(entry, "direct_url", str, f"{where}.direct_url"),
-            vcs_commit=self.scalar(entry, "vcs_commit", str, f"{where}.vcs_commit"),
+            vcs_commit=vcs_commit,
             requested_revision=self.scalar(entry, "requested_revision", str, f"{where}.requested_revision"),
             requires=tuple(requires) if requires is not None else None,
         )

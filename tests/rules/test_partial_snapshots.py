@@ -27,6 +27,14 @@ def test_null_and_missing_versions_mean_installed_version_unknown(tmp_path: Path
         "flash-attn": None, "bitsandbytes": None, "torch": None}
 
 
+def test_a_git_commit_given_as_the_version_is_the_vcs_commit_of_an_unknown_version() -> None:
+    snapshot = snapshot_from_dict({"packages": {"invokeai": "0e53b27655594b36d5565168998a8701a45e2c1f",
+                                                "app": "1234567"}})
+    assert snapshot.packages["invokeai"].version is None
+    assert snapshot.packages["invokeai"].vcs_commit == "0e53b27655594b36d5565168998a8701a45e2c1f"
+    assert snapshot.packages["app"].version == "1234567" and snapshot.packages["app"].vcs_commit is None
+
+
 def test_presence_alone_fires_flash_attn_on_turing(tmp_path: Path) -> None:
     report = check(tmp_path, nvidia={"gpus": [{"name": "Tesla T4", "compute_capability": "7.5"}]},
                    packages={"torch": "2.3.1+cu121", "flash-attn": None})

@@ -352,10 +352,10 @@ def _unknown_torch_build(ctx: CheckContext) -> list[Finding]:
 
 def _plain_torch_cuda_unrecorded(ctx: CheckContext) -> list[Finding]:
     """torch of a known release without a local tag, whose plain PyPI wheel's CUDA no table records (releases before
-    ``legacy_pypi_default``): the driver cannot be judged against it, which is said rather than passed over."""
-    version, build = fact(ctx.snapshot, "packages.torch"), ctx.snapshot.torch
-    nvidia = ctx.snapshot.nvidia
-    if not isinstance(version, str) or torch_variant(ctx.snapshot) != "" or (build and build.cuda) \
+    ``legacy_pypi_default``): the driver cannot be judged against it, which is said rather than passed over. Called
+    when ``torch_cuda`` found no CUDA (a probed ``torch.cuda`` would have given one)."""
+    version, nvidia = fact(ctx.snapshot, "packages.torch"), ctx.snapshot.nvidia
+    if not isinstance(version, str) or torch_variant(ctx.snapshot) != "" \
             or plain_wheel_is_cpu_only(ctx.snapshot, version) or nvidia is None \
             or not (nvidia.driver or nvidia.cuda_driver):
         return []
@@ -436,13 +436,17 @@ def _against_driver(ctx: CheckContext, need: CudaNeed, driver: str, supports: ob
 
 
 def _below_linux_branch(ctx: CheckContext, need: CudaNeed, driver: str) -> str | None:
-    """Where no Windows floor is known: the Linux floor's driver branch, when the Windows driver is of an older branch.
+    """Where no Windows floor is known: the Linux floor's driver branch, when the Windows driver is of an older branch
+    (``windows_below_linux_branch``)."""
+    linux_floor = ctx.facts.cuda_family_min_driver(need.major)
+    return windows_below_linux_branch(driver, linux_floor) if linux_floor is not None else None
+
+
+def windows_below_linux_branch(driver: str, linux_floor: str) -> str | None:
+    """The branch of ``linux_floor`` when the Windows ``driver`` is of a lower branch, else None (not known).
 
     NVIDIA numbers a branch's Windows drivers from the same branch number as its Linux ones or above (R570: Linux
     570.124.06, Windows 572.61), so a Windows driver of a lower branch number than the Linux floor is too old."""
-    linux_floor = ctx.facts.cuda_family_min_driver(need.major)
-    if linux_floor is None:
-        return None
     branch = linux_floor.split(".", 1)[0]
     return branch if int(driver.split(".", 1)[0]) < int(branch) else None
 

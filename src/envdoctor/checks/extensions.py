@@ -101,8 +101,7 @@ def _unknown_builds(ctx: CheckContext, torch: str) -> list[Finding]:
     unknown = [name for name in ctx.matrices.policy.torch_extensions
                if fact(ctx.snapshot, f"packages.{name}") is INSTALLED]
     unknown += [name for name, package in sorted((ctx.snapshot.packages or {}).items())
-                if package.version is None and name not in unknown
-                and (newest := newest_release(name)) is not None and compiled_against_torch(name, newest.version)]
+                if package.version is None and name not in unknown and _links_torch(name, newest_release(name))]
     inferred = {name: finding for name in unknown if (finding := _unknown_build_inferred(ctx, name, torch))}
     return list(inferred.values()) + [Finding(
         rule="extension-build-unknown", category=Category.ABI, severity=Severity.WARN, components=(name, "torch"),
@@ -416,11 +415,14 @@ def _lockstep_release_unknown(ctx: CheckContext, torch: str) -> list[Finding]:
 
 def compiled_against_torch(name: str, version: str) -> bool:
     """A release the tables do not list as torch-bound, whose PyPI facts show CPython extension wheels (``cpXY``
-    tags, not ``py3`` libraries loaded with ctypes) and a Requires-Dist on torch: a compiled torch extension. For a
-    package of unknown version the newest release stands for it (what it is now)."""
+    tags, not ``py3`` libraries loaded with ctypes) and a Requires-Dist on torch: a compiled torch extension."""
+    return _links_torch(name, release_facts(name, public_of(version)))
+
+
+def _links_torch(name: str, release: ReleaseFacts | None) -> bool:
+    """``compiled_against_torch`` of one release's facts (for a package of unknown version, its newest release)."""
     if name in ("torch", *COMPANIONS):
         return False
-    release = release_facts(name, public_of(version))
     return release is not None and release.cpython_wheels and "torch" in required_names(release.requires)
 
 

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass
 
 from envdoctor.checks import CheckContext
-from envdoctor.checks.driver import driver_below, torch_cuda
+from envdoctor.checks.driver import driver_below, torch_cuda, windows_below_linux_branch
 from envdoctor.checks.nvcc_archs import nvcc_arch_findings
 from envdoctor.checks.torch_range import unknown_version_range
 from envdoctor.facts import cuda_major_minor
@@ -67,8 +67,8 @@ def _nvcc_against_driver_version(ctx: CheckContext, nvcc: str) -> list[Finding]:
     floor = (release.min_driver_windows if windows else release.min_driver_linux) if release else None
     below = driver_below(driver, floor) if floor else None
     if floor is None and windows and release is not None and release.min_driver_linux:
-        branch = release.min_driver_linux.split(".", 1)[0]
-        below, floor = (True, f"the {branch} branch") if int(driver.split(".", 1)[0]) < int(branch) else (None, None)
+        branch = windows_below_linux_branch(driver, release.min_driver_linux)
+        below, floor = (True, f"the {branch} branch") if branch else (None, None)
     if below is None:
         return [_toolkit_floor_unknown(ctx, nvcc, driver)]
     if not below:

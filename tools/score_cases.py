@@ -11,6 +11,8 @@ fail). A case is diagnosed when every expected pair is matched by one finding.
     python tools/score_cases.py --verified-only      # findings with verified: false do not count
     python tools/score_cases.py --online             # as `envdoctor check --snapshot` runs: packages the bundled
                                                      # tables lack get their facts from PyPI first
+    python tools/score_cases.py --gpu-names-only     # each GPU that has a name loses its compute capability, as
+                                                     # nvidia-smi's default output and most threads give GPUs
 """
 
 from __future__ import annotations
@@ -65,9 +67,12 @@ def matches(finding: Finding, categories: list[str], component: str | None, veri
             and (finding.verified or not verified_only))
 
 
-def score_case(path: Path, online: bool = False, verified_only: bool = False) -> CaseResult:
+def score_case(path: Path, online: bool = False, verified_only: bool = False,
+               gpu_names_only: bool = False) -> CaseResult:
     case = json.loads(path.read_text(encoding="utf-8"))
     case_class = case.get("class") or path.parent.name
+    if gpu_names_only:
+        case["snapshot"] = names_only(case["snapshot"])
     try:
         snapshot = snapshot_from_dict(case["snapshot"], origin=str(path))
         forget_fetched_facts()  # each case as its own `envdoctor check` process: nothing fetched for another
@@ -85,6 +90,16 @@ def score_case(path: Path, online: bool = False, verified_only: bool = False) ->
     got = tuple(f"{f.category.value}/{f.rule}({','.join(f.components)})" for f in report.findings
                 if f.severity in JUDGED)
     return CaseResult(path, case_class, not missing, missing, got)
+
+
+def names_only(snapshot: object) -> object:
+    """The snapshot with the compute capability of each GPU that has a name taken out (a copy)."""
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("nvidia"), dict) \
+            or not isinstance(snapshot["nvidia"].get("gpus"), list):
+        return snapshot
+    gpus = [{k: v for k, v in gpu.items() if k != "compute_capability"} if isinstance(gpu, dict) and gpu.get("name")
+            else gpu for gpu in snapshot["nvidia"]["gpus"]]
+    return {**snapshot, "nvidia": {**snapshot["nvidia"], "gpus": gpus}}
 
 
 def rates(results: list[CaseResult]) -> dict[str, tuple[int, int]]:
@@ -127,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--online", action="store_true", help="fetch PyPI facts of packages the tables lack first")
     parser.add_argument("--verified-only", action="store_true",
                         help="count only findings with verified: true (an unknown fact's warning does not count)")
+    parser.add_argument("--gpu-names-only", action="store_true",
+                        help="take the compute capability out of every GPU that has a name (nvidia-smi's default)")
     args = parser.parse_args(argv)
-    results = [score_case(path, args.online, args.verified_only) for path in case_files(args.paths)]
+    results = [score_case(path, args.online, args.verified_only, args.gpu_names_only)
+               for path in case_files(args.paths)]
     table = rates(results)
     if args.markdown:
         print(markdown_table(results))

@@ -11,6 +11,7 @@ from envdoctor.checks import CheckContext
 from envdoctor.checks.runner import run_checks
 from envdoctor.facts import facts_at
 from envdoctor.findings import Finding, Report
+from envdoctor.gpu_names import with_named_capabilities
 from envdoctor.matrices import Matrices, MatrixError, Stack, StackNotFoundError, load_matrices
 from envdoctor.rules import evaluate, fact, has_no_gpu, parse_version, torch_variant
 from envdoctor.score import score_findings
@@ -39,9 +40,10 @@ def run_check(
         snapshot = probe()
     matrices = matrices or load_matrices()
     chosen, reason = choose_stack(snapshot, matrices, stack, cwd)
-    ctx = CheckContext(snapshot=snapshot, matrices=matrices, facts=facts_at(Path(matrices.root)), stack=chosen,
-                       model=model)
-    found = [_with_safe_fix(f) for f in evaluate(matrices.rules, snapshot) + run_checks(ctx)]
+    judged, named_gpus = with_named_capabilities(snapshot, matrices)  # a GPU's capability from its model name
+    ctx = CheckContext(snapshot=judged, matrices=matrices, facts=facts_at(Path(matrices.root)), stack=chosen,
+                       model=model, named_gpus=named_gpus)
+    found = [_with_safe_fix(f) for f in evaluate(matrices.rules, judged) + run_checks(ctx)]
     findings = _ordered(drop_superseded(found, finding_ids.supersedes()))
     return Report(
         stack=chosen.name if chosen else None,

@@ -31,6 +31,7 @@ from envdoctor.checks.stdlib_removals import load_stdlib_removals
 from envdoctor.checks.triton_ptxas import load_triton_ptxas
 from envdoctor.checks.wheel_archs import load_wheel_archs_fully
 from envdoctor.facts import validate_facts
+from envdoctor.gpu_names import load_gpu_names
 from envdoctor.import_floors import validate_import_floors
 from envdoctor.keyword_floors import validate_keyword_floors
 from envdoctor.matrices import Matrices, MatrixError, default_root, load_matrices, validate_matrix_files
@@ -54,7 +55,7 @@ TABLE_VALIDATORS: tuple[Callable[[Path], list[str]], ...] = (
     validate_matrix_files, validate_pypi_facts, validate_runtime_floors, validate_import_floors, validate_api_breaks,
     validate_facts, validate_keyword_floors,
     validate_platforms, *map(problems_loading, (load_extension_builds, load_gpu_support, load_nvcc_archs,
-                                                 load_dynamo_python, load_python_releases,
+                                                 load_dynamo_python, load_python_releases, load_gpu_names,
                                                  load_os_builds, load_gpu_floors, load_gpu_ceilings,
                                                  load_numpy_aliases, load_numpy1_floors,
                                                  load_numpy_additions, load_module_owners, load_stdlib_removals,

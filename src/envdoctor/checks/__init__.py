@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding
+from envdoctor.gpu_names import FilledCapability
 from envdoctor.matrices import Matrices, Stack
 from envdoctor.snapshot import Snapshot
 
@@ -21,6 +22,8 @@ class CheckContext:
     facts: Facts
     stack: Stack | None = None
     model: str | None = None
+    # GPUs whose compute capability the snapshot lacked and ``snapshot`` takes from their name (envdoctor.gpu_names)
+    named_gpus: tuple[FilledCapability, ...] = ()
 
 
 Check = Callable[[CheckContext], list[Finding]]

@@ -31,6 +31,7 @@ from envdoctor.checks.flash_attn_build import check_flash_attn_build
 from envdoctor.checks.glibc_floors import check_glibc_floors
 from envdoctor.checks.gpu_dtypes import check_gpu_dtypes
 from envdoctor.checks.gpu_floors import check_gpu_ceilings, check_gpu_floors
+from envdoctor.checks.gpu_names import check_named_gpus
 from envdoctor.checks.host_builds import check_host_builds
 from envdoctor.checks.import_floors import check_import_floors
 from envdoctor.checks.keyword_floors import check_keyword_floors
@@ -68,7 +69,7 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         check_provided_modules, check_protobuf_gencode, check_runtime_floors, check_import_floors,
         check_keyword_floors,
         smoke.check_smoke, model.check_model, check_module_owners,
-        unknowns.check_invalid_values,
+        unknowns.check_invalid_values, check_named_gpus,
         environment.check_environment, check_fetched_facts, check_driver_current_builds,
         check_conda_torch_builds, check_nvcc_host_gcc, check_glibc_floors,
     ]

@@ -1,0 +1,29 @@
+"""GPUs whose compute capability the snapshot did not give and the checks took from the model name
+(``envdoctor.gpu_names``): one information finding per GPU, so the report says where the capability came from."""
+
+from __future__ import annotations
+
+from envdoctor.checks import CheckContext
+from envdoctor.findings import Category, Finding, Severity
+
+
+def check_named_gpus(ctx: CheckContext) -> list[Finding]:
+    return [_named(filled.index, filled.gpu_name, filled.named.name, filled.named.compute_capabilities,
+                   filled.named.taken, filled.named.sources) for filled in ctx.named_gpus]
+
+
+def _named(index: int, gpu_name: str, listed: str, capabilities: tuple[str, ...], taken: str,
+           sources: tuple[str, ...]) -> Finding:
+    where = f"nvidia.gpus[{index}]"
+    if len(capabilities) > 1:
+        message = (f"GPU {index} ({gpu_name}) has no compute capability in the snapshot; {listed} was sold "
+                   f"with chips of compute capability {' and '.join(capabilities)}, and the checks took {taken}, the "
+                   "highest (a GPU below a package's floor at that capability is below it on either chip)")
+    else:
+        message = (f"GPU {index} ({gpu_name}) has no compute capability in the snapshot; the checks took "
+                   f"{taken}, the capability of the {listed} in NVIDIA's list of CUDA GPUs")
+    return Finding(
+        rule="gpu-capability-from-name", category=Category.GPU_ARCH, severity=Severity.INFO, components=("gpu",),
+        sources=sources, verified=len(capabilities) == 1, message=message,
+        fix=f"nvidia-smi --query-gpu=name,compute_cap --format=csv   # and record it as {where}.compute_capability",
+    )

@@ -1,0 +1,135 @@
+"""NVIDIA GPU models and their compute capability (``matrices/gpu_names.toml``), for snapshots that name a GPU but
+do not give its capability.
+
+``capability_of(name, load_gpu_names(matrices))`` answers a :class:`NamedCapability`: the one capability of a
+model the table lists, every capability of a name sold with chips of different generations (``ambiguous``), or None
+for a name it does not list. ``with_named_capabilities(snapshot, matrices)`` fills in the capability of each GPU
+that has a name the table lists and no capability (an ambiguous name: the highest it may have), and says which it
+filled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from envdoctor.matrices import Matrices, MatrixError
+from envdoctor.snapshot import Snapshot
+
+TABLE = "gpu_names"
+CAPABILITY = re.compile(r"^\d{1,2}\.\d$")
+# Words that say nothing about the chip: the vendor and product-line words nvidia-smi prints, memory sizes, memory
+# kinds and form factors ("NVIDIA A100-SXM4-80GB", "Tesla V100-PCIE-16GB", "NVIDIA GeForce RTX 4090 Laptop GPU").
+NOISE = re.compile(r"\b(nvidia|geforce|tesla|corporation|graphics|gpu|laptop|mobile|notebook|with max q design|max q|"
+                   r"generation|pcie|sxm\d*|nvl|hbm\d*e?|gddr\d*x?|\d+\s?gb|\d+\s?g|oem|dgxs?|mig \S+)\b")
+# The same words once letters and digits are apart ("NVIDIA1080Ti" -> "nvidia 1080 ti"), and the board makers
+# threads name before the model ("MSI RTX3080"): memory sizes are not matched again here ("a 10 g" is the A10G).
+WORDS = re.compile(r"\b(nvidia|geforce|tesla|graphics|gpu|laptop|msi|asus|rog|strix|tuf|gigabyte|aorus|evga|zotac|"
+                   r"palit|pny|galax|gainward|inno 3 d|colorful|founders edition|fe)\b")
+# Series words a thread may leave out ("1080 Ti", "2050"): a table name starting with one of them is also known
+# without it, unless that shorter name belongs to another row too.
+SERIES = ("rtx ", "gtx ", "gts ", "gt ")
+
+
+@dataclass(frozen=True)
+class NamedCapability:
+    """What the table says of one GPU name: its capability, or every capability a name sold twice may have."""
+
+    name: str
+    compute_capabilities: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.compute_capabilities) > 1
+
+    @property
+    def taken(self) -> str:
+        """The capability the checks use: the only one, or the highest an ambiguous name may have (a GPU below a
+        package's floor at that capability is below it whichever chip it has)."""
+        return max(self.compute_capabilities, key=lambda c: tuple(int(p) for p in c.split(".")))
+
+
+@dataclass(frozen=True)
+class FilledCapability:
+    """A GPU of the snapshot whose capability was taken from its name (``index``: its place in the snapshot)."""
+
+    index: int
+    gpu_name: str
+    named: NamedCapability
+
+
+def normalized_gpu_name(name: str) -> str:
+    """Lower case, dashes and underscores as spaces, the NOISE words dropped, spaces single:
+    "NVIDIA A100-SXM4-80GB" -> "a 100", "NVIDIA GeForce RTX4090 Laptop GPU" -> "rtx 4090" (letters and digits
+    apart, so "RTX4090" and "RTX 4090" are one name)."""
+    text = name.lower().replace("(tm)", " ").replace("(r)", " ")
+    text = re.sub(r"[-_/,()]", " ", text)
+    text = NOISE.sub(" ", re.sub(r"\s+", " ", text))
+    text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", text)  # "rtx3090" and "rtx 3090" alike
+    text = WORDS.sub(" ", re.sub(r"\s+", " ", text))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def capability_of(name: str | None, table: dict[str, NamedCapability]) -> NamedCapability | None:
+    """The table's entry for a GPU name (``table``: ``load_gpu_names``), None when it does not list it."""
+    return table.get(normalized_gpu_name(name)) if name else None
+
+
+def with_named_capabilities(snapshot: Snapshot, matrices: Matrices) -> tuple[Snapshot, tuple[FilledCapability, ...]]:
+    """The snapshot with the capability of each GPU that lacks one taken from its name (``NamedCapability.taken``),
+    and what was filled in; the snapshot itself when nothing was."""
+    gpus = snapshot.nvidia.gpus if snapshot.nvidia is not None else None
+    if not gpus or all(gpu.compute_capability or not gpu.name for gpu in gpus):
+        return snapshot, ()
+    table = load_gpu_names(matrices)
+    filled, out = [], []
+    for index, gpu in enumerate(gpus):
+        named = capability_of(gpu.name, table) if not gpu.compute_capability else None
+        if named is not None:
+            gpu = replace(gpu, compute_capability=named.taken)
+            filled.append(FilledCapability(index, str(gpu.name), named))
+        out.append(gpu)
+    if not filled:
+        return snapshot, ()
+    return replace(snapshot, nvidia=replace(snapshot.nvidia, gpus=tuple(out))), tuple(filled)
+
+
+def load_gpu_names(matrices: Matrices) -> dict[str, NamedCapability]:
+    """The table by normalized name, validated; MatrixError naming the file and row of a bad one."""
+    raw = matrices.table(TABLE)
+    where = matrices.root / f"{TABLE}.toml"
+    out: dict[str, NamedCapability] = {}
+    first_row: dict[str, str] = {}
+    rows = [(f"capability[{i}]", row, row.get("names"), [row.get("compute_capability")])
+            for i, row in enumerate(raw.get("capability", []))]
+    rows += [(f"ambiguous[{i}]", row, [row.get("name")], row.get("compute_capabilities"))
+             for i, row in enumerate(raw.get("ambiguous", []))]
+    for key, row, names, capabilities in rows:
+        sources = row.get("sources")
+        if not (isinstance(names, list) and names and all(isinstance(n, str) and n.strip() for n in names)
+                and isinstance(capabilities, list) and capabilities
+                and all(isinstance(c, str) and CAPABILITY.match(c) for c in capabilities)
+                and isinstance(sources, list) and sources and all(isinstance(s, str) for s in sources)):
+            raise MatrixError(f"{where}: {key}: needs names (GPU model names), a compute capability like \"8.6\" "
+                              "(compute_capability, or compute_capabilities for an ambiguous name) and sources")
+        for name in names:
+            normalized = normalized_gpu_name(name)
+            if normalized in out:
+                raise MatrixError(f"{where}: {key}: {name!r} is also in {first_row[normalized]} (as "
+                                  f"{out[normalized].name!r}): a GPU name belongs to one row")
+            out[normalized] = NamedCapability(name, tuple(capabilities), tuple(sources))
+            first_row[normalized] = key
+    return {**_without_series(out), **out}
+
+
+def _without_series(table: dict[str, NamedCapability]) -> dict[str, NamedCapability]:
+    """The table's names that start with a series word, known without it ("gtx 1080 ti" as "1080 ti"), where that
+    shorter name is neither a name of its own nor the shorter name of two rows with different capabilities."""
+    shorter: dict[str, list[NamedCapability]] = {}
+    for normalized, named in table.items():
+        series = next((word for word in SERIES if normalized.startswith(word)), None)
+        if series is not None:
+            shorter.setdefault(normalized[len(series):], []).append(named)
+    return {short: found[0] for short, found in shorter.items()
+            if short not in table and len({named.compute_capabilities for named in found}) == 1}

@@ -135,6 +135,13 @@ IMPORTERS = {
     "liger-kernel": Package("liger-kernel", "liger_kernel", "linkedin/Liger-Kernel", "0.3.0"),
     # Beyond the ML stack: Jinja2 and its MarkupSafe (soft_unicode went with MarkupSafe 2.1.0).
     "jinja2": Package("Jinja2", "jinja2", "pallets/jinja", "2.10"),
+    # Beyond the ML stack: what Pillow and SciPy removed broke these at import (torchvision's PILLOW_VERSION,
+    # gensim's scipy.linalg.triu).
+    "torchvision": Package("torchvision", "torchvision", "pytorch/vision", "0.2.1"),
+    "gensim": Package("gensim", "gensim", "piskvorky/gensim", "3.8.0"),
+    "scikit-learn": Package("scikit-learn", "sklearn", "scikit-learn/scikit-learn", "0.22"),
+    "scikit-image": Package("scikit-image", "skimage", "scikit-image/scikit-image", "0.16.2"),
+    "librosa": Package("librosa", "librosa", "librosa/librosa", "0.8.0"),
     # Namespace packages (no __init__.py): each of their top-level modules is read as a root (``namespace_roots``).
     "llama-recipes": Package("llama-recipes", "llama_recipes", "meta-llama/llama-recipes", "0.0.1"),
 }
@@ -149,6 +156,9 @@ PROVIDERS = {
     # Read from the manylinux x86_64 wheel of each release, as torch is (the repository was openai/triton).
     "triton": Package("triton", "triton", "triton-lang/triton", "2.0.0"),
     "markupsafe": Package("MarkupSafe", "markupsafe", "pallets/markupsafe", "1.0"),
+    # Read from the manylinux x86_64 wheel of each release, as torch is.
+    "pillow": Package("pillow", "PIL", "python-pillow/Pillow", "5.0.0"),
+    "scipy": Package("scipy", "scipy", "scipy/scipy", "1.0.0"),
 }
 PARTNER_OF_MODULE = {spec.module: name for name, spec in PROVIDERS.items()}
 # Handlers that make a guarded import optional: the import may fail and the package still loads.
@@ -596,6 +606,10 @@ class ModuleNames:
     # from ``dir()`` of an object into ``globals()``. A name not found is then unknown, unless the package has a
     # Python module of that name in another release (see ``ProviderRelease``).
     compiled: bool = False
+    # What ``from <module> import *`` takes: the names of a literal ``__all__`` (list or tuple of strings, assigned
+    # once at module level); None when the module has none (its public names) or builds it otherwise (unknown).
+    exports: frozenset[str] | None = None
+    exports_known: bool = True
 
 
 def module_names(tree: ast.Module, module: str, path: str) -> ModuleNames:
@@ -668,9 +682,34 @@ def module_names(tree: ast.Module, module: str, path: str) -> ModuleNames:
     # A module __getattr__ assigned from a lazy loader (huggingface_hub's `__getattr__, ... = _attach(...,
     # submod_attrs=_SUBMOD_ATTRS)`) serves the structure; any other answers names no reading can list.
     attached = "__getattr__" in bound and not has_structure
+    exports, exports_known = _literal_all(tree)
     return ModuleNames(frozenset(bound | structure), tuple(stars), open_ended or attached
                        or (typing_stars and not has_structure and not copies) or scanned is None, scanned or (),
-                       copies or path.endswith(".pyi"))
+                       copies or path.endswith(".pyi"), exports, exports_known)
+
+
+def _literal_all(tree: ast.Module) -> tuple[frozenset[str] | None, bool]:
+    """(the names of the module's ``__all__``, whether that is known): a single module-level assignment of a list
+    or tuple of strings gives its names; none at all gives (None, True), the module's public names; any other
+    ``__all__`` (built, extended, assigned twice or under a branch) gives (None, False)."""
+    literal: list[frozenset[str]] = []
+    other = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            value = node.value
+            if node in tree.body and isinstance(value, ast.List | ast.Tuple) and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts):
+                literal.append(frozenset(e.value for e in value.elts))
+            else:
+                other = True
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign) and isinstance(node.target, ast.Name) \
+                and node.target.id == "__all__":
+            other = True
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "__all__":
+            other = True  # __all__.extend(...), __all__.append(...)
+    if other or len(literal) > 1:
+        return None, False
+    return (literal[0], True) if literal else (None, True)
 
 
 def _lazy_structure(tree: ast.Module, path: str) -> tuple[set[str], bool, tuple[str, ...] | None]:
@@ -766,6 +805,7 @@ class ProviderRelease:
         self.modules = modules_of(self.files)
         self._names: dict[str, ModuleNames | None] = {}
         self._scans: dict[str, tuple[set[str], set[str]]] = {}
+        self._binaries: dict[str, str] = {}
 
     def names(self, module: str) -> ModuleNames | None:
         if module not in self._names:
@@ -775,7 +815,7 @@ class ProviderRelease:
             try:
                 self._names[module] = module_names(ast.parse(text), module, path or "") if text is not None else None
             except SyntaxError:
-                self._names[module] = ModuleNames(frozenset(), (), True)
+                self._names[module] = ModuleNames(frozenset(), (), True, exports_known=False)
         return self._names[module]
 
     def status(self, module: str, name: str, access: str = "import") -> str:
@@ -805,13 +845,39 @@ class ProviderRelease:
             return "present"
         if found.stars and depth >= STAR_DEPTH:
             return "unknown"
-        results = [self._lookup(star, name, seen, depth + 1) for star in found.stars if star not in seen]
+        results = [self._through_star(star, name, seen, depth + 1) for star in found.stars if star not in seen]
         results += [self._scanned(folder, name) for folder in found.scanned]
         if "present" in results:
             return "present"
         if found.open_ended or "unknown" in results:
             return "unknown"
         return "compiled" if found.compiled or "compiled" in results else "absent"
+
+    def _through_star(self, module: str, name: str, seen: set[str], depth: int) -> str:
+        """What ``from <module> import *`` gives of ``name``: only a name its literal ``__all__`` lists, or without
+        one a public name (no leading underscore); unknown when its ``__all__`` is built at run time."""
+        found = self.names(module)
+        if (found is None or found.compiled) and self._cython_lacks(module, name):
+            return "absent"
+        if found is not None and found.exports_known:
+            if (name not in found.exports) if found.exports is not None else name.startswith("_"):
+                return "absent"
+        return self._lookup(module, name, seen, depth)
+
+    def _cython_lacks(self, module: str, name: str) -> bool:
+        """Whether a compiled module is a Cython one (its binary holds Cython's ``__pyx_`` symbols) whose binary
+        does not hold ``name`` as a word: Cython interns every name a module binds as a string, so such a module
+        cannot bind it. Any other compiled module (a C++ binding such as ``torch._C``, whose names live in other
+        libraries) may still supply it."""
+        stem = module.replace(".", "/")
+        binary = next((path for path in sorted(self.files) if path.startswith(stem + ".")
+                       and path.endswith((".so", ".pyd"))), None)
+        if binary is None:
+            return False
+        if binary not in self._binaries:
+            self._binaries[binary] = self.source.read(self.ref, binary) or ""
+        text = self._binaries[binary]
+        return "__pyx_" in text and re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is None
 
     def _scanned(self, folder: str, name: str) -> str:
         """What a run-time structure over ``folder`` makes of ``name``: "present" when a file there lists it in

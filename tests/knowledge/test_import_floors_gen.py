@@ -131,6 +131,44 @@ def test_a_partner_release_answers_present_absent_or_unknown(tmp_path: Path) -> 
     assert release.status("transformers.shims", "anything") == "unknown"  # a module __getattr__
 
 
+SCIPY_FILES = {
+    "scipy/__init__.py": "",
+    "scipy/linalg/__init__.py": "from ._matfuncs import *\nfrom ._basic import *\nfrom ._decomp_update import *\n",
+    # a Cython module: every name it binds is a string in its binary, so a word missing there is not bound
+    "scipy/linalg/_decomp_update.cpython-311-x86_64-linux-gnu.so": "\x7fELF\x00__pyx_mstate\x00qr_update\x00",
+    # binds triu (for its own use) but exports only what __all__ lists: scipy 1.13's scipy.linalg has no triu
+    "scipy/linalg/_matfuncs.py": "from numpy import triu, tril\n__all__ = ['expm']\ndef expm(a):\n    return a\n",
+    # no __all__: every public name goes through `import *`, an underscored one does not
+    "scipy/linalg/_basic.py": "from numpy import solve_banded\n_private = 1\n",
+    # an __all__ built up at run time: a name the module binds may be exported (read as present, never absent)
+    "scipy/linalg/_built.py": "from numpy import triu\n__all__ = ['lstsq']\n__all__ += _more()\n",
+}
+
+
+def test_a_star_import_takes_what_the_modules_all_lists(tmp_path: Path) -> None:
+    built_init = "from ._matfuncs import *\nfrom ._basic import *\nfrom ._built import *\n"
+    git_dir = _repo(tmp_path, "scipy", {"v1.12.0": {**SCIPY_FILES, "scipy/linalg/__init__.py": built_init},
+                                        "v1.13.0": SCIPY_FILES})
+    built = gen.ProviderRelease(gen.GitTags(git_dir, gen.PROVIDERS["scipy"]), "v1.12.0")
+    assert built.status("scipy.linalg", "expm") == "present"
+    assert built.status("scipy.linalg", "solve_banded") == "present"
+    assert built.status("scipy.linalg", "triu") == "present"  # not from _matfuncs; _built may export it
+    assert built.status("scipy.linalg", "_private") == "absent"  # bound nowhere but in _basic, which has no __all__
+    release = gen.ProviderRelease(gen.GitTags(git_dir, gen.PROVIDERS["scipy"]), "v1.13.0")
+    assert release.status("scipy.linalg", "expm") == "present"
+    assert release.status("scipy.linalg", "triu") == "absent"
+    assert release.status("scipy.linalg", "_private") == "absent"
+    assert release.status("scipy.linalg._matfuncs", "triu") == "present"  # imported from the module itself
+    assert release.status("scipy.linalg", "qr_update") == "unknown"  # the Cython module may bind it
+
+
+def test_a_compiled_module_that_is_not_cython_may_supply_any_name(tmp_path: Path) -> None:
+    files = {**SCIPY_FILES, "scipy/linalg/_decomp_update.cpython-311-x86_64-linux-gnu.so": "\x7fELF\x00qr_update\x00"}
+    git_dir = _repo(tmp_path, "scipy", {"v1.13.0": files})
+    release = gen.ProviderRelease(gen.GitTags(git_dir, gen.PROVIDERS["scipy"]), "v1.13.0")
+    assert release.status("scipy.linalg", "triu") == "unknown"  # a C/C++ binding's names live elsewhere
+
+
 def test_a_structure_built_at_run_time_is_read_from_the_folder_it_scans(tmp_path: Path) -> None:
     files = {
         "src/transformers/__init__.py": (

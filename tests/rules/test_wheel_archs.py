@@ -99,9 +99,21 @@ def test_an_unknown_version_warns_unverified_only_when_the_newest_release_does_n
     table = load_wheel_archs(load_matrices()).releases_of("lmcache")
     newest = table[max(table)]
     assert newest.runs_on(Version("12.0"))
-    assert _rules(tmp_path, {"lmcache": None}, BLACKWELL) == {}
     if not newest.runs_on(Version("7.0")):
         assert _rules(tmp_path, {"lmcache": None}, V100) == {"lmcache": ("warn", False)}
+
+
+def test_kernels_that_came_later_warn_for_an_unknown_version_unless_the_snapshot_is_newer(tmp_path):
+    table = load_wheel_archs(load_matrices()).releases_of("sgl-kernel")
+    ordered = sorted(table)
+    first = next(v for i, v in enumerate(ordered) if all(table[w].runs_on(Version("12.0")) for w in ordered[i:]))
+    assert first != ordered[0] and not table[ordered[ordered.index(first) - 1]].runs_on(Version("12.0"))
+    assert _rules(tmp_path, {"sgl-kernel": None}, BLACKWELL) == {"sgl-kernel": ("warn", False)}
+    snap = snapshot({"sgl-kernel": None}, nvidia={"gpus": [BLACKWELL]}, host=LINUX)
+    (finding,) = [f for f in run_check(snap, cwd=tmp_path).findings if f.rule == "wheel-lacks-gpu-code"]
+    assert f"only from {first}" in finding.message and f"older than {first}" in finding.message
+    # a package of known version released after that first release dates the environment: nothing to say
+    assert _rules(tmp_path, {"sgl-kernel": None, "transformers": "5.17.0"}, BLACKWELL) == {}
 
 
 @pytest.mark.network

@@ -13,7 +13,9 @@ GEMMs, FP8, Marlin), so a library runs on a GPU when its general kernels do.
 The table describes PyPI's manylinux x86_64 wheel of each release: another platform, a version with a local label
 (``+cu128``, another index's build) or a direct-URL install is not judged. A known release gives a verified failure
 on Linux (the wheel read) and an unverified one where the host is not stated; a package of unknown version warns,
-unverified, when no release runs on the GPU or when the newest one does not (a current install). A GPU below the
+unverified, when no release runs on the GPU, when the newest one does not (a current install), or when only the
+releases from some point on do (kernels for the GPU came later) and no package of the snapshot of known version was
+released on or after that point (the environment may predate it). A GPU below the
 floor the project states (``gpu_floors.toml``) has its own finding and is not judged again.
 
 The newest PTX ISA version in a release's wheel (``ptx_isa``) names the CUDA toolkit that built it
@@ -36,7 +38,7 @@ from envdoctor.checks.gpu_floors import GpuFloor, load_gpu_floors
 from envdoctor.facts import gpu_runs_archs
 from envdoctor.findings import Category, Finding, Severity
 from envdoctor.matrices import Matrices, MatrixError, Problem, generated_json_table
-from envdoctor.pypi_facts import release_facts
+from envdoctor.pypi_facts import newest_known_release, release_facts
 from envdoctor.rules import gpu_ccs, matches_specifier, parse_version
 
 FILE = "wheel_archs.json"
@@ -231,7 +233,7 @@ def check_wheel_archs(ctx: CheckContext) -> list[Finding]:
             continue
         judged = [cc for cc in ccs if not _below_stated_floor(floors, name, package.version, cc)]
         if package.version is None:
-            findings += _unknown_version(name, releases, judged)
+            findings += _unknown_version(ctx, name, releases, judged)
             continue
         parsed = parse_version(package.version)
         if parsed is None or parsed.local or parsed not in releases:
@@ -265,7 +267,11 @@ def _below_stated_floor(floors: tuple[GpuFloor, ...], name: str, version: str | 
     return bool(holding) and cc < max(holding)
 
 
-def _unknown_version(name: str, releases: dict[Version, GpuCode], ccs: list[Version]) -> list[Finding]:
+def _unknown_version(ctx: CheckContext, name: str, releases: dict[Version, GpuCode],
+                     ccs: list[Version]) -> list[Finding]:
+    """A package of unknown version: a warning, unverified, when no release runs on a GPU, when the newest does
+    not, or when only releases from some point on do (support came later: an older install fails) and nothing in
+    the snapshot shows the environment was made after that point."""
     if not ccs:
         return []
     none_runs = [cc for cc in ccs if not any(code.runs_on(cc) for code in releases.values())]
@@ -276,10 +282,36 @@ def _unknown_version(name: str, releases: dict[Version, GpuCode], ccs: list[Vers
     newest = max(releases)
     missing = [cc for cc in ccs if not releases[newest].runs_on(cc)]
     if not missing:
-        return []
+        return _support_came_later(ctx, name, releases, ccs)
     what = (f"{name}'s newest wheel on PyPI ({newest}; the version here is unknown) holds {releases[newest].shown()},"
             f" none of it for {_caps(missing)}")
     return [_finding(name, what, missing, releases, Severity.WARN, verified=False)]
+
+
+def _support_came_later(ctx: CheckContext, name: str, releases: dict[Version, GpuCode],
+                        ccs: list[Version]) -> list[Finding]:
+    """Every GPU runs the newest release, and no release before ``first`` (the oldest of the unbroken run of
+    releases up to the newest that run on all of them) runs on them all: kernels for the GPU came with ``first``.
+    Said unless a package of the snapshot of known version was released on or after ``first`` (the environment is
+    at least that recent). A release without them between others that have them (one broken build) says nothing
+    of an install's age, and is not said."""
+    ordered = sorted(releases)
+    running = [all(releases[v].runs_on(cc) for cc in ccs) for v in ordered]
+    start = len(ordered)
+    while start > 0 and running[start - 1]:
+        start -= 1
+    if start == 0 or any(running[:start]):
+        return []
+    first, last = ordered[start], ordered[start - 1]
+    facts = release_facts(name, str(first), ctx.matrices.root)
+    made_after = newest_known_release(ctx.snapshot.packages or {}, ctx.matrices.root)
+    if facts is None or (made_after is not None and made_after >= facts.date):
+        return []
+    missing = [cc for cc in ccs if not releases[last].runs_on(cc)]
+    what = (f"{name} is installed with an unknown version; its wheels on PyPI hold kernels for {_caps(missing)} "
+            f"only from {first} ({facts.date}) on ({last} holds {releases[last].shown()}), so an install older than "
+            f"{first} (inferred: the installed version is unknown)")
+    return [_finding(name, what, missing, releases, Severity.WARN, verified=False, after=last)]
 
 
 def _caps(ccs: list[Version]) -> str:

@@ -38,3 +38,17 @@ def test_rates_hold_their_floor() -> None:
     floor = json.loads((CASES / "floor.json").read_text(encoding="utf-8"))
     assert scorer.below_floor(table, floor) == [], [
         f"{r.path.name}: expected {r.missing}, got {r.got or r.error}" for r in results if not r.diagnosed]
+
+
+def test_gpu_arch_cases_hold_their_floor_when_gpus_are_given_by_name_only() -> None:
+    """Threads paste nvidia-smi's default output, which names a GPU without its compute capability: the GPU
+    architecture cases are diagnosed from the model name (matrices/gpu_names.toml) nearly as well."""
+    scorer = _scorer()
+    paths = scorer.case_files([CASES / "gpu-arch"])
+    named = [path for path in paths if scorer.names_only(json.loads(path.read_text())["snapshot"])
+             != json.loads(path.read_text())["snapshot"]]
+    assert len(named) >= 200
+    results = [scorer.score_case(path, gpu_names_only=True) for path in named]
+    hit, total = scorer.rates(results)["all"]
+    floor = json.loads((CASES / "floor.json").read_text(encoding="utf-8"))["gpu-arch-names-only"]
+    assert hit / total >= floor, [f"{r.path.name}: expected {r.missing}" for r in results if not r.diagnosed]

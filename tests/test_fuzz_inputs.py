@@ -163,8 +163,9 @@ def garbage_snapshot(draw: st.DrawFn) -> tuple[str, str]:
         which = draw(st.sampled_from(["driver+cuda_driver", "compute_capability", "gpus"]))
         if which == "driver+cuda_driver":
             data = _set(_set(data, ("nvidia", "driver"), None), ("nvidia", "cuda_driver"), None)
-        elif which == "compute_capability":
-            data = _set(data, ("nvidia", "gpus", 0, "compute_capability"), None)
+        elif which == "compute_capability":  # the name too: a listed model's name gives its capability
+            data = _set(_set(data, ("nvidia", "gpus", 0, "compute_capability"), None), ("nvidia", "gpus", 0, "name"),
+                        None)
         else:
             data = _set(data, ("nvidia", "gpus"), None)
         path, value = (which,), None

@@ -4,8 +4,8 @@ do not give its capability.
 ``capability_of(name, load_gpu_names(matrices))`` answers a :class:`NamedCapability`: the one capability of a
 model the table lists, every capability of a name sold with chips of different generations (``ambiguous``), or None
 for a name it does not list. ``with_named_capabilities(snapshot, matrices)`` fills in the capability of each GPU
-that has a name the table lists and no capability (an ambiguous name: the highest it may have), and says which it
-filled.
+that has a name the table lists with one capability and no capability of its own, and says what it found for every
+listed name (an ambiguous one is not filled in: taking either capability could call a GPU fit that is not).
 """
 
 from __future__ import annotations
@@ -43,11 +43,6 @@ class NamedCapability:
     def ambiguous(self) -> bool:
         return len(self.compute_capabilities) > 1
 
-    @property
-    def taken(self) -> str:
-        """The capability the checks use: the only one, or the highest an ambiguous name may have (a GPU below a
-        package's floor at that capability is below it whichever chip it has)."""
-        return max(self.compute_capabilities, key=lambda c: tuple(int(p) for p in c.split(".")))
 
 
 @dataclass(frozen=True)
@@ -77,8 +72,9 @@ def capability_of(name: str | None, table: dict[str, NamedCapability]) -> NamedC
 
 
 def with_named_capabilities(snapshot: Snapshot, matrices: Matrices) -> tuple[Snapshot, tuple[FilledCapability, ...]]:
-    """The snapshot with the capability of each GPU that lacks one taken from its name (``NamedCapability.taken``),
-    and what was filled in; the snapshot itself when nothing was."""
+    """The snapshot with the capability of each GPU that lacks one taken from its name where the name has one
+    capability, and each listed name found (ambiguous ones too, not filled in); the snapshot itself when nothing
+    was filled in."""
     gpus = snapshot.nvidia.gpus if snapshot.nvidia is not None else None
     if not gpus or all(gpu.compute_capability or not gpu.name for gpu in gpus):
         return snapshot, ()
@@ -86,12 +82,14 @@ def with_named_capabilities(snapshot: Snapshot, matrices: Matrices) -> tuple[Sna
     filled, out = [], []
     for index, gpu in enumerate(gpus):
         named = capability_of(gpu.name, table) if not gpu.compute_capability else None
-        if named is not None:
-            gpu = replace(gpu, compute_capability=named.taken)
+        if named is not None and not named.ambiguous:
+            gpu = replace(gpu, compute_capability=named.compute_capabilities[0])
+            filled.append(FilledCapability(index, str(gpu.name), named))
+        if named is not None and named.ambiguous:
             filled.append(FilledCapability(index, str(gpu.name), named))
         out.append(gpu)
-    if not filled:
-        return snapshot, ()
+    if not any(not f.named.ambiguous for f in filled):
+        return snapshot, tuple(filled)
     return replace(snapshot, nvidia=replace(snapshot.nvidia, gpus=tuple(out))), tuple(filled)
 
 

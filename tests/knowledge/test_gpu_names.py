@@ -59,12 +59,23 @@ def test_a_named_gpu_is_judged_at_its_models_capability(tmp_path: Path) -> None:
     assert not [f for f in unnamed.findings if f.category.value == "gpu-arch" and f.severity.value == "fail"]
 
 
-def test_a_name_sold_with_two_chips_takes_the_higher_and_says_so_unverified(tmp_path: Path) -> None:
+def test_a_name_sold_with_two_chips_is_not_filled_in_and_says_so_unverified(tmp_path: Path) -> None:
     report = _report(tmp_path, {"name": "NVIDIA GeForce GT 730"}, {"tensorrt": "8.6.1.6"})
     (named,) = [f for f in report.findings if f.rule == "gpu-capability-from-name"]
-    assert not named.verified and "2.1 and 3.5" in named.message
-    (floor,) = [f for f in report.findings if f.rule == "package-gpu-too-old"]
-    assert floor.severity.value == "fail" and "3.5" in floor.message
+    assert not named.verified and "2.1 and 3.5" in named.message and "could not run" in named.message
+    assert not [f for f in report.findings if f.rule == "package-gpu-too-old"]  # neither chip is taken as known
+
+
+def test_a_stack_is_never_green_on_a_name_sold_with_two_chips(tmp_path: Path) -> None:
+    """"RTX 6000" is the Turing Quadro (7.5) or the Ada card (8.9): taking the higher would call a GPU fit for a
+    stack that needs Ampere when it may not be."""
+    snapshot = snapshot_from_dict({
+        "schema": "envdoctor.snapshot/1", "host": {"os": "linux", "arch": "x86_64"},
+        "nvidia": {"driver": "580.159.04", "gpus": [{"name": "NVIDIA RTX 6000"}]}, "packages": {},
+    })
+    report = run_check(snapshot, stack="lora-cu130-2026.11", cwd=tmp_path)
+    assert report.snapshot.nvidia.gpus[0].compute_capability is None
+    assert any(f.category.value == "gpu-arch" and f.severity.value in ("warn", "fail") for f in report.findings)
 
 
 def test_a_given_capability_is_never_replaced(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ class CheckContext:
     facts: Facts
     stack: Stack | None = None
     model: str | None = None
-    # GPUs whose compute capability the snapshot lacked and ``snapshot`` takes from their name (envdoctor.gpu_names)
+    # GPUs whose compute capability the snapshot lacked and whose name NVIDIA's list has (envdoctor.gpu_names):
+    # ``snapshot`` holds the capability of each whose name has one
     named_gpus: tuple[FilledCapability, ...] = ()
 
 

@@ -9,19 +9,19 @@ from envdoctor.findings import Category, Finding, Severity
 
 def check_named_gpus(ctx: CheckContext) -> list[Finding]:
     return [_named(filled.index, filled.gpu_name, filled.named.name, filled.named.compute_capabilities,
-                   filled.named.taken, filled.named.sources) for filled in ctx.named_gpus]
+                   filled.named.sources) for filled in ctx.named_gpus]
 
 
-def _named(index: int, gpu_name: str, listed: str, capabilities: tuple[str, ...], taken: str,
+def _named(index: int, gpu_name: str, listed: str, capabilities: tuple[str, ...],
            sources: tuple[str, ...]) -> Finding:
     where = f"nvidia.gpus[{index}]"
     if len(capabilities) > 1:
-        message = (f"GPU {index} ({gpu_name}) has no compute capability in the snapshot; {listed} was sold "
-                   f"with chips of compute capability {' and '.join(capabilities)}, and the checks took {taken}, the "
-                   "highest (a GPU below a package's floor at that capability is below it on either chip)")
+        message = (f"GPU {index} ({gpu_name}) has no compute capability in the snapshot, and {listed} was sold "
+                   f"with chips of compute capability {' and '.join(capabilities)}: the checks that need the "
+                   "capability could not run")
     else:
         message = (f"GPU {index} ({gpu_name}) has no compute capability in the snapshot; the checks took "
-                   f"{taken}, the capability of the {listed} in NVIDIA's list of CUDA GPUs")
+                   f"{capabilities[0]}, the capability of the {listed} in NVIDIA's list of CUDA GPUs")
     return Finding(
         rule="gpu-capability-from-name", category=Category.GPU_ARCH, severity=Severity.INFO, components=("gpu",),
         sources=sources, verified=len(capabilities) == 1, message=message,

@@ -805,7 +805,7 @@ class ProviderRelease:
         self.modules = modules_of(self.files)
         self._names: dict[str, ModuleNames | None] = {}
         self._scans: dict[str, tuple[set[str], set[str]]] = {}
-        self._binaries: dict[str, str] = {}
+        self._binaries: dict[str, str] = {}  # module -> its compiled binary's text (``_cython_lacks``)
 
     def names(self, module: str) -> ModuleNames | None:
         if module not in self._names:
@@ -869,14 +869,12 @@ class ProviderRelease:
         does not hold ``name`` as a word: Cython interns every name a module binds as a string, so such a module
         cannot bind it. Any other compiled module (a C++ binding such as ``torch._C``, whose names live in other
         libraries) may still supply it."""
-        stem = module.replace(".", "/")
-        binary = next((path for path in sorted(self.files) if path.startswith(stem + ".")
-                       and path.endswith((".so", ".pyd"))), None)
-        if binary is None:
-            return False
-        if binary not in self._binaries:
-            self._binaries[binary] = self.source.read(self.ref, binary) or ""
-        text = self._binaries[binary]
+        if module not in self._binaries:  # read once per module: its binary's text, "" when it has none
+            stem = module.replace(".", "/")
+            binary = next((path for path in sorted(self.files) if path.startswith(stem + ".")
+                           and path.endswith((".so", ".pyd"))), None)
+            self._binaries[module] = (self.source.read(self.ref, binary) or "") if binary else ""
+        text = self._binaries[module]
         return "__pyx_" in text and re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is None
 
     def _scanned(self, folder: str, name: str) -> str:

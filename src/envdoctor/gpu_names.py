@@ -18,14 +18,14 @@ from envdoctor.snapshot import Snapshot
 
 TABLE = "gpu_names"
 CAPABILITY = re.compile(r"^\d{1,2}\.\d$")
-# Words that say nothing about the chip: the vendor and product-line words nvidia-smi prints, memory sizes, memory
-# kinds and form factors ("NVIDIA A100-SXM4-80GB", "Tesla V100-PCIE-16GB", "NVIDIA GeForce RTX 4090 Laptop GPU").
-NOISE = re.compile(r"\b(nvidia|geforce|tesla|corporation|graphics|gpu|laptop|mobile|notebook|with max q design|max q|"
-                   r"generation|pcie|sxm\d*|nvl|hbm\d*e?|gddr\d*x?|\d+\s?gb|\d+\s?g|oem|dgxs?|mig \S+)\b")
-# The same words once letters and digits are apart ("NVIDIA1080Ti" -> "nvidia 1080 ti"), and the board makers
-# threads name before the model ("MSI RTX3080"): memory sizes are not matched again here ("a 10 g" is the A10G).
-WORDS = re.compile(r"\b(nvidia|geforce|tesla|graphics|gpu|laptop|msi|asus|rog|strix|tuf|gigabyte|aorus|evga|zotac|"
-                   r"palit|pny|galax|gainward|inno 3 d|colorful|founders edition|fe)\b")
+# Memory sizes, memory kinds and form factors ("NVIDIA A100-SXM4-80GB", "Tesla V100-PCIE-16GB", "RTX 2080 with
+# Max-Q Design"), dropped while letters and digits are still together ("a 10 g" would otherwise lose the A10G's "g").
+FORM = re.compile(r"\b(with max q design|max q|pcie|sxm\d*|nvl|hbm\d*e?|gddr\d*x?|\d+\s?gb|\d+\s?g|mig \S+)\b")
+# Words that say nothing about the chip, once letters and digits are apart ("NVIDIA1080Ti" -> "nvidia 1080 ti"): the
+# vendor and product-line words nvidia-smi prints and the board makers threads name before the model ("MSI RTX3080").
+WORDS = re.compile(r"\b(nvidia|geforce|tesla|corporation|graphics|gpu|laptop|mobile|notebook|generation|oem|dgxs?|"
+                   r"msi|asus|rog|strix|tuf|gigabyte|aorus|evga|zotac|palit|pny|galax|gainward|inno 3 d|colorful|"
+                   r"founders edition|fe)\b")
 # Series words a thread may leave out ("1080 Ti", "2050"): a table name starting with one of them is also known
 # without it, unless that shorter name belongs to another row too.
 SERIES = ("rtx ", "gtx ", "gts ", "gt ")
@@ -44,10 +44,10 @@ class NamedCapability:
         return len(self.compute_capabilities) > 1
 
 
-
 @dataclass(frozen=True)
-class FilledCapability:
-    """A GPU of the snapshot whose capability was taken from its name (``index``: its place in the snapshot)."""
+class NamedGpu:
+    """A GPU of the snapshot without a compute capability whose name the table lists (``index``: its place in the
+    snapshot); its capability was filled in unless the name is ambiguous."""
 
     index: int
     gpu_name: str
@@ -55,12 +55,12 @@ class FilledCapability:
 
 
 def normalized_gpu_name(name: str) -> str:
-    """Lower case, dashes and underscores as spaces, the NOISE words dropped, spaces single:
+    """Lower case, dashes and underscores as spaces, the FORM and WORDS words dropped, spaces single:
     "NVIDIA A100-SXM4-80GB" -> "a 100", "NVIDIA GeForce RTX4090 Laptop GPU" -> "rtx 4090" (letters and digits
     apart, so "RTX4090" and "RTX 4090" are one name)."""
     text = name.lower().replace("(tm)", " ").replace("(r)", " ")
     text = re.sub(r"[-_/,()]", " ", text)
-    text = NOISE.sub(" ", re.sub(r"\s+", " ", text))
+    text = FORM.sub(" ", re.sub(r"\s+", " ", text))
     text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", text)  # "rtx3090" and "rtx 3090" alike
     text = WORDS.sub(" ", re.sub(r"\s+", " ", text))
     return re.sub(r"\s+", " ", text).strip()
@@ -71,7 +71,7 @@ def capability_of(name: str | None, table: dict[str, NamedCapability]) -> NamedC
     return table.get(normalized_gpu_name(name)) if name else None
 
 
-def with_named_capabilities(snapshot: Snapshot, matrices: Matrices) -> tuple[Snapshot, tuple[FilledCapability, ...]]:
+def with_named_capabilities(snapshot: Snapshot, matrices: Matrices) -> tuple[Snapshot, tuple[NamedGpu, ...]]:
     """The snapshot with the capability of each GPU that lacks one taken from its name where the name has one
     capability, and each listed name found (ambiguous ones too, not filled in); the snapshot itself when nothing
     was filled in."""
@@ -79,18 +79,17 @@ def with_named_capabilities(snapshot: Snapshot, matrices: Matrices) -> tuple[Sna
     if not gpus or all(gpu.compute_capability or not gpu.name for gpu in gpus):
         return snapshot, ()
     table = load_gpu_names(matrices)
-    filled, out = [], []
+    found, out = [], []
     for index, gpu in enumerate(gpus):
         named = capability_of(gpu.name, table) if not gpu.compute_capability else None
-        if named is not None and not named.ambiguous:
-            gpu = replace(gpu, compute_capability=named.compute_capabilities[0])
-            filled.append(FilledCapability(index, str(gpu.name), named))
-        if named is not None and named.ambiguous:
-            filled.append(FilledCapability(index, str(gpu.name), named))
+        if named is not None:
+            found.append(NamedGpu(index, str(gpu.name), named))
+            if not named.ambiguous:
+                gpu = replace(gpu, compute_capability=named.compute_capabilities[0])
         out.append(gpu)
-    if not any(not f.named.ambiguous for f in filled):
-        return snapshot, tuple(filled)
-    return replace(snapshot, nvidia=replace(snapshot.nvidia, gpus=tuple(out))), tuple(filled)
+    if all(named_gpu.named.ambiguous for named_gpu in found):
+        return snapshot, tuple(found)
+    return replace(snapshot, nvidia=replace(snapshot.nvidia, gpus=tuple(out))), tuple(found)
 
 
 def load_gpu_names(matrices: Matrices) -> dict[str, NamedCapability]:

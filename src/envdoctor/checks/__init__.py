@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from envdoctor.facts import Facts
 from envdoctor.findings import Finding
-from envdoctor.gpu_names import FilledCapability
+from envdoctor.gpu_names import NamedGpu
 from envdoctor.matrices import Matrices, Stack
 from envdoctor.snapshot import Snapshot
 
@@ -24,7 +24,7 @@ class CheckContext:
     model: str | None = None
     # GPUs whose compute capability the snapshot lacked and whose name NVIDIA's list has (envdoctor.gpu_names):
     # ``snapshot`` holds the capability of each whose name has one
-    named_gpus: tuple[FilledCapability, ...] = ()
+    named_gpus: tuple[NamedGpu, ...] = ()
 
 
 Check = Callable[[CheckContext], list[Finding]]
